@@ -1,0 +1,43 @@
+# TradeTalk: `make run` starts the server, `make test` runs every test.
+# Both set up everything first: Debian packages, a virtual environment, the engines.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tradetalk-installed
+SYSTEM_STAMP := $(VENV)/.tradetalk-system
+
+.PHONY: run test setup system lint bench clean
+
+run: setup
+	$(BIN)/tradetalk serve
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: system $(STAMP)
+
+# Debian packages the server and tests use (redis-server, apertium); idempotent.
+system: $(SYSTEM_STAMP)
+$(SYSTEM_STAMP): scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	@mkdir -p $(VENV) && touch $@
+
+# torch first, from its CPU build: argostranslate -> stanza -> torch would otherwise pull CUDA.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[engines,dev]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python bench/chat.py
+
+clean:
+	rm -rf $(VENV) var tests/artifacts

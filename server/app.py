@@ -1,0 +1,154 @@
+"""The aiohttp application: Socket.IO server, HTTP routes, and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+from .chat import Chat
+from .config import Settings
+from .dispatch import Dispatcher
+from .presence import HEARTBEAT_TTL, Presence
+from .ratelimit import TokenBucket
+from .redis_manager import PooledRedisManager, blocking_pool
+from .sessions import Session, user_room
+from .store import Store
+from .tokens import TokenError, verify_token
+
+log = logging.getLogger("tradetalk")
+
+SETTINGS = web.AppKey("settings", Settings)
+SERVICES = web.AppKey("services", dict)
+
+
+def web_client_dir() -> Path:
+    """Where the static browser client lives."""
+    return Path(str(files("web_client")))
+
+
+class Realtime:
+    """Socket.IO connection handling; composes the chat (and later call) services."""
+
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        self.settings = settings
+        self.redis = blocking_pool(redis_url, settings.redis_max_connections)
+        manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=manager,
+            cors_allowed_origins=[],
+            max_http_buffer_size=settings.limits.max_payload_bytes,
+        )
+        self.sessions: dict[str, Session] = {}
+        self.store = Store(self.redis)
+        self.presence = Presence(self.redis)
+        dispatcher = Dispatcher(self.sio, self.sessions)
+        self.chat = Chat(self.sio, dispatcher, self.store, self.presence, settings.limits)
+        self.sio.on("connect", self.connect)
+        self.sio.on("disconnect", self.disconnect)
+        self._heartbeat: asyncio.Task | None = None
+
+    async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        """Accept a socket only with a valid token in `auth={"token": ...}`."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            identity = verify_token(self.settings.secret, token)
+        except TokenError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"unauthorized: {exc}", {"code": "unauthorized", "message": str(exc)}
+            ) from None
+        limits = self.settings.limits
+        self.sessions[sid] = Session(
+            identity, TokenBucket(limits.rate_per_second, limits.rate_burst)
+        )
+        await self.sio.enter_room(sid, user_room(identity.id))
+        if await self.presence.connect(identity.id, sid):
+            await self.chat.announce_presence(identity.id, True)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget the socket; announce the user offline when it was their last one."""
+        session = self.sessions.pop(sid, None)
+        if session is not None and await self.presence.disconnect(session.identity.id, sid):
+            await self.chat.announce_presence(session.identity.id, False)
+
+    async def start(self) -> None:
+        """Start the instance heartbeat and clear presence left by crashed processes."""
+        await self.presence.heartbeat()
+        for user in await self.presence.sweep():
+            await self.chat.announce_presence(user, False)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_TTL / 3)
+            try:
+                await self.presence.heartbeat()
+                for user in await self.presence.sweep():
+                    await self.chat.announce_presence(user, False)
+            except Exception:
+                log.exception("presence heartbeat failed")
+
+    async def close_sockets(self) -> None:
+        """Disconnect every socket of this process (on shutdown), so clients reconnect elsewhere."""
+        await asyncio.gather(
+            *(self.sio.disconnect(sid) for sid in list(self.sessions)), return_exceptions=True
+        )
+        await self.sio.shutdown()
+
+    async def stop(self) -> None:
+        """Stop background work and remove this process's sockets from presence."""
+        if self._heartbeat:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        with contextlib.suppress(Exception):
+            for user in await self.presence.sweep(include_self=True):
+                await self.chat.announce_presence(user, False)
+        await self.redis.aclose()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 with whether Redis answers."""
+    realtime: Realtime = request.app[SERVICES]["realtime"]
+    try:
+        redis_ok = bool(await asyncio.wait_for(realtime.redis.ping(), timeout=2))
+    except (aioredis.RedisError, OSError, TimeoutError):
+        redis_ok = False
+    return web.json_response({"ok": redis_ok, "redis": redis_ok})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """The browser client."""
+    return web.FileResponse(web_client_dir() / "index.html")
+
+
+def create_app(settings: Settings, redis_url: str) -> web.Application:
+    """Build the application for one server process on the given Redis."""
+    app = web.Application(client_max_size=settings.limits.max_payload_bytes)
+    app[SETTINGS] = settings
+    realtime = Realtime(settings, redis_url)
+    app[SERVICES] = {"realtime": realtime}
+    realtime.sio.attach(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", web_client_dir(), show_index=False)
+
+    async def lifecycle(app: web.Application):
+        await realtime.start()
+        yield
+        await realtime.stop()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await realtime.close_sockets()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
+    return app

@@ -1,0 +1,170 @@
+"""Chat events: conversations, messages, history, typing, read receipts, presence, inbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from . import validation as v
+from .config import Limits
+from .dispatch import Dispatcher
+from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .presence import Presence
+from .sessions import Session, conversation_room, user_room
+from .store import Store, summary
+from .tokens import Identity
+
+log = logging.getLogger("tradetalk.chat")
+
+
+class Chat:
+    """The chat half of the protocol (see docs/protocol.md)."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        dispatcher: Dispatcher,
+        store: Store,
+        presence: Presence,
+        limits: Limits,
+    ) -> None:
+        self.sio = sio
+        self.store = store
+        self.presence = presence
+        self.limits = limits
+        for name, handler in {
+            "conversation.create": self.create,
+            "conversation.join": self.join,
+            "message.send": self.send,
+            "history.get": self.history,
+            "typing": self.typing,
+            "message.read": self.read,
+            "inbox.list": self.inbox,
+        }.items():
+            dispatcher.register(name, handler)
+
+    async def conversation_for(self, identity: Identity, cid: str) -> dict[str, Any]:
+        """The conversation if `identity` takes part in it; else not_found / forbidden."""
+        conversation = await self.store.get_conversation(cid)
+        if conversation is None:
+            raise AppError(NOT_FOUND, f"no conversation {cid}")
+        if identity.id not in conversation["participants"]:
+            raise AppError(FORBIDDEN, "you are not a participant of this conversation")
+        return conversation
+
+    async def create(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """conversation.create {participants, title?}."""
+        data = v.payload(data, {"participants", "title"})
+        people = v.participants(data, self.limits.max_participants)
+        title = v.text(data, "title", self.limits.max_title_chars, required=False)
+        if session.identity.id not in people and len(people) >= self.limits.max_participants:
+            raise v.invalid(f"at most {self.limits.max_participants} participants")
+        conversation = await self.store.create_conversation(session.identity, people, title)
+        await self.notify_inboxes(
+            conversation, {p: None for p in conversation["participants"]}, None
+        )
+        return ok_ack(conversation=conversation)
+
+    async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """conversation.join {conversation_id, since?}: enter the live room, get what was missed."""
+        data = v.payload(data, {"conversation_id", "since"})
+        cid = v.conversation_id(data)
+        since = v.message_id(data, "since", required=False)
+        conversation = await self.conversation_for(session.identity, cid)
+        await self.sio.enter_room(sid, conversation_room(cid))
+        session.joined.add(cid)
+        if since is None:
+            messages, has_more = await self.store.messages_before(
+                cid, None, self.limits.history_page_default
+            )
+        else:
+            messages, has_more = await self.store.messages_after(cid, since, self.limits.replay_max)
+        online = await self.presence.online(conversation["participants"])
+        return ok_ack(
+            conversation=conversation, messages=messages, has_more=has_more, online=online
+        )
+
+    async def send(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """message.send {conversation_id, client_id, text}: stored before the ack, fanned out."""
+        data = v.payload(data, {"conversation_id", "client_id", "text"})
+        cid = v.conversation_id(data)
+        client_id = v.client_id(data)
+        text = v.text(data, "text", self.limits.max_text_chars)
+        me = session.identity
+        conversation = await self.conversation_for(me, cid)
+        created, message, unread = await self.store.add_message(
+            conversation, me, client_id, {"text": text, "lang": me.lang}
+        )
+        if created:
+            rooms = [user_room(p) for p in conversation["participants"]]
+            await self.sio.emit("message.new", {"message": message}, to=rooms)
+            await self.notify_inboxes(conversation, unread, message)
+        return ok_ack(message=message, duplicate=not created)
+
+    async def notify_inboxes(
+        self,
+        conversation: dict[str, Any],
+        unread: dict[str, int | None],
+        last_message: dict[str, Any] | None,
+    ) -> None:
+        """Send `inbox.update` to each given participant's sockets, with their unread count."""
+        for user, count in unread.items():
+            entry = summary(conversation, last_message, count or 0)
+            await self.sio.emit("inbox.update", {"conversation": entry}, to=user_room(user))
+
+    async def history(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """history.get {conversation_id, before?, limit?}: a page of older messages."""
+        data = v.payload(data, {"conversation_id", "before", "limit"})
+        cid = v.conversation_id(data)
+        before = v.message_id(data, "before", required=False)
+        limit = v.integer(
+            data, "limit", 1, self.limits.history_page_max, self.limits.history_page_default
+        )
+        await self.conversation_for(session.identity, cid)
+        messages, has_more = await self.store.messages_before(cid, before, limit)
+        return ok_ack(messages=messages, has_more=has_more)
+
+    async def typing(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """typing {conversation_id, active}: relayed to the other participants."""
+        data = v.payload(data, {"conversation_id", "active"})
+        cid = v.conversation_id(data)
+        active = v.boolean(data, "active")
+        me = session.identity
+        conversation = await self.conversation_for(me, cid)
+        others = [user_room(p) for p in conversation["participants"] if p != me.id]
+        if others:
+            event = {"conversation_id": cid, "user_id": me.id, "active": active}
+            await self.sio.emit("typing", event, to=others)
+        return ok_ack()
+
+    async def read(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """message.read {conversation_id, message_id}: move the read marker, tell the others."""
+        data = v.payload(data, {"conversation_id", "message_id"})
+        cid = v.conversation_id(data)
+        message_id = v.message_id(data, "message_id", required=True)
+        me = session.identity
+        conversation = await self.conversation_for(me, cid)
+        marker = await self.store.mark_read(cid, me.id, message_id)
+        if marker is None:
+            raise AppError(NOT_FOUND, f"no message {message_id} in this conversation")
+        others = [user_room(p) for p in conversation["participants"] if p != me.id]
+        if others:
+            event = {"conversation_id": cid, "user_id": me.id, "message_id": marker}
+            await self.sio.emit("read", event, to=others)
+        [entry] = await self.store.summaries(me.id, [cid])
+        await self.sio.emit("inbox.update", {"conversation": entry}, to=user_room(me.id))
+        return ok_ack(message_id=marker, unread=entry["unread"])
+
+    async def inbox(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """inbox.list {}: every conversation of the user, newest activity first."""
+        v.payload(data, set())
+        return ok_ack(conversations=await self.store.inbox(session.identity.id))
+
+    async def announce_presence(self, user: str, online: bool) -> None:
+        """Tell everyone who shares a conversation with `user` that they came or went."""
+        partners = await self.store.partners(user)
+        if partners:
+            rooms = [user_room(p) for p in partners]
+            await self.sio.emit("presence", {"user_id": user, "online": online}, to=rooms)

@@ -1,0 +1,75 @@
+"""Runtime settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Explicit input and rate limits; every one is enforced by the server."""
+
+    max_text_chars: int = 4000
+    max_participants: int = 50
+    max_title_chars: int = 200
+    history_page_default: int = 50
+    history_page_max: int = 100
+    replay_max: int = 1000
+    rate_per_second: float = 20.0
+    rate_burst: int = 40
+    max_payload_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the server listens, where it keeps data and which Redis it uses."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    secret: bytes = b""
+    redis_max_connections: int = 256
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from `PORT`, `HOST`, `REDIS_URL`, `TRADETALK_DATA`, `TRADETALK_SECRET`
+        and the per-socket rate limit `TRADETALK_RATE_PER_SECOND` / `TRADETALK_RATE_BURST`."""
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
+        secret_text = env.get("TRADETALK_SECRET")
+        secret = secret_text.encode() if secret_text else load_or_create_secret(data_dir)
+        limits = Limits(
+            rate_per_second=float(env.get("TRADETALK_RATE_PER_SECOND") or Limits.rate_per_second),
+            rate_burst=int(env.get("TRADETALK_RATE_BURST") or Limits.rate_burst),
+        )
+        return cls(
+            limits=limits,
+            host=env.get("HOST") or "127.0.0.1",
+            port=int(env.get("PORT") or 8080),
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=data_dir,
+            secret=secret,
+        )
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """Return the signing secret kept in the data dir, generating it on first use."""
+    path = data_dir / "secret"
+    if path.exists():
+        return path.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_bytes().strip()
+    try:
+        os.write(fd, value)
+    finally:
+        os.close(fd)
+    return value

@@ -1,0 +1,71 @@
+"""Who is online, across server processes: a Redis hash of live sockets per user.
+
+Each server process is an *instance* with a heartbeat key; sockets of an instance that died
+without cleaning up are swept away, so a crashed process never leaves users "online".
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis.asyncio as aioredis
+
+from .store import PREFIX
+
+HEARTBEAT_TTL = 30
+
+# KEYS: presence:{uid}  ARGV: sid, instance  -> sockets the user has now
+ADD_SCRIPT = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); return redis.call('HLEN', KEYS[1])"
+REMOVE_SCRIPT = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
+return redis.call('HLEN', KEYS[1])
+"""
+
+
+class Presence:
+    """Counts each user's sockets over all processes; tells when a user comes or goes."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self.instance = secrets.token_hex(6)
+        self._add = client.register_script(ADD_SCRIPT)
+        self._remove = client.register_script(REMOVE_SCRIPT)
+
+    @staticmethod
+    def _key(user: str) -> str:
+        return f"{PREFIX}presence:{user}"
+
+    async def heartbeat(self) -> None:
+        """Mark this instance alive for the next HEARTBEAT_TTL seconds."""
+        await self.redis.set(f"{PREFIX}instance:{self.instance}", 1, ex=HEARTBEAT_TTL)
+
+    async def connect(self, user: str, sid: str) -> bool:
+        """Record a socket; True when it is the user's first (the user came online)."""
+        return int(await self._add(keys=[self._key(user)], args=[sid, self.instance])) == 1
+
+    async def disconnect(self, user: str, sid: str) -> bool:
+        """Forget a socket; True when it was the user's last (the user went offline)."""
+        return int(await self._remove(keys=[self._key(user)], args=[sid])) == 0
+
+    async def online(self, users: list[str]) -> dict[str, bool]:
+        """Whether each user has at least one live socket."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hlen(self._key(user))
+            counts = await pipe.execute()
+        return {user: count > 0 for user, count in zip(users, counts, strict=True)}
+
+    async def sweep(self, include_self: bool = False) -> list[str]:
+        """Drop sockets of dead instances (or of this one); return users that went offline."""
+        alive: dict[str, bool] = {}
+        gone_offline = []
+        async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*", count=500):
+            entries = await self.redis.hgetall(key)
+            for sid, instance in entries.items():
+                inst = instance.decode()
+                if inst not in alive:
+                    alive[inst] = bool(await self.redis.exists(f"{PREFIX}instance:{inst}"))
+                dead = not alive[inst] or (include_self and inst == self.instance)
+                if dead and await self._remove(keys=[key], args=[sid]) == 0:
+                    gone_offline.append(key.decode()[len(PREFIX) + len("presence:") :])
+        return gone_offline

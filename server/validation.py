@@ -1,0 +1,111 @@
+"""Payload validation for Socket.IO events: every field checked, errors raised as `invalid`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import INVALID, AppError
+from .tokens import LANG_RE, USER_ID_RE
+
+CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def invalid(message: str) -> AppError:
+    """An `invalid` error."""
+    return AppError(INVALID, message)
+
+
+def payload(data: Any, allowed: set[str]) -> dict[str, Any]:
+    """The event payload as a dict with no fields outside `allowed`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise invalid("payload must be a JSON object")
+    unknown = set(data) - allowed
+    if unknown:
+        raise invalid(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    return data
+
+
+def conversation_id(data: dict[str, Any], field: str = "conversation_id") -> str:
+    """A required, well-formed conversation id."""
+    value = data.get(field)
+    if not isinstance(value, str) or not CONVERSATION_ID_RE.match(value):
+        raise invalid(f"{field} must be a conversation id like c_0123456789abcdef")
+    return value
+
+
+def user_id(value: Any, field: str) -> str:
+    """A well-formed user id."""
+    if not isinstance(value, str) or not USER_ID_RE.match(value):
+        raise invalid(f"{field} must be a user id (1-64 letters, digits, _ . @ -)")
+    return value
+
+
+def message_id(data: dict[str, Any], field: str, required: bool) -> int | None:
+    """A message id: a positive integer (ids count up from 1 within a conversation)."""
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 2**53:
+        raise invalid(f"{field} must be a message id (a non-negative integer)")
+    return value
+
+
+def text(data: dict[str, Any], field: str, max_chars: int, required: bool = True) -> str | None:
+    """A string of 1..max_chars characters that isn't only whitespace."""
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"{field} must be a string")
+    if not value.strip():
+        raise invalid(f"{field} must not be empty")
+    if len(value) > max_chars:
+        raise invalid(f"{field} is longer than {max_chars} characters")
+    return value
+
+
+def client_id(data: dict[str, Any]) -> str:
+    """The client's idempotency key for a send."""
+    value = data.get("client_id")
+    if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
+        raise invalid("client_id must be 1-64 characters of letters, digits, _ . : -")
+    return value
+
+
+def boolean(data: dict[str, Any], field: str) -> bool:
+    """A required boolean."""
+    value = data.get(field)
+    if not isinstance(value, bool):
+        raise invalid(f"{field} must be true or false")
+    return value
+
+
+def integer(data: dict[str, Any], field: str, low: int, high: int, default: int) -> int:
+    """An optional integer in [low, high]."""
+    value = data.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid(f"{field} must be an integer from {low} to {high}")
+    return value
+
+
+def participants(data: dict[str, Any], max_count: int) -> list[str]:
+    """A non-empty list of distinct, well-formed user ids (order kept)."""
+    value = data.get("participants")
+    if not isinstance(value, list) or not value:
+        raise invalid("participants must be a non-empty list of user ids")
+    if len(value) > max_count:
+        raise invalid(f"at most {max_count} participants")
+    ids = [user_id(v, "participants[]") for v in value]
+    return list(dict.fromkeys(ids))
+
+
+def lang(data: dict[str, Any], field: str = "lang") -> str:
+    """A language code such as en, es, zh."""
+    value = data.get(field)
+    if not isinstance(value, str) or not LANG_RE.match(value):
+        raise invalid(f"{field} must be a language code such as en, es, zh")
+    return value

@@ -1,0 +1,50 @@
+"""Shared fixtures: a real redis-server per test session, and in-process servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from server.app import create_app
+from server.config import Settings
+from server.embedded_redis import EmbeddedRedis
+from server.tokens import Identity
+from tests.peers import SECRET, Peer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A real redis-server process, started by the tests, stopped at the end."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings for an in-process server on the session's Redis."""
+    return Settings(data_dir=tmp_path, secret=SECRET)
+
+
+@pytest.fixture
+async def server_url(aiohttp_server, redis_server, settings) -> str:
+    """A running TradeTalk server (in this process) and its base URL."""
+    server = await aiohttp_server(create_app(settings, redis_server.url))
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def connect(server_url) -> AsyncIterator[Callable[..., Awaitable[Peer]]]:
+    """Connect Peers to the server; all are disconnected after the test."""
+    peers: list[Peer] = []
+
+    async def make(identity: Identity, url: str | None = None, token: str | None = None) -> Peer:
+        peer = Peer(identity)
+        peers.append(peer)
+        return await peer.connect(url or server_url, token)
+
+    yield make
+    for peer in peers:
+        await peer.close()

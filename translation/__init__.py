@@ -1,0 +1,1 @@
+"""Offline translation and speech-recognition engines (no Socket.IO, no Redis)."""
