@@ -40,10 +40,10 @@ class Realtime:
     def __init__(self, settings: Settings, redis_url: str) -> None:
         self.settings = settings
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
-        manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
+        self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
-            client_manager=manager,
+            client_manager=self.manager,
             cors_allowed_origins=[],
             max_http_buffer_size=settings.limits.max_payload_bytes,
         )
@@ -112,6 +112,7 @@ class Realtime:
         with contextlib.suppress(Exception):
             for user in await self.presence.sweep(include_self=True):
                 await self.chat.announce_presence(user, False)
+        await self.manager.close()
         await self.redis.aclose()
 
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
 import redis.asyncio as aioredis
 import socketio
+
+log = logging.getLogger("tradetalk.pubsub")
 
 
 def blocking_pool(url: str, max_connections: int, timeout: float = 20.0) -> aioredis.Redis:
@@ -17,16 +25,52 @@ def blocking_pool(url: str, max_connections: int, timeout: float = 20.0) -> aior
 class PooledRedisManager(socketio.AsyncRedisManager):
     """Shares rooms and emits across server processes through Redis pub/sub.
 
-    The stock manager builds its client with a default pool of 100 connections that raises
-    "Too many connections" on a burst of concurrent emits, and then drops the emit after
-    logging it. A blocking pool queues the burst instead.
+    Two changes to the stock manager:
+    - its default pool (100 connections) raises "Too many connections" on a burst of concurrent
+      emits and then drops the emit after logging it; a blocking pool queues the burst instead;
+    - it can be closed: the listener stops for good (the stock one retries forever, and a
+      cancellation that lands inside a Redis read can come out as a retried error, which keeps
+      the listener alive and hangs event-loop shutdown).
     """
 
     def __init__(self, url: str, channel: str, max_connections: int) -> None:
         super().__init__(url, channel=channel)
         self.max_connections = max_connections
+        self.closing = False
 
     def _redis_connect(self) -> None:
         self.redis = blocking_pool(self.redis_url, self.max_connections)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        retry_sleep = 1.0
+        while not self.closing:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                retry_sleep = 1.0
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                if self.closing:
+                    return
+                log.error("cannot receive from redis (%s); retrying in %.0f s", exc, retry_sleep)
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 30.0)
+
+    async def close(self) -> None:
+        """Stop listening and close the Redis connections."""
+        self.closing = True
+        task = getattr(self, "thread", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
+        if getattr(self, "redis", None) is not None:
+            with contextlib.suppress(Exception):
+                await self.pubsub.aclose()
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+        if task is not None and not task.done():  # the cancel was swallowed mid-read: again
+            task.cancel()
+            await asyncio.wait([task], timeout=4)
