@@ -1,0 +1,205 @@
+"""Async facade for the server: caching, coalescing and bounded CPU work off the event loop.
+
+One message shown to N people in K languages costs at most K translations: results are cached
+in process (LRU) and in a shared cache (Redis, plugged in by the server), keyed by the engine
+route, source and target language, glossary and text; concurrent identical requests wait for
+one computation. Engine calls run in a bounded ThreadPoolExecutor, so a burst queues there and
+the event loop keeps serving chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import TranslationUnavailable
+from .protect import Glossary
+from .translator import Translator, normalize_lang
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY_PREFIX = "tt:mt:v1:"
+
+
+class AsyncCache(Protocol):
+    """A shared string cache (the server plugs in a Redis-backed one)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str) -> None: ...
+
+
+@dataclass
+class ServiceStats:
+    """Counters: engine translations run, and requests served otherwise."""
+
+    computed: int = 0  # translations actually run on an engine
+    cache_hits: int = 0  # served from the in-process LRU
+    shared_hits: int = 0  # served from the shared cache
+    coalesced: int = 0  # waited for an identical request already running
+    errors: int = 0  # unavailable pairs and engine failures
+
+    @property
+    def requests(self) -> int:
+        return self.computed + self.cache_hits + self.shared_hits + self.coalesced
+
+
+def glossary_hash(glossary: Glossary | None) -> str:
+    """A stable short hash of a glossary (``-`` for none)."""
+    if not glossary:
+        return "-"
+    blob = json.dumps(sorted(glossary.items()), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def cache_key(route: str, src: str, dst: str, glossary: Glossary | None, text: str) -> str:
+    """The cache key of one translation (route, languages, glossary hash and text)."""
+    digest = hashlib.sha256(
+        "\x1f".join((route, src, dst, glossary_hash(glossary), text)).encode("utf-8")
+    ).hexdigest()
+    return f"{CACHE_KEY_PREFIX}{src}:{dst}:{digest}"
+
+
+class TranslationService:
+    """Cached, coalesced, bounded async translation over a synchronous :class:`Translator`."""
+
+    def __init__(
+        self,
+        translator: Translator,
+        max_workers: int = 2,
+        cache_size: int = 10_000,
+        shared_cache: AsyncCache | None = None,
+    ) -> None:
+        self.translator = translator
+        self.shared_cache = shared_cache
+        self.cache_size = cache_size
+        self.stats = ServiceStats()
+        self._lru: OrderedDict[str, str] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mt")
+
+    async def translate(
+        self, text: str, src: str, dst: str, glossary: Glossary | None = None
+    ) -> str:
+        """Translate ``text``; raises TranslationUnavailable for an unserved pair."""
+        src, dst = normalize_lang(src), normalize_lang(dst)
+        if src == dst or not text.strip():
+            return text
+        try:
+            route = self.translator.route_key(src, dst)
+        except TranslationUnavailable:
+            self.stats.errors += 1
+            raise
+        key = cache_key(route, src, dst, glossary, text)
+        cached = self._lru_get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        running = self._inflight.get(key)
+        if running is not None:
+            self.stats.coalesced += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._compute(key, text, src, dst, glossary)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _compute(
+        self, key: str, text: str, src: str, dst: str, glossary: Glossary | None
+    ) -> str:
+        if self.shared_cache is not None:
+            try:
+                shared = await self.shared_cache.get(key)
+            except Exception:
+                log.exception("shared translation cache: get failed")
+                shared = None
+            if shared is not None:
+                self.stats.shared_hits += 1
+                self._lru_set(key, shared)
+                return shared
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._executor, self.translator.translate, text, src, dst, glossary
+        )
+        self.stats.computed += 1
+        self._lru_set(key, result)
+        if self.shared_cache is not None:
+            try:
+                await self.shared_cache.set(key, result)
+            except Exception:
+                log.exception("shared translation cache: set failed")
+        return result
+
+    async def translate_many(
+        self,
+        text: str,
+        src: str,
+        targets: Iterable[str],
+        glossary: Glossary | None = None,
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Translate into every target language at once. Returns (translations by language,
+        error message by language); never raises for an unavailable pair or a failing
+        engine, so a message can always be delivered."""
+        languages = list(dict.fromkeys(normalize_lang(t) for t in targets if t))
+        results = await asyncio.gather(
+            *(self.translate(text, src, lang, glossary) for lang in languages),
+            return_exceptions=True,
+        )
+        translations: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for lang, result in zip(languages, results, strict=True):
+            if isinstance(result, TranslationUnavailable):
+                errors[lang] = str(result)
+            elif isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                self.stats.errors += 1
+                log.error("translation %s->%s failed: %r", src, lang, result)
+                errors[lang] = f"translation {src}->{lang} failed: {result}"
+            else:
+                translations[lang] = result
+        return translations, errors
+
+    async def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Load the engines of these pairs now (in the worker threads), so the first messages
+        do not pay for model loading and process start-up. Unavailable pairs are skipped."""
+        loop = asyncio.get_running_loop()
+        for src, dst in pairs:
+            try:
+                await loop.run_in_executor(
+                    self._executor, self.translator.translate, "Hello", src, dst
+                )
+            except TranslationUnavailable:
+                continue
+
+    def _lru_get(self, key: str) -> str | None:
+        value = self._lru.get(key)
+        if value is not None:
+            self._lru.move_to_end(key)
+        return value
+
+    def _lru_set(self, key: str, value: str) -> None:
+        self._lru[key] = value
+        self._lru.move_to_end(key)
+        while len(self._lru) > self.cache_size:
+            self._lru.popitem(last=False)
+
+    def close(self) -> None:
+        """Stop the worker threads (engines are closed by their owner)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
