@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,15 @@ from aiohttp import web
 from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
+from .languages import Languages
 from .presence import HEARTBEAT_TTL, Presence
 from .ratelimit import TokenBucket
 from .redis_manager import PooledRedisManager, blocking_pool
 from .sessions import Session, user_room
 from .store import Store
 from .tokens import TokenError, verify_token
+from .translation_cache import RedisTranslationCache
+from .web_routes import add_web_routes
 
 log = logging.getLogger("tradetalk")
 
@@ -37,7 +41,7 @@ def web_client_dir() -> Path:
 class Realtime:
     """Socket.IO connection handling; composes the chat (and later call) services."""
 
-    def __init__(self, settings: Settings, redis_url: str) -> None:
+    def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
         self.settings = settings
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
@@ -50,8 +54,19 @@ class Realtime:
         self.sessions: dict[str, Session] = {}
         self.store = Store(self.redis)
         self.presence = Presence(self.redis)
+        self.languages = Languages(self.redis)
+        self.translator = translator
+        self._owns_translator = False
         dispatcher = Dispatcher(self.sio, self.sessions)
-        self.chat = Chat(self.sio, dispatcher, self.store, self.presence, settings.limits)
+        self.chat = Chat(
+            self.sio,
+            dispatcher,
+            self.store,
+            self.presence,
+            self.languages,
+            None,
+            settings.limits,
+        )
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._heartbeat: asyncio.Task | None = None
@@ -65,6 +80,7 @@ class Realtime:
             raise socketio.exceptions.ConnectionRefusedError(
                 f"unauthorized: {exc}", {"code": "unauthorized", "message": str(exc)}
             ) from None
+        identity = replace(identity, lang=await self.languages.register(identity))
         limits = self.settings.limits
         self.sessions[sid] = Session(
             identity, TokenBucket(limits.rate_per_second, limits.rate_burst)
@@ -80,7 +96,18 @@ class Realtime:
             await self.chat.announce_presence(session.identity.id, False)
 
     async def start(self) -> None:
-        """Start the instance heartbeat and clear presence left by crashed processes."""
+        """Load the translation engines, start the instance heartbeat, clear stale presence."""
+        from translation.registry import build_translator
+        from translation.service import TranslationService
+
+        if self.translator is None:
+            self.translator = await asyncio.to_thread(build_translator, self.settings.data_dir)
+            self._owns_translator = True
+        self.chat.translation = TranslationService(
+            self.translator, shared_cache=RedisTranslationCache(self.redis)
+        )
+        # Load models and start engine processes before serving, not on the first message.
+        await self.chat.translation.warm(self.translator.pairs())
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
@@ -114,6 +141,10 @@ class Realtime:
                 await self.chat.announce_presence(user, False)
         await self.manager.close()
         await self.redis.aclose()
+        if self.chat.translation is not None:
+            self.chat.translation.close()
+        if self._owns_translator:
+            await asyncio.to_thread(self.translator.close)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -131,16 +162,21 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(web_client_dir() / "index.html")
 
 
-def create_app(settings: Settings, redis_url: str) -> web.Application:
-    """Build the application for one server process on the given Redis."""
+def create_app(settings: Settings, redis_url: str, translator: Any = None) -> web.Application:
+    """Build the application for one server process on the given Redis.
+
+    `translator` (a `translation.translator.Translator`) is built from the data dir's installed
+    engines when not given; tests pass one shared across the session.
+    """
     app = web.Application(client_max_size=settings.limits.max_payload_bytes)
     app[SETTINGS] = settings
-    realtime = Realtime(settings, redis_url)
+    realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)
     app.router.add_static("/static/", web_client_dir(), show_index=False)
+    add_web_routes(app, settings)
 
     async def lifecycle(app: web.Application):
         await realtime.start()

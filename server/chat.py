@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any, Protocol
 
 import socketio
 
@@ -11,12 +13,25 @@ from . import validation as v
 from .config import Limits
 from .dispatch import Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .languages import Languages
 from .presence import Presence
 from .sessions import Session, conversation_room, user_room
 from .store import Store, summary
 from .tokens import Identity
 
 log = logging.getLogger("tradetalk.chat")
+
+NO_ENGINE = "no translation engine is installed on this server"
+
+
+class Translating(Protocol):
+    """What chat needs of `translation.service.TranslationService`."""
+
+    async def translate_many(
+        self, text: str, src: str, targets: Iterable[str], glossary: dict | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Translations by language, and why each missing language couldn't be translated."""
+        ...
 
 
 class Chat:
@@ -28,11 +43,15 @@ class Chat:
         dispatcher: Dispatcher,
         store: Store,
         presence: Presence,
+        languages: Languages,
+        translation: Translating | None,
         limits: Limits,
     ) -> None:
         self.sio = sio
         self.store = store
         self.presence = presence
+        self.languages = languages
+        self.translation = translation
         self.limits = limits
         for name, handler in {
             "conversation.create": self.create,
@@ -42,6 +61,9 @@ class Chat:
             "typing": self.typing,
             "message.read": self.read,
             "inbox.list": self.inbox,
+            "user.set_language": self.set_language,
+            "glossary.get": self.get_glossary,
+            "glossary.set": self.set_glossary,
         }.items():
             dispatcher.register(name, handler)
 
@@ -82,8 +104,13 @@ class Chat:
         else:
             messages, has_more = await self.store.messages_after(cid, since, self.limits.replay_max)
         online = await self.presence.online(conversation["participants"])
+        read = await self.store.read_markers(cid)
         return ok_ack(
-            conversation=conversation, messages=messages, has_more=has_more, online=online
+            conversation=conversation,
+            messages=messages,
+            has_more=has_more,
+            online=online,
+            read=read,
         )
 
     async def send(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -94,14 +121,70 @@ class Chat:
         text = v.text(data, "text", self.limits.max_text_chars)
         me = session.identity
         conversation = await self.conversation_for(me, cid)
-        created, message, unread = await self.store.add_message(
-            conversation, me, client_id, {"text": text, "lang": me.lang}
-        )
+        earlier = await self.store.find_sent(cid, me.id, client_id)
+        if earlier is not None:
+            return ok_ack(message=earlier, duplicate=True)
+        fields = await self.translated(conversation, me, text)
+        created, message, unread = await self.store.add_message(conversation, me, client_id, fields)
         if created:
             rooms = [user_room(p) for p in conversation["participants"]]
             await self.sio.emit("message.new", {"message": message}, to=rooms)
             await self.notify_inboxes(conversation, unread, message)
         return ok_ack(message=message, duplicate=not created)
+
+    async def translated(
+        self, conversation: dict[str, Any], me: Identity, text: str
+    ) -> dict[str, Any]:
+        """Message fields: the text in the sender's language plus one translation per other
+        participant language. A language that can't be translated is reported in
+        `translation_error` and the message goes out without it (never held back)."""
+        langs = await self.languages.of(conversation["participants"])
+        src = langs.get(me.id) or me.lang
+        targets = sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
+        fields: dict[str, Any] = {"text": text, "lang": src, "translations": {}}
+        if not targets:
+            return fields
+        if self.translation is None:
+            fields["translation_error"] = {lang: NO_ENGINE for lang in targets}
+            return fields
+        glossary = await self.store.glossary(conversation["id"])
+        try:
+            translations, errors = await self.translation.translate_many(
+                text, src, targets, glossary or None
+            )
+        except Exception as exc:  # an engine failure must never drop the message
+            log.exception("translation failed")
+            translations, errors = {}, {lang: f"translation failed: {exc}" for lang in targets}
+        fields["translations"] = translations
+        if errors:
+            fields["translation_error"] = errors
+        return fields
+
+    async def set_language(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """user.set_language {lang}: the language this user reads and writes in, from now on."""
+        data = v.payload(data, {"lang"})
+        lang = v.lang(data)
+        me = session.identity
+        await self.languages.set(me.id, lang)
+        session.identity = replace(me, lang=lang)
+        await self.sio.emit("user.language", {"user_id": me.id, "lang": lang}, to=user_room(me.id))
+        return ok_ack(lang=lang)
+
+    async def get_glossary(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """glossary.get {conversation_id}: the conversation's fixed term translations."""
+        data = v.payload(data, {"conversation_id"})
+        cid = v.conversation_id(data)
+        await self.conversation_for(session.identity, cid)
+        return ok_ack(terms=await self.store.glossary(cid))
+
+    async def set_glossary(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """glossary.set {conversation_id, terms}: replace the conversation's glossary."""
+        data = v.payload(data, {"conversation_id", "terms"})
+        cid = v.conversation_id(data)
+        terms = v.glossary(data, self.limits.glossary_max_terms, self.limits.glossary_max_chars)
+        await self.conversation_for(session.identity, cid)
+        await self.store.set_glossary(cid, terms)
+        return ok_ack(terms=terms)
 
     async def notify_inboxes(
         self,

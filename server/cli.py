@@ -1,4 +1,4 @@
-"""The `tradetalk` command: serve, token (and the engines' commands as they arrive)."""
+"""The `tradetalk` command: serve, token, and the engines' models / translate / transcribe."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import sys
 
 from aiohttp import web
+
+from translation.commands import add_commands, run_command
 
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
@@ -43,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", required=True, choices=["buyer", "supplier", "agent"])
     token.add_argument("--lang", required=True, help="language code, e.g. en, es, zh")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="lifetime in seconds")
+    add_commands(commands)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
+    handled = run_command(args, settings.data_dir)
+    if handled is not None:
+        return handled
     if args.command == "serve":
         serve(settings)
     elif args.command == "token":

@@ -21,6 +21,8 @@ class Limits:
     rate_per_second: float = 20.0
     rate_burst: int = 40
     max_payload_bytes: int = 64 * 1024
+    glossary_max_terms: int = 200
+    glossary_max_chars: int = 100
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Settings:
     data_dir: Path = Path("var")
     secret: bytes = b""
     redis_max_connections: int = 256
+    dev: bool = False
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -49,6 +52,7 @@ class Settings:
         )
         return cls(
             limits=limits,
+            dev=env.get("TRADETALK_DEV", "") not in ("", "0", "false"),
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8080),
             redis_url=env.get("REDIS_URL") or None,

@@ -6,6 +6,7 @@ Key layout (prefix `tt:`), all written atomically by Lua scripts where several c
 - `conv:{cid}:msgs`    hash: message id -> message JSON
 - `conv:{cid}:cids`    hash: sender + client_id -> message id (idempotent sends)
 - `conv:{cid}:reads`   hash: user id -> last message id read
+- `conv:{cid}:glossary` JSON: term -> fixed translation (or null: keep as is)
 - `inbox:{uid}`        sorted set: conversation id scored by last activity (ms)
 """
 
@@ -210,6 +211,11 @@ class Store:
         )
         return None if int(marker) < 0 else int(marker)
 
+    async def read_markers(self, cid: str) -> dict[str, int]:
+        """How far each participant has read: user id -> last message id read."""
+        raw = await self.redis.hgetall(self.key("conv", cid, "reads"))
+        return {user.decode(): int(marker) for user, marker in raw.items()}
+
     async def inbox(self, user: str, limit: int = INBOX_MAX) -> list[dict[str, Any]]:
         """The user's conversations, newest activity first, with last message and unread count."""
         cids = [
@@ -241,6 +247,25 @@ class Store:
                 summary(conversation, json.loads(last) if last else None, max(0, top - read))
             )
         return result
+
+    async def find_sent(self, cid: str, sender: str, client_id: str) -> dict[str, Any] | None:
+        """The message this sender already stored under `client_id`, if any."""
+        seq = await self.redis.hget(self.key("conv", cid, "cids"), f"{sender}\x1f{client_id}")
+        if seq is None:
+            return None
+        raw = await self.redis.hget(self.key("conv", cid, "msgs"), seq)
+        return json.loads(raw) if raw else None
+
+    async def glossary(self, cid: str) -> dict[str, str | None]:
+        """The conversation's glossary: term -> fixed translation, or None to keep it as is."""
+        raw = await self.redis.get(self.key("conv", cid, "glossary"))
+        return json.loads(raw) if raw else {}
+
+    async def set_glossary(self, cid: str, terms: dict[str, str | None]) -> None:
+        """Replace the conversation's glossary."""
+        await self.redis.set(
+            self.key("conv", cid, "glossary"), json.dumps(terms, ensure_ascii=False)
+        )
 
     async def partners(self, user: str) -> set[str]:
         """Everyone who shares a conversation with `user` (for presence)."""

@@ -109,3 +109,18 @@ def lang(data: dict[str, Any], field: str = "lang") -> str:
     if not isinstance(value, str) or not LANG_RE.match(value):
         raise invalid(f"{field} must be a language code such as en, es, zh")
     return value
+
+
+def glossary(data: dict[str, Any], max_terms: int, max_chars: int) -> dict[str, str | None]:
+    """`terms`: an object of term -> fixed translation (string) or null (keep the term as is)."""
+    value = data.get("terms")
+    if not isinstance(value, dict):
+        raise invalid("terms must be an object of term -> translation or null")
+    if len(value) > max_terms:
+        raise invalid(f"at most {max_terms} glossary terms")
+    for term, fixed in value.items():
+        if not term.strip() or len(term) > max_chars:
+            raise invalid(f"glossary terms must be 1-{max_chars} characters")
+        if fixed is not None and (not isinstance(fixed, str) or len(fixed) > max_chars):
+            raise invalid(f"a term's translation must be null or a string of <= {max_chars} chars")
+    return value

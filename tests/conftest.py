@@ -11,6 +11,10 @@ from server.config import Settings
 from server.embedded_redis import EmbeddedRedis
 from server.tokens import Identity
 from tests.peers import SECRET, Peer
+from translation.translator import Translator
+
+# Session fixtures on the real engines: apertium_engine, argos_engine, argos_data_dir, translator.
+pytest_plugins = ["tests.translation_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +32,22 @@ def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, secret=SECRET)
 
 
+@pytest.fixture(scope="session")
+def chat_translator(apertium_engine) -> Translator:
+    """The engines chat tests translate with: Apertium en<->es (real, warm, shared)."""
+    return Translator([apertium_engine])
+
+
 @pytest.fixture
-async def server_url(aiohttp_server, redis_server, settings) -> str:
+def server_translator(chat_translator) -> Translator:
+    """The translator in-process servers use; a test module may override it."""
+    return chat_translator
+
+
+@pytest.fixture
+async def server_url(aiohttp_server, redis_server, settings, server_translator) -> str:
     """A running TradeTalk server (in this process) and its base URL."""
-    server = await aiohttp_server(create_app(settings, redis_server.url))
+    server = await aiohttp_server(create_app(settings, redis_server.url, server_translator))
     return str(server.make_url("")).rstrip("/")
 
 

@@ -165,6 +165,8 @@ async def test_typing_and_read_receipts_and_unread(connect) -> None:
     # Read markers never move backwards; unknown message ids are refused.
     back = await supplier.call("message.read", {"conversation_id": cid, "message_id": 1})
     assert back["message_id"] == 2
+    joined = await buyer.call("conversation.join", {"conversation_id": cid})
+    assert joined["read"] == {buyer.id: 3, supplier.id: 2}
     beyond = await supplier.call("message.read", {"conversation_id": cid, "message_id": 99})
     assert beyond["error"]["code"] == "not_found"
 

@@ -1,0 +1,110 @@
+"""HTTP routes of the browser client: the vendored Socket.IO client, client config, dev tokens.
+
+`add_web_routes(app, settings)` adds:
+
+- `GET /vendor/socket.io.esm.min.js` (and its `.map`): the ESM build of `socket.io-client`,
+  installed from the npm registry into `web_client/node_modules` (never committed).
+- `GET /api/client-config` → `{"dev": bool}`: tells the page whether to offer the dev sign-in form.
+- `POST /api/dev/token {name, role, lang}` → `{token, user: {id, name, role, lang}}`, only when
+  the server runs in dev mode (`TRADETALK_DEV=1`); the route does not exist otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .tokens import TokenError, check_identity, issue_token
+
+DEV_TOKEN_TTL = 12 * 3600
+VENDOR_FILES = {
+    "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+    "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
+}
+MAX_BODY_BYTES = 4096
+
+
+def node_modules_dir() -> Path:
+    """Where `npm install --prefix web_client` put the browser packages."""
+    return Path(str(files("web_client"))) / "node_modules"
+
+
+def user_id_for(name: str) -> str:
+    """A fresh user id from a display name: a lowercase ASCII slug plus a random suffix."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
+    return f"{slug or 'user'}-{secrets.token_hex(3)}"
+
+
+def vendor_handler(relative: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler serving one file of node_modules, or 404 naming the setup step."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = node_modules_dir() / relative
+        if not path.is_file():
+            raise web.HTTPNotFound(
+                text=f"{relative} is not installed: run `npm install --prefix web_client`"
+            )
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+def client_config_handler(dev: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`GET /api/client-config` → what the page needs to know before sign-in."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"dev": dev})
+
+    return handler
+
+
+def bad_request(message: str) -> web.Response:
+    """400 with `{"ok": false, "error": {"code": "invalid", "message"}}`."""
+    return web.json_response(
+        {"ok": False, "error": {"code": "invalid", "message": message}}, status=400
+    )
+
+
+def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`POST /api/dev/token {name, role, lang}` → a 12-hour token for a new user id."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return bad_request("body too large")
+        try:
+            data: Any = await request.json()
+        except ValueError:
+            return bad_request("body must be a JSON object")
+        if not isinstance(data, dict):
+            return bad_request("body must be a JSON object")
+        unknown = set(data) - {"name", "role", "lang"}
+        if unknown:
+            return bad_request(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+        name = data.get("name")
+        try:
+            user_id = user_id_for(name if isinstance(name, str) else "")
+            identity = check_identity(user_id, name, data.get("role"), data.get("lang"))
+        except TokenError as exc:
+            return bad_request(str(exc))
+        token = issue_token(secret, identity, DEV_TOKEN_TTL)
+        return web.json_response({"token": token, "user": identity.public()})
+
+    return handler
+
+
+def add_web_routes(app: web.Application, settings: Any) -> None:
+    """Add the client's vendor files and config; the dev token endpoint only in dev mode."""
+    for name, relative in VENDOR_FILES.items():
+        app.router.add_get(f"/vendor/{name}", vendor_handler(relative))
+    dev = bool(getattr(settings, "dev", False))
+    app.router.add_get("/api/client-config", client_config_handler(dev))
+    if dev:
+        app.router.add_post("/api/dev/token", dev_token_handler(settings.secret))
