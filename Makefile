@@ -10,13 +10,18 @@ SYSTEM_STAMP := $(VENV)/.tradetalk-system
 .PHONY: run test setup system lint bench clean
 
 run: setup
-	$(BIN)/tradetalk serve
+	TRADETALK_DEV=1 $(BIN)/tradetalk serve
 
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: system $(STAMP)
+setup: system $(STAMP) web_client/node_modules/.installed
+
+# The browser client's packages (socket.io-client) from the npm registry.
+web_client/node_modules/.installed: web_client/package.json
+	npm install --prefix web_client --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Debian packages the server and tests use (redis-server, apertium); idempotent.
 system: $(SYSTEM_STAMP)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages TradeTalk runs and tests with. Safe to run again.
 set -euo pipefail
-packages=(redis-server apertium apertium-eng-spa)
+# redis-server: embedded Redis; apertium*: rule-based en<->es translation;
+# chromium*: browser tests; nodejs/npm (only when no npm at all): the web client's packages.
+packages=(redis-server apertium apertium-eng-spa chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages: all present (${packages[*]})"
+  echo "system packages: all present (${packages[*]}, npm)"
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then

@@ -1,0 +1,158 @@
+"""Fixtures for the browser tests: a dev-mode server in a thread, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from server.app import create_app
+from server.config import Settings
+from server.embedded_redis import EmbeddedRedis
+from tests.peers import REPO, SECRET
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = REPO / "tests" / "artifacts" / "browser"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+class ThreadedServer:
+    """The TradeTalk app (dev mode) served by aiohttp on its own event loop in a thread."""
+
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        self.app = create_app(settings, redis_url)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(self.app, shutdown_timeout=2)
+        self.url = ""
+
+    def start(self, timeout: float = 60) -> str:
+        """Start serving on a free port; return the base URL."""
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        future = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        self.url = future.result(timeout)
+        return self.url
+
+    async def _start(self) -> str:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = self.runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        """Close sockets, run the app's cleanup, stop the loop."""
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of a dev-mode server (the dev sign-in endpoint is on)."""
+    vendor = REPO / "web_client" / "node_modules" / "socket.io-client" / "dist"
+    assert (vendor / "socket.io.esm.min.js").is_file(), (
+        "socket.io-client is not installed: run `npm install --prefix web_client`"
+    )
+    settings = Settings(data_dir=tmp_path_factory.mktemp("web"), secret=SECRET, dev=True)
+    server = ThreadedServer(settings, redis_server.url)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (never a downloaded browser); fails when it is not installed.
+
+    Module-scoped: Playwright's sync API runs an event loop in the main thread while it is
+    open, which would clash with the async tests of later modules."""
+    assert CHROMIUM.exists() or shutil.which("chromium"), (
+        "Debian's chromium is missing: apt-get install chromium (scripts/setup-system.sh)"
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """Open pages in fresh browser contexts (separate sessionStorage); closed after the test.
+
+    Every page collects console errors and JS dialogs in `page.errors` / `page.dialogs`."""
+    contexts: list[BrowserContext] = []
+
+    def make(viewport: dict[str, int] = DESKTOP) -> Page:
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.dialogs = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+
+        def on_dialog(dialog) -> None:
+            page.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
+    """Save a screenshot as tests/artifacts/browser/<test>/<nn>-<step>.png."""
+    folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = [0]
+
+    def save(page: Page, step: str) -> Path:
+        count[0] += 1
+        path = folder / f"{count[0]:02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=False)
+        return path
+
+    return save
+
+
+def sign_in(page: Page, base_url: str, name: str, role: str, lang: str) -> str:
+    """Sign in through the dev form; return the user id the page shows."""
+    page.goto(base_url + "/")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Role").select_option(role)
+    page.locator("#signin-lang").select_option(lang)
+    page.get_by_role("button", name="Sign in").click()
+    my_id = page.locator("#my-id")
+    expect(my_id).to_have_text(re.compile(r"\S+"))
+    expect(page.locator("#status")).to_be_hidden()
+    return my_id.inner_text()

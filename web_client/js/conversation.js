@@ -1,0 +1,390 @@
+// One open conversation: messages in the reader's language, history on scroll, typing, read
+// ticks, presence, and sending through the outbox.
+import { byId, el } from "./dom.js";
+import { readable, shortTime } from "./messages.js";
+
+const TYPING_IDLE_MS = 3000;
+const TYPING_SHOWN_MS = 6000;
+const HISTORY_PAGE = 50;
+
+export class ConversationView {
+  /** `app`: {me, lang, connection, outbox, names, online, inbox}. */
+  constructor(app) {
+    this.app = app;
+    this.body = byId("conv-body");
+    this.placeholder = byId("conv-placeholder");
+    this.list = byId("messages");
+    this.titleNode = byId("conv-title");
+    this.presenceNode = byId("conv-presence");
+    this.typingNode = byId("typing");
+    this.input = byId("composer-text");
+    this.reset(null);
+
+    byId("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.input.addEventListener("input", () => this.typed());
+    this.list.addEventListener("scroll", () => {
+      if (this.list.scrollTop < 80) this.loadOlder();
+    });
+    document.addEventListener("visibilitychange", () => this.markRead());
+  }
+
+  reset(id) {
+    this.id = id;
+    this.conversation = null;
+    this.messages = new Map(); // id -> message
+    this.original = new Set(); // message ids shown in their original language
+    this.readBy = new Map(); // user id -> highest message id they read
+    this.typers = new Map(); // user id -> timer
+    this.hasOlder = false;
+    this.loadingOlder = false;
+    this.lastReadSent = 0;
+    this.joined = false;
+    clearTimeout(this.typingTimer);
+    this.typingActive = false;
+    this.lastTypingSent = 0;
+  }
+
+  get lastId() {
+    return this.messages.size ? Math.max(...this.messages.keys()) : 0;
+  }
+
+  get oldestId() {
+    return this.messages.size ? Math.min(...this.messages.keys()) : null;
+  }
+
+  /** Open conversation `id` (or close with null). */
+  async open(id) {
+    if (id === this.id && this.joined) return;
+    this.reset(id);
+    this.list.replaceChildren();
+    this.typingNode.textContent = "";
+    this.body.hidden = !id;
+    this.placeholder.hidden = Boolean(id);
+    if (id) await this.join();
+  }
+
+  /** Join (or re-join after a reconnect, with `since` = the last id seen). */
+  async join() {
+    const id = this.id;
+    if (!id || !this.app.connection.connected) return;
+    const since = this.lastId;
+    try {
+      let ack = await this.app.connection.request(
+        "conversation.join",
+        since ? { conversation_id: id, since } : { conversation_id: id },
+      );
+      if (id !== this.id) return;
+      this.conversation = ack.conversation;
+      for (const [user, online] of Object.entries(ack.online || {})) this.app.online.set(user, online);
+      for (const [user, messageId] of Object.entries(ack.read || {})) this.noteRead(user, messageId);
+      if (!since) this.hasOlder = ack.has_more;
+      this.addMessages(ack.messages);
+      while (since && ack.has_more && id === this.id) {
+        ack = await this.app.connection.request("conversation.join", {
+          conversation_id: id,
+          since: this.lastId,
+        });
+        this.addMessages(ack.messages);
+      }
+      this.joined = true;
+      this.renderHeader();
+      this.renderPending();
+      this.scrollToEnd();
+      this.fillViewport();
+      this.markRead();
+    } catch (error) {
+      if (error.code === "not_found" || error.code === "forbidden") {
+        this.titleNode.textContent = "Conversation unavailable";
+        this.list.replaceChildren(el("li", { className: "hint", text: error.message }));
+      }
+    }
+  }
+
+  /** Keep loading older pages until the list can scroll (so scroll-up has something to do). */
+  async fillViewport() {
+    while (this.hasOlder && this.list.scrollHeight <= this.list.clientHeight + 80) {
+      if (!(await this.loadOlder())) break;
+    }
+  }
+
+  /** `history.get` the page before the oldest message; keep the scroll position. */
+  async loadOlder() {
+    if (!this.hasOlder || this.loadingOlder || !this.id) return false;
+    this.loadingOlder = true;
+    const id = this.id;
+    try {
+      const ack = await this.app.connection.request("history.get", {
+        conversation_id: id,
+        before: this.oldestId,
+        limit: HISTORY_PAGE,
+      });
+      if (id !== this.id) return false;
+      const fromBottom = this.list.scrollHeight - this.list.scrollTop;
+      this.hasOlder = ack.has_more;
+      this.addMessages(ack.messages);
+      this.list.scrollTop = this.list.scrollHeight - fromBottom;
+      return ack.messages.length > 0;
+    } catch {
+      return false;
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  /** Add messages (any order; known ids are ignored) and render them in id order. */
+  addMessages(messages) {
+    let added = false;
+    for (const message of messages || []) {
+      if (message.conversation_id !== this.id) continue;
+      if (message.sender.id === this.app.me.id) this.dropPending(message.client_id);
+      if (this.messages.has(message.id)) continue;
+      this.messages.set(message.id, message);
+      this.app.names.set(message.sender.id, message.sender.name);
+      this.insert(message);
+      added = true;
+    }
+    return added;
+  }
+
+  /** Put a message's element at its place (ordered by id, before the pending ones). */
+  insert(message) {
+    const node = this.messageNode(message);
+    const after = [...this.list.querySelectorAll("li.msg[data-id]")].find(
+      (other) => Number(other.dataset.id) > message.id,
+    );
+    this.list.insertBefore(node, after || this.list.querySelector("li.pending"));
+  }
+
+  messageNode(message) {
+    const mine = message.sender.id === this.app.me.id;
+    const showOriginal = this.original.has(message.id);
+    const shown = showOriginal
+      ? { text: message.text, lang: message.lang, translated: false }
+      : readable(message, this.app.lang);
+    const canToggle = showOriginal || shown.translated;
+    const foot = el("div", { className: "msg-foot" });
+    if (canToggle) {
+      foot.append(
+        el("button", {
+          className: "link toggle-original",
+          text: showOriginal ? "Show translation" : "Show original",
+          attrs: { type: "button", "aria-pressed": showOriginal ? "true" : "false" },
+          on: { click: () => this.toggleOriginal(message.id) },
+        }),
+      );
+    }
+    if (shown.missing) foot.append(el("span", { className: "note", text: `not translated (${message.lang})` }));
+    if (mine) foot.append(this.ticks(message));
+    return el(
+      "li",
+      { className: `msg ${mine ? "mine" : "theirs"}`, dataset: { id: String(message.id) } },
+      el(
+        "div",
+        { className: "msg-meta" },
+        el("span", { className: "sender", text: mine ? "You" : message.sender.name }),
+        el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
+      ),
+      el("p", {
+        className: `msg-text${shown.translated ? " translated" : ""}`,
+        text: shown.text,
+        attrs: { lang: shown.lang },
+      }),
+      foot,
+    );
+  }
+
+  ticks(message) {
+    const readers = [...this.readBy.entries()].filter(
+      ([user, upTo]) => user !== this.app.me.id && upTo >= message.id,
+    );
+    const read = readers.length > 0;
+    const names = readers.map(([user]) => this.app.names.get(user) || user).join(", ");
+    return el("span", {
+      className: `ticks ${read ? "read" : "sent"}`,
+      text: read ? "✓✓" : "✓",
+      title: read ? `Read by ${names}` : "Sent",
+      attrs: { "aria-label": read ? `read by ${names}` : "sent" },
+    });
+  }
+
+  toggleOriginal(id) {
+    if (this.original.has(id)) this.original.delete(id);
+    else this.original.add(id);
+    this.rerender(id);
+  }
+
+  rerender(id) {
+    const old = this.list.querySelector(`li.msg[data-id="${id}"]`);
+    const message = this.messages.get(id);
+    if (old && message) old.replaceWith(this.messageNode(message));
+  }
+
+  /** Re-render every message (after a language change). */
+  rerenderAll() {
+    for (const id of this.messages.keys()) this.rerender(id);
+  }
+
+  // ----- pending (outbox) messages -------------------------------------------------------
+
+  renderPending() {
+    for (const node of this.list.querySelectorAll("li.pending")) node.remove();
+    for (const item of this.app.outbox.pending(this.id)) this.list.append(this.pendingNode(item));
+  }
+
+  pendingNode(item, failure = null) {
+    return el(
+      "li",
+      { className: `msg mine pending${failure ? " failed" : ""}`, dataset: { clientId: item.client_id } },
+      el("div", { className: "msg-meta" }, el("span", { className: "sender", text: "You" })),
+      el("p", { className: "msg-text", text: item.text }),
+      el(
+        "div",
+        { className: "msg-foot" },
+        el("span", {
+          className: "ticks queued",
+          text: failure ? `Not sent: ${failure}` : "Sending…",
+          attrs: { role: failure ? "alert" : null },
+        }),
+      ),
+    );
+  }
+
+  dropPending(clientId) {
+    for (const node of this.list.querySelectorAll("li.pending")) {
+      if (node.dataset.clientId === clientId) node.remove();
+    }
+  }
+
+  send() {
+    const text = this.input.value.trim();
+    if (!text || !this.id) return;
+    this.input.value = "";
+    this.stopTyping();
+    const item = this.app.outbox.add(this.id, text);
+    if (!this.list.querySelector(`li.pending[data-client-id="${item.client_id}"]`)) {
+      this.list.append(this.pendingNode(item));
+    }
+    this.scrollToEnd();
+  }
+
+  /** The outbox stored a message. */
+  sent(message) {
+    if (message.conversation_id !== this.id) return;
+    this.onMessage(message);
+  }
+
+  /** The outbox gave up on a message (the server refused it). */
+  failed(item, error) {
+    if (item.conversation_id !== this.id) return;
+    for (const node of this.list.querySelectorAll("li.pending")) {
+      if (node.dataset.clientId === item.client_id) node.replaceWith(this.pendingNode(item, error.message));
+    }
+  }
+
+  // ----- live events ---------------------------------------------------------------------
+
+  onMessage(message) {
+    if (message.conversation_id !== this.id) return;
+    const nearEnd = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 120;
+    if (!this.addMessages([message])) return;
+    this.setTyper(message.sender.id, false);
+    if (nearEnd || message.sender.id === this.app.me.id) this.scrollToEnd();
+    this.markRead();
+  }
+
+  onTyping({ conversation_id: cid, user_id: user, active }) {
+    if (cid === this.id && user !== this.app.me.id) this.setTyper(user, active);
+  }
+
+  setTyper(user, active) {
+    clearTimeout(this.typers.get(user));
+    this.typers.delete(user);
+    if (active) this.typers.set(user, setTimeout(() => this.setTyper(user, false), TYPING_SHOWN_MS));
+    const names = [...this.typers.keys()].map((u) => this.app.names.get(u) || u);
+    this.typingNode.textContent = names.length
+      ? `${names.join(", ")} ${names.length > 1 ? "are" : "is"} typing…`
+      : "";
+  }
+
+  onRead({ conversation_id: cid, user_id: user, message_id: messageId }) {
+    if (cid !== this.id) return;
+    this.noteRead(user, messageId);
+    for (const node of this.list.querySelectorAll("li.msg.mine[data-id]")) {
+      const id = Number(node.dataset.id);
+      if (id <= messageId) this.rerender(id);
+    }
+  }
+
+  noteRead(user, messageId) {
+    this.readBy.set(user, Math.max(this.readBy.get(user) || 0, messageId));
+  }
+
+  onPresence() {
+    this.renderHeader();
+  }
+
+  renderHeader() {
+    if (!this.conversation) return;
+    const others = this.conversation.participants.filter((p) => p !== this.app.me.id);
+    this.titleNode.textContent =
+      this.conversation.title || others.map((p) => this.app.names.get(p) || p).join(", ") || "Just you";
+    this.presenceNode.replaceChildren(
+      ...others.map((user) => {
+        const online = Boolean(this.app.online.get(user));
+        return el(
+          "li",
+          { className: "presence-item", dataset: { user } },
+          el("span", { className: `dot ${online ? "on" : "off"}` }),
+          el("span", { text: `${this.app.names.get(user) || user} · ${online ? "online" : "offline"}` }),
+        );
+      }),
+    );
+  }
+
+  // ----- typing and read markers we send ---------------------------------------------------
+
+  typed() {
+    if (!this.id || !this.app.connection.connected) return;
+    const now = Date.now();
+    if (!this.typingActive || now - this.lastTypingSent > TYPING_IDLE_MS) {
+      this.typingActive = true;
+      this.lastTypingSent = now;
+      this.app.connection.request("typing", { conversation_id: this.id, active: true }).catch(() => {});
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (!this.typingActive || !this.id) return;
+    this.typingActive = false;
+    this.app.connection.request("typing", { conversation_id: this.id, active: false }).catch(() => {});
+  }
+
+  /** Tell the server we read up to the last message (when the tab is visible). */
+  markRead() {
+    const last = this.lastId;
+    if (!this.id || !last || last <= this.lastReadSent || document.visibilityState !== "visible") return;
+    if (!this.app.connection.connected) return;
+    this.lastReadSent = last;
+    this.app.connection
+      .request("message.read", { conversation_id: this.id, message_id: last })
+      .catch(() => {
+        this.lastReadSent = 0;
+      });
+  }
+
+  scrollToEnd() {
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+}

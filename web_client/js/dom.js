@@ -1,0 +1,35 @@
+// Tiny DOM helpers. User text only ever becomes text nodes (never HTML).
+
+/**
+ * Create an element. `props`: className, text, title, attrs {name: value}, dataset, on {event: fn}.
+ * Children: nodes or strings (strings become text nodes).
+ */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  if (props.className) node.className = props.className;
+  if (props.text !== undefined) node.textContent = String(props.text);
+  if (props.title) node.title = String(props.title);
+  for (const [name, value] of Object.entries(props.attrs || {})) {
+    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
+  }
+  Object.assign(node.dataset, props.dataset || {});
+  for (const [event, handler] of Object.entries(props.on || {})) node.addEventListener(event, handler);
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+/** The element with this id (throws if the page lacks it). */
+export function byId(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`#${id} missing from the page`);
+  return node;
+}
+
+/** Show or hide a message element; text is set as text. */
+export function showMessage(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
+}

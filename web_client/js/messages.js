@@ -1,0 +1,28 @@
+// How a message reads for one reader: their language when a translation exists.
+
+/**
+ * `{text, lang, translated, missing}` for a reader of `lang`: the translation into `lang` if the
+ * server made one, else the original (`missing` when the message was in another language).
+ */
+export function readable(message, lang) {
+  if (!message) return null;
+  if (!lang || message.lang === lang) {
+    return { text: message.text, lang: message.lang, translated: false, missing: false };
+  }
+  const translation = message.translations && message.translations[lang];
+  if (typeof translation === "string" && translation) {
+    return { text: translation, lang, translated: true, missing: false };
+  }
+  return { text: message.text, lang: message.lang, translated: false, missing: true };
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+
+/** A short local time ("14:05"), with the date when it's not today. */
+export function shortTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const today = new Date().toDateString() === date.toDateString();
+  return today ? timeFormat.format(date) : `${dateFormat.format(date)} ${timeFormat.format(date)}`;
+}
