@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from .calls import Calls
 from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
@@ -24,6 +25,7 @@ from .redis_manager import PooledRedisManager, blocking_pool
 from .sessions import Session, user_room
 from .store import Store
 from .tokens import TokenError, verify_token
+from .transcripts import add_transcript_routes
 from .translation_cache import RedisTranslationCache
 from .web_routes import add_web_routes
 
@@ -67,6 +69,7 @@ class Realtime:
             None,
             settings.limits,
         )
+        self.calls = Calls(self.sio, dispatcher, self.chat, settings)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._heartbeat: asyncio.Task | None = None
@@ -91,6 +94,7 @@ class Realtime:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the socket; announce the user offline when it was their last one."""
+        await self.calls.drop_socket(sid)
         session = self.sessions.pop(sid, None)
         if session is not None and await self.presence.disconnect(session.identity.id, sid):
             await self.chat.announce_presence(session.identity.id, False)
@@ -136,6 +140,7 @@ class Realtime:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        await self.calls.close()
         with contextlib.suppress(Exception):
             for user in await self.presence.sweep(include_self=True):
                 await self.chat.announce_presence(user, False)
@@ -177,6 +182,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     app.router.add_get("/", index)
     app.router.add_static("/static/", web_client_dir(), show_index=False)
     add_web_routes(app, settings)
+    add_transcript_routes(app, realtime.store, settings.secret)
 
     async def lifecycle(app: web.Application):
         await realtime.start()

@@ -125,12 +125,26 @@ class Chat:
         if earlier is not None:
             return ok_ack(message=earlier, duplicate=True)
         fields = await self.translated(conversation, me, text)
-        created, message, unread = await self.store.add_message(conversation, me, client_id, fields)
+        created, message = await self.post(conversation, me, client_id, fields)
+        return ok_ack(message=message, duplicate=not created)
+
+    async def post(
+        self,
+        conversation: dict[str, Any],
+        sender: Identity,
+        client_id: str,
+        fields: dict[str, Any],
+    ) -> tuple[bool, dict[str, Any]]:
+        """Store a history entry once per (sender, client_id) and deliver it: `message.new` to
+        every participant's sockets, then `inbox.update`. Returns (created, entry)."""
+        created, message, unread = await self.store.add_message(
+            conversation, sender, client_id, fields
+        )
         if created:
             rooms = [user_room(p) for p in conversation["participants"]]
             await self.sio.emit("message.new", {"message": message}, to=rooms)
             await self.notify_inboxes(conversation, unread, message)
-        return ok_ack(message=message, duplicate=not created)
+        return created, message
 
     async def translated(
         self, conversation: dict[str, Any], me: Identity, text: str

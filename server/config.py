@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ class Limits:
     rate_per_second: float = 20.0
     rate_burst: int = 40
     max_payload_bytes: int = 64 * 1024
+    max_call_participants: int = 6
+    max_sdp_chars: int = 32_000
+    renegotiation_timeout_s: float = 10.0
     glossary_max_terms: int = 200
     glossary_max_chars: int = 100
 
@@ -36,6 +40,7 @@ class Settings:
     secret: bytes = b""
     redis_max_connections: int = 256
     dev: bool = False
+    ice_servers: tuple[dict, ...] = ()
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -53,6 +58,7 @@ class Settings:
         return cls(
             limits=limits,
             dev=env.get("TRADETALK_DEV", "") not in ("", "0", "false"),
+            ice_servers=tuple(json.loads(env.get("TRADETALK_ICE_SERVERS") or "[]")),
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8080),
             redis_url=env.get("REDIS_URL") or None,

@@ -10,6 +10,7 @@ from .tokens import LANG_RE, USER_ID_RE
 
 CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}$")
 
 
 def invalid(message: str) -> AppError:
@@ -123,4 +124,24 @@ def glossary(data: dict[str, Any], max_terms: int, max_chars: int) -> dict[str, 
             raise invalid(f"glossary terms must be 1-{max_chars} characters")
         if fixed is not None and (not isinstance(fixed, str) or len(fixed) > max_chars):
             raise invalid(f"a term's translation must be null or a string of <= {max_chars} chars")
+    return value
+
+
+def call_id(data: dict[str, Any]) -> str:
+    """A required, well-formed call id."""
+    value = data.get("call_id")
+    if not isinstance(value, str) or not CALL_ID_RE.match(value):
+        raise invalid("call_id must be a call id like k_0123456789abcdef")
+    return value
+
+
+def sdp(data: dict[str, Any], kind: str, max_chars: int) -> str:
+    """An SDP string of the given type (`offer` or `answer`), within the size limit."""
+    value = data.get("sdp")
+    if not isinstance(value, str) or not value.startswith("v=0"):
+        raise invalid("sdp must be a session description starting with v=0")
+    if len(value) > max_chars:
+        raise invalid(f"sdp is longer than {max_chars} characters")
+    if data.get("type", kind) != kind:
+        raise invalid(f"type must be {kind!r}")
     return value

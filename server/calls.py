@@ -1,0 +1,448 @@
+"""Video calls inside a conversation: Socket.IO signalling, media through `media.MediaRoom`,
+live translated subtitles, and a bilingual transcript appended to the conversation's history.
+
+A call lives in the server process that started it (its peer connections are there); with
+several processes behind one address, route a conversation's sockets to one process (sticky
+sessions) for calls. Chat keeps working across processes either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from media.errors import InvalidSdpError, MediaError
+from media.room import MediaRoom
+from translation.speech import SpeechResult
+from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
+
+from . import validation as v
+from .captions import BYTES_PER_SECOND, SpeakerCaptions
+from .chat import Chat
+from .config import Settings
+from .dispatch import Dispatcher
+from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .sessions import Session, user_room
+from .store import now_iso
+from .tokens import Identity
+
+log = logging.getLogger("tradetalk.calls")
+
+CALL_FULL = "call_full"
+MEDIA_ERROR = "media_error"
+EARLY_AUDIO_MAX_S = 20.0
+
+
+def call_room(call_id: str) -> str:
+    """The Socket.IO room of a call's joined sockets."""
+    return f"call:{call_id}"
+
+
+@dataclass
+class Member:
+    """One socket in a call."""
+
+    sid: str
+    peer_id: str
+    identity: Identity
+    speaker_lang: str
+    subtitle_lang: str
+    captions: SpeakerCaptions | None = None
+    early_audio: list[bytes] = field(default_factory=list)
+    early_bytes: int = 0
+    audio_offset: float | None = None
+    captions_note: str | None = None
+    finals: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def public(self) -> dict[str, Any]:
+        """As listed in `call.participants`."""
+        return {
+            "id": self.identity.id,
+            "name": self.identity.name,
+            "lang": self.subtitle_lang,
+            "peer_id": self.peer_id,
+        }
+
+
+@dataclass
+class Call:
+    """A running call and its media room."""
+
+    id: str
+    conversation: dict[str, Any]
+    started_by: str
+    started_at: str
+    room: MediaRoom
+    started: float = field(default_factory=time.monotonic)
+    members: dict[str, Member] = field(default_factory=dict)
+    pending: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    lines: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """The call as sent to clients."""
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation["id"],
+            "started_by": self.started_by,
+            "started_at": self.started_at,
+            "participants": [m.public() for m in self.members.values()],
+        }
+
+    def member_by_peer(self, peer_id: str) -> Member | None:
+        """The member whose media peer id this is."""
+        return next((m for m in self.members.values() if m.peer_id == peer_id), None)
+
+
+class Calls:
+    """The call half of the protocol (see docs/protocol.md)."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        dispatcher: Dispatcher,
+        chat: Chat,
+        settings: Settings,
+    ) -> None:
+        self.sio = sio
+        self.chat = chat
+        self.settings = settings
+        self.limits = settings.limits
+        self.calls: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for name, handler in {
+            "call.start": self.start,
+            "call.join": self.join,
+            "call.leave": self.leave,
+            "call.end": self.end,
+            "call.subtitles": self.set_subtitles,
+            "rtc.answer": self.rtc_answer,
+        }.items():
+            dispatcher.register(name, handler)
+
+    # ------------------------------------------------------------------ events
+
+    async def start(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.start {conversation_id}: start (or return the running) call of a conversation."""
+        data = v.payload(data, {"conversation_id"})
+        cid = v.conversation_id(data)
+        conversation = await self.chat.conversation_for(session.identity, cid)
+        call = next((c for c in self.calls.values() if c.conversation["id"] == cid), None)
+        if call is None:
+            call_id = "k_" + secrets.token_hex(8)
+            room = MediaRoom(
+                call_id,
+                renegotiate=lambda peer, offer: self._renegotiate(call_id, peer, offer),
+                on_audio=lambda peer, pcm: self._on_audio(call_id, peer, pcm),
+                on_peer_removed=lambda peer, reason: self._on_removed(call_id, peer, reason),
+                ice_servers=self.settings.ice_servers,
+                renegotiation_timeout=self.limits.renegotiation_timeout_s,
+            )
+            call = Call(call_id, conversation, session.identity.id, now_iso(), room)
+            self.calls[call_id] = call
+            rooms = [user_room(p) for p in conversation["participants"]]
+            await self.sio.emit("call.started", {"call": call.public()}, to=rooms)
+        return ok_ack(call=call.public(), ice_servers=list(self.settings.ice_servers))
+
+    async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.join {call_id, sdp, type: "offer"} → the server's answer SDP."""
+        data = v.payload(data, {"call_id", "sdp", "type", "subtitle_lang"})
+        call = await self._call_for(session, v.call_id(data))
+        offer = v.sdp(data, "offer", self.limits.max_sdp_chars)
+        subtitle_lang = v.lang(data, "subtitle_lang") if "subtitle_lang" in data else None
+        if sid in call.members:
+            raise v.invalid("this socket already joined the call")
+        if len(call.members) >= self.limits.max_call_participants:
+            raise AppError(CALL_FULL, f"a call has at most {self.limits.max_call_participants}")
+        me = session.identity
+        lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
+        member = Member(sid, "p" + secrets.token_hex(6), me, lang, subtitle_lang or lang)
+        call.members[sid] = member
+        try:
+            answer = await call.room.add_peer(member.peer_id, offer)
+        except InvalidSdpError as exc:
+            call.members.pop(sid, None)
+            raise v.invalid(f"bad offer: {exc}") from None
+        except MediaError as exc:
+            call.members.pop(sid, None)
+            raise AppError(MEDIA_ERROR, str(exc)) from None
+        await self.sio.enter_room(sid, call_room(call.id))
+        self._spawn(self._start_captions(call, member))
+        await self._announce(call)
+        captions = self._captions_status(member)
+        return ok_ack(sdp=answer, type="answer", call=call.public(), captions=captions)
+
+    async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """rtc.answer {call_id, sdp}: the client's answer to a server `rtc.offer`."""
+        data = v.payload(data, {"call_id", "sdp", "type"})
+        call = self._running(v.call_id(data))
+        answer = v.sdp(data, "answer", self.limits.max_sdp_chars)
+        future = call.pending.get(sid)
+        if future is None or future.done():
+            raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
+        future.set_result(answer)
+        return ok_ack()
+
+    async def leave(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.leave {call_id}: leave; the call ends when its last member leaves."""
+        data = v.payload(data, {"call_id"})
+        call = self._running(v.call_id(data))
+        if sid not in call.members:
+            raise AppError(NOT_FOUND, "this socket is not in the call")
+        await self._remove(call, sid, "left")
+        return ok_ack()
+
+    async def end(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.end {call_id}: end the call for everyone (any conversation participant)."""
+        data = v.payload(data, {"call_id"})
+        call = await self._call_for(session, v.call_id(data))
+        await self.end_call(call, "ended")
+        return ok_ack()
+
+    async def set_subtitles(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.subtitles {call_id, lang}: the language this socket reads subtitles in."""
+        data = v.payload(data, {"call_id", "lang"})
+        call = self._running(v.call_id(data))
+        lang = v.lang(data)
+        member = call.members.get(sid)
+        if member is None:
+            raise AppError(NOT_FOUND, "this socket is not in the call")
+        member.subtitle_lang = lang
+        await self._announce(call)
+        return ok_ack(lang=lang)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def drop_socket(self, sid: str) -> None:
+        """A socket disconnected: leave every call it was in."""
+        for call in list(self.calls.values()):
+            if sid in call.members:
+                await self._remove(call, sid, "disconnected")
+
+    async def end_call(self, call: Call, reason: str) -> None:
+        """Close the media room and every recognizer; tell the conversation."""
+        if self.calls.pop(call.id, None) is None:
+            return
+        members = list(call.members.values())
+        call.members.clear()
+        for sid in list(call.pending):
+            self._cancel_offer(call, sid)
+        await call.room.close()
+        for member in members:
+            await self._stop_captions(member)
+            await self.sio.leave_room(member.sid, call_room(call.id))
+        rooms = [user_room(p) for p in call.conversation["participants"]]
+        await self.sio.emit("call.ended", {"call_id": call.id, "reason": reason}, to=rooms)
+
+    async def close(self) -> None:
+        """End every call (server shutdown)."""
+        for call in list(self.calls.values()):
+            await self.end_call(call, "server shutting down")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stats(self) -> dict[str, int]:
+        """Live calls, members and recognizer threads (for leak tests)."""
+        members = [m for c in self.calls.values() for m in c.members.values()]
+        return {
+            "calls": len(self.calls),
+            "members": len(members),
+            "recognizers": sum(1 for m in members if m.captions and m.captions.alive),
+            "pending_offers": sum(len(c.pending) for c in self.calls.values()),
+            "tasks": sum(1 for t in self._tasks if not t.done()),
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _running(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise AppError(NOT_FOUND, f"no running call {call_id} on this server")
+        return call
+
+    async def _call_for(self, session: Session, call_id: str) -> Call:
+        call = self._running(call_id)
+        if session.identity.id not in call.conversation["participants"]:
+            raise AppError(FORBIDDEN, "you are not a participant of this conversation")
+        return call
+
+    async def _announce(self, call: Call) -> None:
+        rooms = [user_room(p) for p in call.conversation["participants"]]
+        payload = {"call_id": call.id, "participants": call.public()["participants"]}
+        await self.sio.emit("call.participants", payload, to=rooms)
+
+    async def _remove(self, call: Call, sid: str, reason: str) -> None:
+        member = call.members.pop(sid, None)
+        if member is None:
+            return
+        self._cancel_offer(call, sid)
+        await call.room.remove_peer(member.peer_id, reason)
+        await self._stop_captions(member)
+        await self.sio.leave_room(sid, call_room(call.id))
+        if call.members:
+            await self._announce(call)
+        else:
+            await self.end_call(call, "everyone left")
+
+    @staticmethod
+    def _cancel_offer(call: Call, sid: str) -> None:
+        """Stop waiting for a member's answer (it left, or the room gave up on it)."""
+        future = call.pending.pop(sid, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def _on_removed(self, call_id: str, peer_id: str, reason: str) -> None:
+        """The room dropped a peer by itself (no answer to an offer, connection failed)."""
+        call = self.calls.get(call_id)
+        member = call.member_by_peer(peer_id) if call else None
+        if call is None or member is None:
+            return
+
+        async def forget() -> None:
+            await self.sio.emit("call.left", {"call_id": call_id, "reason": reason}, to=member.sid)
+            await self._remove(call, member.sid, reason)
+
+        self._spawn(forget())
+
+    async def _renegotiate(self, call_id: str, peer_id: str, offer: str) -> str:
+        """Send `rtc.offer` to a member and wait for its `rtc.answer` (the room times out)."""
+        call = self._running(call_id)
+        member = call.member_by_peer(peer_id)
+        if member is None:
+            raise MediaError(f"peer {peer_id} is not in call {call_id}")
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        call.pending[member.sid] = future
+        try:
+            await self.sio.emit("rtc.offer", {"call_id": call_id, "sdp": offer}, to=member.sid)
+            return await future
+        finally:
+            call.pending.pop(member.sid, None)
+
+    # ------------------------------------------------------------------ captions
+
+    def _captions_status(self, member: Member) -> dict[str, Any]:
+        status: dict[str, Any] = {"lang": member.speaker_lang, "available": True}
+        try:
+            find_speech_model(member.speaker_lang, self.settings.data_dir)
+        except SpeechModelMissing as exc:
+            status.update(available=False, reason=str(exc))
+        return status
+
+    async def _start_captions(self, call: Call, member: Member) -> None:
+        """Load the speaker's model off the event loop, then start recognizing."""
+        try:
+            path = find_speech_model(member.speaker_lang, self.settings.data_dir)
+            model = await asyncio.to_thread(load_speech_model, path)
+        except SpeechModelMissing as exc:
+            member.captions_note = str(exc)
+            member.early_audio.clear()
+            return
+        except Exception:
+            log.exception("could not load the speech model for %s", member.speaker_lang)
+            return
+        if call.members.get(member.sid) is not member:
+            return
+        loop = asyncio.get_running_loop()
+        member.captions = SpeakerCaptions(
+            model,
+            loop,
+            lambda result: self._on_caption(call, member, result),
+            name=f"captions-{member.peer_id}",
+        )
+        for chunk in member.early_audio:
+            member.captions.feed(chunk)
+        member.early_audio.clear()
+
+    async def _stop_captions(self, member: Member) -> None:
+        if member.captions is not None:
+            captions, member.captions = member.captions, None
+            await asyncio.to_thread(captions.close)
+
+    def _on_audio(self, call_id: str, peer_id: str, pcm: bytes) -> None:
+        call = self.calls.get(call_id)
+        member = call.member_by_peer(peer_id) if call else None
+        if call is None or member is None or member.captions_note is not None:
+            return
+        if member.audio_offset is None:
+            member.audio_offset = time.monotonic() - call.started
+        if member.captions is not None:
+            member.captions.feed(pcm)
+        elif member.early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
+            member.early_audio.append(pcm)
+            member.early_bytes += len(pcm)
+
+    def _on_caption(self, call: Call, member: Member, result: SpeechResult) -> None:
+        if call.members.get(member.sid) is not member or not result.text.strip():
+            return
+        if result.final:
+            self._spawn(self._final(call, member, result))
+            return
+        payload = self._subtitle(call, member, result.text, final=False)
+        self._spawn(
+            self.sio.emit("subtitle", payload, room=call_room(call.id), skip_sid=member.sid)
+        )
+
+    def _subtitle(self, call: Call, member: Member, text: str, final: bool) -> dict[str, Any]:
+        return {
+            "call_id": call.id,
+            "speaker": {"id": member.identity.id, "name": member.identity.name},
+            "lang": member.speaker_lang,
+            "text": text,
+            "final": final,
+        }
+
+    async def _final(self, call: Call, member: Member, result: SpeechResult) -> None:
+        """Translate a finished utterance once per listener language, send it, keep it."""
+        async with member.finals:  # one speaker's lines go out in order
+            listeners = {m.subtitle_lang for m in call.members.values() if m is not member}
+            targets = sorted(listeners - {member.speaker_lang})
+            payload = self._subtitle(call, member, result.text, final=True)
+            translations: dict[str, str] = {}
+            errors: dict[str, str] = {}
+            if targets and self.chat.translation is not None:
+                glossary = await self.chat.store.glossary(call.conversation["id"])
+                translations, errors = await self.chat.translation.translate_many(
+                    result.text, member.speaker_lang, targets, glossary or None
+                )
+            offset = member.audio_offset or 0.0
+            payload.update(
+                translations=translations,
+                start=round(offset + (result.start or 0.0), 2),
+                end=round(offset + (result.end or 0.0), 2),
+            )
+            if errors:
+                payload["translation_error"] = errors
+            await self.sio.emit("subtitle", payload, room=call_room(call.id))
+            call.lines += 1
+            entry = {
+                "kind": "transcript",
+                "call_id": call.id,
+                "text": result.text,
+                "lang": member.speaker_lang,
+                "translations": translations,
+                "start": payload["start"],
+                "end": payload["end"],
+            }
+            if errors:
+                entry["translation_error"] = errors
+            speaker = Identity(
+                member.identity.id, member.identity.name, member.identity.role, member.speaker_lang
+            )
+            try:
+                await self.chat.post(call.conversation, speaker, f"{call.id}.{call.lines}", entry)
+            except Exception:
+                log.exception("could not store a transcript line of call %s", call.id)
