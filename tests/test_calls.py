@@ -279,3 +279,23 @@ async def test_fifty_calls_leave_nothing_behind(app_url, people):
     assert threads <= baseline[1], (baseline, threads)
     assert not [t for t in threading.enumerate() if t.name.startswith("captions-")]
     assert tasks <= baseline[2] + 3, (baseline, tasks)
+
+
+async def test_a_socket_that_drops_mid_call_leaves_cleanly(app_url, people):
+    app, _url = app_url
+    calls = app[SERVICES]["realtime"].calls
+    first, second = await people("en"), await people("es")
+    _, call_id = await start_call(first, second)
+    a, b = CallClient(first), CallClient(second)
+    try:
+        assert (await a.join(call_id))["ok"] and (await b.join(call_id))["ok"]
+        await wait_until(lambda: b.received("video") > 0)
+        await first.sio.eio.disconnect(abort=True)  # the socket drops, no call.leave
+        update = await second.wait_for(
+            "call.participants", lambda u: [p["id"] for p in u["participants"]] == [second.id]
+        )
+        assert update["call_id"] == call_id
+        assert calls.stats()["members"] == 1 and calls.stats()["calls"] == 1
+    finally:
+        await a.close()
+        await b.close()
