@@ -25,6 +25,7 @@ from .redis_manager import PooledRedisManager, blocking_pool
 from .sessions import Session, user_room
 from .store import Store
 from .tokens import TokenError, verify_token
+from .tours import Tours, add_tour_routes
 from .transcripts import add_transcript_routes
 from .translation_cache import RedisTranslationCache
 from .web_routes import add_web_routes
@@ -70,6 +71,7 @@ class Realtime:
             settings.limits,
         )
         self.calls = Calls(self.sio, dispatcher, self.chat, settings)
+        self.tours = Tours(self.sio, dispatcher, self.chat, settings)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._heartbeat: asyncio.Task | None = None
@@ -95,6 +97,7 @@ class Realtime:
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the socket; announce the user offline when it was their last one."""
         await self.calls.drop_socket(sid)
+        await self.tours.drop_socket(sid)
         session = self.sessions.pop(sid, None)
         if session is not None and await self.presence.disconnect(session.identity.id, sid):
             await self.chat.announce_presence(session.identity.id, False)
@@ -141,6 +144,7 @@ class Realtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         await self.calls.close()
+        await self.tours.close()
         with contextlib.suppress(Exception):
             for user in await self.presence.sweep(include_self=True):
                 await self.chat.announce_presence(user, False)
@@ -183,6 +187,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     app.router.add_static("/static/", web_client_dir(), show_index=False)
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
+    add_tour_routes(app, realtime.tours, settings.secret)
 
     async def lifecycle(app: web.Application):
         await realtime.start()

@@ -19,24 +19,21 @@ import socketio
 
 from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
-from translation.speech import SpeechResult
-from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
 
 from . import validation as v
-from .captions import BYTES_PER_SECOND, SpeakerCaptions
 from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
 from .sessions import Session, user_room
 from .store import now_iso
+from .subtitles import FinalLine, SpeakerSubtitles, translate_line
 from .tokens import Identity
 
 log = logging.getLogger("tradetalk.calls")
 
 CALL_FULL = "call_full"
 MEDIA_ERROR = "media_error"
-EARLY_AUDIO_MAX_S = 20.0
 
 
 def call_room(call_id: str) -> str:
@@ -53,12 +50,7 @@ class Member:
     identity: Identity
     speaker_lang: str
     subtitle_lang: str
-    captions: SpeakerCaptions | None = None
-    early_audio: list[bytes] = field(default_factory=list)
-    early_bytes: int = 0
-    audio_offset: float | None = None
-    captions_note: str | None = None
-    finals: asyncio.Lock = field(default_factory=asyncio.Lock)
+    subtitles: SpeakerSubtitles | None = None
 
     def public(self) -> dict[str, Any]:
         """As listed in `call.participants`."""
@@ -162,6 +154,15 @@ class Calls:
         me = session.identity
         lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
         member = Member(sid, "p" + secrets.token_hex(6), me, lang, subtitle_lang or lang)
+        member.subtitles = SpeakerSubtitles(
+            lang,
+            self.settings.data_dir,
+            spawn=self._spawn,
+            on_partial=lambda text: self._partial(call, member, text),
+            on_final=lambda line: self._final(call, member, line),
+            origin=call.started,
+            name=f"captions-{member.peer_id}",
+        )
         call.members[sid] = member
         try:
             answer = await call.room.add_peer(member.peer_id, offer)
@@ -172,9 +173,9 @@ class Calls:
             call.members.pop(sid, None)
             raise AppError(MEDIA_ERROR, str(exc)) from None
         await self.sio.enter_room(sid, call_room(call.id))
-        self._spawn(self._start_captions(call, member))
+        self._spawn(member.subtitles.start())
         await self._announce(call)
-        captions = self._captions_status(member)
+        captions = member.subtitles.status()
         return ok_ack(sdp=answer, type="answer", call=call.public(), captions=captions)
 
     async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -261,7 +262,7 @@ class Calls:
         return {
             "calls": len(self.calls),
             "members": len(members),
-            "recognizers": sum(1 for m in members if m.captions and m.captions.alive),
+            "recognizers": sum(1 for m in members if m.subtitles and m.subtitles.alive),
             "pending_offers": sum(len(c.pending) for c in self.calls.values()),
             "tasks": sum(1 for t in self._tasks if not t.done()),
         }
@@ -334,67 +335,15 @@ class Calls:
 
     # ------------------------------------------------------------------ captions
 
-    def _captions_status(self, member: Member) -> dict[str, Any]:
-        status: dict[str, Any] = {"lang": member.speaker_lang, "available": True}
-        try:
-            find_speech_model(member.speaker_lang, self.settings.data_dir)
-        except SpeechModelMissing as exc:
-            status.update(available=False, reason=str(exc))
-        return status
-
-    async def _start_captions(self, call: Call, member: Member) -> None:
-        """Load the speaker's model off the event loop, then start recognizing."""
-        try:
-            path = find_speech_model(member.speaker_lang, self.settings.data_dir)
-            model = await asyncio.to_thread(load_speech_model, path)
-        except SpeechModelMissing as exc:
-            member.captions_note = str(exc)
-            member.early_audio.clear()
-            return
-        except Exception:
-            log.exception("could not load the speech model for %s", member.speaker_lang)
-            return
-        if call.members.get(member.sid) is not member:
-            return
-        loop = asyncio.get_running_loop()
-        member.captions = SpeakerCaptions(
-            model,
-            loop,
-            lambda result: self._on_caption(call, member, result),
-            name=f"captions-{member.peer_id}",
-        )
-        for chunk in member.early_audio:
-            member.captions.feed(chunk)
-        member.early_audio.clear()
-
     async def _stop_captions(self, member: Member) -> None:
-        if member.captions is not None:
-            captions, member.captions = member.captions, None
-            await asyncio.to_thread(captions.close)
+        if member.subtitles is not None:
+            await member.subtitles.stop()
 
     def _on_audio(self, call_id: str, peer_id: str, pcm: bytes) -> None:
         call = self.calls.get(call_id)
         member = call.member_by_peer(peer_id) if call else None
-        if call is None or member is None or member.captions_note is not None:
-            return
-        if member.audio_offset is None:
-            member.audio_offset = time.monotonic() - call.started
-        if member.captions is not None:
-            member.captions.feed(pcm)
-        elif member.early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
-            member.early_audio.append(pcm)
-            member.early_bytes += len(pcm)
-
-    def _on_caption(self, call: Call, member: Member, result: SpeechResult) -> None:
-        if call.members.get(member.sid) is not member or not result.text.strip():
-            return
-        if result.final:
-            self._spawn(self._final(call, member, result))
-            return
-        payload = self._subtitle(call, member, result.text, final=False)
-        self._spawn(
-            self.sio.emit("subtitle", payload, room=call_room(call.id), skip_sid=member.sid)
-        )
+        if member is not None and member.subtitles is not None:
+            member.subtitles.feed(pcm)
 
     def _subtitle(self, call: Call, member: Member, text: str, final: bool) -> dict[str, Any]:
         return {
@@ -405,44 +354,45 @@ class Calls:
             "final": final,
         }
 
-    async def _final(self, call: Call, member: Member, result: SpeechResult) -> None:
+    async def _partial(self, call: Call, member: Member, text: str) -> None:
+        """A partial, in the speaker's language, to the other members."""
+        if call.members.get(member.sid) is not member:
+            return
+        payload = self._subtitle(call, member, text, final=False)
+        await self.sio.emit("subtitle", payload, room=call_room(call.id), skip_sid=member.sid)
+
+    async def _final(self, call: Call, member: Member, line: FinalLine) -> None:
         """Translate a finished utterance once per listener language, send it, keep it."""
-        async with member.finals:  # one speaker's lines go out in order
-            listeners = {m.subtitle_lang for m in call.members.values() if m is not member}
-            targets = sorted(listeners - {member.speaker_lang})
-            payload = self._subtitle(call, member, result.text, final=True)
-            translations: dict[str, str] = {}
-            errors: dict[str, str] = {}
-            if targets and self.chat.translation is not None:
-                glossary = await self.chat.store.glossary(call.conversation["id"])
-                translations, errors = await self.chat.translation.translate_many(
-                    result.text, member.speaker_lang, targets, glossary or None
-                )
-            offset = member.audio_offset or 0.0
-            payload.update(
-                translations=translations,
-                start=round(offset + (result.start or 0.0), 2),
-                end=round(offset + (result.end or 0.0), 2),
-            )
-            if errors:
-                payload["translation_error"] = errors
-            await self.sio.emit("subtitle", payload, room=call_room(call.id))
-            call.lines += 1
-            entry = {
-                "kind": "transcript",
-                "call_id": call.id,
-                "text": result.text,
-                "lang": member.speaker_lang,
-                "translations": translations,
-                "start": payload["start"],
-                "end": payload["end"],
-            }
-            if errors:
-                entry["translation_error"] = errors
-            speaker = Identity(
-                member.identity.id, member.identity.name, member.identity.role, member.speaker_lang
-            )
-            try:
-                await self.chat.post(call.conversation, speaker, f"{call.id}.{call.lines}", entry)
-            except Exception:
-                log.exception("could not store a transcript line of call %s", call.id)
+        if call.members.get(member.sid) is not member:
+            return
+        listeners = {m.subtitle_lang for m in call.members.values() if m is not member}
+        glossary = None
+        if listeners - {member.speaker_lang} and self.chat.translation is not None:
+            glossary = await self.chat.store.glossary(call.conversation["id"])
+        translations, errors = await translate_line(
+            self.chat.translation, line.text, member.speaker_lang, listeners, glossary
+        )
+        payload = self._subtitle(call, member, line.text, final=True)
+        payload.update(translations=translations, start=line.start, end=line.end)
+        if errors:
+            payload["translation_error"] = errors
+        await self.sio.emit("subtitle", payload, room=call_room(call.id))
+        call.lines += 1
+        entry = {
+            "kind": "transcript",
+            "call_id": call.id,
+            "text": line.text,
+            "lang": member.speaker_lang,
+            "translations": translations,
+            "start": line.start,
+            "end": line.end,
+        }
+        if errors:
+            entry["translation_error"] = errors
+        speaker = Identity(
+            member.identity.id, member.identity.name, member.identity.role, member.speaker_lang
+        )
+        try:
+            await self.chat.post(call.conversation, speaker, f"{call.id}.{call.lines}", entry)
+        except Exception:
+            log.exception("could not store a transcript line of call %s", call.id)

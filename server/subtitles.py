@@ -1,0 +1,175 @@
+"""One speaker's live subtitles, shared by calls and tours: the speaker's audio is recognized
+once (a `SpeakerCaptions` thread), partials and finals are handed to the owner's callbacks,
+and each final is translated once per listener language (`translate_line`).
+
+The owner (a call or a tour) decides who receives what and where a final line is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from translation.speech import SpeechResult
+from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
+
+from .captions import BYTES_PER_SECOND, SpeakerCaptions
+
+log = logging.getLogger("tradetalk.subtitles")
+
+EARLY_AUDIO_MAX_S = 20.0
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+@dataclass(frozen=True)
+class FinalLine:
+    """A finished utterance; `start`/`end` in seconds since the owner's origin (call start)."""
+
+    text: str
+    lang: str
+    start: float
+    end: float
+
+
+class SpeakerSubtitles:
+    """Recognizes one speaker's audio in `lang` and reports partials and finals in order.
+
+    `feed(pcm)` takes 16 kHz mono s16 audio on the event loop (never blocks). Audio that
+    arrives while the model loads is kept (up to 20 s). `on_partial(text)` and
+    `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order.
+    After `stop()` nothing more is reported.
+    """
+
+    def __init__(
+        self,
+        lang: str,
+        data_dir: Path,
+        *,
+        spawn: Spawn,
+        on_partial: Callable[[str], Awaitable[Any]],
+        on_final: Callable[[FinalLine], Awaitable[Any]],
+        origin: float | None = None,
+        name: str = "captions",
+    ) -> None:
+        self.lang = lang
+        self.data_dir = data_dir
+        self.name = name
+        self.origin = time.monotonic() if origin is None else origin
+        self.captions: SpeakerCaptions | None = None
+        #: why this speaker gets no subtitles (no model for the language), else None
+        self.note: str | None = None
+        self.audio_offset: float | None = None
+        self._spawn = spawn
+        self._on_partial = on_partial
+        self._on_final = on_final
+        self._early: list[bytes] = []
+        self._early_bytes = 0
+        self._finals = asyncio.Lock()
+        self._stopped = False
+
+    def status(self) -> dict[str, Any]:
+        """`{lang, available, reason?}`: whether a speech model serves the language."""
+        status: dict[str, Any] = {"lang": self.lang, "available": True}
+        try:
+            find_speech_model(self.lang, self.data_dir)
+        except SpeechModelMissing as exc:
+            status.update(available=False, reason=str(exc))
+        return status
+
+    @property
+    def alive(self) -> bool:
+        """Whether the recognizer thread runs."""
+        return self.captions is not None and self.captions.alive
+
+    async def start(self) -> None:
+        """Load the model off the event loop, then recognize (the early audio first)."""
+        try:
+            path = find_speech_model(self.lang, self.data_dir)
+            model = await asyncio.to_thread(load_speech_model, path)
+        except SpeechModelMissing as exc:
+            self.note = str(exc)
+            self._early.clear()
+            return
+        except Exception:
+            log.exception("could not load the speech model for %s", self.lang)
+            self.note = f"the speech model for {self.lang} failed to load"
+            self._early.clear()
+            return
+        if self._stopped:
+            return
+        self.captions = SpeakerCaptions(
+            model, asyncio.get_running_loop(), self._on_result, name=self.name
+        )
+        for chunk in self._early:
+            self.captions.feed(chunk)
+        self._early.clear()
+
+    def feed(self, pcm: bytes) -> None:
+        """Audio from the media room (event loop; returns at once)."""
+        if self._stopped or self.note is not None:
+            return
+        if self.audio_offset is None:
+            self.audio_offset = time.monotonic() - self.origin
+        if self.captions is not None:
+            self.captions.feed(pcm)
+        elif self._early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
+            self._early.append(pcm)
+            self._early_bytes += len(pcm)
+
+    async def stop(self) -> None:
+        """Stop recognizing and reporting; joins the recognizer thread."""
+        self._stopped = True
+        self._early.clear()
+        if self.captions is not None:
+            captions, self.captions = self.captions, None
+            await asyncio.to_thread(captions.close)
+
+    async def drain(self) -> None:
+        """Wait until the final line being delivered (if any) has gone out."""
+        async with self._finals:
+            pass
+
+    def _on_result(self, result: SpeechResult) -> None:
+        if self._stopped or not result.text.strip():
+            return
+        if result.final:
+            self._spawn(self._final(result))
+        else:
+            self._spawn(self._on_partial(result.text))
+
+    async def _final(self, result: SpeechResult) -> None:
+        async with self._finals:  # one speaker's lines go out in order
+            if self._stopped:
+                return
+            offset = self.audio_offset or 0.0
+            line = FinalLine(
+                result.text,
+                self.lang,
+                round(offset + (result.start or 0.0), 2),
+                round(offset + (result.end or 0.0), 2),
+            )
+            try:
+                await self._on_final(line)
+            except Exception:
+                log.exception("a subtitle line of %s could not be delivered", self.name)
+
+
+async def translate_line(
+    translation: Any,
+    text: str,
+    src: str,
+    targets: Iterable[str],
+    glossary: dict[str, str | None] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """One translation per target language other than `src` (each language once), and the
+    reason for each language that failed. No translation service: nothing is translated."""
+    languages = sorted(set(targets) - {src})
+    if not languages or translation is None:
+        return {}, {}
+    return await translation.translate_many(text, src, languages, glossary or None)
