@@ -2,8 +2,8 @@
 # Installs the Debian packages TradeTalk runs and tests with. Safe to run again.
 set -euo pipefail
 # redis-server: embedded Redis; apertium*: rule-based en<->es translation;
-# chromium*: browser tests; nodejs/npm (only when no npm at all): the web client's packages.
-packages=(redis-server apertium apertium-eng-spa chromium chromium-driver)
+# chromium*, fonts-noto-*: browser tests (CJK and emoji glyphs in screenshots); nodejs/npm (only when no npm at all): the web client's packages.
+packages=(redis-server apertium apertium-eng-spa chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -8,17 +8,32 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from server.app import create_app
 from server.config import Settings
 from server.embedded_redis import EmbeddedRedis
 from tests.peers import REPO, SECRET
+from translation.translator import Translator
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Fake camera and microphone, no permission prompt, media plays without a click.
+MEDIA_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -38,8 +53,8 @@ PHONE = {"width": 390, "height": 844}
 class ThreadedServer:
     """The TradeTalk app (dev mode) served by aiohttp on its own event loop in a thread."""
 
-    def __init__(self, settings: Settings, redis_url: str) -> None:
-        self.app = create_app(settings, redis_url)
+    def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
+        self.app = create_app(settings, redis_url, translator)
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(self.app, shutdown_timeout=2)
         self.url = ""
@@ -73,22 +88,30 @@ class ThreadedServer:
 
 @pytest.fixture(scope="session")
 def web_server(
-    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory, translator: Translator
 ) -> Iterator[str]:
-    """Base URL of a dev-mode server (the dev sign-in endpoint is on)."""
+    """Base URL of a dev-mode server (the dev sign-in endpoint is on). It translates with the
+    session's real engines: Apertium en<->es and the test-built Argos ko->en, en->ko, en->zh."""
     vendor = REPO / "web_client" / "node_modules" / "socket.io-client" / "dist"
     assert (vendor / "socket.io.esm.min.js").is_file(), (
         "socket.io-client is not installed: run `npm install --prefix web_client`"
     )
     settings = Settings(data_dir=tmp_path_factory.mktemp("web"), secret=SECRET, dev=True)
-    server = ThreadedServer(settings, redis_server.url)
+    server = ThreadedServer(settings, redis_server.url, translator)
     yield server.start()
     server.stop()
 
 
+def launch_chromium(playwright: Playwright, extra_args: list[str] = ()) -> Browser:
+    """Launch Debian's Chromium headless with the common flags plus `extra_args`."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
+    )
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium (never a downloaded browser); fails when it is not installed.
+def playwright_driver() -> Iterator[Playwright]:
+    """Playwright's driver; fails (never skips) when Debian's Chromium is not installed.
 
     Module-scoped: Playwright's sync API runs an event loop in the main thread while it is
     open, which would clash with the async tests of later modules."""
@@ -96,20 +119,27 @@ def browser() -> Iterator[Browser]:
         "Debian's chromium is missing: apt-get install chromium (scripts/setup-system.sh)"
     )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium (never a downloaded browser)."""
+    browser = launch_chromium(playwright_driver)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     """Open pages in fresh browser contexts (separate sessionStorage); closed after the test.
+    `make(viewport, on=other_browser)` opens one in another browser.
 
     Every page collects console errors and JS dialogs in `page.errors` / `page.dialogs`."""
     contexts: list[BrowserContext] = []
 
-    def make(viewport: dict[str, int] = DESKTOP) -> Page:
-        context = browser.new_context(viewport=viewport)
+    def make(viewport: dict[str, int] = DESKTOP, on: Browser | None = None) -> Page:
+        context = (on or browser).new_context(viewport=viewport)
         contexts.append(context)
         page = context.new_page()
         page.errors = []  # type: ignore[attr-defined]

@@ -140,9 +140,16 @@ export class ConversationView {
     }
   }
 
+  /** Whether the loaded history holds call transcript lines. */
+  hasTranscript() {
+    for (const message of this.messages.values()) if (message.kind === "transcript") return true;
+    return false;
+  }
+
   /** Add messages (any order; known ids are ignored) and render them in id order. */
   addMessages(messages) {
     let added = false;
+    const hadTranscript = this.hasTranscript();
     for (const message of messages || []) {
       if (message.conversation_id !== this.id) continue;
       if (message.sender.id === this.app.me.id) this.dropPending(message.client_id);
@@ -152,6 +159,7 @@ export class ConversationView {
       this.insert(message);
       added = true;
     }
+    if (added && !hadTranscript && this.hasTranscript()) this.app.call?.renderSlot();
     return added;
   }
 
@@ -165,6 +173,7 @@ export class ConversationView {
   }
 
   messageNode(message) {
+    if (message.kind === "transcript") return this.transcriptNode(message);
     const mine = message.sender.id === this.app.me.id;
     const showOriginal = this.original.has(message.id);
     const shown = showOriginal
@@ -199,6 +208,31 @@ export class ConversationView {
         attrs: { lang: shown.lang },
       }),
       foot,
+    );
+  }
+
+  /** A line of a call transcript: the speaker's words in the reader's language, and the original. */
+  transcriptNode(message) {
+    const mine = message.sender.id === this.app.me.id;
+    const shown = readable(message, this.app.lang);
+    return el(
+      "li",
+      { className: "msg transcript", dataset: { id: String(message.id), callId: message.call_id || "" } },
+      el(
+        "div",
+        { className: "msg-meta" },
+        el("span", { className: "transcript-tag", text: "🎙 transcript" }),
+        el("span", { className: "sender", text: mine ? "You" : message.sender.name }),
+        el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
+      ),
+      el("p", {
+        className: `msg-text${shown.translated ? " translated" : ""}`,
+        text: shown.text,
+        attrs: { lang: shown.lang },
+      }),
+      shown.translated
+        ? el("p", { className: "transcript-original", text: message.text, attrs: { lang: message.lang } })
+        : null,
     );
   }
 

@@ -28,3 +28,20 @@ export async function devToken(name, role, lang) {
   }
   return body;
 }
+
+/** Fetch a conversation's call transcript (`format`: txt, srt or json) and save it as a file. */
+export async function downloadTranscript(token, conversationId, format = "srt") {
+  const url = `/api/conversations/${encodeURIComponent(conversationId)}/transcript?format=${format}`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  const blob = await response.blob();
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = `transcript-${conversationId}.${format}`;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
+}

@@ -1,4 +1,5 @@
 // Entry point: sign-in, then the inbox and conversation views over one socket.
+import { CallView } from "./call.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { byId, showMessage } from "./dom.js";
@@ -109,6 +110,7 @@ function startApp(token, user) {
   const connection = new Connection(token);
   const app = {
     me: user,
+    token,
     lang: savedLanguage() || user.lang,
     connection,
     outbox: new Outbox(`tradetalk.outbox.${user.id}`, connection),
@@ -120,6 +122,7 @@ function startApp(token, user) {
   };
   app.inbox = new InboxView(app);
   app.conversation = new ConversationView(app);
+  app.call = new CallView(app);
   window.tradetalk = app; // for debugging and the browser tests
 
   byId("me").hidden = false;
@@ -159,12 +162,14 @@ function startApp(token, user) {
       document.body.classList.add("offline");
     }
     app.conversation.joined = false;
+    app.call.onDisconnected();
   });
   connection.addEventListener("unauthorized", (event) => {
     connection.close();
     signOut(`Sign-in refused (${event.detail}). Please sign in again.`);
   });
   connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (app.call.onEvent(event, data)) return;
     if (event === "message.new") app.conversation.onMessage(data.message);
     else if (event === "inbox.update") app.inbox.upsert(data.conversation);
     else if (event === "typing") app.conversation.onTyping(data);
@@ -188,6 +193,7 @@ function route(app) {
   document.body.classList.toggle("in-conversation", Boolean(id));
   app.inbox.setActive(id);
   app.conversation.open(id);
+  app.call.conversationChanged();
 }
 
 async function changeLanguage(app, lang) {

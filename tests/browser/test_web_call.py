@@ -1,0 +1,219 @@
+"""A subtitled video call in two real browsers: a Korean speaker's fake microphone plays a real
+recording; the English listener sees the recognized Korean line translated, then the transcript."""
+
+from __future__ import annotations
+
+import re
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect
+
+from tests.browser.conftest import MEDIA_ARGS, PHONE, launch_chromium, sign_in
+from tests.peers import REPO
+
+SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
+SILENCE_S = 3.0
+
+# Every `subtitle` event the page receives, as the server sent it.
+RECORD_SUBTITLES = """() => {
+  window.subtitleEvents = [];
+  tradetalk.connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (event === "subtitle") window.subtitleEvents.push({ ...data, at: performance.now() });
+  });
+}"""
+
+CALL_STATE = """() => { const a = tradetalk.call.active; return a && {
+  signaling: a.pc.signalingState, ice: a.pc.iceConnectionState, conn: a.pc.connectionState,
+  tiles: [...a.tiles.keys()], participants: a.call.participants }; }"""
+
+REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('#call-view .tile.remote video')]
+  .some((v) => v.videoWidth > 0 && v.readyState >= 2)"""
+
+
+def speech_with_silence(folder: Path) -> Path:
+    """The Korean recording followed by silence (Chromium loops the fake microphone's file)."""
+    assert SPEECH.is_file(), f"missing test recording {SPEECH}"
+    out = folder / "ko_speech_then_silence.wav"
+    with wave.open(str(SPEECH), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    silence = b"\0" * int(SILENCE_S * params.framerate) * params.sampwidth * params.nchannels
+    with wave.open(str(out), "wb") as target:
+        target.setparams(params)
+        target.writeframes(frames + silence)
+    return out
+
+
+@pytest.fixture(scope="module")
+def speaker_browser(
+    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    """A Chromium whose fake microphone speaks Korean (and whose fake camera shows a pattern)."""
+    audio = speech_with_silence(tmp_path_factory.mktemp("fake-mic"))
+    browser = launch_chromium(
+        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def listener_browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    """A Chromium with the default fake camera and microphone (a beep, no speech)."""
+    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
+    yield browser
+    browser.close()
+
+
+def wait_remote_video(page: Page, timeout_ms: int = 20000) -> None:
+    """Until the page plays someone else's video (frames decoded, size known)."""
+    try:
+        page.wait_for_function(REMOTE_VIDEO_PLAYS, timeout=timeout_ms)
+    except Exception:
+        note = page.locator("#call-view .call-note").text_content()
+        state = page.evaluate(CALL_STATE)
+        raise AssertionError(f"no remote video; note {note!r}; {state}") from None
+
+
+def test_subtitled_call_between_korean_and_english(
+    new_page, web_server, shot, speaker_browser, listener_browser
+) -> None:
+    began = time.monotonic()
+    listener = new_page(on=listener_browser)
+    speaker = new_page(on=speaker_browser)
+    for page, who in ((listener, "listener"), (speaker, "speaker")):
+        page.on(
+            "console",
+            lambda m, who=who: m.type in ("error", "warning") and print(who, m.type, m.text),
+        )
+    sign_in(listener, web_server, "Ann Buyer", "buyer", "en")
+    speaker_id = sign_in(speaker, web_server, "김민수 Supplier", "supplier", "ko")
+    listener.get_by_label("Start a conversation with (user id)").fill(speaker_id)
+    listener.get_by_label("Subject (optional)").fill("Sample call")
+    listener.get_by_role("button", name="Start").click()
+    expect(listener.locator("#conv-title")).to_have_text("Sample call")
+    speaker.locator("#inbox-list li.inbox-item a").click()
+    expect(speaker.locator("#conv-title")).to_have_text("Sample call")
+    listener.evaluate(RECORD_SUBTITLES)
+
+    # The listener starts the call; the speaker is offered to join it.
+    listener.get_by_role("button", name="Call", exact=True).click()
+    expect(listener.locator("#call-view")).to_be_visible()
+    join = speaker.get_by_role("button", name="Join call")
+    expect(join).to_be_visible()
+    join.click()
+
+    wait_remote_video(listener)
+    wait_remote_video(speaker)
+    print(f"\nvideo both ways after {time.monotonic() - began:.1f} s")
+    expect(listener.locator("#call-view .tile.remote .tile-name")).to_have_text("김민수 Supplier")
+    expect(speaker.locator("#call-view .tile.remote .tile-name")).to_have_text("Ann Buyer")
+    for page in (listener, speaker):
+        expect(page.get_by_role("button", name="Mute")).to_be_enabled()
+        expect(page.get_by_label("Subtitle language")).to_have_value(
+            "en" if page is listener else "ko"
+        )
+
+    # The recognized Korean line, translated into English for the listener.
+    final = listener.locator("#call-view .subtitle.final[data-original-lang='ko']").first
+    expect(final).to_be_visible(timeout=45000)
+    korean = final.get_attribute("data-original") or ""
+    english = final.locator(".subtitle-text").inner_text()
+    sent = listener.evaluate(
+        "(text) => window.subtitleEvents.find((s) => s.final && s.text === text)", korean
+    )
+    assert re.search(r"[\uac00-\ud7a3]", korean), f"no Hangul recognized: {korean!r}"
+    assert sent and sent["lang"] == "ko", sent
+    assert english == sent["translations"]["en"].strip(), (english, sent)
+    assert english and not re.search(r"[\uac00-\ud7a3]", english), english
+    assert final.get_attribute("title") == korean
+    expect(final.locator(".subtitle-text")).to_have_attribute("lang", "en")
+    print(
+        listener.evaluate("""() => window.subtitleEvents.map(
+      (s) => `${(s.at / 1000).toFixed(1)} ${s.final ? "F" : "p"} ${s.text}`).join("\\n")""")
+    )
+    print(f"\nrecognized {korean!r} -> {english!r} after {time.monotonic() - began:.1f} s")
+    shot(listener, "listener-call-subtitle")
+    shot(speaker, "speaker-call")
+
+    # Mute and camera toggles switch the speaker's tracks off and on.
+    speaker.get_by_role("button", name="Camera off").click()
+    assert speaker.evaluate(
+        "() => tradetalk.call.active.stream.getVideoTracks().every((t) => !t.enabled)"
+    )
+    expect(speaker.get_by_role("button", name="Camera on")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    speaker.get_by_role("button", name="Camera on").click()
+
+    # The listener switches subtitles to Spanish (`call.subtitles`), then back to English.
+    for lang in ("es", "en"):
+        listener.get_by_label("Subtitle language").select_option(lang)
+        listener.wait_for_function(
+            """(lang) => tradetalk.call.active.call.participants
+                 .some((m) => m.id === tradetalk.me.id && m.lang === lang)""",
+            arg=lang,
+        )
+
+    listener.set_viewport_size(PHONE)
+    shot(listener, "listener-call-phone")
+
+    # Leaving: the listener's call view closes; the transcript stays in the conversation.
+    listener.get_by_role("button", name="Leave").click()
+    expect(listener.locator("#call-view")).to_be_hidden()
+    line = listener.locator("#messages li.msg.transcript").filter(has_text=english).first
+    expect(line).to_be_visible()
+    expect(line.locator(".transcript-original")).to_have_text(korean)
+    expect(line.locator(".sender")).to_have_text("김민수 Supplier")
+    speaker.get_by_role("button", name="End for all").click()
+    expect(speaker.locator("#call-view")).to_be_hidden()
+    expect(listener.get_by_role("button", name="Call", exact=True)).to_be_visible()
+    shot(listener, "listener-transcript-phone")
+
+    with listener.expect_download() as download_info:
+        listener.get_by_role("button", name="Download transcript").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".srt")
+    srt = Path(download.path()).read_text(encoding="utf-8")
+    assert re.search(r"^1\n\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}$", srt, re.M), srt
+    assert f"김민수 Supplier: {korean}" in srt, srt
+    assert f"[en] {english}" in srt, srt
+
+    listener.set_viewport_size({"width": 1280, "height": 800})
+    shot(listener, "listener-transcript-desktop")
+    assert not listener.errors and not speaker.errors, (listener.errors, speaker.errors)
+    print(f"call test body took {time.monotonic() - began:.1f} s")
+
+
+def test_server_offer_extension_ids_keep_the_negotiated_numbers(new_page, web_server) -> None:
+    """aiortc renumbers header extensions in each offer; the client maps them back (Chromium
+    refuses an id that changes meaning), and gives unknown extensions free ids."""
+    page = new_page()
+    page.goto(web_server + "/")
+    result = page.evaluate(
+        r"""async () => {
+          const { alignExtmapIds, extmapIds } = await import("/static/js/sdp_extmap.js");
+          const browser = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n" +
+            "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
+          const server = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n" +
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n" +
+            "a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n" +
+            "m=video 9 UDP/TLS/RTP/SAVPF 97\r\n" +
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n" +
+            "a=extmap:3/sendrecv http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n";
+          return alignExtmapIds(server, extmapIds(browser));
+        }"""
+    )
+    lines = [line for line in result.split("\r\n") if line.startswith("a=extmap")]
+    assert lines == [
+        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=extmap:2/sendrecv http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    ], result
+    assert result.startswith("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n")

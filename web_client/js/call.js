@@ -1,0 +1,448 @@
+// The video call of the open conversation: WebRTC to the server (non-trickle ICE), one tile per
+// peer, live subtitles in the viewer's language, mute/camera toggles, leave and end for all.
+import { byId, el } from "./dom.js";
+import { downloadTranscript } from "./http_api.js";
+import { fillLanguageSelect } from "./languages.js";
+import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
+import { SubtitleBoard } from "./subtitles.js";
+
+const ICE_GATHERING_MAX_MS = 5000;
+const ENDED_NOTE_MS = 8000;
+
+/** What to tell the user when the call ended under them. */
+function endedNote(reason) {
+  if (reason === "ended") return "The call was ended by a participant.";
+  if (reason === "everyone left") return "The call ended: everyone left.";
+  return `The call ended (${reason}).`;
+}
+
+/** Resolve once the connection finished gathering ICE candidates (or after `maxMs`). */
+function iceGathered(pc, maxMs = ICE_GATHERING_MAX_MS) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, maxMs);
+  });
+}
+
+/** The microphone and camera, or as much of them as the browser grants (null: receive only). */
+async function localMedia() {
+  const tries = [
+    { audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 } } },
+    { audio: true, video: false },
+    { audio: false, video: true },
+  ];
+  for (const constraints of tries) {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch {
+      /* try with less */
+    }
+  }
+  return null;
+}
+
+export class CallView {
+  /** `app`: {me, lang, connection, conversation, names}. */
+  constructor(app) {
+    this.app = app;
+    this.slot = byId("call-slot");
+    this.view = byId("call-view");
+    this.running = new Map(); // call id -> call (conversation_id, participants)
+    this.active = null; // {call, pc, stream, tiles: Map(peer_id -> tile), queue}
+    this.subtitleLang = null;
+    this.buildView();
+  }
+
+  // ----- the call view's fixed parts -----------------------------------------------------------
+
+  buildView() {
+    this.stage = el("div", { className: "call-stage" });
+    this.tilesNode = el("div", { className: "tiles", attrs: { "aria-label": "Video" } });
+    this.board = new SubtitleBoard();
+    this.stage.append(this.tilesNode, this.board.node);
+    this.muteButton = el("button", {
+      className: "call-toggle",
+      text: "Mute",
+      attrs: { type: "button", "aria-pressed": "false", id: "call-mute" },
+      on: { click: () => this.toggle("audio") },
+    });
+    this.cameraButton = el("button", {
+      className: "call-toggle",
+      text: "Camera off",
+      attrs: { type: "button", "aria-pressed": "false", id: "call-camera" },
+      on: { click: () => this.toggle("video") },
+    });
+    this.langSelect = el("select", { attrs: { id: "call-subtitle-lang", name: "subtitle_lang" } });
+    this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
+    const langLabel = el("label", { className: "inline call-lang" }, "Subtitle language", this.langSelect);
+    this.leaveButton = el("button", {
+      className: "call-leave",
+      text: "Leave",
+      attrs: { type: "button", id: "call-leave" },
+      on: { click: () => this.leave() },
+    });
+    this.endButton = el("button", {
+      className: "call-end",
+      text: "End for all",
+      attrs: { type: "button", id: "call-end" },
+      on: { click: () => this.endForAll() },
+    });
+    this.note = el("p", { className: "call-note", attrs: { role: "status" } });
+    const controls = el(
+      "div",
+      { className: "call-controls", attrs: { role: "toolbar", "aria-label": "Call controls" } },
+      this.muteButton,
+      this.cameraButton,
+      langLabel,
+      this.leaveButton,
+      this.endButton,
+    );
+    this.view.replaceChildren(this.stage, this.note, controls);
+  }
+
+  /** The buttons in the conversation header: start/join the call, download the transcript. */
+  renderSlot() {
+    const cid = this.app.conversation.id;
+    this.slot.replaceChildren();
+    if (!cid) return;
+    const inCall = this.active && this.active.call.conversation_id === cid;
+    if (this.active && !inCall) {
+      const other = this.active.call.conversation_id;
+      this.slot.append(
+        el("button", {
+          className: "call-button",
+          text: "Back to your call",
+          attrs: { type: "button", id: "call-return" },
+          on: { click: () => this.app.openConversation(other) },
+        }),
+      );
+    } else if (!inCall) {
+      const running = this.callOf(cid);
+      this.slot.append(
+        el("button", {
+          className: "call-button",
+          text: running ? "Join call" : "Call",
+          attrs: { type: "button", id: "call-start" },
+          on: { click: (event) => this.start(cid, event.currentTarget) },
+        }),
+      );
+    }
+    if (this.app.conversation.hasTranscript()) {
+      this.slot.append(
+        el("button", {
+          className: "quiet transcript-download",
+          text: "Download transcript",
+          attrs: { type: "button", id: "transcript-download" },
+          on: { click: () => this.download(cid) },
+        }),
+      );
+    }
+  }
+
+  /** The running call of a conversation, if we heard of one. */
+  callOf(cid) {
+    for (const call of this.running.values()) if (call.conversation_id === cid) return call;
+    return null;
+  }
+
+  /** The conversation shown changed. */
+  conversationChanged() {
+    this.renderSlot();
+    this.view.hidden = !(this.active && this.active.call.conversation_id === this.app.conversation.id);
+  }
+
+  // ----- server events ---------------------------------------------------------------------
+
+  /** Handle a server event; true when it was a call event. */
+  onEvent(event, data) {
+    if (event === "call.started") {
+      this.running.set(data.call.id, data.call);
+      this.renderSlot();
+    } else if (event === "call.participants") {
+      const call = this.running.get(data.call_id);
+      if (call) call.participants = data.participants;
+      if (this.active?.call.id === data.call_id) {
+        this.active.call.participants = data.participants;
+        this.syncTiles();
+      }
+    } else if (event === "call.ended") {
+      this.running.delete(data.call_id);
+      if (this.active?.call.id === data.call_id) this.teardown(endedNote(data.reason));
+      this.renderSlot();
+    } else if (event === "call.left") {
+      if (this.active?.call.id === data.call_id) this.teardown(`You left the call (${data.reason}).`);
+    } else if (event === "rtc.offer") {
+      if (this.active?.call.id === data.call_id) this.renegotiate(data.sdp);
+    } else if (event === "subtitle") {
+      if (this.active?.call.id === data.call_id) this.onSubtitle(data);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  /** The connection dropped: the server has removed us from the call. */
+  onDisconnected() {
+    if (this.active) this.teardown("The connection dropped; the call was left.");
+    this.running.clear();
+  }
+
+  // ----- joining and leaving ------------------------------------------------------------------
+
+  async start(cid, button) {
+    if (this.active) return;
+    button.disabled = true;
+    clearTimeout(this.endedTimer);
+    this.view.classList.remove("ended");
+    this.showNote("Starting the call…");
+    this.view.hidden = false;
+    let pc = null;
+    let stream = null;
+    try {
+      const { call, ice_servers: iceServers } = await this.app.connection.request("call.start", {
+        conversation_id: cid,
+      });
+      this.running.set(call.id, call);
+      stream = await localMedia();
+      pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: "max-bundle" });
+      // Server offers wait until our own offer/answer exchange is done.
+      let joined;
+      const queue = new Promise((resolve) => {
+        joined = resolve;
+      });
+      this.active = { call, pc, stream, tiles: new Map(), queue, joined };
+      pc.addEventListener("track", (event) => this.onTrack(event));
+      pc.addEventListener("connectionstatechange", () => {
+        if (pc.connectionState === "failed") this.showNote("The media connection failed.");
+      });
+      for (const kind of ["audio", "video"]) {
+        const track = stream?.getTracks().find((t) => t.kind === kind);
+        if (track) pc.addTrack(track, stream);
+        else pc.addTransceiver(kind, { direction: "recvonly" });
+      }
+      this.addTile("local", stream, true);
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc);
+      this.subtitleLang = this.app.lang;
+      const ack = await this.app.connection.request(
+        "call.join",
+        { call_id: call.id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
+        20000,
+      );
+      if (this.active?.pc !== pc) return; // ended meanwhile
+      this.active.call = ack.call;
+      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      this.active.joined();
+      fillLanguageSelect(this.langSelect, this.subtitleLang);
+      this.updateToggles();
+      this.syncTiles();
+      if (ack.captions && !ack.captions.available) {
+        this.showNote(`Your speech is not subtitled: no speech model for "${ack.captions.lang}".`);
+        this.note.title = ack.captions.reason || "";
+      } else {
+        this.showNote(stream ? "" : "No camera or microphone: you can see and hear the others.");
+      }
+      this.renderSlot();
+    } catch (error) {
+      if (!this.active) stream?.getTracks().forEach((track) => track.stop());
+      if (!this.active || this.active.pc === pc) this.teardown(`Could not join the call: ${error.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async leave() {
+    const active = this.active;
+    if (!active) return;
+    this.teardown("");
+    await this.app.connection.request("call.leave", { call_id: active.call.id }).catch(() => {});
+  }
+
+  async endForAll() {
+    const active = this.active;
+    if (!active) return;
+    this.teardown("");
+    await this.app.connection.request("call.end", { call_id: active.call.id }).catch(() => {});
+  }
+
+  /** Stop our media and close the view (`note` tells why, if anything). */
+  teardown(note) {
+    const active = this.active;
+    this.active = null;
+    if (active) {
+      active.joined?.();
+      active.stream?.getTracks().forEach((track) => track.stop());
+      try {
+        active.pc.close();
+      } catch {
+        /* already closed */
+      }
+    }
+    this.tilesNode.replaceChildren();
+    this.board.clear();
+    this.view.hidden = !note;
+    this.view.classList.toggle("ended", Boolean(note));
+    this.showNote(note);
+    this.renderSlot();
+    clearTimeout(this.endedTimer);
+    if (note) {
+      this.endedTimer = setTimeout(() => {
+        if (!this.active) this.view.hidden = true;
+      }, ENDED_NOTE_MS);
+    }
+  }
+
+  // ----- media ---------------------------------------------------------------------------------
+
+  /** Answer a server offer (someone joined or left); offers are answered one at a time, in order. */
+  renegotiate(sdp) {
+    const active = this.active;
+    active.queue = active.queue.then(async () => {
+      if (this.active !== active) return;
+      try {
+        const pc = active.pc;
+        const known = extmapIds(pc.currentLocalDescription?.sdp, pc.currentRemoteDescription?.sdp);
+        await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, known) });
+        await active.pc.setLocalDescription(await active.pc.createAnswer());
+        await this.app.connection.request("rtc.answer", {
+          call_id: active.call.id,
+          sdp: active.pc.localDescription.sdp,
+          type: "answer",
+        });
+      } catch (error) {
+        console.warn("renegotiation failed", error);
+        this.showNote(`Could not update the call's media: ${error.message}`);
+      }
+      this.syncTiles();
+    });
+  }
+
+  onTrack(event) {
+    const stream = event.streams[0];
+    if (!stream || !this.active) return;
+    const peerId = stream.id;
+    const tile = this.addTile(peerId, stream, false);
+    event.track.addEventListener("ended", () => this.syncTiles());
+    stream.addEventListener("removetrack", () => this.syncTiles());
+    tile.video.srcObject = stream;
+    tile.video.play().catch(() => {});
+  }
+
+  /** A video tile for `peerId` ("local" for ours), created once. */
+  addTile(peerId, stream, local) {
+    const tiles = this.active.tiles;
+    let tile = tiles.get(peerId);
+    if (!tile) {
+      const video = el("video", {
+        attrs: { autoplay: true, playsinline: true, "aria-label": local ? "Your camera" : "Video" },
+      });
+      video.muted = local;
+      const name = el("span", { className: "tile-name" });
+      const node = el("figure", { className: `tile${local ? " local" : " remote"}`, dataset: { peer: peerId } }, video, name);
+      tile = { node, video, name, local };
+      tiles.set(peerId, tile);
+      if (local) this.tilesNode.append(node);
+      else this.tilesNode.insertBefore(node, this.tilesNode.querySelector(".tile.local"));
+    }
+    if (stream && tile.video.srcObject !== stream) tile.video.srcObject = stream;
+    this.nameTile(peerId, tile);
+    this.tilesNode.dataset.count = String(tiles.size);
+    return tile;
+  }
+
+  nameTile(peerId, tile) {
+    const member = this.active.call.participants?.find((m) => m.peer_id === peerId);
+    const text = tile.local ? "You" : member ? member.name : "…";
+    tile.name.textContent = text;
+    tile.video.setAttribute("aria-label", tile.local ? "Your camera" : `Video of ${text}`);
+    if (member) this.app.names.set(member.id, member.name);
+  }
+
+  /** Drop tiles of peers who left; refresh names. */
+  syncTiles() {
+    const active = this.active;
+    if (!active) return;
+    const peers = new Set((active.call.participants || []).map((m) => m.peer_id));
+    for (const [peerId, tile] of active.tiles) {
+      if (tile.local) {
+        this.nameTile(peerId, tile);
+        continue;
+      }
+      const stream = tile.video.srcObject;
+      const live = stream && stream.getTracks().some((t) => t.readyState === "live");
+      if (!peers.has(peerId) || !live) {
+        if (!peers.has(peerId)) {
+          tile.node.remove();
+          active.tiles.delete(peerId);
+        }
+      } else {
+        this.nameTile(peerId, tile);
+      }
+    }
+    this.tilesNode.dataset.count = String(active.tiles.size);
+  }
+
+  toggle(kind) {
+    const tracks = this.active?.stream?.getTracks().filter((t) => t.kind === kind) || [];
+    if (!tracks.length) return;
+    const enabled = !tracks[0].enabled;
+    for (const track of tracks) track.enabled = enabled;
+    this.updateToggles();
+  }
+
+  updateToggles() {
+    const tracks = this.active?.stream?.getTracks() || [];
+    const audio = tracks.find((t) => t.kind === "audio");
+    const video = tracks.find((t) => t.kind === "video");
+    this.muteButton.disabled = !audio;
+    this.cameraButton.disabled = !video;
+    const muted = audio ? !audio.enabled : true;
+    const cameraOff = video ? !video.enabled : true;
+    this.muteButton.textContent = muted ? "Unmute" : "Mute";
+    this.muteButton.setAttribute("aria-pressed", String(Boolean(audio) && muted));
+    this.cameraButton.textContent = cameraOff ? "Camera on" : "Camera off";
+    this.cameraButton.setAttribute("aria-pressed", String(Boolean(video) && cameraOff));
+  }
+
+  // ----- subtitles ------------------------------------------------------------------------------
+
+  async setSubtitleLang(lang) {
+    const active = this.active;
+    if (!active) return;
+    try {
+      await this.app.connection.request("call.subtitles", { call_id: active.call.id, lang });
+      this.subtitleLang = lang;
+    } catch (error) {
+      this.langSelect.value = this.subtitleLang;
+      this.showNote(`Could not change the subtitle language: ${error.message}`);
+    }
+  }
+
+  onSubtitle(data) {
+    const mine = data.speaker?.id === this.app.me.id;
+    this.board.show(data, this.subtitleLang || this.app.lang, mine);
+  }
+
+  // ----- transcript ---------------------------------------------------------------------------
+
+  async download(cid) {
+    try {
+      await downloadTranscript(this.app.token, cid, "srt");
+    } catch (error) {
+      this.showNote(`Could not download the transcript: ${error.message}`);
+      this.view.hidden = false;
+    }
+  }
+
+  showNote(text) {
+    this.note.title = "";
+    this.note.textContent = text || "";
+    this.note.hidden = !text;
+  }
+}
