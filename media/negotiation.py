@@ -168,3 +168,37 @@ def _renumber(
         new.parameters = {**codec.parameters, "apt": apt}
         out.append(new)
     return out
+
+
+def learn_extension_ids(media: list[Any], ids: dict[str, int]) -> None:
+    """Record the RTP header-extension ids a client's offer uses (uri -> id)."""
+    for m in media:
+        for extension in m.rtp.headerExtensions:
+            ids.setdefault(extension.uri, extension.id)
+
+
+def keep_extension_ids(
+    offer_sdp: str, transceivers: list[RTCRtpTransceiver], ids: dict[str, int]
+) -> str:
+    """Rewrite a re-offer from aiortc so header-extension ids stay those already agreed.
+
+    aiortc numbers extensions afresh in every offer (sdes:mid = 1, ...), while the client's
+    first offer chose the ids (Chrome: ssrc-audio-level = 1, ...). Chrome refuses an offer
+    that gives an id in use a new meaning ("RTP extension ID reassignment not supported").
+    Known uris get the client's id, new ones a free id; each transceiver's extension list
+    (aiortc's `_headerExtensions`, which its sender uses) is updated to match. Updates `ids`.
+    """
+    description = aiortc_sdp.SessionDescription.parse(offer_sdp)
+    by_index = {t._get_mline_index(): t for t in transceivers}
+    for index, media in enumerate(description.media):
+        if media.kind not in ("audio", "video"):
+            continue
+        for extension in media.rtp.headerExtensions:
+            if extension.uri not in ids:
+                used = set(ids.values())
+                ids[extension.uri] = next(i for i in range(1, 256) if i not in used)
+            extension.id = ids[extension.uri]
+        transceiver = by_index.get(index)
+        if transceiver is not None:
+            transceiver._headerExtensions = copy.deepcopy(media.rtp.headerExtensions)
+    return str(description)

@@ -49,7 +49,9 @@ from media.errors import (
 from media.fanout import AudioFanout, Fanout, PacketTrack, VideoFanout
 from media.negotiation import (
     direction_for,
+    keep_extension_ids,
     keep_payload_types,
+    learn_extension_ids,
     learn_payload_types,
     parse_sdp,
     remote_receives,
@@ -104,6 +106,8 @@ class _Peer:
     #: the client's own payload types: mime type -> pt, and rtx pt per primary pt
     client_pts: dict[str, int] = field(default_factory=dict)
     client_rtx: dict[int, int] = field(default_factory=dict)
+    #: the client's RTP header-extension ids: uri -> id (re-offers must not reassign them)
+    client_ext: dict[str, int] = field(default_factory=dict)
     dirty: bool = False
     sync_task: asyncio.Task[None] | None = None
     removed: bool = False
@@ -193,6 +197,7 @@ class MediaRoom:
             self._check_present(peer)
             self._configure_offered(peer, description.media)
             learn_payload_types(description.media, peer.client_pts, peer.client_rtx)
+            learn_extension_ids(description.media, peer.client_ext)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
             self._check_present(peer)
@@ -398,6 +403,7 @@ class MediaRoom:
         offer_sdp = keep_payload_types(
             offer.sdp, pc.getTransceivers(), peer.negotiated, peer.client_pts, peer.client_rtx
         )
+        offer_sdp = keep_extension_ids(offer_sdp, pc.getTransceivers(), peer.client_ext)
         await pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
         self.renegotiations += 1
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import threading
 import time
 import wave
@@ -296,5 +297,44 @@ async def test_reoffers_keep_a_browser_clients_payload_types() -> None:
             else:
                 assert codecs["audio/opus"] == 111, (mid, codecs)
         assert not any(96 in c.values() for c in reoffer.values() if "audio/opus" in c)
+    finally:
+        await call.close()
+
+
+def shift_extmap_ids(sdp: str, by: int) -> str:
+    """The offer with every RTP header-extension id moved up by `by` (as a browser numbers)."""
+    return re.sub(r"^a=extmap:(\d+)", lambda m: f"a=extmap:{int(m[1]) + by}", sdp, flags=re.M)
+
+
+def extmap_ids(sdp: str) -> dict[str, set[int]]:
+    """uri -> the ids an SDP gives it."""
+    ids: dict[str, set[int]] = {}
+    for number, uri in re.findall(r"^a=extmap:(\d+)\S* (\S+)", sdp, flags=re.M):
+        ids.setdefault(uri, set()).add(int(number))
+    return ids
+
+
+async def test_reoffers_keep_the_clients_header_extension_ids() -> None:
+    """Chrome refuses a re-offer that reassigns an extension id; aiortc's own re-offers
+    number extensions afresh, so the room must keep the ids the client chose."""
+    call = Call()
+    try:
+        alice = RtcClient("alice", [AudioStreamTrack(), MovingPatternTrack()])
+        offer = alice.offer
+
+        async def browser_like_offer() -> str:
+            return shift_extmap_ids(await offer(), 4)
+
+        alice.offer = browser_like_offer
+        alice = await call.join(alice)
+        first = extmap_ids(alice.pc.remoteDescription.sdp)
+        bob = await call.join(RtcClient("bob", [AudioStreamTrack(), MovingPatternTrack(160, 120)]))
+        await wait_until(lambda: bob.count("alice", "video") > 5, 5)
+        await wait_until(lambda: len(alice.offers) > 0, 5)
+        reoffer = extmap_ids(alice.offers[-1])
+        assert reoffer and all(len(ids) == 1 for ids in reoffer.values()), reoffer
+        for uri, ids in first.items():
+            assert reoffer.get(uri, ids) == ids, (uri, ids, reoffer.get(uri))
+        assert min(min(ids) for ids in reoffer.values()) >= 5  # the client's ids, not 1..
     finally:
         await call.close()
