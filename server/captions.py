@@ -21,6 +21,7 @@ from translation.speech import SpeechResult, StreamingRecognizer
 log = logging.getLogger("tradetalk.captions")
 
 BYTES_PER_SECOND = 16000 * 2
+MAX_BATCH_BYTES = BYTES_PER_SECOND // 4
 
 
 class SpeakerCaptions:
@@ -83,9 +84,13 @@ class SpeakerCaptions:
             while True:
                 chunk = self._queue.get()
                 pending = [chunk]
-                while chunk is not None and not self._queue.empty():  # batch what has queued
+                size = len(chunk or b"")
+                # Batch what has queued, up to 250 ms: fewer calls when behind, yet partials
+                # still come out while the speaker talks.
+                while chunk is not None and size < MAX_BATCH_BYTES and not self._queue.empty():
                     chunk = self._queue.get_nowait()
                     pending.append(chunk)
+                    size += len(chunk or b"")
                 audio = b"".join(c for c in pending if c is not None)
                 if audio:
                     for result in self._recognizer.feed(audio):
