@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -121,10 +122,10 @@ class Chat:
         text = v.text(data, "text", self.limits.max_text_chars)
         me = session.identity
         conversation = await self.conversation_for(me, cid)
-        earlier = await self.store.find_sent(cid, me.id, client_id)
+        earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
         if earlier is not None:
             return ok_ack(message=earlier, duplicate=True)
-        fields = await self.translated(conversation, me, text)
+        fields = await self.translated(me, text, langs, glossary)
         created, message = await self.post(conversation, me, client_id, fields)
         return ok_ack(message=message, duplicate=not created)
 
@@ -147,12 +148,16 @@ class Chat:
         return created, message
 
     async def translated(
-        self, conversation: dict[str, Any], me: Identity, text: str
+        self,
+        me: Identity,
+        text: str,
+        langs: dict[str, str | None],
+        glossary: dict[str, str | None],
     ) -> dict[str, Any]:
         """Message fields: the text in the sender's language plus one translation per other
-        participant language. A language that can't be translated is reported in
-        `translation_error` and the message goes out without it (never held back)."""
-        langs = await self.languages.of(conversation["participants"])
+        participant language (`langs`: each participant's language). A language that can't be
+        translated is reported in `translation_error` and the message goes out without it
+        (never held back)."""
         src = langs.get(me.id) or me.lang
         targets = sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
         fields: dict[str, Any] = {"text": text, "lang": src, "translations": {}}
@@ -161,7 +166,6 @@ class Chat:
         if self.translation is None:
             fields["translation_error"] = {lang: NO_ENGINE for lang in targets}
             return fields
-        glossary = await self.store.glossary(conversation["id"])
         try:
             translations, errors = await self.translation.translate_many(
                 text, src, targets, glossary or None
@@ -207,9 +211,16 @@ class Chat:
         last_message: dict[str, Any] | None,
     ) -> None:
         """Send `inbox.update` to each given participant's sockets, with their unread count."""
-        for user, count in unread.items():
-            entry = summary(conversation, last_message, count or 0)
-            await self.sio.emit("inbox.update", {"conversation": entry}, to=user_room(user))
+        await asyncio.gather(
+            *(
+                self.sio.emit(
+                    "inbox.update",
+                    {"conversation": summary(conversation, last_message, count or 0)},
+                    to=user_room(user),
+                )
+                for user, count in unread.items()
+            )
+        )
 
     async def history(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """history.get {conversation_id, before?, limit?}: a page of older messages."""

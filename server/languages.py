@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from .store import PREFIX
+from .store import LANG_KEY as KEY
 from .tokens import Identity
-
-KEY = f"{PREFIX}lang"
 
 
 class Languages:

@@ -59,6 +59,18 @@ if m > cur then redis.call('HSET', KEYS[1], ARGV[1], m); return m end
 return cur
 """
 
+# KEYS: cids, msgs, lang, glossary   ARGV: dedupe, participant ids...
+# -> {stored message json or false, glossary json or false, each participant's language or false}
+PREPARE_SCRIPT = """
+local seq = redis.call('HGET', KEYS[1], ARGV[1])
+local earlier = false
+if seq then earlier = redis.call('HGET', KEYS[2], seq) end
+local result = {earlier, redis.call('GET', KEYS[4])}
+for i = 2, #ARGV do result[#result + 1] = redis.call('HGET', KEYS[3], ARGV[i]) end
+return result
+"""
+
+LANG_KEY = PREFIX + "lang"
 INBOX_MAX = 500
 CONVERSATION_CACHE_SIZE = 10_000
 
@@ -80,6 +92,7 @@ class Store:
         self.redis = client
         self._send = client.register_script(SEND_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
+        self._prepare = client.register_script(PREPARE_SCRIPT)
         self._conversations: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @staticmethod
@@ -248,13 +261,30 @@ class Store:
             )
         return result
 
-    async def find_sent(self, cid: str, sender: str, client_id: str) -> dict[str, Any] | None:
-        """The message this sender already stored under `client_id`, if any."""
-        seq = await self.redis.hget(self.key("conv", cid, "cids"), f"{sender}\x1f{client_id}")
-        if seq is None:
-            return None
-        raw = await self.redis.hget(self.key("conv", cid, "msgs"), seq)
-        return json.loads(raw) if raw else None
+    async def prepare_send(
+        self, conversation: dict[str, Any], sender: str, client_id: str
+    ) -> tuple[dict[str, Any] | None, dict[str, str | None], dict[str, str | None]]:
+        """Everything a send reads, in one round trip: the message this sender already stored
+        under `client_id` (or None), each participant's language, and the glossary."""
+        cid = conversation["id"]
+        members = conversation["participants"]
+        keys = [
+            self.key("conv", cid, "cids"),
+            self.key("conv", cid, "msgs"),
+            LANG_KEY,
+            self.key("conv", cid, "glossary"),
+        ]
+        earlier, glossary, *langs = await self._prepare(
+            keys=keys, args=[f"{sender}\x1f{client_id}", *members]
+        )
+        languages = {
+            m: lang.decode() if lang else None for m, lang in zip(members, langs, strict=True)
+        }
+        return (
+            json.loads(earlier) if earlier else None,
+            languages,
+            json.loads(glossary) if glossary else {},
+        )
 
     async def glossary(self, cid: str) -> dict[str, str | None]:
         """The conversation's glossary: term -> fixed translation, or None to keep it as is."""
