@@ -109,6 +109,7 @@ class Calls:
         self._tasks: set[asyncio.Task[Any]] = set()
         for name, handler in {
             "call.start": self.start,
+            "call.get": self.get,
             "call.join": self.join,
             "call.leave": self.leave,
             "call.end": self.end,
@@ -140,6 +141,14 @@ class Calls:
             rooms = [user_room(p) for p in conversation["participants"]]
             await self.sio.emit("call.started", {"call": call.public()}, to=rooms)
         return ok_ack(call=call.public(), ice_servers=list(self.settings.ice_servers))
+
+    async def get(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """call.get {conversation_id}: the conversation's running call, or null."""
+        data = v.payload(data, {"conversation_id"})
+        cid = v.conversation_id(data)
+        await self.chat.conversation_for(session.identity, cid)
+        call = next((c for c in self.calls.values() if c.conversation["id"] == cid), None)
+        return ok_ack(call=call.public() if call else None)
 
     async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """call.join {call_id, sdp, type: "offer"} → the server's answer SDP."""

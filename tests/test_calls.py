@@ -204,6 +204,12 @@ async def test_bad_input_and_permissions(app_url, people):
             assert ack["ok"] is False and ack["error"]["code"] == code, (event, data, ack)
         again = await host.call("call.start", {"conversation_id": cid})
         assert again["call"]["id"] == call_id  # one running call per conversation
+        running = await guest.call("call.get", {"conversation_id": cid})
+        assert running["call"]["id"] == call_id
+        denied = await outsider.call("call.get", {"conversation_id": cid})
+        assert denied["error"]["code"] == "forbidden"
+        await host.call("call.end", {"call_id": call_id})
+        assert (await guest.call("call.get", {"conversation_id": cid}))["call"] is None
     finally:
         await client.close()
 

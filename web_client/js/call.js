@@ -145,6 +145,19 @@ export class CallView {
     }
   }
 
+  /** Ask the server whether a conversation has a running call (e.g. after a reload). */
+  async refreshRunning(cid) {
+    if (!cid) return;
+    try {
+      const { call } = await this.app.connection.request("call.get", { conversation_id: cid });
+      for (const [id, known] of this.running) if (known.conversation_id === cid) this.running.delete(id);
+      if (call) this.running.set(call.id, call);
+      if (this.app.conversation.id === cid) this.renderSlot();
+    } catch {
+      /* offline: the call.started / call.ended events will tell */
+    }
+  }
+
   /** The running call of a conversation, if we heard of one. */
   callOf(cid) {
     for (const call of this.running.values()) if (call.conversation_id === cid) return call;
@@ -153,6 +166,7 @@ export class CallView {
 
   /** The conversation shown changed. */
   conversationChanged() {
+    this.refreshRunning(this.app.conversation.id);
     this.renderSlot();
     this.view.hidden = !(this.active && this.active.call.conversation_id === this.app.conversation.id);
   }
