@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from translation.speech import SpeechResult, StreamingRecognizer
+from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer
 
 log = logging.getLogger("tradetalk.captions")
 
@@ -40,7 +40,7 @@ class SpeakerCaptions:
         self.dropped_bytes = 0
         self.fed_bytes = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
-        self._recognizer = StreamingRecognizer(model)
+        self._recognizer = StreamingRecognizer(model, pool=RECOGNIZERS)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -99,6 +99,7 @@ class SpeakerCaptions:
                     final = self._recognizer.finish()
                     if final is not None:
                         self._post(final)
+                    self._recognizer.close()  # a warm recognizer for the next speaker
                     return
         except Exception:
             log.exception("speech recognition failed")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from translation.speech import (
+    RecognizerPool,
     SpeechModelMissing,
     SpeechResult,
     StreamingRecognizer,
@@ -208,3 +209,26 @@ def test_8bit_wav_is_refused(tmp_path):
         wav.writeframes(b"\x80" * 1600)
     with pytest.raises(AudioFormatError, match="16-bit"):
         read_wav_pcm16(path)
+
+
+def test_pooled_recognizers_are_reused_with_stream_relative_timings(ko_model, ko_pcm, whole):
+    """A reused recognizer (its graph cache warm) gives the same words and the same
+    stream-relative timings as a fresh one, although Vosk's own times count on after Reset."""
+    pool = RecognizerPool()
+    expected = [(w.word, w.start, w.end) for r in whole if r.final for w in r.words]
+    seen = []
+    for _ in range(3):
+        stream = StreamingRecognizer(ko_model, pool=pool)
+        seen.append(stream._recognizer)
+        results = []
+        for offset in range(0, len(ko_pcm), CHUNK_20MS):
+            results += stream.feed(ko_pcm[offset : offset + CHUNK_20MS])
+        if (last := stream.finish()) is not None:
+            results.append(last)
+        words = [(w.word, w.start, w.end) for r in results if r.final for w in r.words]
+        assert [w[0] for w in words] == [w[0] for w in expected]
+        for (_, a0, a1), (_, b0, b1) in zip(words, expected, strict=True):
+            assert abs(a0 - b0) <= 0.1 and abs(a1 - b1) <= 0.1, (words, expected)
+        stream.close()
+    assert seen[0] is seen[1] is seen[2]
+    assert pool.idle() == 1
