@@ -25,6 +25,7 @@ from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .reoffers import PendingAnswers
 from .sessions import Session, user_room
 from .store import now_iso
 from .subtitles import FinalLine, SpeakerSubtitles, translate_line
@@ -73,7 +74,7 @@ class Call:
     room: MediaRoom
     started: float = field(default_factory=time.monotonic)
     members: dict[str, Member] = field(default_factory=dict)
-    pending: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    pending: PendingAnswers = field(default_factory=PendingAnswers)
     lines: int = 0
 
     def public(self) -> dict[str, Any]:
@@ -192,10 +193,8 @@ class Calls:
         data = v.payload(data, {"call_id", "sdp", "type"})
         call = self._running(v.call_id(data))
         answer = v.sdp(data, "answer", self.limits.max_sdp_chars)
-        future = call.pending.get(sid)
-        if future is None or future.done():
+        if not call.pending.answer(sid, answer):
             raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
-        future.set_result(answer)
         return ok_ack()
 
     async def leave(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -240,8 +239,7 @@ class Calls:
             return
         members = list(call.members.values())
         call.members.clear()
-        for sid in list(call.pending):
-            self._cancel_offer(call, sid)
+        call.pending.cancel()
         await call.room.close()
         for member in members:
             await self._stop_captions(member)
@@ -299,7 +297,7 @@ class Calls:
         member = call.members.pop(sid, None)
         if member is None:
             return
-        self._cancel_offer(call, sid)
+        call.pending.cancel(sid)
         await call.room.remove_peer(member.peer_id, reason)
         await self._stop_captions(member)
         await self.sio.leave_room(sid, call_room(call.id))
@@ -307,13 +305,6 @@ class Calls:
             await self._announce(call)
         else:
             await self.end_call(call, "everyone left")
-
-    @staticmethod
-    def _cancel_offer(call: Call, sid: str) -> None:
-        """Stop waiting for a member's answer (it left, or the room gave up on it)."""
-        future = call.pending.pop(sid, None)
-        if future is not None and not future.done():
-            future.cancel()
 
     def _on_removed(self, call_id: str, peer_id: str, reason: str) -> None:
         """The room dropped a peer by itself (no answer to an offer, connection failed)."""
@@ -334,13 +325,8 @@ class Calls:
         member = call.member_by_peer(peer_id)
         if member is None:
             raise MediaError(f"peer {peer_id} is not in call {call_id}")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        call.pending[member.sid] = future
-        try:
-            await self.sio.emit("rtc.offer", {"call_id": call_id, "sdp": offer}, to=member.sid)
-            return await future
-        finally:
-            call.pending.pop(member.sid, None)
+        payload = {"call_id": call_id, "sdp": offer}
+        return await call.pending.offer(self.sio, "rtc.offer", payload, member.sid)
 
     # ------------------------------------------------------------------ captions
 

@@ -34,11 +34,12 @@ from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .reoffers import PendingAnswers
 from .sessions import Session
 from .store import PREFIX, now_iso
 from .subtitles import FinalLine, SpeakerSubtitles, translate_line
-from .tokens import Identity, TokenError, verify_token
-from .transcripts import FORMATS, clock, render_srt, render_txt
+from .tokens import Identity
+from .transcripts import FORMATS, clock, render_srt, render_txt, request_identity
 
 log = logging.getLogger("tradetalk.tours")
 
@@ -105,7 +106,7 @@ class Tour:
     host_peer: str | None = None
     subtitles: SpeakerSubtitles | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
-    pending: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    pending: PendingAnswers = field(default_factory=PendingAnswers)
     questions: int = 0
 
     def public(self) -> dict[str, Any]:
@@ -258,10 +259,8 @@ class Tours:
         data = v.payload(data, {"tour_id", "sdp", "type"})
         tour = self._running(tour_id(data))
         answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
-        future = tour.pending.get(sid)
-        if future is None or future.done():
+        if not tour.pending.answer(sid, answer):
             raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
-        future.set_result(answer)
         return ok_ack()
 
     async def set_subtitles(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -343,8 +342,7 @@ class Tours:
             await tour.subtitles.drain()
         viewers = list(tour.viewers.values())
         tour.viewers.clear()
-        for sid in list(tour.pending):
-            self._cancel_offer(tour, sid)
+        tour.pending.cancel()
         event = {"tour_id": tour.id, "reason": reason}
         await self.sio.emit("tour.ended", event, to=[tour_room(tour.id), tour.host_sid])
         await tour.room.close()
@@ -419,18 +417,12 @@ class Tours:
         viewer = tour.viewers.pop(sid, None)
         if viewer is None:
             return
-        self._cancel_offer(tour, sid)
+        tour.pending.cancel(sid)
         await tour.room.remove_peer(viewer.peer_id, reason)
         await self.sio.leave_room(sid, tour_room(tour.id))
         await self.sio.leave_room(sid, lang_room(tour.id, viewer.subtitle_lang))
         if tour.id in self.tours:
             await self._count(tour)
-
-    @staticmethod
-    def _cancel_offer(tour: Tour, sid: str) -> None:
-        future = tour.pending.pop(sid, None)
-        if future is not None and not future.done():
-            future.cancel()
 
     def _on_removed(self, tid: str, peer_id: str, reason: str) -> None:
         """The room dropped a peer by itself (no answer to an offer, connection failed)."""
@@ -456,13 +448,8 @@ class Tours:
         viewer = tour.viewer_by_peer(peer_id)
         if viewer is None:
             raise MediaError(f"peer {peer_id} is not a viewer of tour {tid}")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        tour.pending[viewer.sid] = future
-        try:
-            await self.sio.emit("tour.offer", {"tour_id": tid, "sdp": offer}, to=viewer.sid)
-            return await future
-        finally:
-            tour.pending.pop(viewer.sid, None)
+        payload = {"tour_id": tid, "sdp": offer}
+        return await tour.pending.offer(self.sio, "tour.offer", payload, viewer.sid)
 
     # ------------------------------------------------------------------ subtitles
 
@@ -573,12 +560,7 @@ def add_tour_routes(app: web.Application, tours: Tours, secret: bytes) -> None:
         fmt = request.query.get("format", "json")
         if not TOUR_ID_RE.match(tid) or fmt not in FORMATS:
             raise web.HTTPBadRequest(text="bad tour id or format (txt, srt, json)")
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.query.get("token")
-        try:
-            identity = verify_token(secret, token)
-        except TokenError as exc:
-            raise web.HTTPUnauthorized(text=str(exc)) from None
+        identity = request_identity(request, secret)
         record = await tour_record(tours.redis, tid)
         if record is None:
             raise web.HTTPNotFound(text="no such tour")

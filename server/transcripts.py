@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .store import Store
-from .tokens import TokenError, verify_token
+from .tokens import Identity, TokenError, verify_token
 from .validation import CALL_ID_RE, CONVERSATION_ID_RE
 
 MAX_LINES = 20_000
@@ -23,6 +23,17 @@ def clock(seconds: float, separator: str = ".") -> str:
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
     return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
+
+
+def request_identity(request: web.Request, secret: bytes) -> Identity:
+    """Who an HTTP request is, from `Authorization: Bearer <token>` or `?token=`; 401 if
+    the token is missing or not valid."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else request.query.get("token")
+    try:
+        return verify_token(secret, token)
+    except TokenError as exc:
+        raise web.HTTPUnauthorized(text=str(exc)) from None
 
 
 def to_line(entry: dict[str, Any]) -> dict[str, Any]:
@@ -71,12 +82,7 @@ def add_transcript_routes(app: web.Application, store: Store, secret: bytes) -> 
             raise web.HTTPBadRequest(text="bad conversation id or format (txt, srt, json)")
         if call_id is not None and not CALL_ID_RE.match(call_id):
             raise web.HTTPBadRequest(text="bad call_id")
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.query.get("token")
-        try:
-            identity = verify_token(secret, token)
-        except TokenError as exc:
-            raise web.HTTPUnauthorized(text=str(exc)) from None
+        identity = request_identity(request, secret)
         conversation = await store.get_conversation(cid)
         if conversation is None:
             raise web.HTTPNotFound(text="no such conversation")
