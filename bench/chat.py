@@ -122,9 +122,9 @@ async def bench_server(kind: str, url: str, args) -> list[tuple]:
     pairs, arrivals = await connect_pairs(kind, url, args.pairs)
     rows = []
     try:
-        for rate in args.rates:
+        for level, rate in enumerate(args.rates):
             p50, p99, throughput, lost = await run_level(
-                pairs, arrivals, rate, args.seconds, f"{kind}{rate}"
+                pairs, arrivals, rate, args.seconds, f"{kind}{level}-{rate:.0f}"
             )
             rows.append((kind, rate, p50, p99, throughput, lost))
             print(

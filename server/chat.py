@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -85,8 +84,8 @@ class Chat:
         if session.identity.id not in people and len(people) >= self.limits.max_participants:
             raise v.invalid(f"at most {self.limits.max_participants} participants")
         conversation = await self.store.create_conversation(session.identity, people, title)
-        await self.notify_inboxes(
-            conversation, {p: None for p in conversation["participants"]}, None
+        await self.sio.manager.emit_batch(
+            self.inbox_updates(conversation, {p: None for p in conversation["participants"]}, None)
         )
         return ok_ack(conversation=conversation)
 
@@ -143,8 +142,12 @@ class Chat:
         )
         if created:
             rooms = [user_room(p) for p in conversation["participants"]]
-            await self.sio.emit("message.new", {"message": message}, to=rooms)
-            await self.notify_inboxes(conversation, unread, message)
+            await self.sio.manager.emit_batch(
+                [
+                    ("message.new", rooms, {"message": message}),
+                    *self.inbox_updates(conversation, unread, message),
+                ]
+            )
         return created, message
 
     async def translated(
@@ -204,23 +207,21 @@ class Chat:
         await self.store.set_glossary(cid, terms)
         return ok_ack(terms=terms)
 
-    async def notify_inboxes(
-        self,
+    @staticmethod
+    def inbox_updates(
         conversation: dict[str, Any],
         unread: dict[str, int | None],
         last_message: dict[str, Any] | None,
-    ) -> None:
-        """Send `inbox.update` to each given participant's sockets, with their unread count."""
-        await asyncio.gather(
-            *(
-                self.sio.emit(
-                    "inbox.update",
-                    {"conversation": summary(conversation, last_message, count or 0)},
-                    to=user_room(user),
-                )
-                for user, count in unread.items()
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """`inbox.update` for each given participant's sockets, with their unread count."""
+        return [
+            (
+                "inbox.update",
+                user_room(user),
+                {"conversation": summary(conversation, last_message, count or 0)},
             )
-        )
+            for user, count in unread.items()
+        ]
 
     async def history(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """history.get {conversation_id, before?, limit?}: a page of older messages."""

@@ -13,6 +13,8 @@ import socketio
 
 log = logging.getLogger("tradetalk.pubsub")
 
+BATCH_EVENT = "\x00batch"
+
 
 def blocking_pool(url: str, max_connections: int, timeout: float = 20.0) -> aioredis.Redis:
     """A Redis client whose pool makes callers wait for a free connection when all are busy."""
@@ -58,6 +60,22 @@ class PooledRedisManager(socketio.AsyncRedisManager):
                 log.error("cannot receive from redis (%s); retrying in %.0f s", exc, retry_sleep)
                 await asyncio.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, 30.0)
+
+    async def emit_batch(self, emits: list[tuple[str, str | list[str], Any]]) -> None:
+        """Several `(event, room(s), data)` emits to the default namespace in ONE publish.
+
+        Every emit through the Redis manager is a publish that every process (the sender too)
+        decodes; a chat message needs `message.new` plus one `inbox.update` per participant,
+        so batching them cuts Redis and decoding work per message to one round.
+        """
+        await self.emit(BATCH_EVENT, [list(item) for item in emits])
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("event") != BATCH_EVENT:
+            await super()._handle_emit(message)
+            return
+        for event, room, data in message["data"][0]:
+            await socketio.AsyncManager.emit(self, event, data, namespace="/", room=room)
 
     async def close(self) -> None:
         """Stop listening and close the Redis connections."""
