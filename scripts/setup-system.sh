@@ -2,13 +2,16 @@
 # Installs the Debian packages TradeTalk runs and tests with. Safe to run again.
 set -euo pipefail
 # redis-server: embedded Redis; apertium*: rule-based en<->es translation;
-# chromium*, fonts-noto-*: browser tests (CJK and emoji glyphs in screenshots); nodejs/npm (only when no npm at all): the web client's packages.
+# chromium*, fonts-noto-*: browser tests (CJK and emoji glyphs in screenshots);
+# nodejs/npm (only when there is no npm at all): the web client's packages.
 packages=(redis-server apertium apertium-eng-spa chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 command -v npm >/dev/null || missing+=(nodejs npm)
+# Debian's own python3 needs python3-venv for `python3 -m venv` (pyenv/python.org builds don't).
+${PYTHON:-python3} -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present (${packages[*]}, npm)"
   exit 0
