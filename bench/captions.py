@@ -75,6 +75,7 @@ from av import AudioFrame  # noqa: E402
 from server.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
 from tests.peers import SECRET, Peer, new_user  # noqa: E402
+from translation.metrics import character_error_rate as cer  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 WAV = SPEECH / "ko_test.wav"
@@ -108,17 +109,6 @@ def wav_seconds(wav: Path) -> float:
     """Duration of a WAV file."""
     with wave.open(str(wav)) as w:
         return w.getnframes() / w.getframerate()
-
-
-def cer(hypothesis: str, reference: str) -> float:
-    """Character error rate (Levenshtein distance / reference length), spaces ignored."""
-    h, r = hypothesis.replace(" ", ""), reference.replace(" ", "")
-    row = list(range(len(h) + 1))
-    for i, rc in enumerate(r, 1):
-        prev, row[0] = row[0], i
-        for j, hc in enumerate(h, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (rc != hc))
-    return row[-1] / len(r)
 
 
 def percentile(values: list[float], q: float) -> float:

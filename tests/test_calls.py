@@ -15,22 +15,12 @@ from server.app import SERVICES, create_app
 from server.config import Limits, Settings
 from tests.call_clients import CallClient, speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
+from translation.metrics import character_error_rate as cer
 from translation.translator import Translator
 
 SPEECH = SHARED / "testdata" / "speech"
 REFERENCE = json.loads((SPEECH / "manifest.json").read_text())["files"]
 KO_REFERENCE = next(f["reference"] for f in REFERENCE if f["file"] == "ko_test.wav")
-
-
-def cer(hypothesis: str, reference: str) -> float:
-    """Character error rate, spaces ignored."""
-    h, r = hypothesis.replace(" ", ""), reference.replace(" ", "")
-    row = list(range(len(h) + 1))
-    for i, rc in enumerate(r, 1):
-        prev, row[0] = row[0], i
-        for j, hc in enumerate(h, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (rc != hc))
-    return row[-1] / len(r)
 
 
 @pytest.fixture

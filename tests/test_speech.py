@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from translation.metrics import character_error_rate as cer
 from translation.speech import (
     RecognizerPool,
     SpeechModelMissing,
@@ -34,18 +35,6 @@ def reference(name: str) -> str:
     """The reference transcript of a recording, from manifest.json."""
     manifest = json.loads((SPEECH_DIR / "manifest.json").read_text(encoding="utf-8"))
     return next(f["reference"] for f in manifest["files"] if f["file"] == name)
-
-
-def cer(hypothesis: str, ref: str) -> float:
-    """Character error rate (Levenshtein distance / reference length), spaces removed."""
-    hyp, ref = hypothesis.replace(" ", ""), ref.replace(" ", "")
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i]
-        for j, h in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1] / len(ref)
 
 
 @pytest.fixture(scope="module")
