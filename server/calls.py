@@ -8,7 +8,6 @@ sessions) for calls. Chat keeps working across processes either way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -21,6 +20,7 @@ from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
 
 from . import validation as v
+from .background import TaskSet
 from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
@@ -107,7 +107,7 @@ class Calls:
         self.settings = settings
         self.limits = settings.limits
         self.calls: dict[str, Call] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         for name, handler in {
             "call.start": self.start,
             "call.get": self.get,
@@ -167,7 +167,7 @@ class Calls:
         member.subtitles = SpeakerSubtitles(
             lang,
             self.settings.data_dir,
-            spawn=self._spawn,
+            spawn=self._tasks.spawn,
             on_partial=lambda text: self._partial(call, member, text),
             on_final=lambda line: self._final(call, member, line),
             origin=call.started,
@@ -183,7 +183,7 @@ class Calls:
             call.members.pop(sid, None)
             raise AppError(MEDIA_ERROR, str(exc)) from None
         await self.sio.enter_room(sid, call_room(call.id))
-        self._spawn(member.subtitles.start())
+        self._tasks.spawn(member.subtitles.start())
         await self._announce(call)
         captions = member.subtitles.status()
         return ok_ack(sdp=answer, type="answer", call=call.public(), captions=captions)
@@ -251,17 +251,7 @@ class Calls:
         """End every call (server shutdown)."""
         for call in list(self.calls.values()):
             await self.end_call(call, "server shutting down")
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
-
-    def _spawn(self, coro: Any) -> None:
-        """Run a coroutine in the background, keeping a reference until it ends."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._tasks.cancel()
 
     def stats(self) -> dict[str, int]:
         """Live calls, members and recognizer threads (for leak tests)."""
@@ -271,7 +261,7 @@ class Calls:
             "members": len(members),
             "recognizers": sum(1 for m in members if m.subtitles and m.subtitles.alive),
             "pending_offers": sum(len(c.pending) for c in self.calls.values()),
-            "tasks": sum(1 for t in self._tasks if not t.done()),
+            "tasks": self._tasks.running(),
         }
 
     # ------------------------------------------------------------------ internals
@@ -317,7 +307,7 @@ class Calls:
             await self.sio.emit("call.left", {"call_id": call_id, "reason": reason}, to=member.sid)
             await self._remove(call, member.sid, reason)
 
-        self._spawn(forget())
+        self._tasks.spawn(forget())
 
     async def _renegotiate(self, call_id: str, peer_id: str, offer: str) -> str:
         """Send `rtc.offer` to a member and wait for its `rtc.answer` (the room times out)."""

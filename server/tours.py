@@ -13,7 +13,6 @@ A tour lives in the server process that started it (like a call).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
 
 from . import validation as v
+from .background import TaskSet
 from .chat import Chat
 from .config import Settings
 from .dispatch import Dispatcher
@@ -150,7 +150,7 @@ class Tours:
         self.settings = settings
         self.limits = limits or TourLimits.from_env()
         self.tours: dict[str, Tour] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         for name, handler in {
             "tour.start": self.start,
             "tour.publish": self.publish,
@@ -213,14 +213,14 @@ class Tours:
         tour.subtitles = SpeakerSubtitles(
             tour.lang,
             self.settings.data_dir,
-            spawn=self._spawn,
+            spawn=self._tasks.spawn,
             on_partial=lambda text: self._partial(tour, text),
             on_final=lambda line: self._final(tour, line),
             origin=tour.started,
             name=f"captions-{tour.host_peer}",
         )
         answer = await self._add_peer(tour, tour.host_peer, offer, publish=True)
-        self._spawn(tour.subtitles.start())
+        self._tasks.spawn(tour.subtitles.start())
         return ok_ack(sdp=answer, type="answer", captions=tour.subtitles.status())
 
     async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -362,11 +362,7 @@ class Tours:
         """End every tour (server shutdown)."""
         for tour in list(self.tours.values()):
             await self.end_tour(tour, "server shutting down")
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+        await self._tasks.cancel()
 
     def stats(self) -> dict[str, int]:
         """Live tours, viewers and recognizer threads (for leak tests)."""
@@ -375,15 +371,10 @@ class Tours:
             "viewers": sum(len(t.viewers) for t in self.tours.values()),
             "recognizers": sum(1 for t in self.tours.values() if t.subtitles and t.subtitles.alive),
             "pending_offers": sum(len(t.pending) for t in self.tours.values()),
-            "tasks": sum(1 for t in self._tasks if not t.done()),
+            "tasks": self._tasks.running(),
         }
 
     # ------------------------------------------------------------------ internals
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _running(self, tid: str) -> Tour:
         tour = self.tours.get(tid)
@@ -430,7 +421,7 @@ class Tours:
         if tour is None:
             return
         if peer_id == tour.host_peer:
-            self._spawn(self.end_tour(tour, f"host media: {reason}"))
+            self._tasks.spawn(self.end_tour(tour, f"host media: {reason}"))
             return
         viewer = tour.viewer_by_peer(peer_id)
         if viewer is None:
@@ -440,7 +431,7 @@ class Tours:
             await self.sio.emit("tour.left", {"tour_id": tid, "reason": reason}, to=viewer.sid)
             await self._remove(tour, viewer.sid, reason)
 
-        self._spawn(forget())
+        self._tasks.spawn(forget())
 
     async def _renegotiate(self, tid: str, peer_id: str, offer: str) -> str:
         """Send `tour.offer` to a viewer and wait for its `tour.answer` (the room times out)."""

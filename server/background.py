@@ -1,0 +1,33 @@
+"""Background tasks a service starts and must be able to account for and stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+
+class TaskSet:
+    """Keeps a reference to every task it spawns until the task ends (asyncio only keeps weak
+    ones), counts the live ones for leak checks, and cancels them all on shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run `coro` in the background."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def running(self) -> int:
+        """Tasks not finished yet."""
+        return sum(1 for t in self._tasks if not t.done())
+
+    async def cancel(self, timeout: float = 5.0) -> None:
+        """Cancel every task and wait (at most `timeout`) for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
