@@ -14,21 +14,24 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from . import metrics
 from .calls import Calls
 from .chat import Chat
 from .config import Settings
-from .dispatch import Dispatcher
+from .dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
+from .errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from .languages import Languages
 from .presence import HEARTBEAT_TTL, Presence
-from .ratelimit import TokenBucket
+from .ratelimit import UserRateLimit
 from .redis_manager import PooledRedisManager, blocking_pool
 from .sessions import Session, user_room
+from .socket_server import SocketServer
 from .store import Store
-from .tokens import TokenError, verify_token
+from .tokens import TokenError, TokenKey, verify_token
 from .tours import Tours, add_tour_routes
 from .transcripts import add_transcript_routes
 from .translation_cache import RedisTranslationCache
-from .web_routes import add_web_routes
+from .web_routes import add_metrics_routes, add_static_routes, add_web_routes
 
 log = logging.getLogger("tradetalk")
 
@@ -48,7 +51,7 @@ class Realtime:
         self.settings = settings
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
             async_mode="aiohttp",
             client_manager=self.manager,
             cors_allowed_origins=[],
@@ -60,7 +63,9 @@ class Realtime:
         self.languages = Languages(self.redis)
         self.translator = translator
         self._owns_translator = False
-        dispatcher = Dispatcher(self.sio, self.sessions)
+        limits = settings.limits
+        rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
         self.chat = Chat(
             self.sio,
             dispatcher,
@@ -75,6 +80,7 @@ class Realtime:
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._heartbeat: asyncio.Task | None = None
+        metrics.add_source(self)
 
     async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         """Accept a socket only with a valid token in `auth={"token": ...}`."""
@@ -82,25 +88,58 @@ class Realtime:
         try:
             identity = verify_token(self.settings.secret, token)
         except TokenError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                f"unauthorized: {exc}", {"code": "unauthorized", "message": str(exc)}
-            ) from None
-        identity = replace(identity, lang=await self.languages.register(identity))
-        limits = self.settings.limits
-        self.sessions[sid] = Session(
-            identity, TokenBucket(limits.rate_per_second, limits.rate_burst)
-        )
+            refuse(UNAUTHORIZED, str(exc))
+        limit = self.settings.limits.max_sockets_per_user
+        try:
+            identity = replace(identity, lang=await self.languages.register(identity))
+            if await self.presence.sockets(identity.id) >= limit:
+                refuse(LIMIT_REACHED, f"a user may have at most {limit} sockets open")
+            first = await self.presence.connect(identity.id, sid)
+        except REDIS_AWAY as exc:
+            metrics.REDIS_ERRORS.inc()
+            log.warning("refusing a socket: redis unavailable (%s)", exc)
+            refuse(UNAVAILABLE, UNAVAILABLE_MESSAGE)
+        self.sessions[sid] = Session(identity)
         await self.sio.enter_room(sid, user_room(identity.id))
-        if await self.presence.connect(identity.id, sid):
-            await self.chat.announce_presence(identity.id, True)
+        if first:
+            with contextlib.suppress(*REDIS_AWAY):
+                await self.chat.announce_presence(identity.id, True)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the socket; announce the user offline when it was their last one."""
         await self.calls.drop_socket(sid)
         await self.tours.drop_socket(sid)
         session = self.sessions.pop(sid, None)
-        if session is not None and await self.presence.disconnect(session.identity.id, sid):
-            await self.chat.announce_presence(session.identity.id, False)
+        try:
+            if session is not None and await self.presence.disconnect(session.identity.id, sid):
+                await self.chat.announce_presence(session.identity.id, False)
+        except REDIS_AWAY as exc:  # the heartbeat sweep clears it once Redis is back
+            log.warning("socket %s left while redis was unavailable (%s)", sid, exc)
+
+    def gauges(self) -> dict[str, float]:
+        """This process's live numbers for `/metrics`."""
+        calls, tours = self.calls.stats(), self.tours.stats()
+        backlog = dropped = 0
+        streams = [m.subtitles for c in self.calls.calls.values() for m in c.members.values()]
+        streams += [t.subtitles for t in self.tours.tours.values()]
+        for subtitles in streams:
+            captions = getattr(subtitles, "captions", None)
+            queue = getattr(captions, "_queue", None)
+            backlog += queue.qsize() if queue is not None else 0
+            dropped += getattr(captions, "dropped_bytes", 0)
+        stats = getattr(self.chat.translation, "stats", None)
+        return {
+            "sockets": len(self.sessions),
+            "calls": calls["calls"],
+            "call_members": calls["members"],
+            "tours": tours["tours"],
+            "tour_viewers": tours["viewers"],
+            "speakers_recognized": calls["recognizers"] + tours["recognizers"],
+            "recognizer_backlog_chunks": backlog,
+            "recognizer_dropped_audio_bytes": dropped,
+            "translations_computed": stats.computed if stats else 0,
+            "translation_cache_hits": stats.cache_hits + stats.shared_hits if stats else 0,
+        }
 
     async def start(self) -> None:
         """Load the translation engines, start the instance heartbeat, clear stale presence."""
@@ -156,6 +195,13 @@ class Realtime:
             await asyncio.to_thread(self.translator.close)
 
 
+def refuse(code: str, message: str) -> None:
+    """Refuse a Socket.IO connection: the client's `connect_error` carries `{code, message}`."""
+    raise socketio.exceptions.ConnectionRefusedError(
+        f"{code}: {message}", {"code": code, "message": message}
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     """200 with whether Redis answers."""
     realtime: Realtime = request.app[SERVICES]["realtime"]
@@ -171,20 +217,41 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(web_client_dir() / "index.html")
 
 
+def polling_body_limit(max_bytes: int) -> Any:
+    """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
+    drop the session and leave the request hanging)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        length = request.content_length
+        if request.method == "POST" and length is not None and length > max_bytes:
+            if request.path.startswith("/socket.io"):
+                return web.Response(status=413, text=f"payload over {max_bytes} bytes")
+        return await handler(request)
+
+    return middleware
+
+
 def create_app(settings: Settings, redis_url: str, translator: Any = None) -> web.Application:
     """Build the application for one server process on the given Redis.
 
     `translator` (a `translation.translator.Translator`) is built from the data dir's installed
     engines when not given; tests pass one shared across the session.
     """
-    app = web.Application(client_max_size=settings.limits.max_payload_bytes)
+    token_key = TokenKey.of(settings.secret, settings.token_issuer, settings.token_audience)
+    settings = replace(settings, secret=token_key)
+    app = web.Application(
+        client_max_size=settings.limits.max_payload_bytes,
+        middlewares=[polling_body_limit(settings.limits.max_payload_bytes)],
+    )
     app[SETTINGS] = settings
     realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)
-    app.router.add_static("/static/", web_client_dir(), show_index=False)
+    add_static_routes(app, web_client_dir())
+    add_metrics_routes(app, settings)
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
     add_tour_routes(app, realtime.tours, settings.secret)

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from translation.commands import add_commands, run_command
 
-from .config import Settings
+from .config import SettingError, Settings
 from .embedded_redis import EmbeddedRedis
-from .tokens import DEFAULT_TTL, TokenError, check_identity, issue_token
+from .tokens import DEFAULT_TTL, TokenError, TokenKey, check_identity, issue_token
 
 
 def serve(settings: Settings) -> None:
@@ -24,7 +24,13 @@ def serve(settings: Settings) -> None:
     if redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         redis_url = embedded.start()
+        embedded.supervise()
         print(f"embedded redis-server on 127.0.0.1:{embedded.port}, data in {embedded.data_dir}")
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        print(f"metrics on http://127.0.0.1:{settings.metrics_port}/metrics")
     try:
         app = create_app(settings, redis_url)
         print(f"TradeTalk on http://{settings.host}:{settings.port}", flush=True)
@@ -49,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingError as exc:
+        print(f"tradetalk: {exc}", file=sys.stderr)
+        return 2
     handled = run_command(args, settings.data_dir)
     if handled is not None:
         return handled
@@ -58,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "token":
         try:
             identity = check_identity(args.user, args.name, args.role, args.lang)
-            print(issue_token(settings.secret, identity, args.ttl))
+            key = TokenKey.of(settings.secret, settings.token_issuer, settings.token_audience)
+            print(issue_token(key, identity, args.ttl))
         except TokenError as exc:
             print(f"tradetalk token: {exc}", file=sys.stderr)
             return 2

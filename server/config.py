@@ -21,12 +21,17 @@ class Limits:
     replay_max: int = 1000
     rate_per_second: float = 20.0
     rate_burst: int = 40
-    max_payload_bytes: int = 64 * 1024
+    max_payload_bytes: int = 1_000_000
     max_call_participants: int = 6
     max_sdp_chars: int = 32_000
     renegotiation_timeout_s: float = 10.0
     glossary_max_terms: int = 200
     glossary_max_chars: int = 100
+    max_sockets_per_user: int = 20
+    max_calls_per_user: int = 3
+    max_tours_per_user: int = 3
+    conversations_per_hour: int = 100
+    idle_end_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,21 @@ class Settings:
     redis_max_connections: int = 256
     dev: bool = False
     ice_servers: tuple[dict, ...] = ()
+    token_issuer: str | None = None
+    token_audience: str | None = None
+    metrics_token: str | None = None
+    metrics_port: int | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from `PORT`, `HOST`, `REDIS_URL`, `TRADETALK_DATA`, `TRADETALK_SECRET`
-        and the per-socket rate limit `TRADETALK_RATE_PER_SECOND` / `TRADETALK_RATE_BURST`."""
+        the per-user rate limit `TRADETALK_RATE_PER_SECOND` / `TRADETALK_RATE_BURST`, the caps
+        `TRADETALK_MAX_SOCKETS_PER_USER`, `TRADETALK_MAX_CALLS_PER_USER`,
+        `TRADETALK_MAX_TOURS_PER_USER`, `TRADETALK_CONVERSATIONS_PER_HOUR`, `TRADETALK_IDLE_END_S`,
+        token claims `TRADETALK_TOKEN_ISSUER` / `TRADETALK_TOKEN_AUDIENCE`, and where `/metrics`
+        is served: `TRADETALK_METRICS_TOKEN` (public port, bearer token) or
+        `TRADETALK_METRICS_PORT` (its own loopback port)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
         secret_text = env.get("TRADETALK_SECRET")
@@ -54,10 +68,28 @@ class Settings:
         limits = Limits(
             rate_per_second=float(env.get("TRADETALK_RATE_PER_SECOND") or Limits.rate_per_second),
             rate_burst=int(env.get("TRADETALK_RATE_BURST") or Limits.rate_burst),
+            max_sockets_per_user=int(
+                env.get("TRADETALK_MAX_SOCKETS_PER_USER") or Limits.max_sockets_per_user
+            ),
+            max_calls_per_user=int(
+                env.get("TRADETALK_MAX_CALLS_PER_USER") or Limits.max_calls_per_user
+            ),
+            max_tours_per_user=int(
+                env.get("TRADETALK_MAX_TOURS_PER_USER") or Limits.max_tours_per_user
+            ),
+            conversations_per_hour=int(
+                env.get("TRADETALK_CONVERSATIONS_PER_HOUR") or Limits.conversations_per_hour
+            ),
+            idle_end_s=float(env.get("TRADETALK_IDLE_END_S") or Limits.idle_end_s),
         )
+        metrics_port = env.get("TRADETALK_METRICS_PORT")
         return cls(
             limits=limits,
-            dev=env.get("TRADETALK_DEV", "") not in ("", "0", "false"),
+            dev=parse_flag("TRADETALK_DEV", env.get("TRADETALK_DEV", "")),
+            token_issuer=env.get("TRADETALK_TOKEN_ISSUER") or None,
+            token_audience=env.get("TRADETALK_TOKEN_AUDIENCE") or None,
+            metrics_token=env.get("TRADETALK_METRICS_TOKEN") or None,
+            metrics_port=int(metrics_port) if metrics_port else None,
             ice_servers=tuple(json.loads(env.get("TRADETALK_ICE_SERVERS") or "[]")),
             host=env.get("HOST") or "127.0.0.1",
             port=int(env.get("PORT") or 8080),
@@ -65,6 +97,24 @@ class Settings:
             data_dir=data_dir,
             secret=secret,
         )
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """An environment setting the server cannot start with."""
+
+
+def parse_flag(name: str, value: str) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off (any case); anything else is an error."""
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingError(f"{name}={value!r}: use one of 1/true/yes/on or 0/false/no/off")
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:

@@ -2,26 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.exceptions
 import socketio
 
-from .errors import INTERNAL, RATE_LIMITED, UNKNOWN_EVENT, AppError, error_ack
+from . import metrics
+from .errors import (
+    INTERNAL,
+    INVALID,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    UNKNOWN_EVENT,
+    AppError,
+    error_ack,
+)
+from .ratelimit import UserRateLimit
 from .sessions import Session
+from .strict_json import Rejected
 
 log = logging.getLogger("tradetalk.events")
 
 Handler = Callable[[Session, str, Any], Awaitable[dict[str, Any]]]
 
+# Events one socket's later emits must not overtake (each is stored in the order it arrived).
+ORDERED_EVENTS = frozenset({"message.send"})
+# Redis is away (down, restarting, loading its data): retry later, nothing was changed.
+REDIS_AWAY = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    ConnectionError,
+    TimeoutError,
+)
+UNAVAILABLE_MESSAGE = "the server's database is unavailable for a moment; retry"
+
+
+def unavailable() -> dict[str, Any]:
+    """The `unavailable` ack."""
+    return error_ack(UNAVAILABLE, UNAVAILABLE_MESSAGE)
+
 
 class Dispatcher:
     """Registers named handlers on a Socket.IO server; each gets (session, sid, payload)."""
 
-    def __init__(self, sio: socketio.AsyncServer, sessions: dict[str, Session]) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        sessions: dict[str, Session],
+        rate_limit: UserRateLimit,
+    ) -> None:
         self.sio = sio
         self.sessions = sessions
+        self.rate_limit = rate_limit
         self.events: dict[str, Handler] = {}
         sio.on("*", self._unknown)
 
@@ -30,29 +68,54 @@ class Dispatcher:
         self.events[name] = handler
 
         async def entry(sid: str, *args: Any) -> dict[str, Any]:
-            return await self._run(name, handler, sid, args)
+            started = time.perf_counter()
+            ack = await self._run(name, handler, sid, args)
+            metrics.event_done(name, ack, time.perf_counter() - started)
+            return ack
 
         self.sio.on(name, entry)
 
     async def _run(self, name: str, handler: Handler, sid: str, args: tuple) -> dict[str, Any]:
         session = self.sessions.get(sid)
         if session is None:
-            return error_ack(INTERNAL, "socket is not signed in")
-        if not session.bucket.allow():
-            return error_ack(RATE_LIMITED, "too many events; slow down")
-        if len(args) > 1:
-            return error_ack("invalid", "send exactly one payload object")
+            return error_ack(UNAUTHORIZED, "socket is not signed in")
+        lock = session.ordered if name in ORDERED_EVENTS else contextlib.nullcontext()
+        async with lock:
+            refused = await self._refusal(session, args)
+            if refused is not None:
+                return refused
+            try:
+                return await handler(session, sid, args[0] if args else None)
+            except AppError as exc:
+                return exc.ack()
+            except REDIS_AWAY as exc:
+                metrics.REDIS_ERRORS.inc()
+                log.warning("event %s: redis unavailable (%s)", name, exc)
+                return unavailable()
+            except Exception:
+                log.exception("event %s failed", name)
+                return error_ack(INTERNAL, "internal server error")
+
+    async def _refusal(self, session: Session, args: tuple) -> dict[str, Any] | None:
+        """The ack refusing an event before its handler runs, or None."""
         try:
-            return await handler(session, sid, args[0] if args else None)
-        except AppError as exc:
-            return exc.ack()
-        except Exception:
-            log.exception("event %s failed", name)
-            return error_ack(INTERNAL, "internal server error")
+            if not await self.rate_limit.allow(session.identity.id):
+                return error_ack(RATE_LIMITED, "too many events; slow down")
+        except REDIS_AWAY:
+            metrics.REDIS_ERRORS.inc()
+            return unavailable()
+        if len(args) > 1:
+            return error_ack(INVALID, "send exactly one payload object")
+        if args and isinstance(args[0], Rejected):
+            return error_ack(INVALID, args[0].reason)
+        return None
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         session = self.sessions.get(sid)
-        if session is not None and not session.bucket.allow():
-            return error_ack(RATE_LIMITED, "too many events; slow down")
+        if session is not None:
+            refused = await self._refusal(session, ())
+            if refused is not None:
+                return refused
         shown = event[:64] if isinstance(event, str) else "?"
+        metrics.event_done("(unknown)", error_ack(UNKNOWN_EVENT, ""), 0.0)
         return error_ack(UNKNOWN_EVENT, f"unknown event {shown!r}")

@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
+import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import redis
+
+log = logging.getLogger("tradetalk.redis")
 
 PR_SET_PDEATHSIG = 1
 
@@ -56,6 +60,9 @@ class EmbeddedRedis:
         self.port = 0
         self.password = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -66,7 +73,7 @@ class EmbeddedRedis:
         """Start redis-server and wait until it answers; return its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stop_stale()
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps the port: clients reconnect
         args = [
             find_redis_server(),
             "--bind",
@@ -128,8 +135,35 @@ class EmbeddedRedis:
                 return
             time.sleep(0.01)
 
+    def supervise(self, interval: float = 0.2) -> None:
+        """Watch the process from a thread; restart it (same port, password and data dir, so
+        its AOF is replayed) within about `interval` seconds of it dying, until `stop()`."""
+        if self._watcher is not None:
+            return
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval,), name="redis-supervisor", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            process = self.process
+            if process is None or process.poll() is None:
+                continue
+            log.warning("embedded redis-server exited with %s; restarting", process.returncode)
+            try:
+                self.start()
+                self.restarts += 1
+                log.warning("embedded redis-server restarted on port %s", self.port)
+            except (RuntimeError, OSError) as exc:
+                log.error("embedded redis-server did not restart: %s", exc)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Shut redis down cleanly (SIGTERM flushes the AOF), killing it if it hangs."""
+        self._stopping.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout)
+            self._watcher = None
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()

@@ -9,6 +9,9 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 UNKNOWN_EVENT = "unknown_event"
+UNAUTHORIZED = "unauthorized"
+UNAVAILABLE = "unavailable"
+LIMIT_REACHED = "limit_reached"
 INTERNAL = "internal"
 
 

@@ -43,6 +43,10 @@ class Presence:
         """Record a socket; True when it is the user's first (the user came online)."""
         return int(await self._add(keys=[self._key(user)], args=[sid, self.instance])) == 1
 
+    async def sockets(self, user: str) -> int:
+        """How many sockets the user has open now (all processes)."""
+        return int(await self.redis.hlen(self._key(user)))
+
     async def disconnect(self, user: str, sid: str) -> bool:
         """Forget a socket; True when it was the user's last (the user went offline)."""
         return int(await self._remove(keys=[self._key(user)], args=[sid])) == 0

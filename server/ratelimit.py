@@ -1,25 +1,37 @@
-"""Per-socket token-bucket rate limiting."""
+"""Rate limiting per user, shared by all their sockets in every server process (in Redis)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
+
+# KEYS: bucket   ARGV: rate per second, burst, now (s)  -> 1 allowed / 0 refused
+BUCKET_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+if now > stamp then tokens = math.min(burst, tokens + (now - stamp) * rate) end
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(math.max(now, stamp)))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return allowed
+"""
 
 
-class TokenBucket:
-    """Allows `rate` events per second on average, with bursts up to `burst`."""
+class UserRateLimit:
+    """A token bucket per user id: `rate` events per second on average, bursts up to `burst`,
+    counted over every socket of the user in every process."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, redis: Any, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
+        self._script = redis.register_script(BUCKET_SCRIPT)
 
-    def allow(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+    async def allow(self, user_id: str) -> bool:
+        """Take one token from the user's bucket if there is one."""
+        args = [repr(self.rate), str(self.burst), f"{time.time():.6f}"]
+        return bool(await self._script(keys=[f"tt:rate:{user_id}"], args=args))

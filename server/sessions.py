@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
-from .ratelimit import TokenBucket
 from .tokens import Identity
 
 
 @dataclass
 class Session:
-    """One connected socket: who it is (from its token) and its rate limit."""
+    """One connected socket: who it is (from its token), the conversations it joined, and the
+    lock that keeps its ordered events (message sends) in the order they arrived."""
 
     identity: Identity
-    bucket: TokenBucket
     joined: set[str] = field(default_factory=set)
+    ordered: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def user_room(user_id: str) -> str:

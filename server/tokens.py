@@ -1,20 +1,25 @@
-"""Signed, expiring identity tokens: base64url(JSON claims) + "." + base64url(HMAC-SHA256)."""
+"""Signed, expiring identity tokens: standard JWTs (HS256) with `sub`, `name`, `role`, `lang`,
+`iat`, `exp` and, when the server is set to require them, `iss` and `aud`.
+
+Any JWT library can mint them with the server secret; other algorithms (`none` included) are
+refused, and so are the pre-JWT tokens (`body.signature`) with a reason saying so.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import re
 import time
 from dataclasses import asdict, dataclass
 
+import jwt
+
 ROLES = ("buyer", "supplier", "agent")
-USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+USER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
 MAX_TOKEN_CHARS = 2048
 DEFAULT_TTL = 7 * 24 * 3600
+ALGORITHM = "HS256"
+CLOCK_SKEW_S = 30
 
 
 class TokenError(ValueError):
@@ -35,19 +40,20 @@ class Identity:
         return asdict(self)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _unicode(text: str) -> bool:
+    """True when the text is valid Unicode (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_identity(user_id: str, name: str, role: str, lang: str) -> Identity:
     """Validate identity fields; raise TokenError naming the bad one."""
     if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
         raise TokenError("user id must be 1-64 characters of letters, digits, _ . @ -")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or not _unicode(name):
         raise TokenError("name must be 1-100 characters")
     if role not in ROLES:
         raise TokenError(f"role must be one of {', '.join(ROLES)}")
@@ -56,12 +62,27 @@ def check_identity(user_id: str, name: str, role: str, lang: str) -> Identity:
     return Identity(user_id, name.strip(), role, lang)
 
 
+class TokenKey(bytes):
+    """The signing secret plus the `iss`/`aud` claims tokens must carry (None: not checked)."""
+
+    issuer: str | None = None
+    audience: str | None = None
+
+    @classmethod
+    def of(cls, secret: bytes, issuer: str | None, audience: str | None) -> TokenKey:
+        """The secret with its required claims."""
+        key = cls(secret)
+        key.issuer, key.audience = issuer, audience
+        return key
+
+
 def issue_token(secret: bytes, identity: Identity, ttl: int = DEFAULT_TTL) -> str:
-    """Sign a token for `identity` that expires `ttl` seconds from now."""
+    """An HS256 JWT for `identity` that expires `ttl` seconds from now (with the key's
+    `iss`/`aud` when it has them)."""
     if ttl <= 0:
         raise TokenError("ttl must be positive")
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": identity.id,
         "name": identity.name,
         "role": identity.role,
@@ -69,27 +90,73 @@ def issue_token(secret: bytes, identity: Identity, ttl: int = DEFAULT_TTL) -> st
         "iat": now,
         "exp": now + ttl,
     }
-    body = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
-    sig = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-    return f"{body}.{sig}"
+    if getattr(secret, "issuer", None):
+        claims["iss"] = secret.issuer  # type: ignore[attr-defined]
+    if getattr(secret, "audience", None):
+        claims["aud"] = secret.audience  # type: ignore[attr-defined]
+    return jwt.encode(claims, bytes(secret), algorithm=ALGORITHM)
+
+
+def _claims(secret: bytes, token: str) -> dict:
+    issuer = getattr(secret, "issuer", None)
+    audience = getattr(secret, "audience", None)
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != ALGORITHM:
+            raise TokenError(f"token algorithm must be {ALGORITHM}")
+        return jwt.decode(
+            token,
+            bytes(secret),
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            audience=audience,
+            options={
+                "require": [
+                    "sub",
+                    "exp",
+                    "iat",
+                    *(["iss"] if issuer else []),
+                    *(["aud"] if audience else []),
+                ],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise TokenError("bad token signature") from None
+    except jwt.InvalidIssuerError:
+        raise TokenError("wrong token issuer") from None
+    except jwt.InvalidAudienceError:
+        raise TokenError("wrong token audience") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("malformed token") from None
 
 
 def verify_token(secret: bytes, token: object, now: float | None = None) -> Identity:
-    """Return the identity of a valid token, or raise TokenError with the reason."""
+    """Return the identity of a valid HS256 JWT, or raise TokenError with the reason."""
     if not token:
         raise TokenError("missing token")
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not token.isascii():
         raise TokenError("malformed token")
-    body, sig = token.split(".")
-    expected = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(sig, expected):
-        raise TokenError("bad token signature")
-    try:
-        claims = json.loads(_unb64(body))
-        exp = claims["exp"]
-        identity = check_identity(claims["sub"], claims["name"], claims["role"], claims["lang"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TokenError("malformed token") from exc
-    if not isinstance(exp, int) or exp <= (time.time() if now is None else now):
+    if token.count(".") == 1:
+        raise TokenError("old-format token (before JWT): mint a new one with `tradetalk token`")
+    if token.count(".") != 2:
+        raise TokenError("malformed token")
+    claims = _claims(secret, token)
+    now = time.time() if now is None else now
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat)):
+        raise TokenError("malformed token")
+    if exp <= now - CLOCK_SKEW_S:
         raise TokenError("token expired")
-    return identity
+    if iat > now + CLOCK_SKEW_S:
+        raise TokenError("token issued in the future")
+    try:
+        return check_identity(
+            claims["sub"], claims.get("name"), claims.get("role"), claims.get("lang")
+        )
+    except TypeError:
+        raise TokenError("malformed token") from None

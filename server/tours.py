@@ -45,7 +45,7 @@ log = logging.getLogger("tradetalk.tours")
 
 TOUR_FULL = "tour_full"
 MEDIA_ERROR = "media_error"
-TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}$")
+TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
 MAX_EXPORT = 20_000
 
 

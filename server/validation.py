@@ -8,9 +8,9 @@ from typing import Any
 from .errors import INVALID, AppError
 from .tokens import LANG_RE, USER_ID_RE
 
-CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}$")
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}$")
+CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}\Z")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}\Z")
 
 
 def invalid(message: str) -> AppError:

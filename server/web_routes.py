@@ -7,10 +7,15 @@
 - `GET /api/client-config` → `{"dev": bool}`: tells the page whether to offer the dev sign-in form.
 - `POST /api/dev/token {name, role, lang}` → `{token, user: {id, name, role, lang}}`, only when
   the server runs in dev mode (`TRADETALK_DEV=1`); the route does not exist otherwise.
+
+`add_static_routes(app, root)` serves the client's own files under `/static/` (`css/*.css`,
+`js/*.js`) and nothing else of the package; `add_metrics_routes(app, settings)` adds `/metrics`
+behind a bearer token when `TRADETALK_METRICS_TOKEN` is set.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import unicodedata
@@ -21,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import metrics
 from .tokens import TokenError, check_identity, issue_token
 
 DEV_TOKEN_TTL = 12 * 3600
@@ -29,6 +35,7 @@ VENDOR_FILES = {
     "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
 }
 MAX_BODY_BYTES = 4096
+STATIC_FILE_RE = re.compile(r"(css/[a-z0-9_-]+\.css|js/[a-z0-9_-]+\.js)", re.ASCII)
 
 
 def node_modules_dir() -> Path:
@@ -108,3 +115,34 @@ def add_web_routes(app: web.Application, settings: Any) -> None:
     app.router.add_get("/api/client-config", client_config_handler(dev))
     if dev:
         app.router.add_post("/api/dev/token", dev_token_handler(settings.secret))
+
+
+def add_static_routes(app: web.Application, root: Path) -> None:
+    """`GET /static/{css,js}/NAME` from the client dir: its stylesheets and modules only."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        relative = request.match_info["path"]
+        path = root / relative
+        if not STATIC_FILE_RE.fullmatch(relative) or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/static/{path:.*}", handler)
+
+
+def add_metrics_routes(app: web.Application, settings: Any) -> None:
+    """`GET /metrics` (Prometheus text) with `Authorization: Bearer <TRADETALK_METRICS_TOKEN>`;
+    not on the public port at all without a token (use `TRADETALK_METRICS_PORT` then)."""
+    token = getattr(settings, "metrics_token", None)
+    if not token:
+        return
+    expected = f"Bearer {token}".encode()
+
+    async def handler(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise web.HTTPUnauthorized(text="metrics need Authorization: Bearer <token>")
+        body, content_type = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app.router.add_get("/metrics", handler)

@@ -21,7 +21,7 @@ from server.tokens import Identity, issue_token
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-SECRET = b"test-secret-" + secrets.token_hex(8).encode()
+SECRET = b"test-secret-" + secrets.token_hex(16).encode()
 
 
 def new_user(role: str = "buyer", lang: str = "en", name: str | None = None) -> Identity:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
+import jwt
 import pytest
 import socketio
 
@@ -45,8 +47,9 @@ async def test_connect_refused_without_valid_token(server_url, auth) -> None:
 async def test_expired_token_refused_with_reason(server_url) -> None:
     user = new_user()
     peer = Peer(user)
-    token = issue_token(SECRET, user, ttl=1)
-    await asyncio.sleep(1.1)
+    now = int(time.time())
+    claims = {"sub": user.id, "name": user.name, "role": user.role, "lang": user.lang}
+    token = jwt.encode({**claims, "iat": now - 600, "exp": now - 120}, SECRET, algorithm="HS256")
     with pytest.raises(socketio.exceptions.ConnectionError):
         await peer.connect(server_url, token)
     assert peer.events["connect_error"][0]["data"]["message"] == "token expired"

@@ -79,7 +79,8 @@ export class Outbox extends EventTarget {
           this.remove(item);
           this.dispatchEvent(new CustomEvent("sent", { detail: { item, message: ack.message } }));
         } catch (error) {
-          if (RETRYABLE.has(error.code)) {
+          // `unavailable`: the server lost its database for a moment; the same client_id is safe.
+          if (RETRYABLE.has(error.code) || error.code === "unavailable") {
             this.timer = setTimeout(() => this.flush(), RETRY_MS);
             return;
           }

@@ -3,10 +3,10 @@
 const TOKEN_KEY = "tradetalk.token";
 const LANG_KEY = "tradetalk.lang";
 
-/** Claims of a token (decoded, not verified: the server verifies), or null if unreadable. */
+/** Claims of a JWT (its payload, the middle part; not verified: the server verifies), or null. */
 export function decodeClaims(token) {
   try {
-    const body = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const body = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
     const padded = body + "=".repeat((4 - (body.length % 4)) % 4);
     const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
     const claims = JSON.parse(new TextDecoder().decode(bytes));

@@ -1,0 +1,91 @@
+"""Prometheus metrics (prometheus-client): counters the code bumps, and gauges read on scrape.
+
+`GET /metrics` serves them in the text exposition format: on the public port behind a bearer
+token (`TRADETALK_METRICS_TOKEN`), or on a separate loopback port (`TRADETALK_METRICS_PORT`), or
+not at all when neither is set.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+EVENTS = Counter(
+    "tradetalk_events", "Socket.IO events answered, by event name and ack code", ["event", "code"]
+)
+EVENT_SECONDS = Histogram(
+    "tradetalk_event_seconds",
+    "Time from an event's arrival to its ack (message.send: stored and fanned out)",
+    ["event"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REDIS_ERRORS = Counter("tradetalk_redis_errors", "Events and connects that found Redis away")
+SUBTITLE_SECONDS = Histogram(
+    "tradetalk_subtitle_latency_seconds",
+    "End of an utterance's speech to its translated final subtitle sent",
+    buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13),
+)
+
+Gauges = Callable[[], dict[str, float]]
+_sources: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def event_done(event: str, ack: Any, seconds: float) -> None:
+    """Count one answered event and how long it took."""
+    code = "ok"
+    if isinstance(ack, dict) and not ack.get("ok", True):
+        code = str(ack.get("error", {}).get("code", "?"))
+    EVENTS.labels(event, code).inc()
+    if seconds:
+        EVENT_SECONDS.labels(event).observe(seconds)
+
+
+def subtitle_sent(speech_end_monotonic: float) -> None:
+    """A final subtitle went out for speech that ended at `speech_end_monotonic`."""
+    SUBTITLE_SECONDS.observe(max(0.0, time.monotonic() - speech_end_monotonic))
+
+
+GAUGE_HELP = {
+    "sockets": "Connected Socket.IO sockets in this process",
+    "calls": "Running calls",
+    "call_members": "Members (peers) of running calls",
+    "tours": "Running tours",
+    "tour_viewers": "Viewers (peers) of running tours",
+    "speakers_recognized": "Speech recognizers running (one per speaker)",
+    "recognizer_backlog_chunks": "Audio chunks waiting for a recognizer",
+    "recognizer_dropped_audio_bytes": "Audio the live recognizers dropped (backlog full)",
+    "translations_computed": "Translations run on an engine",
+    "translation_cache_hits": "Translations served from a cache (in-process or shared)",
+}
+
+
+class _Live(Collector):
+    """Reads every registered source's gauges at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        totals = dict.fromkeys(GAUGE_HELP, 0.0)
+        for source in list(_sources):
+            for name, value in source.gauges().items():
+                totals[name] = totals.get(name, 0.0) + value
+        for name, value in totals.items():
+            yield GaugeMetricFamily(f"tradetalk_{name}", GAUGE_HELP.get(name, name), value=value)
+
+
+_LIVE = _Live()
+REGISTRY.register(_LIVE)
+
+
+def add_source(source: Any) -> None:
+    """Count `source.gauges()` (a dict of GAUGE_HELP names -> values) in every scrape."""
+    _sources.add(source)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
