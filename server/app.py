@@ -15,6 +15,7 @@ import socketio
 from aiohttp import web
 
 from . import metrics
+from .bounds import Bounds
 from .calls import Calls
 from .chat import Chat
 from .config import Settings
@@ -65,7 +66,7 @@ class Realtime:
         self._owns_translator = False
         limits = settings.limits
         rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
-        dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
+        self.dispatcher = dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
         self.chat = Chat(
             self.sio,
             dispatcher,
@@ -77,6 +78,7 @@ class Realtime:
         )
         self.calls = Calls(self.sio, dispatcher, self.chat, settings)
         self.tours = Tours(self.sio, dispatcher, self.chat, settings)
+        self.bounds = Bounds(self)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._heartbeat: asyncio.Task | None = None
@@ -158,6 +160,7 @@ class Realtime:
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
         self._heartbeat = asyncio.create_task(self._beat())
+        self.bounds.start()
 
     async def _beat(self) -> None:
         while True:
@@ -182,6 +185,7 @@ class Realtime:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        await self.bounds.stop()
         await self.calls.close()
         await self.tours.close()
         with contextlib.suppress(Exception):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import Any
+
+log = logging.getLogger("tradetalk.tasks")
 
 
 class TaskSet:
@@ -19,6 +22,7 @@ class TaskSet:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_report)
 
     def running(self) -> int:
         """Tasks not finished yet."""
@@ -31,3 +35,10 @@ class TaskSet:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def _report(task: asyncio.Task[Any]) -> None:
+    """Log a task that failed, so no background failure goes unobserved."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("background task %s failed", task.get_name(), exc_info=exc)

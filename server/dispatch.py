@@ -29,6 +29,10 @@ from .strict_json import Rejected
 log = logging.getLogger("tradetalk.events")
 
 Handler = Callable[[Session, str, Any], Awaitable[dict[str, Any]]]
+# Runs before a handler; an ack it returns refuses the event (the handler does not run).
+Guard = Callable[[Session, str, Any], Awaitable[dict[str, Any] | None]]
+# Runs after a handler (also when it failed) with the ack.
+Follow = Callable[[Session, str, dict[str, Any]], Awaitable[None]]
 
 # Events one socket's later emits must not overtake (each is stored in the order it arrived).
 ORDERED_EVENTS = frozenset({"message.send"})
@@ -61,7 +65,17 @@ class Dispatcher:
         self.sessions = sessions
         self.rate_limit = rate_limit
         self.events: dict[str, Handler] = {}
+        self.guards: dict[str, list[Guard]] = {}
+        self.follows: dict[str, list[Follow]] = {}
         sio.on("*", self._unknown)
+
+    def before(self, name: str, guard: Guard) -> None:
+        """Run `guard` before event `name`'s handler (after validation of the rate limit)."""
+        self.guards.setdefault(name, []).append(guard)
+
+    def after(self, name: str, follow: Follow) -> None:
+        """Run `follow` once event `name` has its ack."""
+        self.follows.setdefault(name, []).append(follow)
 
     def register(self, name: str, handler: Handler) -> None:
         """Serve event `name` with `handler`; its return value is the ack."""
@@ -84,17 +98,33 @@ class Dispatcher:
             refused = await self._refusal(session, args)
             if refused is not None:
                 return refused
-            try:
-                return await handler(session, sid, args[0] if args else None)
-            except AppError as exc:
-                return exc.ack()
-            except REDIS_AWAY as exc:
-                metrics.REDIS_ERRORS.inc()
-                log.warning("event %s: redis unavailable (%s)", name, exc)
-                return unavailable()
-            except Exception:
-                log.exception("event %s failed", name)
-                return error_ack(INTERNAL, "internal server error")
+            ack = await self._guarded(name, handler, session, sid, args[0] if args else None)
+            for follow in self.follows.get(name, ()):
+                await self._safely(name, follow(session, sid, ack))
+            return ack
+
+    async def _guarded(
+        self, name: str, handler: Handler, session: Session, sid: str, data: Any
+    ) -> dict[str, Any]:
+        for guard in self.guards.get(name, ()):
+            refused = await self._safely(name, guard(session, sid, data))
+            if refused is not None:
+                return refused
+        return await self._safely(name, handler(session, sid, data))
+
+    async def _safely(self, name: str, step: Awaitable[Any]) -> Any:
+        """Await one step of an event; failures become the documented error acks."""
+        try:
+            return await step
+        except AppError as exc:
+            return exc.ack()
+        except REDIS_AWAY as exc:
+            metrics.REDIS_ERRORS.inc()
+            log.warning("event %s: redis unavailable (%s)", name, exc)
+            return unavailable()
+        except Exception:
+            log.exception("event %s failed", name)
+            return error_ack(INTERNAL, "internal server error")
 
     async def _refusal(self, session: Session, args: tuple) -> dict[str, Any] | None:
         """The ack refusing an event before its handler runs, or None."""

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 20
+
+# The start of an event packet's JSON: `["name",` (a plain name: no escapes).
+EVENT_HEAD_RE = re.compile(r'\[\s*"([A-Za-z0-9_.:-]{1,64})"\s*,')
 
 dumps = json.dumps
 
@@ -83,7 +87,13 @@ def loads(text: str | bytes, **kwargs: Any) -> Any:
             parse_constant=_parse_constant,
         )
     except RecursionError:
-        raise ValueError(f"payloads may nest at most {MAX_DEPTH} levels") from None
+        reason = f"payloads may nest at most {MAX_DEPTH} levels"
+        head = EVENT_HEAD_RE.match(
+            text if isinstance(text, str) else text.decode("utf-8", "replace")
+        )
+        if head:  # still an event: answer it
+            return [head.group(1), Rejected(reason)]
+        raise ValueError(reason) from None
     reason = problem(value)
     if reason is None:
         return value

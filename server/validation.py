@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import sdp_check
 from .errors import INVALID, AppError
 from .tokens import LANG_RE, USER_ID_RE
 
@@ -144,4 +145,7 @@ def sdp(data: dict[str, Any], kind: str, max_chars: int) -> str:
         raise invalid(f"sdp is longer than {max_chars} characters")
     if data.get("type", kind) != kind:
         raise invalid(f"type must be {kind!r}")
+    reason = sdp_check.problem(value)
+    if reason is not None:
+        raise invalid(f"bad {kind}: {reason}")
     return value

@@ -18,6 +18,7 @@ from server.tours import TourLimits, Tours, add_tour_routes
 from tests.call_clients import speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
 from tests.rtc_clients import wait_until
+from tests.sdp_samples import sample_offer
 from tests.tour_clients import TourClient
 
 SPEECH = SHARED / "testdata" / "speech"
@@ -135,7 +136,8 @@ async def test_tour_with_ten_viewers_in_two_languages(tour_app, people, tmp_path
     assert stats["sources"] == 2 and stats["video_encoders"] == 1, stats
     assert stats["audio_encoders"] == 1 and stats["per_sender_encoders"] == 0, stats
     assert stats["subscriptions"] == 2 * 11, stats
-    forbidden = await spanish[4].call("tour.publish", {"tour_id": tid, "sdp": "v=0\r\n"})
+    offer = await sample_offer()
+    forbidden = await spanish[4].call("tour.publish", {"tour_id": tid, "sdp": offer})
     assert forbidden["error"]["code"] == "forbidden"
 
     # each viewer's first final, in its own language only
