@@ -169,6 +169,8 @@ class Realtime:
                 await self.presence.heartbeat()
                 for user in await self.presence.sweep():
                     await self.chat.announce_presence(user, False)
+            except REDIS_AWAY as exc:
+                log.warning("presence heartbeat: redis unavailable (%s)", exc)
             except Exception:
                 log.exception("presence heartbeat failed")
 

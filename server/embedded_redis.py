@@ -52,9 +52,13 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedRedis:
-    """Starts redis-server on a free loopback port with AOF persistence in `data_dir`."""
+    """Starts redis-server on a free loopback port with AOF persistence in `data_dir`.
 
-    def __init__(self, data_dir: Path, appendfsync: str = "everysec") -> None:
+    `appendfsync always` by default: with `everysec` Redis may answer writes it has not yet
+    written to the AOF (while a background fsync runs), so a killed redis-server lost acked
+    messages (seen in tests/test_redis_outage.py)."""
+
+    def __init__(self, data_dir: Path, appendfsync: str = "always") -> None:
         self.data_dir = Path(data_dir)
         self.appendfsync = appendfsync
         self.port = 0

@@ -19,7 +19,7 @@ BATCH_EVENT = "\x00batch"
 def blocking_pool(url: str, max_connections: int, timeout: float = 20.0) -> aioredis.Redis:
     """A Redis client whose pool makes callers wait for a free connection when all are busy."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout
+        url, max_connections=max_connections, timeout=timeout, socket_connect_timeout=2
     )
     return aioredis.Redis(connection_pool=pool)
 
@@ -46,20 +46,20 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         self.connected = True
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        retry_sleep = 1.0
+        retry_sleep = 0.25
         while not self.closing:
             try:
                 self._redis_connect()
                 await self.pubsub.subscribe(self.channel)
-                retry_sleep = 1.0
+                retry_sleep = 0.25
                 async for message in self.pubsub.listen():
                     yield message
             except Exception as exc:
                 if self.closing:
                     return
-                log.error("cannot receive from redis (%s); retrying in %.0f s", exc, retry_sleep)
+                log.error("cannot receive from redis (%s); retrying in %.2f s", exc, retry_sleep)
                 await asyncio.sleep(retry_sleep)
-                retry_sleep = min(retry_sleep * 2, 30.0)
+                retry_sleep = min(retry_sleep * 2, 5.0)
 
     async def emit_batch(self, emits: list[tuple[str, str | list[str], Any]]) -> None:
         """Several `(event, room(s), data)` emits to the default namespace in ONE publish.
