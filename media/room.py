@@ -111,6 +111,9 @@ class _Peer:
     dirty: bool = False
     sync_task: asyncio.Task[None] | None = None
     removed: bool = False
+    #: add_peer is still negotiating: a removal then leaves closing the connection to add_peer,
+    #: because closing it mid-gathering leaks the UDP sockets gathered after the close
+    joining: bool = False
 
 
 class MediaRoom:
@@ -186,7 +189,7 @@ class MediaRoom:
             )
         )
         LIVE_PEER_CONNECTIONS.add(pc)
-        peer = _Peer(peer_id, pc, publish, subscribe)
+        peer = _Peer(peer_id, pc, publish, subscribe, joining=True)
         self._peers[peer_id] = peer
         self._watch(peer)
         try:
@@ -204,8 +207,12 @@ class MediaRoom:
             for transceiver in pc.getTransceivers():
                 peer.negotiated[transceiver.mid] = copy.deepcopy(transceiver._codecs)
         except BaseException:
+            peer.joining = False
             await self._drop(peer, "join failed", notify=False)
+            with contextlib.suppress(Exception):
+                await pc.close()  # removed meanwhile: _drop left the close to us
             raise
+        peer.joining = False
         for fanout in peer.sources:
             fanout.start(peer.source_tracks.pop(fanout))
         for other in self._peers.values():
@@ -441,8 +448,9 @@ class MediaRoom:
         peer.outputs.clear()
         for fanout in peer.sources:
             await fanout.close()
-        with contextlib.suppress(Exception):
-            await peer.pc.close()
+        if not peer.joining:
+            with contextlib.suppress(Exception):
+                await peer.pc.close()
         if peer.sources and not self._closed:
             for other in self._peers.values():
                 if any(f in other.outputs for f in peer.sources):
