@@ -19,6 +19,7 @@ import socketio
 from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
 
+from . import metrics
 from . import validation as v
 from .background import TaskSet
 from .chat import Chat
@@ -362,6 +363,7 @@ class Calls:
         if errors:
             payload["translation_error"] = errors
         await self.sio.emit("subtitle", payload, room=call_room(call.id))
+        metrics.subtitle_sent(call.started + line.end)
         call.lines += 1
         entry = {
             "kind": "transcript",

@@ -28,6 +28,7 @@ from aiohttp import web
 from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
 
+from . import metrics
 from . import validation as v
 from .background import TaskSet
 from .chat import Chat
@@ -491,6 +492,7 @@ class Tours:
                 if lang in errors:
                     payload["translation_error"] = errors[lang]
             await self.sio.emit("subtitle", payload, room=lang_room(tour.id, lang))
+        metrics.subtitle_sent(tour.started + line.end)
         entry = {
             "tour_id": tour.id,
             "start": line.start,
