@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-# KEYS: bucket   ARGV: rate per second, burst, now (s)  -> 1 allowed / 0 refused
+# KEYS: bucket   ARGV: rate per second, burst  -> 1 allowed / 0 refused
+# The clock is Redis's own (TIME), so processes on hosts whose clocks differ share one bucket.
 BUCKET_SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(state[1]) or burst
 local stamp = tonumber(state[2]) or now
@@ -33,5 +34,5 @@ class UserRateLimit:
 
     async def allow(self, user_id: str) -> bool:
         """Take one token from the user's bucket if there is one."""
-        args = [repr(self.rate), str(self.burst), f"{time.time():.6f}"]
+        args = [repr(self.rate), str(self.burst)]
         return bool(await self._script(keys=[f"tt:rate:{user_id}"], args=args))

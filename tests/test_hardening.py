@@ -464,3 +464,23 @@ async def test_metrics_behind_a_token_parse_with_prometheus_client(served) -> No
             assert name in families, name
     finally:
         await peer.close()
+
+
+async def test_rate_limit_holds_per_user_across_processes(
+    aiohttp_server, redis_server, settings, server_translator
+) -> None:
+    urls = []
+    for _ in range(2):  # two server instances (each its own sockets, sessions, presence id)
+        server = await aiohttp_server(create_app(settings, redis_server.url, server_translator))
+        urls.append(str(server.make_url("")).rstrip("/"))
+    user = new_user()
+    peers = [await Peer(user).connect(url) for url in urls]
+    try:
+        acks = await asyncio.gather(*(p.call("inbox.list", {}) for p in peers for _ in range(50)))
+        ok = sum(a["ok"] for a in acks)
+        burst = Limits().rate_burst
+        assert burst <= ok < burst + 20, ok
+        assert {a["error"]["code"] for a in acks if not a["ok"]} == {"rate_limited"}
+    finally:
+        for peer in peers:
+            await peer.close()

@@ -38,6 +38,9 @@ export class Connection extends EventTarget {
       if (String(err?.message || "").startsWith("unauthorized")) {
         this.dispatchEvent(new CustomEvent("unauthorized", { detail: err.data?.message || err.message }));
       } else {
+        // `unavailable`: the server's database is restarting; a refused connect is not retried
+        // by socket.io-client itself, so try again shortly.
+        if (err?.data?.code === "unavailable") setTimeout(() => this.socket.connect(), 2000);
         this.dispatchEvent(new CustomEvent("disconnected", { detail: err?.message }));
       }
     });
