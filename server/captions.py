@@ -38,7 +38,7 @@ _FLUSH = b""  # queued by `flush()`: close the open utterance now
 
 def endpoint_config_from_env(env: Mapping[str, str] | None = None) -> EndpointConfig | None:
     """`TRADETALK_ENDPOINT` (`vad`, default, or `model` for Vosk's own rules),
-    `TRADETALK_ENDPOINT_SILENCE_S` (0.3), `TRADETALK_UTTERANCE_MAX_S` (15) and
+    `TRADETALK_ENDPOINT_SILENCE_S` (0.25), `TRADETALK_UTTERANCE_MAX_S` (15) and
     `TRADETALK_SILENCE_GATE` (1; 0 feeds silence to the recognizer too)."""
     env = os.environ if env is None else env
     mode = (env.get("TRADETALK_ENDPOINT") or "vad").strip().lower()

@@ -30,7 +30,7 @@ FRAME_S = FRAME_MS / 1000
 class EndpointConfig:
     """How utterances are closed; seconds throughout."""
 
-    silence_s: float = 0.3
+    silence_s: float = 0.25
     min_speech_s: float = 0.3
     long_silence_s: float = 1.0
     max_utterance_s: float = 15.0
