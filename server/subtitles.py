@@ -83,6 +83,7 @@ class SpeakerSubtitles:
         self._finals = asyncio.Lock()
         self._delivering: set[asyncio.Future[None]] = set()
         self._stopped = False
+        self._closing = False
         self.endpoint = endpoint_config_from_env() if endpoint == "env" else endpoint
         self.gap_s = audio_gap_from_env()
 
@@ -114,7 +115,7 @@ class SpeakerSubtitles:
             self.note = f"the speech model for {self.lang} failed to load"
             self._early.clear()
             return
-        if self._stopped:
+        if self._stopped or self._closing:
             return
         self.captions = SpeakerCaptions(
             model,
@@ -130,7 +131,7 @@ class SpeakerSubtitles:
 
     def feed(self, pcm: bytes) -> None:
         """Audio from the media room (event loop; returns at once)."""
-        if self._stopped or self.note is not None:
+        if self._stopped or self._closing or self.note is not None:
             return
         if not pcm:  # the track ended
             if self.captions is not None:
@@ -147,6 +148,7 @@ class SpeakerSubtitles:
     async def stop(self) -> None:
         """Close the open utterance (its final line is delivered before this returns), then
         stop recognizing and reporting; joins the recognizer thread. Idempotent."""
+        self._closing = True
         self._early.clear()
         if self.captions is not None:
             captions, self.captions = self.captions, None
