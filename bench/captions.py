@@ -78,6 +78,10 @@ from tests.peers import SECRET, Peer, new_user  # noqa: E402
 from translation.metrics import character_error_rate as cer  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
+ENDPOINT_NAMES = {
+    "vad": "server endpointing (VAD, TRADETALK_ENDPOINT=vad, the default)",
+    "model": "baseline: the model's own endpoint rules (TRADETALK_ENDPOINT=model)",
+}
 WAV = SPEECH / "ko_test.wav"
 MAX_SPEAKERS_PER_CALL = 5  # 6 members per call: 5 speakers + the listener
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -500,8 +504,9 @@ async def run_level(
 class Server:
     """Embedded Redis plus `tradetalk serve` in a child process, on a throw-away data dir."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, endpoint: str = "vad") -> None:
         self.root = root
+        self.endpoint = endpoint
         self.data = root / "data"
         self.redis = EmbeddedRedis(root / "redis")
         self.port = free_port()
@@ -522,6 +527,7 @@ class Server:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
+            "TRADETALK_ENDPOINT": self.endpoint,
         }
         env["REDIS_URL"] = self.redis.url
         return env
@@ -644,6 +650,15 @@ def print_utterances(results: list[LevelResult]) -> None:
             )
 
 
+def print_finals_per_utterance(results: list[LevelResult]) -> None:
+    print("\nFinals per utterance (1.00 = every utterance closed as one line; none missing)")
+    for r in results:
+        pieces = [u.pieces for u in r.utterances]
+        missing = sum(1 for u in r.utterances if u.pieces == 0)
+        mean = sum(pieces) / len(pieces) if pieces else float("nan")
+        print(f"  {r.speakers:>2} speaker(s): {mean:.2f} finals/utterance, {missing} missing")
+
+
 def print_cer(results: list[LevelResult], direct: Direct, reference: str, repeats: int) -> None:
     print(f"\nCharacter error rate vs the reference {reference!r} (spaces removed)")
     for name, text in direct.single.items():
@@ -669,22 +684,12 @@ def print_cer(results: list[LevelResult], direct: Direct, reference: str, repeat
 # ---------------------------------------------------------------- main
 
 
-async def bench(args: argparse.Namespace, root: Path) -> None:
-    reference = reference_text(WAV)
-    played = speech_with_pauses(WAV, root / "speech.wav", repeats=args.repeats, pause_s=args.pause)
-    layout = Layout(args.repeats, wav_seconds(WAV) + args.pause, *speech_span_s(WAV))
-    print(
-        f"audio: {WAV.name} ({wav_seconds(WAV):.2f} s, speech {layout.speech_start:.2f}-"
-        f"{layout.speech_end:.2f} s)"
-        f" + {args.pause:.1f} s silence, x{args.repeats} per speaker; {os.cpu_count()} CPUs; "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        flush=True,
-    )
-    started = time.monotonic()
-    direct = await asyncio.to_thread(direct_baseline, WAV, played, layout, root / "data")
-    print(f"direct vosk baseline decoded in {time.monotonic() - started:.1f} s", flush=True)
-
-    server = Server(root)
+async def run_mode(
+    args: argparse.Namespace, root: Path, endpoint: str, played: Path, layout: Layout
+) -> list[LevelResult]:
+    """Every speaker count against a server whose endpointing is `endpoint` (vad | model)."""
+    print(f"\n== endpointing: {ENDPOINT_NAMES[endpoint]}", flush=True)
+    server = Server(root / endpoint, endpoint)
     try:
         listing = await asyncio.to_thread(server.install_argos_ko_en)
         if "ko" not in listing:
@@ -724,16 +729,40 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
         errors = log.count("Traceback")
         if errors:
             print(f"server log: {errors} traceback(s); last lines:\n{log[-3000:]}")
-    if args.verbose:
-        print_utterances(results)
-    print_levels(results, direct)
-    print_cer(results, direct, reference, args.repeats)
+    return results
+
+
+async def bench(args: argparse.Namespace, root: Path) -> None:
+    reference = reference_text(WAV)
+    played = speech_with_pauses(WAV, root / "speech.wav", repeats=args.repeats, pause_s=args.pause)
+    layout = Layout(args.repeats, wav_seconds(WAV) + args.pause, *speech_span_s(WAV))
+    print(
+        f"audio: {WAV.name} ({wav_seconds(WAV):.2f} s, speech {layout.speech_start:.2f}-"
+        f"{layout.speech_end:.2f} s)"
+        f" + {args.pause:.1f} s silence, x{args.repeats} per speaker; {os.cpu_count()} CPUs; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
+    started = time.monotonic()
+    direct = await asyncio.to_thread(direct_baseline, WAV, played, layout, root / "data")
+    print(f"direct vosk baseline decoded in {time.monotonic() - started:.1f} s", flush=True)
+
+    results_by_mode = {}
+    for endpoint in ("vad", "model"):
+        results_by_mode[endpoint] = await run_mode(args, root, endpoint, played, layout)
+    for endpoint, results in results_by_mode.items():
+        print(f"\n==================== {ENDPOINT_NAMES[endpoint]}")
+        if args.verbose:
+            print_utterances(results)
+        print_levels(results, direct)
+        print_finals_per_utterance(results)
+        print_cer(results, direct, reference, args.repeats)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speakers", default="1,2,4,8", help="comma-separated speaker counts")
+    parser.add_argument("--speakers", default="1,2,4", help="comma-separated speaker counts")
     parser.add_argument("--repeats", type=int, default=3, help="utterances per speaker")
     parser.add_argument("--pause", type=float, default=2.0, help="silence after each utterance")
     parser.add_argument("--tail", type=float, default=15.0, help="wait for late finals (s)")
@@ -743,7 +772,7 @@ def main() -> int:
         help="speakers also receive each other's audio (a real call; costs client CPU here)",
     )
     parser.add_argument("--verbose", action="store_true", help="list every utterance")
-    parser.add_argument("--timeout", type=float, default=360.0, help="abort the run after (s)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="abort the run after (s)")
     args = parser.parse_args()
     args.speakers = [int(x) for x in args.speakers.split(",") if x.strip()]
     root = Path(tempfile.mkdtemp(prefix="tradetalk-bench-captions-"))

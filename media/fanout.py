@@ -216,12 +216,16 @@ class Fanout:
             pass
         finally:
             self._end_subscribers()
+            self._source_ended()
 
     def _on_frame(self, frame: av.frame.Frame) -> None:
         """Hook called for every decoded frame, subscribers or not."""
 
     def _idle(self) -> None:
         """Hook called for a frame nobody subscribes to (nothing is encoded)."""
+
+    def _source_ended(self) -> None:
+        """Hook called once the source track ended (or the fanout was closed)."""
 
     async def _encode(self, frame: av.frame.Frame) -> list[av.Packet]:
         raise NotImplementedError
@@ -357,7 +361,8 @@ class AudioFanout(Fanout):
     """Decoded audio → speech tap (16 kHz mono s16) and one Opus encoder shared by subscribers.
 
     The tap runs for every frame, subscribed or not: exactly one per publisher. `on_pcm` is a
-    synchronous callable on the event loop; it must not block (push into a queue).
+    synchronous callable on the event loop; it must not block (push into a queue). When the
+    source track ends, `on_pcm(b"")` is called once: no more audio will come.
     """
 
     kind = "audio"
@@ -399,6 +404,14 @@ class AudioFanout(Fanout):
 
     def _idle(self) -> None:
         self._release()
+
+    def _source_ended(self) -> None:
+        if self.on_pcm is None:
+            return
+        try:
+            self.on_pcm(b"")
+        except Exception:
+            logger.exception("audio tap callback failed for %s", self.source_id)
 
     async def _encode(self, frame: av.frame.Frame) -> list[av.Packet]:
         if self._codec is None:

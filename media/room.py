@@ -11,7 +11,8 @@ so the client has applied our answer). A peer that does not answer in time is re
 
 Each publisher's tracks are consumed once by a `media.fanout.Fanout` (encode once, share
 packets); its audio also feeds `on_audio(peer_id, pcm)` with 16 kHz mono s16 PCM, once per
-publisher. Outgoing tracks carry `msid` stream id = the publisher's peer id (sanitized), so a
+publisher, and `on_audio(peer_id, b"")` once when that track has ended (no more audio).
+Outgoing tracks carry `msid` stream id = the publisher's peer id (sanitized), so a
 browser's `RTCTrackEvent.streams[0].id` says whose audio/video it is.
 """
 

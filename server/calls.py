@@ -236,6 +236,10 @@ class Calls:
 
     async def end_call(self, call: Call, reason: str) -> None:
         """Close the media room and every recognizer; tell the conversation."""
+        if self.calls.get(call.id) is not call:
+            return
+        for member in list(call.members.values()):  # their last lines still go out
+            await self._stop_captions(member)
         if self.calls.pop(call.id, None) is None:
             return
         members = list(call.members.values())
@@ -285,6 +289,9 @@ class Calls:
         await self.sio.emit("call.participants", payload, to=rooms)
 
     async def _remove(self, call: Call, sid: str, reason: str) -> None:
+        if sid not in call.members:
+            return
+        await self._stop_captions(call.members[sid])  # their last line still goes out
         member = call.members.pop(sid, None)
         if member is None:
             return

@@ -5,23 +5,62 @@ stream at worst) runs on this speaker's own thread, and each partial or final re
 back to the event loop. The queue is bounded: if recognition falls behind by more than
 `max_backlog_s` of audio, the oldest audio is dropped (and counted) rather than growing
 without limit or delaying captions further.
+
+Endpointing (`EndpointConfig`, from the environment by `endpoint_config_from_env`): a
+voice-activity detector (`translation.endpointing`) closes each utterance after a short
+silence and asks the recognizer for its final; silence between utterances is not decoded.
+An open utterance is also closed when no audio has arrived for `gap_s` (muted track, dropped
+network, ended track), on `flush()` and on `close()`. Without a config, Vosk's own endpoint
+rules decide (the old behaviour, kept as the benchmark's baseline).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from translation.endpointing import End, EndpointConfig, Endpointer, Event, Feed, Skip
 from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer
 
 log = logging.getLogger("tradetalk.captions")
 
 BYTES_PER_SECOND = 16000 * 2
 MAX_BATCH_BYTES = BYTES_PER_SECOND // 4
+DEFAULT_GAP_S = 0.5
+_FLUSH = b""  # queued by `flush()`: close the open utterance now
+
+
+def endpoint_config_from_env(env: Mapping[str, str] | None = None) -> EndpointConfig | None:
+    """`TRADETALK_ENDPOINT` (`vad`, default, or `model` for Vosk's own rules),
+    `TRADETALK_ENDPOINT_SILENCE_S` (0.25), `TRADETALK_UTTERANCE_MAX_S` (15) and
+    `TRADETALK_SILENCE_GATE` (1; 0 feeds silence to the recognizer too)."""
+    env = os.environ if env is None else env
+    mode = (env.get("TRADETALK_ENDPOINT") or "vad").strip().lower()
+    if mode == "model":
+        return None
+    if mode != "vad":
+        raise ValueError("TRADETALK_ENDPOINT must be 'vad' or 'model'")
+    defaults = EndpointConfig()
+    return EndpointConfig(
+        silence_s=float(env.get("TRADETALK_ENDPOINT_SILENCE_S") or defaults.silence_s),
+        max_utterance_s=float(env.get("TRADETALK_UTTERANCE_MAX_S") or defaults.max_utterance_s),
+        gate=(env.get("TRADETALK_SILENCE_GATE") or "1") not in ("0", "false", "no"),
+    )
+
+
+def audio_gap_from_env(env: Mapping[str, str] | None = None) -> float:
+    """`TRADETALK_AUDIO_GAP_S` (0.5): no audio for this long closes the open utterance."""
+    env = os.environ if env is None else env
+    value = float(env.get("TRADETALK_AUDIO_GAP_S") or DEFAULT_GAP_S)
+    if not 0.1 <= value <= 10.0:
+        raise ValueError("TRADETALK_AUDIO_GAP_S must be between 0.1 and 10 seconds")
+    return value
 
 
 class SpeakerCaptions:
@@ -34,11 +73,20 @@ class SpeakerCaptions:
         on_result: Callable[[SpeechResult], None],
         name: str = "captions",
         max_backlog_s: float = 10.0,
+        endpoint: EndpointConfig | None = None,
+        gap_s: float = DEFAULT_GAP_S,
     ) -> None:
+        """`endpoint`: server-side endpointing (None: Vosk's own rules); `gap_s`: no audio for
+        this long closes an open utterance (with `endpoint` only)."""
         self.loop = loop
         self.on_result = on_result
         self.dropped_bytes = 0
         self.fed_bytes = 0
+        self.gap_s = gap_s
+        #: how each utterance was closed: reason -> count (silence, cap, gap, flush, model)
+        self.closed_by: dict[str, int] = {}
+        self._endpointer = Endpointer(endpoint) if endpoint is not None else None
+        self._last_audio = time.monotonic()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
         self._recognizer = StreamingRecognizer(model, pool=RECOGNIZERS)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -46,7 +94,23 @@ class SpeakerCaptions:
 
     def feed(self, pcm: bytes) -> None:
         """Queue audio without blocking; drop the oldest chunk when the backlog is full."""
+        if not pcm:
+            return
         self.fed_bytes += len(pcm)
+        self._put(pcm)
+
+    def flush(self) -> None:
+        """The speaker's audio stopped (track ended): close the open utterance now."""
+        self._put(_FLUSH)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Audio actually given to the recognizer (less than fed when silence is gated)."""
+        if self._endpointer is None:
+            return self.fed_bytes - self.dropped_bytes
+        return self._endpointer.fed_bytes
+
+    def _put(self, pcm: bytes) -> None:
         while True:
             try:
                 self._queue.put_nowait(pcm)
@@ -82,24 +146,74 @@ class SpeakerCaptions:
     def _run(self) -> None:
         try:
             while True:
-                chunk = self._queue.get()
+                try:
+                    chunk = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    self._check_gap()
+                    continue
                 pending = [chunk]
                 size = len(chunk or b"")
                 # Batch what has queued, up to 250 ms: fewer calls when behind, yet partials
                 # still come out while the speaker talks.
-                while chunk is not None and size < MAX_BATCH_BYTES and not self._queue.empty():
+                while chunk and size < MAX_BATCH_BYTES and not self._queue.empty():
                     chunk = self._queue.get_nowait()
                     pending.append(chunk)
                     size += len(chunk or b"")
-                audio = b"".join(c for c in pending if c is not None)
+                audio = b"".join(c for c in pending if c)
                 if audio:
-                    for result in self._recognizer.feed(audio):
-                        self._post(result)
+                    self._last_audio = time.monotonic()
+                    self._decode(audio)
+                if pending[-1] == _FLUSH:
+                    self._end_utterance("flush")
                 if pending[-1] is None:
-                    final = self._recognizer.finish()
-                    if final is not None:
-                        self._post(final)
+                    self._end_utterance("flush")
                     self._recognizer.close()  # a warm recognizer for the next speaker
                     return
         except Exception:
             log.exception("speech recognition failed")
+
+    def _decode(self, audio: bytes) -> None:
+        if self._endpointer is None:
+            self._apply([Feed(audio)])
+        else:
+            self._apply(self._endpointer.process(audio))
+
+    def _apply(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Feed):
+                for result in self._recognizer.feed(event.pcm):
+                    if result.final:
+                        self._count("model")
+                    self._post(result)
+            elif isinstance(event, Skip):
+                self._recognizer.skip(event.nbytes)
+            elif isinstance(event, End):
+                self._finish(event.reason)
+
+    def _end_utterance(self, reason: str) -> None:
+        """Close whatever is open: the endpointer's utterance, then the recognizer's."""
+        if self._endpointer is None:
+            self._finish(reason)
+            return
+        events = self._endpointer.flush()
+        if any(isinstance(e, End) for e in events):
+            events = [End(reason) if isinstance(e, End) else e for e in events]
+        self._apply(events)
+
+    def _check_gap(self) -> None:
+        if self._endpointer is None or not self._endpointer.open:
+            return
+        if time.monotonic() - self._last_audio >= self.gap_s:
+            self._end_utterance("gap")
+
+    def _finish(self, reason: str) -> None:
+        if self._endpointer is None:
+            final = self._recognizer.finish()
+        else:
+            final = self._recognizer.end_utterance()
+        if final is not None:
+            self._count(reason)
+            self._post(final)
+
+    def _count(self, reason: str) -> None:
+        self.closed_by[reason] = self.closed_by.get(reason, 0) + 1

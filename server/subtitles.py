@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from translation.endpointing import EndpointConfig
 from translation.speech import SpeechResult
 from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
 
-from .captions import BYTES_PER_SECOND, SpeakerCaptions
+from .captions import (
+    BYTES_PER_SECOND,
+    SpeakerCaptions,
+    audio_gap_from_env,
+    endpoint_config_from_env,
+)
 
 log = logging.getLogger("tradetalk.subtitles")
 
@@ -40,10 +46,13 @@ class FinalLine:
 class SpeakerSubtitles:
     """Recognizes one speaker's audio in `lang` and reports partials and finals in order.
 
-    `feed(pcm)` takes 16 kHz mono s16 audio on the event loop (never blocks). Audio that
+    `feed(pcm)` takes 16 kHz mono s16 audio on the event loop (never blocks); `feed(b"")`
+    says the speaker's track ended (the open utterance is closed at once). Audio that
     arrives while the model loads is kept (up to 20 s). `on_partial(text)` and
     `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order.
-    After `stop()` nothing more is reported.
+    `stop()` closes the open utterance and waits until its final has been delivered; after
+    it nothing more is reported. Endpointing settings come from the environment
+    (`server.captions.endpoint_config_from_env`) unless `endpoint` is given.
     """
 
     def __init__(
@@ -56,6 +65,7 @@ class SpeakerSubtitles:
         on_final: Callable[[FinalLine], Awaitable[Any]],
         origin: float | None = None,
         name: str = "captions",
+        endpoint: EndpointConfig | str | None = "env",
     ) -> None:
         self.lang = lang
         self.data_dir = data_dir
@@ -71,7 +81,11 @@ class SpeakerSubtitles:
         self._early: list[bytes] = []
         self._early_bytes = 0
         self._finals = asyncio.Lock()
+        self._delivering: set[asyncio.Future[None]] = set()
         self._stopped = False
+        self._closing = False
+        self.endpoint = endpoint_config_from_env() if endpoint == "env" else endpoint
+        self.gap_s = audio_gap_from_env()
 
     def status(self) -> dict[str, Any]:
         """`{lang, available, reason?}`: whether a speech model serves the language."""
@@ -101,10 +115,15 @@ class SpeakerSubtitles:
             self.note = f"the speech model for {self.lang} failed to load"
             self._early.clear()
             return
-        if self._stopped:
+        if self._stopped or self._closing:
             return
         self.captions = SpeakerCaptions(
-            model, asyncio.get_running_loop(), self._on_result, name=self.name
+            model,
+            asyncio.get_running_loop(),
+            self._on_result,
+            name=self.name,
+            endpoint=self.endpoint,  # type: ignore[arg-type]
+            gap_s=self.gap_s,
         )
         for chunk in self._early:
             self.captions.feed(chunk)
@@ -112,7 +131,11 @@ class SpeakerSubtitles:
 
     def feed(self, pcm: bytes) -> None:
         """Audio from the media room (event loop; returns at once)."""
-        if self._stopped or self.note is not None:
+        if self._stopped or self._closing or self.note is not None:
+            return
+        if not pcm:  # the track ended
+            if self.captions is not None:
+                self.captions.flush()
             return
         if self.audio_offset is None:
             self.audio_offset = time.monotonic() - self.origin
@@ -123,12 +146,17 @@ class SpeakerSubtitles:
             self._early_bytes += len(pcm)
 
     async def stop(self) -> None:
-        """Stop recognizing and reporting; joins the recognizer thread."""
-        self._stopped = True
+        """Close the open utterance (its final line is delivered before this returns), then
+        stop recognizing and reporting; joins the recognizer thread. Idempotent."""
+        self._closing = True
         self._early.clear()
         if self.captions is not None:
             captions, self.captions = self.captions, None
             await asyncio.to_thread(captions.close)
+            await asyncio.sleep(0)  # results the thread posted last run now
+            if self._delivering:
+                await asyncio.wait(set(self._delivering), timeout=30)
+        self._stopped = True
 
     async def drain(self) -> None:
         """Wait until the final line being delivered (if any) has gone out."""
@@ -139,11 +167,21 @@ class SpeakerSubtitles:
         if self._stopped or not result.text.strip():
             return
         if result.final:
-            self._spawn(self._final(result))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._delivering.add(done)
+            self._spawn(self._final(result, done))
         else:
             self._spawn(self._on_partial(result.text))
 
-    async def _final(self, result: SpeechResult) -> None:
+    async def _final(self, result: SpeechResult, done: asyncio.Future[None]) -> None:
+        try:
+            await self._deliver(result)
+        finally:
+            self._delivering.discard(done)
+            if not done.done():
+                done.set_result(None)
+
+    async def _deliver(self, result: SpeechResult) -> None:
         async with self._finals:  # one speaker's lines go out in order
             if self._stopped:
                 return

@@ -336,11 +336,13 @@ class Tours:
 
     async def end_tour(self, tour: Tour, reason: str) -> None:
         """Tell everyone, close the media room and the recognizer; the record stays."""
-        if self.tours.pop(tour.id, None) is None:
+        if self.tours.get(tour.id) is not tour:
             return
-        if tour.subtitles is not None:  # a line on its way still reaches every language
+        if tour.subtitles is not None:  # the open utterance and a line on its way still go out
             await tour.subtitles.stop()
             await tour.subtitles.drain()
+        if self.tours.pop(tour.id, None) is None:
+            return
         viewers = list(tour.viewers.values())
         tour.viewers.clear()
         tour.pending.cancel()
