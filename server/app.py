@@ -86,6 +86,7 @@ class Realtime:
                 f"unauthorized: {exc}", {"code": "unauthorized", "message": str(exc)}
             ) from None
         identity = replace(identity, lang=await self.languages.register(identity))
+        await self.chat.directory.register(identity)
         limits = self.settings.limits
         self.sessions[sid] = Session(
             identity, TokenBucket(limits.rate_per_second, limits.rate_burst)

@@ -9,6 +9,7 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 UNKNOWN_EVENT = "unknown_event"
+UNKNOWN_USER = "unknown_user"
 INTERNAL = "internal"
 
 
