@@ -74,8 +74,10 @@ export class CallAlert {
     this.banner.hidden = !call;
     if (call) {
       const entry = this.app.inbox.entries.get(call.conversation_id);
-      const title = entry ? this.app.inbox.title(entry) : this.callerName(call);
-      this.text.textContent = t("banner.calling", { name: this.callerName(call), title });
+      const name = this.callerName(call);
+      const title = entry ? this.app.inbox.title(entry) : name;
+      this.text.textContent =
+        title === name ? t("banner.calling_direct", { name }) : t("banner.calling", { name, title });
     }
     this.app.inbox.render();
   }
