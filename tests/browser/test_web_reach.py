@@ -203,3 +203,28 @@ def test_glossary_set_in_the_page_changes_the_next_translation(new_page, web_ser
     shot(supplier, "supplier-glossary-and-messages-phone")
     print(f"\nwithout glossary: {before!r}; with bolts->pernos: {after!r}")
     assert not buyer.errors and not supplier.errors
+
+
+def test_claims_decode_from_both_token_formats(new_page, web_server) -> None:
+    """session.js reads the claims of TradeTalk's `claims.signature` tokens and of standard JWTs
+    (`header.payload.signature`); a token it can't read is null."""
+    page = new_page()
+    page.goto(web_server + "/")
+    result = page.evaluate(
+        """async () => {
+          const { decodeClaims } = await import("/static/js/session.js");
+          const utf8 = (obj) => new TextEncoder().encode(JSON.stringify(obj));
+          const b64 = (obj) => btoa(String.fromCharCode(...utf8(obj)))
+            .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+          const claims = { sub: "ann-1a2b3c", name: "Ánn", role: "buyer", lang: "en",
+                           exp: 4102444800 };
+          return {
+            old: decodeClaims(`${b64(claims)}.c2ln`),
+            jwt: decodeClaims(`${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}.c2ln`),
+            bad: decodeClaims("not.a.token"),
+          };
+        }"""
+    )
+    assert result["old"]["sub"] == result["jwt"]["sub"] == "ann-1a2b3c"
+    assert result["jwt"]["name"] == "Ánn"
+    assert result["bad"] is None
