@@ -94,6 +94,7 @@ class Realtime:
         limit = self.settings.limits.max_sockets_per_user
         try:
             identity = replace(identity, lang=await self.languages.register(identity))
+            await self.chat.directory.register(identity)
             if await self.presence.sockets(identity.id) >= limit:
                 refuse(LIMIT_REACHED, f"a user may have at most {limit} sockets open")
             first = await self.presence.connect(identity.id, sid)

@@ -211,7 +211,7 @@ class Calls:
         """call.end {call_id}: end the call for everyone (any conversation participant)."""
         data = v.payload(data, {"call_id"})
         call = await self._call_for(session, v.call_id(data))
-        await self.end_call(call, "ended")
+        await self.end_call(call, "ended", ended_by=session.identity)
         return ok_ack()
 
     async def set_subtitles(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
@@ -234,8 +234,9 @@ class Calls:
             if sid in call.members:
                 await self._remove(call, sid, "disconnected")
 
-    async def end_call(self, call: Call, reason: str) -> None:
-        """Close the media room and every recognizer; tell the conversation."""
+    async def end_call(self, call: Call, reason: str, ended_by: Identity | None = None) -> None:
+        """Close the media room and every recognizer; tell the conversation (and who ended it,
+        when someone did)."""
         if self.calls.get(call.id) is not call:
             return
         for member in list(call.members.values()):  # their last lines still go out
@@ -250,7 +251,10 @@ class Calls:
             await self._stop_captions(member)
             await self.sio.leave_room(member.sid, call_room(call.id))
         rooms = [user_room(p) for p in call.conversation["participants"]]
-        await self.sio.emit("call.ended", {"call_id": call.id, "reason": reason}, to=rooms)
+        event: dict[str, Any] = {"call_id": call.id, "reason": reason}
+        if ended_by is not None:
+            event["ended_by"] = {"id": ended_by.id, "name": ended_by.name}
+        await self.sio.emit("call.ended", event, to=rooms)
 
     async def close(self) -> None:
         """End every call (server shutdown)."""

@@ -12,12 +12,13 @@ import socketio
 from . import validation as v
 from .config import Limits
 from .dispatch import Dispatcher
-from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from .errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
 from .languages import Languages
 from .presence import Presence
 from .sessions import Session, conversation_room, user_room
 from .store import Store, summary
 from .tokens import Identity
+from .users import Directory
 
 log = logging.getLogger("tradetalk.chat")
 
@@ -53,6 +54,7 @@ class Chat:
         self.languages = languages
         self.translation = translation
         self.limits = limits
+        self.directory = Directory(store.redis)
         for name, handler in {
             "conversation.create": self.create,
             "conversation.join": self.join,
@@ -83,11 +85,21 @@ class Chat:
         title = v.text(data, "title", self.limits.max_title_chars, required=False)
         if session.identity.id not in people and len(people) >= self.limits.max_participants:
             raise v.invalid(f"at most {self.limits.max_participants} participants")
+        unknown = await self.directory.unknown([p for p in people if p != session.identity.id])
+        if unknown:
+            raise AppError(
+                UNKNOWN_USER,
+                f"no user with id {', '.join(unknown)} has ever signed in; check the id or "
+                "send them your invite link",
+            )
         conversation = await self.store.create_conversation(session.identity, people, title)
+        people_info = await self.directory.people(conversation["participants"])
         await self.sio.manager.emit_batch(
-            self.inbox_updates(conversation, {p: None for p in conversation["participants"]}, None)
+            self.inbox_updates(
+                conversation, {p: None for p in conversation["participants"]}, None, people_info
+            )
         )
-        return ok_ack(conversation=conversation)
+        return ok_ack(conversation={**conversation, "people": people_info})
 
     async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """conversation.join {conversation_id, since?}: enter the live room, get what was missed."""
@@ -105,8 +117,9 @@ class Chat:
             messages, has_more = await self.store.messages_after(cid, since, self.limits.replay_max)
         online = await self.presence.online(conversation["participants"])
         read = await self.store.read_markers(cid)
+        people = await self.directory.people(conversation["participants"])
         return ok_ack(
-            conversation=conversation,
+            conversation={**conversation, "people": people},
             messages=messages,
             has_more=has_more,
             online=online,
@@ -212,13 +225,15 @@ class Chat:
         conversation: dict[str, Any],
         unread: dict[str, int | None],
         last_message: dict[str, Any] | None,
+        people: dict[str, dict[str, Any]] | None = None,
     ) -> list[tuple[str, str, dict[str, Any]]]:
-        """`inbox.update` for each given participant's sockets, with their unread count."""
+        """`inbox.update` for each given participant's sockets, with their unread count (and
+        the participants' names and languages, `people`, when given)."""
         return [
             (
                 "inbox.update",
                 user_room(user),
-                {"conversation": summary(conversation, last_message, count or 0)},
+                {"conversation": summary(conversation, last_message, count or 0, people)},
             )
             for user, count in unread.items()
         ]
@@ -269,7 +284,12 @@ class Chat:
     async def inbox(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """inbox.list {}: every conversation of the user, newest activity first."""
         v.payload(data, set())
-        return ok_ack(conversations=await self.store.inbox(session.identity.id))
+        entries = await self.store.inbox(session.identity.id)
+        everyone = sorted({p for entry in entries for p in entry["participants"]})
+        people = await self.directory.people(everyone)
+        for entry in entries:
+            entry["people"] = {p: people[p] for p in entry["participants"]}
+        return ok_ack(conversations=entries)
 
     async def announce_presence(self, user: str, online: bool) -> None:
         """Tell everyone who shares a conversation with `user` that they came or went."""

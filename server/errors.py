@@ -12,6 +12,7 @@ UNKNOWN_EVENT = "unknown_event"
 UNAUTHORIZED = "unauthorized"
 UNAVAILABLE = "unavailable"
 LIMIT_REACHED = "limit_reached"
+UNKNOWN_USER = "unknown_user"
 INTERNAL = "internal"
 
 

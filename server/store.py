@@ -310,13 +310,19 @@ class Store:
 
 
 def summary(
-    conversation: dict[str, Any], last_message: dict[str, Any] | None, unread: int
+    conversation: dict[str, Any],
+    last_message: dict[str, Any] | None,
+    unread: int,
+    people: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """An inbox entry: `{id, title, participants, last_message, unread}`."""
-    return {
+    """An inbox entry: `{id, title, participants, last_message, unread}` (+ `people` if given)."""
+    entry = {
         "id": conversation["id"],
         "title": conversation["title"],
         "participants": conversation["participants"],
         "last_message": last_message,
         "unread": unread,
     }
+    if people is not None:
+        entry["people"] = people
+    return entry

@@ -46,7 +46,13 @@ def to_line(entry: dict[str, Any]) -> dict[str, Any]:
         "lang": entry["lang"],
         "text": entry["text"],
         "translations": entry.get("translations", {}),
+        "translation_error": entry.get("translation_error", {}),
     }
+
+
+def untranslated(line: dict[str, Any]) -> list[tuple[str, str]]:
+    """(language, reason) for each language the line could not be translated into."""
+    return sorted(line.get("translation_error", {}).items())
 
 
 def render_srt(lines: list[dict[str, Any]]) -> str:
@@ -55,6 +61,7 @@ def render_srt(lines: list[dict[str, Any]]) -> str:
     for n, line in enumerate(lines, 1):
         body = [f"{line['speaker']['name']}: {line['text']}"]
         body += [f"[{lang}] {text}" for lang, text in sorted(line["translations"].items())]
+        body += [f"[{lang}] not translated: {why}" for lang, why in untranslated(line)]
         span = f"{clock(line['start'], ',')} --> {clock(line['end'], ',')}"
         cues.append(f"{n}\n{span}\n" + "\n".join(body) + "\n")
     return "\n".join(cues)
@@ -68,6 +75,7 @@ def render_txt(lines: list[dict[str, Any]]) -> str:
             f"[{clock(line['start'])}] {line['speaker']['name']} ({line['lang']}): {line['text']}"
         )
         out += [f"    {lang}: {text}" for lang, text in sorted(line["translations"].items())]
+        out += [f"    {lang}: not translated: {why}" for lang, why in untranslated(line)]
     return "\n".join(out) + "\n"
 
 

@@ -5,11 +5,13 @@
 - `GET /vendor/socket.io.esm.min.js` (and its `.map`): the ESM build of `socket.io-client`,
   installed from the npm registry into `web_client/node_modules` (never committed).
 - `GET /api/client-config` → `{"dev": bool}`: tells the page whether to offer the dev sign-in form.
-- `POST /api/dev/token {name, role, lang}` → `{token, user: {id, name, role, lang}}`, only when
-  the server runs in dev mode (`TRADETALK_DEV=1`); the route does not exist otherwise.
+- `POST /api/dev/token {name, role, lang, user_id?}` → `{token, user: {id, name, role, lang}}`,
+  only when the server runs in dev mode (`TRADETALK_DEV=1`); the route does not exist otherwise.
+  `user_id` (an id this browser was given before for the same name) is kept, so signing in again
+  keeps one's conversations; it must be the name's slug plus the 6-hex suffix.
 
 `add_static_routes(app, root)` serves the client's own files under `/static/` (`css/*.css`,
-`js/*.js`) and nothing else of the package; `add_metrics_routes(app, settings)` adds `/metrics`
+`js/*.js`, `js/strings/*.js`) and nothing else of the package; `add_metrics_routes(app, settings)` adds `/metrics`
 behind a bearer token when `TRADETALK_METRICS_TOKEN` is set.
 """
 
@@ -35,7 +37,7 @@ VENDOR_FILES = {
     "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
 }
 MAX_BODY_BYTES = 4096
-STATIC_FILE_RE = re.compile(r"(css/[a-z0-9_-]+\.css|js/[a-z0-9_-]+\.js)", re.ASCII)
+STATIC_FILE_RE = re.compile(r"(css/[a-z0-9_-]+\.css|js/(strings/)?[a-z0-9_-]+\.js)", re.ASCII)
 
 
 def node_modules_dir() -> Path:
@@ -48,6 +50,15 @@ def user_id_for(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40].strip("-")
     return f"{slug or 'user'}-{secrets.token_hex(3)}"
+
+
+def id_fits_name(user_id: object, name: str) -> bool:
+    """Whether `user_id` is one `user_id_for(name)` could have given."""
+    if not isinstance(user_id, str):
+        return False
+    slug, _, suffix = user_id.rpartition("-")
+    expected = user_id_for(name).rpartition("-")[0]
+    return bool(re.fullmatch(r"[0-9a-f]{6}", suffix)) and slug == expected
 
 
 def vendor_handler(relative: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -81,7 +92,8 @@ def bad_request(message: str) -> web.Response:
 
 
 def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """`POST /api/dev/token {name, role, lang}` → a 12-hour token for a new user id."""
+    """`POST /api/dev/token {name, role, lang, user_id?}` → a 12-hour token, for `user_id` when
+    it fits the name (a returning browser), else for a new user id."""
 
     async def handler(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -92,12 +104,16 @@ def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Re
             return bad_request("body must be a JSON object")
         if not isinstance(data, dict):
             return bad_request("body must be a JSON object")
-        unknown = set(data) - {"name", "role", "lang"}
+        unknown = set(data) - {"name", "role", "lang", "user_id"}
         if unknown:
             return bad_request(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
         name = data.get("name")
         try:
-            user_id = user_id_for(name if isinstance(name, str) else "")
+            name_text = name if isinstance(name, str) else ""
+            previous = data.get("user_id")
+            if previous is not None and not id_fits_name(previous, name_text):
+                return bad_request("user_id does not belong to that name")
+            user_id = previous or user_id_for(name_text)
             identity = check_identity(user_id, name, data.get("role"), data.get("lang"))
         except TokenError as exc:
             return bad_request(str(exc))

@@ -130,7 +130,8 @@ async def test_two_party_call_with_translated_subtitles_and_transcript(
         await b.close()
     calls = app[SERVICES]["realtime"].calls
     await speaker.call("call.end", {"call_id": call_id})
-    await listener.wait_for("call.ended")
+    ended = await listener.wait_for("call.ended")
+    assert ended["ended_by"] == {"id": speaker.id, "name": speaker.identity.name}
     assert calls.stats()["calls"] == 0
 
 

@@ -308,3 +308,27 @@ async def test_identity_comes_only_from_the_token(connect) -> None:
         {"conversation_id": conv["id"], "client_id": "t", "text": "hi", "sender": supplier.id},
     )
     assert spoof["error"]["code"] == "invalid"
+
+
+async def test_unknown_user_refused_and_people_carry_names_and_languages(connect) -> None:
+    agent = await connect(new_user(role="agent", lang="en"))
+    lead = await connect(new_user(role="buyer", lang="es"))
+    typo = agent.id[:-1] + ("0" if agent.id[-1] != "0" else "1")
+    refused = await lead.call("conversation.create", {"participants": [typo]})
+    assert refused["ok"] is False and refused["error"]["code"] == "unknown_user"
+    assert typo in refused["error"]["message"]
+    assert not (await lead.call("inbox.list", {}))["conversations"]
+
+    ack = await lead.call("conversation.create", {"participants": [agent.id]})
+    people = ack["conversation"]["people"]
+    assert people[lead.id] == {"name": lead.identity.name, "role": "buyer", "lang": "es"}
+    assert people[agent.id]["name"] == agent.identity.name
+    update = await agent.wait_for(
+        "inbox.update", lambda u: u["conversation"]["id"] == ack["conversation"]["id"]
+    )
+    assert update["conversation"]["people"][lead.id]["lang"] == "es"
+    entry = (await agent.call("inbox.list", {}))["conversations"][0]
+    assert entry["people"][lead.id]["lang"] == "es"
+    await lead.call("user.set_language", {"lang": "ko"})
+    joined = await agent.call("conversation.join", {"conversation_id": entry["id"]})
+    assert joined["conversation"]["people"][lead.id]["lang"] == "ko"

@@ -38,6 +38,25 @@ async def test_dev_token_signs_a_fresh_identity(aiohttp_client) -> None:
     assert (await (await client.get("/api/client-config")).json()) == {"dev": True}
 
 
+async def test_dev_token_keeps_a_returning_browsers_id(aiohttp_client) -> None:
+    client = await aiohttp_client(web_app(dev=True))
+    first = await (
+        await client.post("/api/dev/token", json={"name": "Ann Lee", "role": "buyer", "lang": "en"})
+    ).json()
+    uid = first["user"]["id"]
+    again = await client.post(
+        "/api/dev/token", json={"name": "Ann Lee", "role": "buyer", "lang": "en", "user_id": uid}
+    )
+    assert again.status == 200
+    assert verify_token(SECRET, (await again.json())["token"]).id == uid
+    for stolen in (uid, "root", "ann-lee-zzzzzz", 5):
+        resp = await client.post(
+            "/api/dev/token", json={"name": "Bob", "role": "buyer", "lang": "en", "user_id": stolen}
+        )
+        assert resp.status == 400, stolen
+        assert (await resp.json())["error"]["code"] == "invalid"
+
+
 @pytest.mark.parametrize(
     "body",
     [

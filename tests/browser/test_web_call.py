@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from tests.browser.conftest import MEDIA_ARGS, PHONE, launch_chromium, sign_in
-from tests.peers import REPO
+from server.config import Settings
+from tests.browser.conftest import MEDIA_ARGS, PHONE, ThreadedServer, launch_chromium, sign_in
+from tests.peers import REPO, SECRET
+from translation.translator import Translator
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
 SILENCE_S = 3.0
@@ -103,8 +105,8 @@ def test_subtitled_call_between_korean_and_english(
     # The listener starts the call; the speaker is offered to join it.
     listener.get_by_role("button", name="Call", exact=True).click()
     expect(listener.locator("#call-view")).to_be_visible()
-    join = speaker.get_by_role("button", name="Join call")
-    expect(join).to_be_visible()
+    join = speaker.locator("#call-start")  # the Korean speaker's page reads "통화 참여"
+    expect(join).to_have_text("통화 참여")
     join.click()
 
     wait_remote_video(listener)
@@ -113,8 +115,8 @@ def test_subtitled_call_between_korean_and_english(
     expect(listener.locator("#call-view .tile.remote .tile-name")).to_have_text("김민수 Supplier")
     expect(speaker.locator("#call-view .tile.remote .tile-name")).to_have_text("Ann Buyer")
     for page in (listener, speaker):
-        expect(page.get_by_role("button", name="Mute")).to_be_enabled()
-        expect(page.get_by_label("Subtitle language")).to_have_value(
+        expect(page.locator("#call-mute")).to_be_enabled()
+        expect(page.locator("#call-subtitle-lang")).to_have_value(
             "en" if page is listener else "ko"
         )
 
@@ -141,14 +143,14 @@ def test_subtitled_call_between_korean_and_english(
     shot(speaker, "speaker-call")
 
     # Mute and camera toggles switch the speaker's tracks off and on.
-    speaker.get_by_role("button", name="Camera off").click()
+    speaker.get_by_role("button", name="카메라 끄기").click()
     assert speaker.evaluate(
         "() => tradetalk.call.active.stream.getVideoTracks().every((t) => !t.enabled)"
     )
-    expect(speaker.get_by_role("button", name="Camera on")).to_have_attribute(
+    expect(speaker.get_by_role("button", name="카메라 켜기")).to_have_attribute(
         "aria-pressed", "true"
     )
-    speaker.get_by_role("button", name="Camera on").click()
+    speaker.get_by_role("button", name="카메라 켜기").click()
 
     # The listener switches subtitles to Spanish (`call.subtitles`), then back to English.
     for lang in ("es", "en"):
@@ -169,7 +171,7 @@ def test_subtitled_call_between_korean_and_english(
     expect(line).to_be_visible()
     expect(line.locator(".transcript-original")).to_have_text(korean)
     expect(line.locator(".sender")).to_have_text("김민수 Supplier")
-    speaker.get_by_role("button", name="End for all").click()
+    speaker.get_by_role("button", name="모두 종료").click()
     expect(speaker.locator("#call-view")).to_be_hidden()
     expect(listener.get_by_role("button", name="Call", exact=True)).to_be_visible()
     shot(listener, "listener-transcript-phone")
@@ -217,3 +219,82 @@ def test_server_offer_extension_ids_keep_the_negotiated_numbers(new_page, web_se
         "a=extmap:2/sendrecv http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
     ], result
     assert result.startswith("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n")
+
+
+@pytest.fixture(scope="module")
+def apertium_only_server(redis_server, tmp_path_factory, apertium_engine) -> Iterator[str]:
+    """A dev server whose only engine is Apertium en<->es: Korean speech is recognized (the
+    Korean Vosk model is there) but no ko->en pair is installed."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("web-apertium"), secret=SECRET, dev=True)
+    server = ThreadedServer(settings, redis_server.url, Translator([apertium_engine]))
+    yield server.start()
+    server.stop()
+
+
+def test_untranslatable_call_subtitle_shows_the_original_and_why(
+    new_page, apertium_only_server, shot, speaker_browser, listener_browser
+) -> None:
+    url = apertium_only_server
+    listener = new_page(on=listener_browser)
+    speaker = new_page(PHONE, on=speaker_browser)
+    sign_in(listener, url, "Ann Buyer", "buyer", "en")
+    speaker_id = sign_in(speaker, url, "김민수 Supplier", "supplier", "ko")
+    listener.get_by_label("Start a conversation with (user id)").fill(speaker_id)
+    listener.get_by_role("button", name="Start").click()
+    expect(listener.locator("#conv-title")).to_have_text("김민수 Supplier")  # a name, not an id
+    expect(listener.locator("#conv-presence")).to_contain_text("김민수 Supplier (ko)")
+    speaker.locator("#inbox-list li.inbox-item a").click()
+    listener.get_by_role("button", name="Call", exact=True).click()
+    expect(listener.locator("#call-view")).to_be_visible()
+    speaker.locator("#call-start").click()
+    wait_remote_video(listener)
+
+    final = listener.locator("#call-view .subtitles .subtitle.final").first
+    expect(final).to_be_visible(timeout=45000)
+    korean = final.get_attribute("data-original") or ""
+    assert re.search(r"[\uac00-\ud7a3]", korean), korean
+    # Not translated: the original is shown, with the server's reason.
+    expect(final.locator(".subtitle-text")).to_have_text(korean)
+    expect(final.locator(".subtitle-text")).to_have_attribute("lang", "ko")
+    note = final.locator(".subtitle-note")
+    expect(note).to_contain_text("not translated: no translation engine serves ko->en")
+    shot(listener, "listener-untranslated-subtitle")
+
+    # Switching the subtitle language visibly takes effect, on the lines already shown too.
+    listener.locator("#call-subtitle-lang").select_option("es")
+    expect(listener.locator("#call-view .call-note")).to_have_text("Subtitles are now in Español.")
+    expect(final.locator(".subtitle-note")).to_contain_text(
+        "not translated: said before you chose this language"
+    )
+    shot(listener, "listener-switched-to-spanish")
+    listener.locator("#call-subtitle-lang").select_option("en")
+    expect(final.locator(".subtitle-note")).to_contain_text("no translation engine serves ko->en")
+
+    # The speaker ends it; the listener is told who did.
+    speaker.locator("#call-end").click()
+    expect(listener.locator("#call-view .call-note")).to_have_text(
+        "The call was ended by 김민수 Supplier."
+    )
+    shot(listener, "listener-told-who-ended")
+
+    # The transcript line in the conversation and every export carry the reason.
+    line = listener.locator("#messages li.msg.transcript").first
+    expect(line.locator(".msg-text")).to_have_text(re.compile(r"[\uac00-\ud7a3]"))
+    expect(line.locator(".note.untranslated")).to_contain_text("not translated: no translation")
+    token = listener.evaluate("tradetalk.token")
+    cid = listener.evaluate("tradetalk.conversation.id")
+    for fmt, marker in (("txt", "en: not translated: "), ("srt", "[en] not translated: ")):
+        response = listener.request.get(
+            f"{url}/api/conversations/{cid}/transcript?format={fmt}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.ok and marker in response.text(), response.text()
+    body = listener.request.get(
+        f"{url}/api/conversations/{cid}/transcript?format=json",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert "ko->en" in body["lines"][0]["translation_error"]["en"], body
+    listener.set_viewport_size(PHONE)
+    shot(listener, "listener-transcript-note-phone")
+    shot(speaker, "speaker-after-call-phone")
+    assert not listener.errors and not speaker.errors, (listener.errors, speaker.errors)

@@ -76,9 +76,10 @@ def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
         shown = incoming.locator(".msg-text")
         expect(shown).not_to_have_text(BUYER_TEXT)
         expect(shown).to_have_attribute("lang", "es")
-        incoming.get_by_role("button", name="Show original").click()
+        # The supplier's interface is in Spanish, like the supplier.
+        incoming.get_by_role("button", name="Ver original").click()
         expect(shown).to_have_text(BUYER_TEXT)
-        incoming.get_by_role("button", name="Show translation").click()
+        incoming.get_by_role("button", name="Ver traducción").click()
         expect(shown).not_to_have_text(BUYER_TEXT)
     else:
         expect(incoming.locator(".msg-text")).to_have_text(BUYER_TEXT)
@@ -90,7 +91,7 @@ def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
 
     # Typing indicator, then the reply.
     supplier.get_by_role("textbox", name="Message", exact=True).press_sequentially("Sí", delay=30)
-    expect(buyer.locator("#typing")).to_contain_text(f"{supplier_id} is typing")
+    expect(buyer.locator("#typing")).to_contain_text("María Proveedora is typing")
     shot(buyer, "buyer-sees-typing")
     send(supplier, SUPPLIER_TEXT)
     reply = buyer.locator("#messages li.msg.theirs")
@@ -107,11 +108,12 @@ def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
     assert not buyer.errors and not supplier.errors  # type: ignore[attr-defined]
 
     # The supplier switches to English: the choice holds for the tab and the server.
-    supplier.get_by_label("My language").select_option("en")
+    supplier.locator("#lang-select").select_option("en")
     expect(supplier.locator("#messages li.msg.theirs .msg-text")).to_have_text(BUYER_TEXT)
     supplier.reload()
     expect(supplier.locator("#lang-select")).to_have_value("en")
     expect(supplier.locator("#my-id")).to_have_text(supplier_id)
+    expect(supplier.locator("#sign-out")).to_have_text("Sign out")  # the interface followed
 
 
 def test_markup_in_messages_renders_as_text(new_page, web_server, shot) -> None:
@@ -123,7 +125,7 @@ def test_markup_in_messages_renders_as_text(new_page, web_server, shot) -> None:
     incoming = supplier.locator("#messages li.msg")
     expect(incoming).to_have_count(1)
     if EXPECT_TRANSLATION:  # the translation is text too; the original shows literally
-        incoming.get_by_role("button", name="Show original").click()
+        incoming.get_by_role("button", name="Ver original").click()
     expect(incoming.locator(".msg-text")).to_have_text(XSS)
     for page in (buyer, supplier):
         assert page.locator("#messages img, #inbox-list img").count() == 0
@@ -263,26 +265,28 @@ def test_history_loads_on_scroll_up(new_page, web_server, shot) -> None:
     shot(supplier, "supplier-history-loaded-phone")
 
 
-def test_token_from_the_url_fragment_stays_in_the_tab(new_page, web_server, shot) -> None:
+def test_token_from_the_url_fragment_stays_in_the_browser(new_page, web_server, shot) -> None:
     user = new_user(role="agent", lang="es", name="Agente Ventas")
     page = new_page(PHONE)
     page.goto(f"{web_server}/#token={token_for(user)}")
     expect(page.locator("#my-id")).to_have_text(user.id)
     expect(page.locator("#lang-select")).to_have_value("es")
     assert "token" not in page.url  # removed from the address bar
-    assert page.evaluate("sessionStorage.getItem('tradetalk.token')")
+    assert page.evaluate("localStorage.getItem('tradetalk.token')")
     assert page.context.cookies() == []
+    expect(page.locator("#inbox-title")).to_have_text("Conversaciones")  # the agent's language
     shot(page, "agent-inbox-phone")
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Cerrar sesión").click()
     expect(page.locator("#signin-view")).to_be_visible()
-    assert page.evaluate("sessionStorage.getItem('tradetalk.token')") is None
+    assert page.evaluate("localStorage.getItem('tradetalk.token')") is None
 
     page.goto(f"{web_server}/#token=not-a-valid.token")
     expect(page.locator("#signin-error")).to_have_text("That sign-in link is not valid.")
     forged = issue_token(b"not-the-server-secret", user)
     page.goto(f"{web_server}/#token={forged}")
-    expect(page.locator("#signin-error")).to_contain_text("Sign-in refused (bad token signature)")
+    # Refused while the page spoke the token's language (Spanish).
+    expect(page.locator("#signin-error")).to_contain_text("Acceso rechazado (bad token signature)")
     expect(page.locator("#app-view")).to_be_hidden()
-    assert page.evaluate("sessionStorage.getItem('tradetalk.token')") is None
+    assert page.evaluate("localStorage.getItem('tradetalk.token')") is None
     shot(page, "bad-token-refused-phone")

@@ -2,18 +2,25 @@
 // peer, live subtitles in the viewer's language, mute/camera toggles, leave and end for all.
 import { byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
-import { fillLanguageSelect } from "./languages.js";
+import { t } from "./i18n.js";
+import { LANGUAGES, fillLanguageSelect } from "./languages.js";
 import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
 import { SubtitleBoard } from "./subtitles.js";
 
 const ICE_GATHERING_MAX_MS = 5000;
 const ENDED_NOTE_MS = 8000;
 
-/** What to tell the user when the call ended under them. */
-function endedNote(reason) {
-  if (reason === "ended") return "The call was ended by a participant.";
-  if (reason === "everyone left") return "The call ended: everyone left.";
-  return `The call ended (${reason}).`;
+/** What to tell the user when the call ended under them (`endedBy`: who pressed "End"). */
+function endedNote(reason, endedBy, me) {
+  if (endedBy) return endedBy.id === me ? t("call.ended_by_you") : t("call.ended_by", { name: endedBy.name });
+  if (reason === "ended") return t("call.ended");
+  if (reason === "everyone left") return t("call.everyone_left");
+  return t("call.ended_other", { reason });
+}
+
+/** A language's name as the pickers show it. */
+function languageName(code) {
+  return LANGUAGES.find(([c]) => c === code)?.[1] || code;
 }
 
 /** Resolve once the connection finished gathering ICE candidates (or after `maxMs`). */
@@ -68,28 +75,28 @@ export class CallView {
     this.stage.append(this.tilesNode, this.board.node);
     this.muteButton = el("button", {
       className: "call-toggle",
-      text: "Mute",
+      text: t("call.mute"),
       attrs: { type: "button", "aria-pressed": "false", id: "call-mute" },
       on: { click: () => this.toggle("audio") },
     });
     this.cameraButton = el("button", {
       className: "call-toggle",
-      text: "Camera off",
+      text: t("call.camera_off"),
       attrs: { type: "button", "aria-pressed": "false", id: "call-camera" },
       on: { click: () => this.toggle("video") },
     });
     this.langSelect = el("select", { attrs: { id: "call-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
-    const langLabel = el("label", { className: "inline call-lang" }, "Subtitle language", this.langSelect);
+    const langLabel = el("label", { className: "inline call-lang" }, t("call.subtitle_lang"), this.langSelect);
     this.leaveButton = el("button", {
       className: "call-leave",
-      text: "Leave",
+      text: t("call.leave"),
       attrs: { type: "button", id: "call-leave" },
       on: { click: () => this.leave() },
     });
     this.endButton = el("button", {
       className: "call-end",
-      text: "End for all",
+      text: t("call.end"),
       attrs: { type: "button", id: "call-end" },
       on: { click: () => this.endForAll() },
     });
@@ -103,7 +110,7 @@ export class CallView {
       this.leaveButton,
       this.endButton,
     );
-    this.view.replaceChildren(this.stage, this.note, controls);
+    this.view.replaceChildren(this.stage, this.note, controls, this.board.history);
   }
 
   /** The buttons in the conversation header: start/join the call, download the transcript. */
@@ -117,7 +124,7 @@ export class CallView {
       this.slot.append(
         el("button", {
           className: "call-button",
-          text: "Back to your call",
+          text: t("call.back"),
           attrs: { type: "button", id: "call-return" },
           on: { click: () => this.app.openConversation(other) },
         }),
@@ -127,7 +134,7 @@ export class CallView {
       this.slot.append(
         el("button", {
           className: "call-button",
-          text: running ? "Join call" : "Call",
+          text: running ? t("call.join") : t("call.call"),
           attrs: { type: "button", id: "call-start" },
           on: { click: (event) => this.start(cid, event.currentTarget) },
         }),
@@ -137,7 +144,7 @@ export class CallView {
       this.slot.append(
         el("button", {
           className: "quiet transcript-download",
-          text: "Download transcript",
+          text: t("call.download"),
           attrs: { type: "button", id: "transcript-download" },
           on: { click: () => this.download(cid) },
         }),
@@ -178,6 +185,7 @@ export class CallView {
     if (event === "call.started") {
       this.running.set(data.call.id, data.call);
       this.renderSlot();
+      this.app.callAlert?.started(data.call);
     } else if (event === "call.participants") {
       const call = this.running.get(data.call_id);
       if (call) call.participants = data.participants;
@@ -186,11 +194,23 @@ export class CallView {
         this.syncTiles();
       }
     } else if (event === "call.ended") {
+      const ended = this.running.get(data.call_id);
       this.running.delete(data.call_id);
-      if (this.active?.call.id === data.call_id) this.teardown(endedNote(data.reason));
+      if (this.active?.call.id === data.call_id) {
+        this.teardown(endedNote(data.reason, data.ended_by, this.app.me.id));
+      } else if (ended && ended.conversation_id === this.app.conversation.id && data.ended_by) {
+        this.view.hidden = false;
+        this.view.classList.add("ended");
+        this.showNote(endedNote(data.reason, data.ended_by, this.app.me.id));
+        clearTimeout(this.endedTimer);
+        this.endedTimer = setTimeout(() => {
+          if (!this.active) this.view.hidden = true;
+        }, ENDED_NOTE_MS);
+      }
+      this.app.callAlert?.ended(data.call_id);
       this.renderSlot();
     } else if (event === "call.left") {
-      if (this.active?.call.id === data.call_id) this.teardown(`You left the call (${data.reason}).`);
+      if (this.active?.call.id === data.call_id) this.teardown(t("call.you_left", { reason: data.reason }));
     } else if (event === "rtc.offer") {
       if (this.active?.call.id === data.call_id) this.renegotiate(data.sdp);
     } else if (event === "subtitle") {
@@ -203,7 +223,7 @@ export class CallView {
 
   /** The connection dropped: the server has removed us from the call. */
   onDisconnected() {
-    if (this.active) this.teardown("The connection dropped; the call was left.");
+    if (this.active) this.teardown(t("call.dropped"));
     this.running.clear();
   }
 
@@ -214,7 +234,8 @@ export class CallView {
     button.disabled = true;
     clearTimeout(this.endedTimer);
     this.view.classList.remove("ended");
-    this.showNote("Starting the call…");
+    this.showNote(t("call.starting"));
+    this.app.callAlert?.answered(cid);
     this.view.hidden = false;
     let pc = null;
     let stream = null;
@@ -233,7 +254,7 @@ export class CallView {
       this.active = { call, pc, stream, tiles: new Map(), queue, joined };
       pc.addEventListener("track", (event) => this.onTrack(event));
       pc.addEventListener("connectionstatechange", () => {
-        if (pc.connectionState === "failed") this.showNote("The media connection failed.");
+        if (pc.connectionState === "failed") this.showNote(t("call.failed"));
       });
       for (const kind of ["audio", "video"]) {
         const track = stream?.getTracks().find((t) => t.kind === kind);
@@ -244,6 +265,7 @@ export class CallView {
       await pc.setLocalDescription(await pc.createOffer());
       await iceGathered(pc);
       this.subtitleLang = this.app.lang;
+      this.board.setLanguage(this.subtitleLang);
       const ack = await this.app.connection.request(
         "call.join",
         { call_id: call.id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
@@ -257,15 +279,15 @@ export class CallView {
       this.updateToggles();
       this.syncTiles();
       if (ack.captions && !ack.captions.available) {
-        this.showNote(`Your speech is not subtitled: no speech model for "${ack.captions.lang}".`);
+        this.showNote(t("call.no_captions", { lang: ack.captions.lang }));
         this.note.title = ack.captions.reason || "";
       } else {
-        this.showNote(stream ? "" : "No camera or microphone: you can see and hear the others.");
+        this.showNote(stream ? "" : t("call.no_media"));
       }
       this.renderSlot();
     } catch (error) {
       if (!this.active) stream?.getTracks().forEach((track) => track.stop());
-      if (!this.active || this.active.pc === pc) this.teardown(`Could not join the call: ${error.message}`);
+      if (!this.active || this.active.pc === pc) this.teardown(t("call.join_failed", { error: error.message }));
     } finally {
       button.disabled = false;
     }
@@ -331,7 +353,7 @@ export class CallView {
         });
       } catch (error) {
         console.warn("renegotiation failed", error);
-        this.showNote(`Could not update the call's media: ${error.message}`);
+        this.showNote(t("call.update_failed", { error: error.message }));
       }
       this.syncTiles();
     });
@@ -418,9 +440,9 @@ export class CallView {
     this.cameraButton.disabled = !video;
     const muted = audio ? !audio.enabled : true;
     const cameraOff = video ? !video.enabled : true;
-    this.muteButton.textContent = muted ? "Unmute" : "Mute";
+    this.muteButton.textContent = muted ? t("call.unmute") : t("call.mute");
     this.muteButton.setAttribute("aria-pressed", String(Boolean(audio) && muted));
-    this.cameraButton.textContent = cameraOff ? "Camera on" : "Camera off";
+    this.cameraButton.textContent = cameraOff ? t("call.camera_on") : t("call.camera_off");
     this.cameraButton.setAttribute("aria-pressed", String(Boolean(video) && cameraOff));
   }
 
@@ -432,9 +454,11 @@ export class CallView {
     try {
       await this.app.connection.request("call.subtitles", { call_id: active.call.id, lang });
       this.subtitleLang = lang;
+      this.board.setLanguage(lang);
+      this.showNote(t("call.lang_now", { lang: languageName(lang) }));
     } catch (error) {
       this.langSelect.value = this.subtitleLang;
-      this.showNote(`Could not change the subtitle language: ${error.message}`);
+      this.showNote(t("call.lang_failed", { error: error.message }));
     }
   }
 
@@ -449,7 +473,7 @@ export class CallView {
     try {
       await downloadTranscript(this.app.token, cid, "srt");
     } catch (error) {
-      this.showNote(`Could not download the transcript: ${error.message}`);
+      this.showNote(t("call.download_failed", { error: error.message }));
       this.view.hidden = false;
     }
   }

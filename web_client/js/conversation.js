@@ -1,6 +1,8 @@
 // One open conversation: messages in the reader's language, history on scroll, typing, read
 // ticks, presence, and sending through the outbox.
 import { byId, el } from "./dom.js";
+import { t } from "./i18n.js";
+import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
 
 const TYPING_IDLE_MS = 3000;
@@ -84,6 +86,7 @@ export class ConversationView {
       );
       if (id !== this.id) return;
       this.conversation = ack.conversation;
+      this.app.learnPeople(ack.conversation.people);
       for (const [user, online] of Object.entries(ack.online || {})) this.app.online.set(user, online);
       for (const [user, messageId] of Object.entries(ack.read || {})) this.noteRead(user, messageId);
       if (!since) this.hasOlder = ack.has_more;
@@ -103,7 +106,7 @@ export class ConversationView {
       this.markRead();
     } catch (error) {
       if (error.code === "not_found" || error.code === "forbidden") {
-        this.titleNode.textContent = "Conversation unavailable";
+        this.titleNode.textContent = t("conv.unavailable");
         this.list.replaceChildren(el("li", { className: "hint", text: error.message }));
       }
     }
@@ -185,13 +188,13 @@ export class ConversationView {
       foot.append(
         el("button", {
           className: "link toggle-original",
-          text: showOriginal ? "Show translation" : "Show original",
+          text: showOriginal ? t("conv.show_translation") : t("conv.show_original"),
           attrs: { type: "button", "aria-pressed": showOriginal ? "true" : "false" },
           on: { click: () => this.toggleOriginal(message.id) },
         }),
       );
     }
-    if (shown.missing) foot.append(el("span", { className: "note", text: `not translated (${message.lang})` }));
+    if (shown.missing) foot.append(this.untranslatedNote(shown, message));
     if (mine) foot.append(this.ticks(message));
     return el(
       "li",
@@ -199,7 +202,7 @@ export class ConversationView {
       el(
         "div",
         { className: "msg-meta" },
-        el("span", { className: "sender", text: mine ? "You" : message.sender.name }),
+        el("span", { className: "sender", text: mine ? t("conv.you") : this.nameOf(message.sender) }),
         el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
       ),
       el("p", {
@@ -221,8 +224,8 @@ export class ConversationView {
       el(
         "div",
         { className: "msg-meta" },
-        el("span", { className: "transcript-tag", text: "🎙 transcript" }),
-        el("span", { className: "sender", text: mine ? "You" : message.sender.name }),
+        el("span", { className: "transcript-tag", text: t("conv.transcript") }),
+        el("span", { className: "sender", text: mine ? t("conv.you") : this.nameOf(message.sender) }),
         el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
       ),
       el("p", {
@@ -233,7 +236,24 @@ export class ConversationView {
       shown.translated
         ? el("p", { className: "transcript-original", text: message.text, attrs: { lang: message.lang } })
         : null,
+      shown.missing ? this.untranslatedNote(shown, message) : null,
     );
+  }
+
+  /** The visible note under a message or transcript line that has no translation for us. */
+  untranslatedNote(shown, message) {
+    return el("span", {
+      className: "note untranslated",
+      text: shown.reason
+        ? t("conv.not_translated", { reason: shown.reason })
+        : t("conv.not_translated_plain", { lang: message.lang }),
+    });
+  }
+
+  /** A person's display name: the conversation's people, names seen so far, else the id. */
+  nameOf(person) {
+    const id = typeof person === "string" ? person : person.id;
+    return this.app.names.get(id) || (typeof person === "string" ? id : person.name) || id;
   }
 
   ticks(message) {
@@ -241,11 +261,11 @@ export class ConversationView {
       ([user, upTo]) => user !== this.app.me.id && upTo >= message.id,
     );
     const read = readers.length > 0;
-    const names = readers.map(([user]) => this.app.names.get(user) || user).join(", ");
+    const names = readers.map(([user]) => this.nameOf(user)).join(", ");
     return el("span", {
       className: `ticks ${read ? "read" : "sent"}`,
       text: read ? "✓✓" : "✓",
-      title: read ? `Read by ${names}` : "Sent",
+      title: read ? t("conv.read_by", { names }) : t("conv.sent"),
       attrs: { "aria-label": read ? `read by ${names}` : "sent" },
     });
   }
@@ -278,14 +298,14 @@ export class ConversationView {
     return el(
       "li",
       { className: `msg mine pending${failure ? " failed" : ""}`, dataset: { clientId: item.client_id } },
-      el("div", { className: "msg-meta" }, el("span", { className: "sender", text: "You" })),
+      el("div", { className: "msg-meta" }, el("span", { className: "sender", text: t("conv.you") })),
       el("p", { className: "msg-text", text: item.text }),
       el(
         "div",
         { className: "msg-foot" },
         el("span", {
           className: "ticks queued",
-          text: failure ? `Not sent: ${failure}` : "Sending…",
+          text: failure ? t("conv.not_sent", { error: failure }) : t("conv.sending"),
           attrs: { role: failure ? "alert" : null },
         }),
       ),
@@ -343,9 +363,9 @@ export class ConversationView {
     clearTimeout(this.typers.get(user));
     this.typers.delete(user);
     if (active) this.typers.set(user, setTimeout(() => this.setTyper(user, false), TYPING_SHOWN_MS));
-    const names = [...this.typers.keys()].map((u) => this.app.names.get(u) || u);
+    const names = [...this.typers.keys()].map((u) => this.nameOf(u));
     this.typingNode.textContent = names.length
-      ? `${names.join(", ")} ${names.length > 1 ? "are" : "is"} typing…`
+      ? t(names.length > 1 ? "conv.typing_many" : "conv.typing_one", { names: names.join(", ") })
       : "";
   }
 
@@ -370,15 +390,17 @@ export class ConversationView {
     if (!this.conversation) return;
     const others = this.conversation.participants.filter((p) => p !== this.app.me.id);
     this.titleNode.textContent =
-      this.conversation.title || others.map((p) => this.app.names.get(p) || p).join(", ") || "Just you";
+      this.conversation.title || others.map((p) => this.nameOf(p)).join(", ") || t("inbox.just_you");
     this.presenceNode.replaceChildren(
       ...others.map((user) => {
         const online = Boolean(this.app.online.get(user));
+        const lang = this.app.people.get(user)?.lang;
+        const state = t(online ? "presence.online" : "presence.offline");
         return el(
           "li",
           { className: "presence-item", dataset: { user } },
           el("span", { className: `dot ${online ? "on" : "off"}` }),
-          el("span", { text: `${this.app.names.get(user) || user} · ${online ? "online" : "offline"}` }),
+          el("span", { text: `${this.nameOf(user)}${lang ? ` (${lang})` : ""} · ${state}` }),
         );
       }),
     );

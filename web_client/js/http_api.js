@@ -10,12 +10,13 @@ export async function clientConfig() {
   }
 }
 
-/** A dev-mode token for a new user: `{token, user}`; throws Error(message) on refusal. */
-export async function devToken(name, role, lang) {
+/** A dev-mode token (for `userId` when given: a returning browser): `{token, user}`; throws
+ * Error(message) on refusal. */
+export async function devToken(name, role, lang, userId = null) {
   const response = await fetch("/api/dev/token", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name, role, lang }),
+    body: JSON.stringify(userId ? { name, role, lang, user_id: userId } : { name, role, lang }),
   });
   let body = null;
   try {

@@ -1,6 +1,8 @@
 // The inbox: every conversation, newest activity first, with last message and unread count.
 import { byId, el, showMessage } from "./dom.js";
+import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
+import "./strings/inbox.js";
 
 function activity(entry) {
   return entry.last_message?.ts || entry.created_at || "";
@@ -24,12 +26,14 @@ export class InboxView {
   /** Replace everything with an `inbox.list` answer. */
   setAll(conversations) {
     this.entries = new Map(conversations.map((entry) => [entry.id, entry]));
+    for (const entry of conversations) this.app.learnPeople(entry.people);
     this.render();
   }
 
   /** Apply one `inbox.update` entry. */
   upsert(entry) {
     this.entries.set(entry.id, { ...this.entries.get(entry.id), ...entry });
+    this.app.learnPeople(entry.people);
     this.render();
   }
 
@@ -41,13 +45,14 @@ export class InboxView {
   title(entry) {
     if (entry.title) return entry.title;
     const others = (entry.participants || []).filter((p) => p !== this.app.me.id);
-    return others.map((p) => this.app.names.get(p) || p).join(", ") || "Just you";
+    return others.map((p) => this.app.names.get(p) || p).join(", ") || t("inbox.just_you");
   }
 
   render() {
     const entries = [...this.entries.values()].sort((a, b) => activity(b).localeCompare(activity(a)));
     this.empty.hidden = entries.length > 0;
     this.list.replaceChildren(...entries.map((entry) => this.item(entry)));
+    this.app.updateTitle?.();
   }
 
   item(entry) {
@@ -58,8 +63,11 @@ export class InboxView {
     const known = others.some((p) => this.app.online.has(p));
     const online = others.some((p) => this.app.online.get(p));
     const preview = last
-      ? `${last.sender?.id === this.app.me.id ? "You" : last.sender?.name || "?"}: ${shown.text}`
-      : "No messages yet";
+      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text}`
+      : t("inbox.no_messages");
+    // The agent sees each lead's language beside their name.
+    const langs = others.map((p) => this.app.people.get(p)?.lang).filter(Boolean);
+    const calling = this.app.call?.callOf(entry.id);
     const link = el(
       "a",
       {
@@ -72,11 +80,13 @@ export class InboxView {
         known
           ? el("span", {
               className: `dot ${online ? "on" : "off"}`,
-              title: online ? "online" : "offline",
-              attrs: { role: "img", "aria-label": online ? "online" : "offline" },
+              title: t(online ? "presence.online" : "presence.offline"),
+              attrs: { role: "img", "aria-label": t(online ? "presence.online" : "presence.offline") },
             })
           : null,
         el("span", { className: "inbox-title", text: this.title(entry) }),
+        langs.length ? el("span", { className: "inbox-lang", text: [...new Set(langs)].join(", ") }) : null,
+        calling ? el("span", { className: "inbox-calling", text: t("inbox.calling") }) : null,
         el("time", { className: "inbox-time", text: last ? shortTime(last.ts) : "" }),
       ),
       el(
@@ -87,12 +97,28 @@ export class InboxView {
           ? el("span", {
               className: "badge",
               text: entry.unread,
-              attrs: { "aria-label": `${entry.unread} unread` },
+              attrs: { "aria-label": t("inbox.unread", { count: entry.unread }) },
             })
           : null,
       ),
     );
     return el("li", { className: "inbox-item", dataset: { id: entry.id } }, link);
+  }
+
+  /** The two-person conversation with `user`, if there is one. */
+  withUser(user) {
+    for (const entry of this.entries.values()) {
+      const members = entry.participants || [];
+      if (members.length === 2 && members.includes(user) && members.includes(this.app.me.id)) return entry;
+    }
+    return null;
+  }
+
+  /** Total unread messages (for the tab title). */
+  unreadTotal() {
+    let total = 0;
+    for (const entry of this.entries.values()) total += entry.unread || 0;
+    return total;
   }
 
   /** Create a conversation from the form; open it. */
@@ -112,7 +138,7 @@ export class InboxView {
       this.upsert({ ...ack.conversation, last_message: null, unread: 0 });
       this.app.openConversation(ack.conversation.id);
     } catch (err) {
-      showMessage(error, `Could not start the conversation: ${err.message}`);
+      showMessage(error, t("inbox.start_failed", { error: err.message }));
     }
   }
 }

@@ -1,19 +1,30 @@
 // Entry point: sign-in, then the inbox and conversation views over one socket.
 import { CallView } from "./call.js";
+import { CallAlert } from "./call_alert.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { byId, showMessage } from "./dom.js";
+import { GlossaryPanel } from "./glossary.js";
 import { clientConfig, devToken } from "./http_api.js";
+import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { fillLanguageSelect } from "./languages.js";
 import { Outbox } from "./outbox.js";
+import "./strings/app.js";
+import "./strings/inbox.js";
 import {
+  clearInvite,
   clearSession,
   decodeClaims,
+  devIdFor,
+  forgetLanguage,
+  inviteLink,
+  rememberDevId,
   saveLanguage,
   saveToken,
   savedLanguage,
   savedToken,
+  takeInvite,
   takeTokenFromFragment,
   userFromToken,
 } from "./session.js";
@@ -30,6 +41,9 @@ function setStatus(text, kind = "") {
 // ----- sign-in -------------------------------------------------------------------------------
 
 async function showSignIn(error = "") {
+  setUiLanguage(navigator.language || "en");
+  translatePage();
+  if (!error && takeInvite()) error = t("signin.invite_pending");
   byId("app-view").hidden = true;
   byId("me").hidden = true;
   byId("signin-view").hidden = false;
@@ -45,11 +59,14 @@ async function showSignIn(error = "") {
     const submit = byId("signin-submit");
     submit.disabled = true;
     try {
-      const { token } = await devToken(
-        byId("signin-name").value.trim(),
+      const name = byId("signin-name").value.trim();
+      const { token, user } = await devToken(
+        name,
         byId("signin-role").value,
         byId("signin-lang").value,
+        devIdFor(name),
       );
+      rememberDevId(name, user.id);
       signedIn(token);
     } catch (err) {
       showMessage(byId("signin-error"), err.message);
@@ -61,12 +78,13 @@ async function showSignIn(error = "") {
     event.preventDefault();
     const token = byId("signin-token").value.trim();
     if (userFromToken(token)) signedIn(token);
-    else showMessage(byId("signin-error"), "That token is not valid or has expired.");
+    else showMessage(byId("signin-error"), t("signin.bad_token"));
   };
 }
 
-/** A token from a sign-in form: keep it for the tab and start afresh (one app per page load). */
+/** A token from a sign-in form: keep it for this browser and start afresh (one app per load). */
 function signedIn(token) {
+  forgetLanguage(); // the language belongs to the previous token
   saveToken(token);
   location.reload();
 }
@@ -75,7 +93,7 @@ function signedIn(token) {
 function boot() {
   const fromFragment = takeTokenFromFragment();
   if (fromFragment) {
-    sessionStorage.removeItem("tradetalk.lang"); // the language belongs to the previous token
+    forgetLanguage(); // the language belongs to the previous token
     saveToken(fromFragment);
   }
   const token = savedToken();
@@ -86,7 +104,7 @@ function boot() {
     startApp(token, user);
   } else {
     clearSession();
-    const why = !token ? notice : decodeClaims(token) ? "Your sign-in has expired." : "That sign-in link is not valid.";
+    const why = !token ? notice : decodeClaims(token) ? t("signin.expired") : t("signin.bad_link");
     showSignIn(why);
   }
 }
@@ -94,6 +112,7 @@ function boot() {
 // A sign-in link opened in this tab while the page is already loaded.
 window.addEventListener("hashchange", () => {
   if (location.hash.startsWith("#token=")) location.reload();
+  else if (location.hash.startsWith("#invite=") && window.tradetalk) followInvite(window.tradetalk);
 });
 
 /** Sign out (or get signed out): forget the tab's session and reload to the sign-in. */
@@ -108,13 +127,24 @@ function signOut(notice = "") {
 
 function startApp(token, user) {
   const connection = new Connection(token);
+  const lang = savedLanguage() || user.lang;
+  setUiLanguage(lang);
+  translatePage();
   const app = {
     me: user,
     token,
-    lang: savedLanguage() || user.lang,
+    lang,
     connection,
     outbox: new Outbox(`tradetalk.outbox.${user.id}`, connection),
     names: new Map([[user.id, user.name]]),
+    people: new Map(), // user id -> {name, role, lang} from the conversations' `people`
+    learnPeople: (people) => {
+      for (const [id, person] of Object.entries(people || {})) {
+        app.people.set(id, person);
+        if (person.name) app.names.set(id, person.name);
+      }
+    },
+    updateTitle: () => app.callAlert?.updateTitle(),
     online: new Map(),
     openConversation: (id) => {
       location.hash = `#/c/${id}`;
@@ -123,20 +153,23 @@ function startApp(token, user) {
   app.inbox = new InboxView(app);
   app.conversation = new ConversationView(app);
   app.call = new CallView(app);
+  app.glossary = new GlossaryPanel(app);
+  app.callAlert = new CallAlert(app);
   window.tradetalk = app; // for debugging and the browser tests
 
   byId("me").hidden = false;
   byId("app-view").hidden = false;
-  byId("me-name").textContent = `${user.name} · ${user.role}`;
+  byId("me-name").textContent = `${user.name} · ${t(`role.${user.role}`)}`;
   byId("my-id").textContent = user.id;
   const langSelect = byId("lang-select");
   fillLanguageSelect(langSelect, app.lang);
   langSelect.onchange = () => changeLanguage(app, langSelect.value);
+  byId("copy-invite").onclick = () => copyInvite(user.id);
   byId("sign-out").onclick = () => {
     connection.close();
     signOut();
   };
-  setStatus("Connecting…", "warn");
+  setStatus(t("status.connecting"), "warn");
 
   connection.addEventListener("connected", async () => {
     setStatus("");
@@ -150,6 +183,7 @@ function startApp(token, user) {
     } catch {
       /* the next reconnect retries */
     }
+    await followInvite(app);
     if (app.conversation.id) {
       app.conversation.joined = false;
       await app.conversation.join();
@@ -158,7 +192,7 @@ function startApp(token, user) {
   });
   connection.addEventListener("disconnected", () => {
     if (connection.everConnected) {
-      setStatus("Reconnecting… messages you send are kept and go out when the connection is back.", "warn");
+      setStatus(t("status.reconnecting"), "warn");
       document.body.classList.add("offline");
     }
     app.conversation.joined = false;
@@ -166,7 +200,7 @@ function startApp(token, user) {
   });
   connection.addEventListener("unauthorized", (event) => {
     connection.close();
-    signOut(`Sign-in refused (${event.detail}). Please sign in again.`);
+    signOut(t("signin.refused", { reason: event.detail }));
   });
   connection.addEventListener("server", ({ detail: { event, data } }) => {
     if (app.call.onEvent(event, data)) return;
@@ -194,6 +228,40 @@ function route(app) {
   app.inbox.setActive(id);
   app.conversation.open(id);
   app.call.conversationChanged();
+  app.glossary.conversationChanged();
+}
+
+/** Show (and try to copy) the link that opens a conversation with me. */
+async function copyInvite(userId) {
+  const link = inviteLink(userId);
+  const note = byId("invite-copied");
+  try {
+    await navigator.clipboard.writeText(link);
+    note.textContent = t("me.invite_copied", { link });
+  } catch {
+    note.textContent = t("me.invite_shown", { link });
+  }
+  note.hidden = false;
+}
+
+/** Open (or start) the conversation with the owner of an invite link this browser followed. */
+async function followInvite(app) {
+  const owner = takeInvite();
+  if (!owner || !app.connection.connected) return;
+  clearInvite();
+  if (owner === app.me.id) return;
+  const existing = app.inbox.withUser(owner);
+  if (existing) {
+    app.openConversation(existing.id);
+    return;
+  }
+  try {
+    const ack = await app.connection.request("conversation.create", { participants: [owner] });
+    app.inbox.upsert({ ...ack.conversation, last_message: null, unread: 0 });
+    app.openConversation(ack.conversation.id);
+  } catch (err) {
+    setStatus(t("status.invite_failed", { error: err.message }), "error");
+  }
 }
 
 async function changeLanguage(app, lang) {
@@ -201,7 +269,7 @@ async function changeLanguage(app, lang) {
     await app.connection.request("user.set_language", { lang });
     applyLanguage(app, lang);
   } catch (err) {
-    setStatus(`Could not change the language: ${err.message}`, "error");
+    setStatus(t("status.lang_failed", { error: err.message }), "error");
     byId("lang-select").value = app.lang;
   }
 }
@@ -210,7 +278,12 @@ function applyLanguage(app, lang) {
   app.lang = lang;
   saveLanguage(lang);
   byId("lang-select").value = lang;
+  setUiLanguage(lang);
+  translatePage();
+  if (!app.call.active) app.call.buildView();
+  app.call.renderSlot();
   app.conversation.rerenderAll();
+  app.conversation.renderHeader();
   app.inbox.render();
 }
 

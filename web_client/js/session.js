@@ -1,7 +1,11 @@
-// The signed-in tab: token and chosen language live in sessionStorage (this tab only, no cookie).
+// The signed-in browser: token and chosen language live in localStorage (kept across tabs and
+// restarts until "Sign out"; no cookie). Dev sign-in ids are remembered per name, even after
+// signing out, so signing in again with the same name is the same user.
 
 const TOKEN_KEY = "tradetalk.token";
 const LANG_KEY = "tradetalk.lang";
+const DEV_IDS_KEY = "tradetalk.dev_ids";
+const INVITE_KEY = "tradetalk.pending_invite";
 
 /** Claims of a JWT (its payload, the middle part; not verified: the server verifies), or null. */
 export function decodeClaims(token) {
@@ -25,26 +29,71 @@ export function takeTokenFromFragment() {
   return decodeURIComponent(match[1]);
 }
 
+/** Take an invite given as `#invite=USERID` (kept until signed in), or a pending one. */
+export function takeInvite() {
+  const match = /^#invite=([A-Za-z0-9][A-Za-z0-9_.@-]{0,63})$/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem(INVITE_KEY, match[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(INVITE_KEY);
+}
+
+export function clearInvite() {
+  sessionStorage.removeItem(INVITE_KEY);
+}
+
+/** The link that opens a conversation with `userId` for whoever follows it. */
+export function inviteLink(userId) {
+  return `${location.origin}${location.pathname}#invite=${encodeURIComponent(userId)}`;
+}
+
 export function savedToken() {
-  return sessionStorage.getItem(TOKEN_KEY);
+  return localStorage.getItem(TOKEN_KEY);
 }
 
 export function saveToken(token) {
-  sessionStorage.setItem(TOKEN_KEY, token);
+  localStorage.setItem(TOKEN_KEY, token);
 }
 
 export function savedLanguage() {
-  return sessionStorage.getItem(LANG_KEY);
+  return localStorage.getItem(LANG_KEY);
 }
 
 export function saveLanguage(lang) {
-  sessionStorage.setItem(LANG_KEY, lang);
+  localStorage.setItem(LANG_KEY, lang);
 }
 
-/** Forget everything this tab stored. */
+export function forgetLanguage() {
+  localStorage.removeItem(LANG_KEY);
+}
+
+/** The id this browser was given before for a dev sign-in `name` (or null). */
+export function devIdFor(name) {
+  try {
+    return JSON.parse(localStorage.getItem(DEV_IDS_KEY) || "{}")[name] || null;
+  } catch {
+    return null;
+  }
+}
+
+export function rememberDevId(name, id) {
+  let ids = {};
+  try {
+    ids = JSON.parse(localStorage.getItem(DEV_IDS_KEY) || "{}");
+  } catch {
+    ids = {};
+  }
+  ids[name] = id;
+  localStorage.setItem(DEV_IDS_KEY, JSON.stringify(ids));
+}
+
+/** Forget the signed-in user (token, language, this tab's queued state); dev ids stay. */
 export function clearSession() {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(LANG_KEY);
   for (const key of Object.keys(sessionStorage)) {
-    if (key.startsWith("tradetalk.")) sessionStorage.removeItem(key);
+    if (key.startsWith("tradetalk.") && key !== INVITE_KEY) sessionStorage.removeItem(key);
   }
 }
 

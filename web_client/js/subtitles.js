@@ -1,16 +1,25 @@
 // Live subtitles over the call's video: one dimmed partial line per speaker while they talk,
-// then the final line in the viewer's language (the original on hover). Text only, never HTML.
+// then at most two final lines in the viewer's language (the original on hover). Older finals
+// move to a scrollable panel below the video. A final that could not be translated into the
+// viewer's language shows the original plus a "not translated: <reason>" note. Text only.
 import { el } from "./dom.js";
+import { t } from "./i18n.js";
+import "./strings/call.js";
 
-const FINALS_KEPT = 3;
+const FINALS_OVER_VIDEO = 2;
+const HISTORY_KEPT = 200;
 const PARTIAL_STALE_MS = 8000;
 
-/** `{text, lang, translated}`: a final subtitle as read in `lang` (the original if no translation). */
+/** `{text, lang, translated, reason}`: a final subtitle as read in `lang` (the original if no
+ * translation; `reason` says why, when the server could not translate it into `lang`). */
 export function subtitleFor(subtitle, lang) {
-  if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false };
+  if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false, reason: null };
   const translation = subtitle.translations?.[lang];
-  if (typeof translation === "string" && translation) return { text: translation, lang, translated: true };
-  return { text: subtitle.text, lang: subtitle.lang, translated: false };
+  if (typeof translation === "string" && translation) {
+    return { text: translation, lang, translated: true, reason: null };
+  }
+  const reason = subtitle.translation_error?.[lang] || null;
+  return { text: subtitle.text, lang: subtitle.lang, translated: false, reason };
 }
 
 export class SubtitleBoard {
@@ -23,6 +32,17 @@ export class SubtitleBoard {
       this.finals,
       this.partials,
     );
+    this.historyList = el("ol", { className: "subtitle-history-list" });
+    this.historyTitle = el("h3", { className: "subtitle-history-title" });
+    this.history = el(
+      "section",
+      { className: "subtitle-history", attrs: { "aria-label": "Earlier subtitles" } },
+      this.historyTitle,
+      this.historyList,
+    );
+    this.history.hidden = true;
+    this.lines = []; // {subtitle, mine}, oldest first
+    this.lang = "en";
     this.timers = new Map(); // speaker id -> timer clearing a stale partial
   }
 
@@ -34,22 +54,54 @@ export class SubtitleBoard {
       return;
     }
     this.dropPartial(speaker.id);
-    const shown = subtitleFor(subtitle, lang);
-    const line = el(
+    this.lang = lang;
+    this.lines.push({ subtitle, mine });
+    if (this.lines.length > HISTORY_KEPT + FINALS_OVER_VIDEO) this.lines.shift();
+    this.render();
+  }
+
+  /** Read every line (shown and earlier) in `lang` from now on. */
+  setLanguage(lang) {
+    this.lang = lang;
+    this.render();
+  }
+
+  render() {
+    const recent = this.lines.slice(-FINALS_OVER_VIDEO);
+    const older = this.lines.slice(0, -FINALS_OVER_VIDEO);
+    this.finals.replaceChildren(...recent.map(({ subtitle, mine }) => this.line(subtitle, mine)));
+    const nearEnd =
+      this.historyList.scrollHeight - this.historyList.scrollTop - this.historyList.clientHeight < 40;
+    this.historyList.replaceChildren(...older.map(({ subtitle, mine }) => this.line(subtitle, mine)));
+    this.historyTitle.textContent = t("call.history");
+    this.history.hidden = older.length === 0;
+    if (nearEnd) this.historyList.scrollTop = this.historyList.scrollHeight;
+  }
+
+  line(subtitle, mine) {
+    const speaker = subtitle.speaker || { id: "?", name: "?" };
+    const shown = subtitleFor(subtitle, this.lang);
+    const missing = !shown.translated && subtitle.lang !== this.lang;
+    const node = el(
       "li",
       {
-        className: `subtitle final${shown.translated ? " translated" : ""}${mine ? " mine" : ""}`,
+        className: `subtitle final${shown.translated ? " translated" : ""}${mine ? " mine" : ""}${missing ? " untranslated" : ""}`,
         title: shown.translated ? subtitle.text : "",
         dataset: { speaker: speaker.id, lang: shown.lang },
       },
-      el("span", { className: "subtitle-speaker", text: `${mine ? "You" : speaker.name}: ` }),
+      el("span", { className: "subtitle-speaker", text: `${mine ? t("subtitle.you") : speaker.name}: ` }),
       el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
+      missing
+        ? el("span", {
+            className: "subtitle-note",
+            text: t("subtitle.not_translated", { reason: shown.reason || t("subtitle.before_switch") }),
+          })
+        : null,
     );
     // The original for tests and assistive tech; shown on hover through the title attribute.
-    line.dataset.original = subtitle.text;
-    line.dataset.originalLang = subtitle.lang;
-    this.finals.append(line);
-    while (this.finals.children.length > FINALS_KEPT) this.finals.firstElementChild.remove();
+    node.dataset.original = subtitle.text;
+    node.dataset.originalLang = subtitle.lang;
+    return node;
   }
 
   partial(speaker, text, lang) {
@@ -79,7 +131,10 @@ export class SubtitleBoard {
   clear() {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.lines = [];
     this.finals.replaceChildren();
     this.partials.replaceChildren();
+    this.historyList.replaceChildren();
+    this.history.hidden = true;
   }
 }
