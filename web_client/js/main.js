@@ -7,6 +7,8 @@ import { clientConfig, devToken } from "./http_api.js";
 import { InboxView } from "./inbox.js";
 import { fillLanguageSelect } from "./languages.js";
 import { Outbox } from "./outbox.js";
+import { t } from "./i18n.js";
+import { TourView } from "./tour.js";
 import {
   clearSession,
   decodeClaims,
@@ -123,6 +125,8 @@ function startApp(token, user) {
   app.inbox = new InboxView(app);
   app.conversation = new ConversationView(app);
   app.call = new CallView(app);
+  app.tour = new TourView(app);
+  byId("tours-link").textContent = t("tour.nav");
   window.tradetalk = app; // for debugging and the browser tests
 
   byId("me").hidden = false;
@@ -155,6 +159,7 @@ function startApp(token, user) {
       await app.conversation.join();
     }
     app.outbox.flush();
+    app.tour.onConnected();
   });
   connection.addEventListener("disconnected", () => {
     if (connection.everConnected) {
@@ -163,12 +168,14 @@ function startApp(token, user) {
     }
     app.conversation.joined = false;
     app.call.onDisconnected();
+    app.tour.onDisconnected();
   });
   connection.addEventListener("unauthorized", (event) => {
     connection.close();
     signOut(`Sign-in refused (${event.detail}). Please sign in again.`);
   });
   connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (app.tour.onEvent(event, data)) return;
     if (app.call.onEvent(event, data)) return;
     if (event === "message.new") app.conversation.onMessage(data.message);
     else if (event === "inbox.update") app.inbox.upsert(data.conversation);
@@ -191,6 +198,7 @@ function route(app) {
   const match = /^#\/c\/(c_[0-9a-f]{16})$/.exec(location.hash);
   const id = match ? match[1] : null;
   document.body.classList.toggle("in-conversation", Boolean(id));
+  document.body.classList.toggle("in-tours", app.tour.route(location.hash));
   app.inbox.setActive(id);
   app.conversation.open(id);
   app.call.conversationChanged();
@@ -212,6 +220,7 @@ function applyLanguage(app, lang) {
   byId("lang-select").value = lang;
   app.conversation.rerenderAll();
   app.inbox.render();
+  app.tour.languageChanged(lang);
 }
 
 // ----- boot ----------------------------------------------------------------------------------

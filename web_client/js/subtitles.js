@@ -5,16 +5,28 @@ import { el } from "./dom.js";
 const FINALS_KEPT = 3;
 const PARTIAL_STALE_MS = 8000;
 
-/** `{text, lang, translated}`: a final subtitle as read in `lang` (the original if no translation). */
+/**
+ * `{text, lang, translated, missing?}`: a final subtitle as read in `lang` (the original if no
+ * translation; `missing` then says why). Reads calls' `translations` map and tours' single
+ * `translation` for `target_lang`; `translation_error` is a map per language or one string.
+ */
 export function subtitleFor(subtitle, lang) {
   if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false };
-  const translation = subtitle.translations?.[lang];
+  let translation = subtitle.translations?.[lang];
+  if (translation === undefined && subtitle.target_lang === lang) translation = subtitle.translation;
   if (typeof translation === "string" && translation) return { text: translation, lang, translated: true };
-  return { text: subtitle.text, lang: subtitle.lang, translated: false };
+  const errors = subtitle.translation_error;
+  const reason = (typeof errors === "string" ? errors : errors?.[lang]) || `no ${subtitle.lang}→${lang} translation`;
+  return { text: subtitle.text, lang: subtitle.lang, translated: false, missing: reason };
 }
 
+/** The default "not translated" note (views with their own interface text pass theirs). */
+const englishNote = (reason) => `not translated: ${reason}`;
+
 export class SubtitleBoard {
-  constructor() {
+  /** `untranslatedNote(reason)`: the text of the note under a line left in its original. */
+  constructor({ untranslatedNote = englishNote } = {}) {
+    this.untranslatedNote = untranslatedNote;
     this.finals = el("ol", { className: "subtitle-finals" });
     this.partials = el("div", { className: "subtitle-partials" });
     this.node = el(
@@ -44,6 +56,7 @@ export class SubtitleBoard {
       },
       el("span", { className: "subtitle-speaker", text: `${mine ? "You" : speaker.name}: ` }),
       el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
+      shown.missing ? el("span", { className: "subtitle-note", text: this.untranslatedNote(shown.missing) }) : null,
     );
     // The original for tests and assistive tech; shown on hover through the title attribute.
     line.dataset.original = subtitle.text;
