@@ -16,15 +16,16 @@ export function subtitleFor(subtitle, lang) {
   if (translation === undefined && subtitle.target_lang === lang) translation = subtitle.translation;
   if (typeof translation === "string" && translation) return { text: translation, lang, translated: true };
   const errors = subtitle.translation_error;
-  const reason = (typeof errors === "string" ? errors : errors?.[lang]) || `no ${subtitle.lang}→${lang} translation`;
-  return { text: subtitle.text, lang: subtitle.lang, translated: false, missing: reason };
+  const why = (typeof errors === "string" ? errors : errors?.[lang]) || "";
+  return { text: subtitle.text, lang: subtitle.lang, translated: false, missing: `${subtitle.lang}→${lang}`, why };
 }
 
-/** The default "not translated" note (views with their own interface text pass theirs). */
-const englishNote = (reason) => `not translated: ${reason}`;
+/** The default short "not translated" note (views with their own interface text pass theirs);
+ * the engine's full reason is the note's tooltip. */
+const englishNote = (pair) => `not translated: ${pair}`;
 
 export class SubtitleBoard {
-  /** `untranslatedNote(reason)`: the text of the note under a line left in its original. */
+  /** `untranslatedNote(pair)`: the note under a line left in its original ("ko→fr"). */
   constructor({ untranslatedNote = englishNote } = {}) {
     this.untranslatedNote = untranslatedNote;
     this.finals = el("ol", { className: "subtitle-finals" });
@@ -56,7 +57,9 @@ export class SubtitleBoard {
       },
       el("span", { className: "subtitle-speaker", text: `${mine ? "You" : speaker.name}: ` }),
       el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
-      shown.missing ? el("span", { className: "subtitle-note", text: this.untranslatedNote(shown.missing) }) : null,
+      shown.missing
+        ? el("span", { className: "subtitle-note", text: this.untranslatedNote(shown.missing), title: shown.why })
+        : null,
     );
     // The original for tests and assistive tech; shown on hover through the title attribute.
     line.dataset.original = subtitle.text;

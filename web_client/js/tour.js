@@ -10,7 +10,7 @@ import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
 import "./strings/tour.js";
-import { SubtitleBoard } from "./subtitles.js";
+import { SubtitleBoard, subtitleFor } from "./subtitles.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
 const JOIN_TIMEOUT_MS = 20000;
@@ -102,7 +102,7 @@ export class TourView {
   buildStage() {
     this.stageTitle = el("h3", { className: "tour-stage-title", attrs: { id: "tour-stage-title" } });
     this.video = el("video", { attrs: { autoplay: true, playsinline: true, id: "tour-video" } });
-    this.board = new SubtitleBoard({ untranslatedNote: (reason) => t("tour.not_translated", { reason }) });
+    this.board = new SubtitleBoard({ untranslatedNote: (pair) => t("tour.not_translated", { reason: pair }) });
     const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node);
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
@@ -295,7 +295,7 @@ export class TourView {
     } else if (event === "tour.offer") {
       if (this.active?.tour.id === data.tour_id) this.renegotiate(data.sdp);
     } else if (event === "subtitle" && data.tour_id) {
-      if (this.active?.tour.id === data.tour_id) this.board.show(data, this.subtitleLang, false);
+      if (this.active?.tour.id === data.tour_id) this.onSubtitle(data);
     } else {
       return false;
     }
@@ -355,6 +355,7 @@ export class TourView {
       const stream = await localMedia();
       pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: "max-bundle" });
       this.active = { tour, host: true, pc, stream, queue: Promise.resolve() };
+      this.subtitleLang = tour.lang; // the host reads their own words
       this.ended = null;
       this.questions = [];
       for (const track of stream?.getTracks() || []) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
@@ -508,6 +509,16 @@ export class TourView {
         this.showNote(t("tour.error", { message: error.message }));
       }
     });
+  }
+
+  /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
+  onSubtitle(data) {
+    this.board.show(data, this.subtitleLang, false);
+    const shown = data.final && subtitleFor(data, this.subtitleLang);
+    if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
+      this.active.unavailable = this.subtitleLang;
+      this.showNote(t("tour.unavailable", { lang: this.subtitleLang, reason: shown.why || shown.missing }));
+    }
   }
 
   async setSubtitleLang(lang) {

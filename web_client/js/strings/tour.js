@@ -3,6 +3,7 @@ import { addStrings } from "../i18n.js";
 
 addStrings({
   en: {
+    "tour.unavailable": "Subtitles in {lang} are not available; you see the original. Why: {reason}",
     "tour.nav": "Tours",
     "tour.back": "← Conversations",
     "tour.heading": "Factory tours",
@@ -50,6 +51,7 @@ addStrings({
     "tour.suppliers_only": "Only suppliers can host tours.",
   },
   es: {
+    "tour.unavailable": "No hay subtítulos en {lang}; ves el original. Motivo: {reason}",
     "tour.nav": "Visitas",
     "tour.back": "← Conversaciones",
     "tour.heading": "Visitas a fábrica",
@@ -97,6 +99,7 @@ addStrings({
     "tour.suppliers_only": "Solo los proveedores pueden organizar visitas.",
   },
   zh: {
+    "tour.unavailable": "没有 {lang} 字幕；显示的是原文。原因：{reason}",
     "tour.nav": "参观",
     "tour.back": "← 对话",
     "tour.heading": "工厂参观",
@@ -144,6 +147,7 @@ addStrings({
     "tour.suppliers_only": "只有供应商可以主持参观。",
   },
   ko: {
+    "tour.unavailable": "{lang} 자막을 사용할 수 없어 원문을 표시합니다. 이유: {reason}",
     "tour.nav": "투어",
     "tour.back": "← 대화",
     "tour.heading": "공장 투어",
