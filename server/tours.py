@@ -36,7 +36,7 @@ from .config import Settings
 from .dispatch import Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
 from .reoffers import PendingAnswers
-from .sessions import Session
+from .sessions import Session, user_room
 from .store import PREFIX, now_iso
 from .subtitles import FinalLine, SpeakerSubtitles, translate_line
 from .tokens import Identity
@@ -154,6 +154,7 @@ class Tours:
         self._tasks = TaskSet()
         for name, handler in {
             "tour.start": self.start,
+            "tour.list": self.list,
             "tour.publish": self.publish,
             "tour.join": self.join,
             "tour.answer": self.rtc_answer,
@@ -199,7 +200,15 @@ class Tours:
         await self.sio.enter_room(sid, lang_room(tour_id, lang))
         meta = {k: val for k, val in tour.public().items() if k != "viewers"}
         await self.redis.set(tour_key(tour_id), json.dumps(meta))
+        await self._announce(tour, "tour.listed", {"tour": tour.public()})
         return ok_ack(tour=tour.public(), ice_servers=list(self.settings.ice_servers))
+
+    async def list(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """tour.list {}: the running tours this user may watch (open, inviting them, or theirs)."""
+        v.payload(data, set())
+        me = session.identity.id
+        tours = [t.public() for t in self.tours.values() if t.may_watch(me)]
+        return ok_ack(tours=sorted(tours, key=lambda t: t["started_at"]))
 
     async def publish(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.publish {tour_id, sdp, type: "offer"}: the host's camera and microphone."""
@@ -348,6 +357,7 @@ class Tours:
         tour.pending.cancel()
         event = {"tour_id": tour.id, "reason": reason}
         await self.sio.emit("tour.ended", event, to=[tour_room(tour.id), tour.host_sid])
+        await self._announce(tour, "tour.unlisted", event)
         await tour.room.close()
         for viewer in viewers:
             await self.sio.leave_room(viewer.sid, tour_room(tour.id))
@@ -403,9 +413,19 @@ class Tours:
             if publish and peer_id not in tour.room.peer_ids:
                 tour.host_peer = None
 
+    async def _announce(self, tour: Tour, event: str, payload: dict[str, Any]) -> None:
+        """Tell whoever may watch `tour` (every socket for an open tour; else the invited and
+        the host) that it appeared in or left their `tour.list`."""
+        if tour.invite is None:
+            await self.sio.emit(event, payload)
+        else:
+            rooms = [user_room(u) for u in dict.fromkeys([tour.host.id, *tour.invite])]
+            await self.sio.emit(event, payload, to=rooms)
+
     async def _count(self, tour: Tour) -> None:
         payload = {"tour_id": tour.id, "count": len(tour.viewers)}
         await self.sio.emit("tour.viewers", payload, to=tour.host_sid)
+        await self._announce(tour, "tour.listed", {"tour": tour.public()})
 
     async def _remove(self, tour: Tour, sid: str, reason: str) -> None:
         viewer = tour.viewers.pop(sid, None)
@@ -520,6 +540,16 @@ def tour_id(data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- transcript export
 
 
+def with_untranslated_notes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export."""
+    out = []
+    for line in lines:
+        errors = line.get("translation_error") or {}
+        notes = {lang: f"(not translated: {why})" for lang, why in errors.items()}
+        out.append({**line, "translations": {**notes, **(line.get("translations") or {})}})
+    return out
+
+
 def render_questions(questions: list[dict[str, Any]]) -> str:
     """The Q&A as plain text: time, asker and language, then the host-language translation."""
     out = ["", "Questions"]
@@ -527,6 +557,8 @@ def render_questions(questions: list[dict[str, Any]]) -> str:
         out.append(f"[{clock(q['at'])}] {q['asker']['name']} ({q['lang']}): {q['text']}")
         if q.get("translation") and q["translation"] != q["text"]:
             out.append(f"    {q['translation']}")
+        elif q.get("translation_error"):
+            out.append(f"    (not translated: {q['translation_error']})")
     return "\n".join(out) + "\n"
 
 
@@ -566,6 +598,7 @@ def add_tour_routes(app: web.Application, tours: Tours, secret: bytes) -> None:
         lines, questions = record["lines"], record["questions"]
         if fmt == "json":
             return web.json_response({"tour": meta, "lines": lines, "questions": questions})
+        lines = with_untranslated_notes(lines)
         if fmt == "srt":
             text = render_srt(lines)
         else:

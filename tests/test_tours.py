@@ -315,3 +315,70 @@ async def test_permissions_limits_and_host_disconnect(tour_app, people):
     await wait_until(lambda: tours.stats() == dict.fromkeys(tours.stats(), 0), 10)
     gone = await other.call("tour.ask", {"tour_id": tid, "text": "still there?"})
     assert gone["error"]["code"] == "not_found"
+
+
+async def test_tour_list_shows_open_and_inviting_tours_live(tour_app, people):
+    tours, _url = tour_app
+    host = await people("ko", role="supplier")
+    invited, outsider = await people("en"), await people("es")
+    assert (await outsider.call("tour.list", {})) == {"ok": True, "tours": []}
+    assert (await outsider.call("tour.list", {"all": True}))["error"]["code"] == "invalid"
+    assert (await outsider.call("tour.list", "x"))["error"]["code"] == "invalid"
+
+    private = (
+        await host.call(
+            "tour.start", {"title": "Private line", "lang": "ko", "invite": [invited.id]}
+        )
+    )["tour"]
+    public = (await host.call("tour.start", {"title": "Open line", "lang": "ko"}))["tour"]
+
+    listed = await invited.wait_for("tour.listed", lambda e: e["tour"]["id"] == private["id"])
+    assert listed["tour"] == private
+    await outsider.wait_for("tour.listed", lambda e: e["tour"]["id"] == public["id"])
+    await asyncio.sleep(0.3)  # the private tour's announcement would have arrived by now
+    assert [e["tour"]["id"] for e in outsider.events["tour.listed"]] == [public["id"]]
+
+    ids = lambda ack: [t["id"] for t in ack["tours"]]  # noqa: E731
+    assert ids(await invited.call("tour.list")) == [private["id"], public["id"]]
+    assert ids(await outsider.call("tour.list")) == [public["id"]]
+    assert ids(await host.call("tour.list")) == [private["id"], public["id"]]
+
+    viewer = TourClient(outsider)
+    people.clients.append(viewer)
+    assert (await viewer.join(public["id"]))["ok"]
+    counted = await invited.wait_for(
+        "tour.listed", lambda e: e["tour"]["id"] == public["id"] and e["tour"]["viewers"] == 1
+    )
+    assert counted["tour"]["title"] == "Open line"
+
+    assert (await host.call("tour.end", {"tour_id": private["id"]})) == {"ok": True}
+    gone = await invited.wait_for("tour.unlisted")
+    assert gone == {"tour_id": private["id"], "reason": "ended"}
+    assert ids(await invited.call("tour.list")) == [public["id"]]
+    assert (await host.call("tour.end", {"tour_id": public["id"]})) == {"ok": True}
+    await outsider.wait_for("tour.unlisted", lambda e: e["tour_id"] == public["id"])
+    assert [e["tour_id"] for e in outsider.events["tour.unlisted"]] == [public["id"]]
+    assert (await invited.call("tour.list")) == {"ok": True, "tours": []}
+    assert tours.stats()["tours"] == 0
+
+
+def test_export_says_which_translations_are_missing_and_why():
+    from server.tours import render_questions, with_untranslated_notes
+    from server.transcripts import render_srt, render_txt
+
+    line = {
+        "start": 1.0,
+        "end": 2.5,
+        "speaker": {"id": "s", "name": "Kim"},
+        "lang": "ko",
+        "text": "안녕하세요",
+        "translations": {"en": "Hello"},
+        "translation_error": {"zh": "no translation from ko to zh"},
+    }
+    lines = with_untranslated_notes([line])
+    assert "[zh] (not translated: no translation from ko to zh)" in render_srt(lines)
+    assert "    en: Hello" in render_txt(lines)
+    assert "zh: (not translated: no translation from ko to zh)" in render_txt(lines)
+    question = {"at": 3.0, "asker": {"name": "Li"}, "lang": "zh", "text": "多少钱?"}
+    question |= {"translation": None, "translation_error": "no translation from zh to ko"}
+    assert "(not translated: no translation from zh to ko)" in render_questions([question])

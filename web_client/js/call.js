@@ -24,7 +24,7 @@ function languageName(code) {
 }
 
 /** Resolve once the connection finished gathering ICE candidates (or after `maxMs`). */
-function iceGathered(pc, maxMs = ICE_GATHERING_MAX_MS) {
+export function iceGathered(pc, maxMs = ICE_GATHERING_MAX_MS) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
@@ -38,7 +38,7 @@ function iceGathered(pc, maxMs = ICE_GATHERING_MAX_MS) {
 }
 
 /** The microphone and camera, or as much of them as the browser grants (null: receive only). */
-async function localMedia() {
+export async function localMedia() {
   const tries = [
     { audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 } } },
     { audio: true, video: false },

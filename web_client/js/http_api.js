@@ -33,13 +33,18 @@ export async function devToken(name, role, lang, userId = null) {
 /** Fetch a conversation's call transcript (`format`: txt, srt or json) and save it as a file. */
 export async function downloadTranscript(token, conversationId, format = "srt") {
   const url = `/api/conversations/${encodeURIComponent(conversationId)}/transcript?format=${format}`;
+  await saveDownload(token, url, `transcript-${conversationId}.${format}`);
+}
+
+/** Fetch `url` with the token and save the body as `filename`; throws Error on refusal. */
+export async function saveDownload(token, url, filename) {
   const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
   if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
   const blob = await response.blob();
   const href = URL.createObjectURL(blob);
   const link = document.createElement("a");
   link.href = href;
-  link.download = `transcript-${conversationId}.${format}`;
+  link.download = filename;
   link.hidden = true;
   document.body.append(link);
   link.click();

@@ -12,6 +12,7 @@ import { fillLanguageSelect } from "./languages.js";
 import { Outbox } from "./outbox.js";
 import "./strings/app.js";
 import "./strings/inbox.js";
+import { TourView } from "./tour.js";
 import {
   clearInvite,
   clearSession,
@@ -155,6 +156,7 @@ function startApp(token, user) {
   app.call = new CallView(app);
   app.glossary = new GlossaryPanel(app);
   app.callAlert = new CallAlert(app);
+  app.tour = new TourView(app);
   window.tradetalk = app; // for debugging and the browser tests
 
   byId("me").hidden = false;
@@ -189,6 +191,7 @@ function startApp(token, user) {
       await app.conversation.join();
     }
     app.outbox.flush();
+    app.tour.onConnected();
   });
   connection.addEventListener("disconnected", () => {
     if (connection.everConnected) {
@@ -197,12 +200,14 @@ function startApp(token, user) {
     }
     app.conversation.joined = false;
     app.call.onDisconnected();
+    app.tour.onDisconnected();
   });
   connection.addEventListener("unauthorized", (event) => {
     connection.close();
     signOut(t("signin.refused", { reason: event.detail }));
   });
   connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (app.tour.onEvent(event, data)) return;
     if (app.call.onEvent(event, data)) return;
     if (event === "message.new") app.conversation.onMessage(data.message);
     else if (event === "inbox.update") app.inbox.upsert(data.conversation);
@@ -225,6 +230,7 @@ function route(app) {
   const match = /^#\/c\/(c_[0-9a-f]{16})$/.exec(location.hash);
   const id = match ? match[1] : null;
   document.body.classList.toggle("in-conversation", Boolean(id));
+  document.body.classList.toggle("in-tours", app.tour.route(location.hash));
   app.inbox.setActive(id);
   app.conversation.open(id);
   app.call.conversationChanged();
@@ -285,6 +291,7 @@ function applyLanguage(app, lang) {
   app.conversation.rerenderAll();
   app.conversation.renderHeader();
   app.inbox.render();
+  app.tour.languageChanged(lang);
 }
 
 // ----- boot ----------------------------------------------------------------------------------

@@ -10,16 +10,28 @@ const FINALS_OVER_VIDEO = 2;
 const HISTORY_KEPT = 200;
 const PARTIAL_STALE_MS = 8000;
 
-/** `{text, lang, translated, reason}`: a final subtitle as read in `lang` (the original if no
- * translation; `reason` says why, when the server could not translate it into `lang`). */
+/**
+ * `{text, lang, translated, reason, missing}`: a final subtitle as read in `lang` (the original if
+ * no translation; `missing` is then the pair, e.g. "ko→en", and `reason` why the server could not
+ * translate it, when it said). Reads calls' `translations` map and tours' single `translation` for
+ * `target_lang`; `translation_error` is a map per language (calls) or one string (tours).
+ */
 export function subtitleFor(subtitle, lang) {
   if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false, reason: null };
-  const translation = subtitle.translations?.[lang];
+  let translation = subtitle.translations?.[lang];
+  if (translation === undefined && subtitle.target_lang === lang) translation = subtitle.translation;
   if (typeof translation === "string" && translation) {
     return { text: translation, lang, translated: true, reason: null };
   }
-  const reason = subtitle.translation_error?.[lang] || null;
-  return { text: subtitle.text, lang: subtitle.lang, translated: false, reason };
+  const errors = subtitle.translation_error;
+  const reason = (typeof errors === "string" ? errors : errors?.[lang]) || null;
+  return {
+    text: subtitle.text,
+    lang: subtitle.lang,
+    translated: false,
+    reason,
+    missing: `${subtitle.lang}→${lang}`,
+  };
 }
 
 export class SubtitleBoard {
@@ -95,6 +107,7 @@ export class SubtitleBoard {
         ? el("span", {
             className: "subtitle-note",
             text: t("subtitle.not_translated", { reason: shown.reason || t("subtitle.before_switch") }),
+            title: shown.missing,
           })
         : null,
     );

@@ -1,0 +1,611 @@
+// Factory tours (docs/protocol.md "Tours"): the list of live tours this user may watch (kept
+// live by `tour.listed` / `tour.unlisted`), hosting one (suppliers: camera preview, viewer
+// count, questions translated into their language), and watching one (video with audio,
+// subtitles in a chosen language with the original on hover, questions). Routes: `#/tours`
+// and the share link `#tour=ID`.
+import { iceGathered, localMedia } from "./call.js";
+import { byId, el } from "./dom.js";
+import { saveDownload } from "./http_api.js";
+import { setUiLanguage, t, translatePage } from "./i18n.js";
+import { fillLanguageSelect } from "./languages.js";
+import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
+import "./strings/tour.js";
+import { SubtitleBoard, subtitleFor } from "./subtitles.js";
+
+const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
+const JOIN_TIMEOUT_MS = 20000;
+
+/** Ids typed into the invite field: split on commas and white space, duplicates dropped. */
+function parseIds(text) {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+}
+
+export class TourView {
+  /** `app`: {me, lang, token, connection}. */
+  constructor(app) {
+    this.app = app;
+    this.view = byId("tour-view");
+    this.tours = new Map(); // tour id -> tour (as in the list)
+    this.active = null; // {tour, host, pc, stream, queue}
+    this.ended = null; // the tour that just ended (for the transcript buttons)
+    this.wanted = null; // a tour id from a share link, joined once connected
+    this.questions = [];
+    setUiLanguage(app.lang);
+    this.build();
+  }
+
+  // ----- the fixed parts ------------------------------------------------------------------------
+
+  build() {
+    const back = (this.backLink = el("a", { className: "back", text: t("tour.back"), attrs: { href: "#/", id: "tour-back" } }));
+    const heading = el("h2", { text: t("tour.heading") });
+    this.hostForm = this.buildHostForm();
+    this.listNode = el("ul", { className: "tour-list", attrs: { id: "tour-list" } });
+    this.emptyNode = el("p", { className: "hint", text: t("tour.none"), attrs: { id: "tour-none" } });
+    this.listSection = el(
+      "section",
+      { className: "tour-lobby", attrs: { "aria-label": t("tour.live") } },
+      el("h3", { text: t("tour.live") }),
+      this.emptyNode,
+      this.listNode,
+    );
+    this.stage = this.buildStage();
+    this.view.replaceChildren(
+      el("header", { className: "tour-header" }, back, heading),
+      this.stage,
+      this.hostForm,
+      this.listSection,
+    );
+    this.render();
+  }
+
+  buildHostForm() {
+    const title = el("input", { attrs: { id: "tour-title", name: "title", required: true, maxlength: 200 } });
+    this.spoken = el("select", { attrs: { id: "tour-lang", name: "lang" } });
+    fillLanguageSelect(this.spoken, this.app.me.lang || this.app.lang);
+    this.access = el(
+      "select",
+      { attrs: { id: "tour-access", name: "access" } },
+      el("option", { text: t("tour.access_open"), attrs: { value: "open" } }),
+      el("option", { text: t("tour.access_invite"), attrs: { value: "invite" } }),
+    );
+    this.inviteInput = el("input", {
+      attrs: { id: "tour-invite", name: "invite", autocomplete: "off", spellcheck: "false" },
+    });
+    const inviteLabel = el("label", {}, t("tour.invite"), this.inviteInput);
+    inviteLabel.hidden = true;
+    this.access.addEventListener("change", () => {
+      inviteLabel.hidden = this.access.value !== "invite";
+    });
+    this.hostError = el("p", { className: "error", attrs: { role: "alert", id: "tour-host-error" } });
+    this.hostError.hidden = true;
+    this.startButton = el("button", { text: t("tour.start"), attrs: { type: "submit", id: "tour-start" } });
+    const form = el(
+      "form",
+      { className: "tour-host-form stack", attrs: { id: "tour-host-form" } },
+      el("h3", { text: t("tour.host_heading") }),
+      el("label", {}, t("tour.title"), title),
+      el("label", {}, t("tour.spoken"), this.spoken),
+      el("label", {}, t("tour.access"), this.access),
+      inviteLabel,
+      this.startButton,
+      this.hostError,
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.host(title.value.trim());
+    });
+    form.hidden = this.app.me.role !== "supplier";
+    return form;
+  }
+
+  buildStage() {
+    this.stageTitle = el("h3", { className: "tour-stage-title", attrs: { id: "tour-stage-title" } });
+    this.video = el("video", { attrs: { autoplay: true, playsinline: true, id: "tour-video" } });
+    this.board = new SubtitleBoard();
+    const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node);
+    this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
+    this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
+    this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
+    this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
+    this.langLabel = el("label", { className: "inline" }, t("tour.subtitle_lang"), this.langSelect);
+    this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, "aria-label": t("tour.share") } });
+    const copy = el("button", {
+      className: "quiet",
+      text: t("tour.copy"),
+      attrs: { type: "button", id: "tour-copy" },
+      on: { click: (event) => this.copyShare(event.currentTarget) },
+    });
+    this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
+    this.leaveButton = el("button", {
+      className: "call-leave",
+      text: t("tour.leave"),
+      attrs: { type: "button", id: "tour-leave" },
+      on: { click: () => this.leave() },
+    });
+    this.endButton = el("button", {
+      className: "call-end",
+      text: t("tour.end"),
+      attrs: { type: "button", id: "tour-end" },
+      on: { click: () => this.end() },
+    });
+    this.controls = el(
+      "div",
+      { className: "call-controls tour-controls", attrs: { role: "toolbar" } },
+      this.count,
+      this.langLabel,
+      this.leaveButton,
+      this.endButton,
+    );
+    const askText = el("input", {
+      attrs: { id: "tour-question", name: "question", maxlength: 500, required: true, autocomplete: "off" },
+    });
+    this.askForm = el(
+      "form",
+      { className: "tour-ask", attrs: { id: "tour-ask" } },
+      el("label", { className: "visually-hidden", text: t("tour.ask"), attrs: { for: "tour-question" } }),
+      askText,
+      el("button", { text: t("tour.ask_send"), attrs: { type: "submit", id: "tour-ask-send" } }),
+    );
+    askText.placeholder = t("tour.ask");
+    this.askForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.ask(askText);
+    });
+    this.questionList = el("ol", { className: "tour-questions", attrs: { id: "tour-questions" } });
+    this.questionsNode = el(
+      "section",
+      { className: "tour-qa", attrs: { "aria-label": t("tour.questions") } },
+      el("h4", { text: t("tour.questions") }),
+      this.questionList,
+    );
+    this.downloads = el(
+      "div",
+      { className: "tour-downloads" },
+      el("button", {
+        className: "quiet",
+        text: t("tour.download_txt"),
+        attrs: { type: "button", id: "tour-download-txt" },
+        on: { click: () => this.download("txt") },
+      }),
+      el("button", {
+        className: "quiet",
+        text: t("tour.download_srt"),
+        attrs: { type: "button", id: "tour-download-srt" },
+        on: { click: () => this.download("srt") },
+      }),
+    );
+    return el(
+      "section",
+      { className: "call tour-stage", attrs: { id: "tour-stage", "aria-labelledby": "tour-stage-title" } },
+      this.stageTitle,
+      screen,
+      this.note,
+      this.controls,
+      this.shareNode,
+      this.askForm,
+      this.questionsNode,
+      this.downloads,
+    );
+  }
+
+  /** Show what fits the state: the lobby, a running tour (as host or viewer), or an ended one. */
+  render() {
+    const active = this.active;
+    const shown = active?.tour || this.ended;
+    this.stage.hidden = !shown;
+    this.stage.classList.toggle("ended", !active && Boolean(this.ended));
+    this.stage.classList.toggle("hosting", Boolean(active?.host));
+    if (shown) this.stageTitle.textContent = shown.title;
+    const hosting = Boolean(active?.host);
+    this.count.hidden = !hosting;
+    this.shareNode.hidden = !hosting;
+    this.questionsNode.hidden = !hosting && !(this.ended?.host && this.questions.length);
+    this.endButton.hidden = !hosting;
+    this.leaveButton.hidden = !active || hosting;
+    this.langLabel.hidden = !active || hosting;
+    this.askForm.hidden = !active || hosting;
+    this.downloads.hidden = active || !this.ended;
+    this.hostForm.hidden = this.app.me.role !== "supplier" || Boolean(active);
+    this.listSection.hidden = Boolean(active);
+    this.backLink.hidden = Boolean(active);
+    this.renderList();
+  }
+
+  renderList() {
+    const items = [...this.tours.values()].sort((a, b) => a.started_at.localeCompare(b.started_at));
+    this.emptyNode.hidden = items.length > 0;
+    this.listNode.replaceChildren(
+      ...items.map((tour) => {
+        const mine = tour.host.id === this.app.me.id;
+        return el(
+          "li",
+          { className: "tour-item", dataset: { tour: tour.id } },
+          el(
+            "div",
+            { className: "tour-item-text" },
+            el("strong", { className: "tour-item-title", text: tour.title }),
+            tour.invite ? el("span", { className: "tour-badge", text: t("tour.private") }) : null,
+            el("span", {
+              className: "tour-item-meta",
+              text: t("tour.by", { name: tour.host.name, lang: tour.lang, count: tour.viewers }),
+            }),
+          ),
+          mine
+            ? null
+            : el("button", {
+                className: "tour-watch",
+                text: t("tour.watch"),
+                attrs: { type: "button", "aria-label": `${t("tour.watch")}: ${tour.title}` },
+                on: { click: () => this.watch(tour.id) },
+              }),
+        );
+      }),
+    );
+  }
+
+  /** The interface language changed: rebuild the text (a running tour's media stays). */
+  languageChanged(lang) {
+    setUiLanguage(lang);
+    const { video, board } = this;
+    this.build();
+    if (this.active) {
+      this.video.replaceWith(video);
+      this.video = video;
+      this.board.node.replaceWith(board.node);
+      this.board = board;
+      this.showTour();
+    }
+    translatePage(this.view);
+  }
+
+  // ----- routing and server events --------------------------------------------------------------
+
+  /** Take the page's hash: true when it is a tours route (`#/tours` or `#tour=ID`). */
+  route(hash) {
+    const match = TOUR_HASH.exec(hash);
+    if (match) {
+      this.wanted = match[1];
+      this.joinWanted();
+      return true;
+    }
+    return hash === "#/tours" || Boolean(this.active);
+  }
+
+  /** Handle a server event; true when it was a tour event. */
+  onEvent(event, data) {
+    if (event === "tour.listed") {
+      this.tours.set(data.tour.id, data.tour);
+      this.renderList();
+    } else if (event === "tour.unlisted") {
+      this.tours.delete(data.tour_id);
+      this.renderList();
+    } else if (event === "tour.viewers") {
+      if (this.active?.tour.id === data.tour_id) this.setCount(data.count);
+    } else if (event === "tour.question") {
+      if (this.active?.tour.id === data.tour_id) this.addQuestion(data.question);
+    } else if (event === "tour.ended") {
+      this.tours.delete(data.tour_id);
+      if (this.active?.tour.id === data.tour_id) {
+        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: data.reason }));
+      }
+      this.renderList();
+    } else if (event === "tour.left") {
+      if (this.active?.tour.id === data.tour_id) this.teardown(t("tour.left", { reason: data.reason }));
+    } else if (event === "tour.offer") {
+      if (this.active?.tour.id === data.tour_id) this.renegotiate(data.sdp);
+    } else if (event === "subtitle" && data.tour_id) {
+      if (this.active?.tour.id === data.tour_id) this.onSubtitle(data);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  /** (Re)connected: refresh the list, join a tour from a share link. */
+  async onConnected() {
+    try {
+      const { tours } = await this.app.connection.request("tour.list", {});
+      this.tours = new Map(tours.map((tour) => [tour.id, tour]));
+      this.renderList();
+    } catch {
+      /* the next reconnect retries */
+    }
+    this.joinWanted();
+  }
+
+  /** The socket dropped: the server has ended our hosted tour or removed us as a viewer. */
+  onDisconnected() {
+    if (this.active) this.teardown(t("tour.dropped"));
+  }
+
+  /** Watch a tour from the list (through its share link, so a reload rejoins it). */
+  watch(id) {
+    const hash = `#tour=${id}`;
+    if (location.hash === hash) this.join(id);
+    else location.hash = hash;
+  }
+
+  joinWanted() {
+    const id = this.wanted;
+    if (!id || !this.app.connection.connected || this.active?.tour.id === id) return;
+    this.wanted = null;
+    this.join(id);
+  }
+
+  // ----- hosting --------------------------------------------------------------------------------
+
+  async host(title) {
+    if (this.active) return;
+    const invite = this.access.value === "invite" ? parseIds(this.inviteInput.value) : null;
+    if (invite && !invite.length) {
+      this.hostError.textContent = t("tour.invite_needed");
+      this.hostError.hidden = false;
+      return;
+    }
+    this.hostError.hidden = true;
+    this.startButton.disabled = true;
+    let pc = null;
+    try {
+      const { tour, ice_servers: iceServers } = await this.app.connection.request("tour.start", {
+        title,
+        lang: this.spoken.value,
+        invite,
+      });
+      const stream = await localMedia();
+      pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: "max-bundle" });
+      this.active = { tour, host: true, pc, stream, queue: Promise.resolve() };
+      this.subtitleLang = tour.lang; // the host reads their own words
+      this.ended = null;
+      this.questions = [];
+      for (const track of stream?.getTracks() || []) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      this.showTour();
+      this.showNote(t("tour.starting"));
+      this.video.muted = true; // our own preview
+      this.video.srcObject = stream;
+      this.video.setAttribute("aria-label", t("tour.preview"));
+      this.video.play().catch(() => {});
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc);
+      const ack = await this.app.connection.request(
+        "tour.publish",
+        { tour_id: tour.id, sdp: pc.localDescription.sdp, type: "offer" },
+        JOIN_TIMEOUT_MS,
+      );
+      if (this.active?.pc !== pc) return;
+      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      if (ack.captions && !ack.captions.available) {
+        this.showNote(t("tour.no_captions", { lang: ack.captions.lang }));
+        this.note.title = ack.captions.reason || "";
+      } else {
+        this.showNote(stream ? "" : t("tour.no_media"));
+      }
+      location.hash = "#/tours";
+    } catch (error) {
+      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }));
+    } finally {
+      this.startButton.disabled = false;
+    }
+  }
+
+  setCount(count) {
+    this.active.tour.viewers = count;
+    this.count.textContent = t("tour.viewers", { count });
+  }
+
+  addQuestion(question) {
+    this.questions.push(question);
+    this.renderQuestions();
+  }
+
+  /** The viewers' questions in the host's language, the original on hover (or a note). */
+  renderQuestions() {
+    this.questionList.replaceChildren(
+      ...this.questions.map((q) => {
+        const translated = typeof q.translation === "string" && q.translation;
+        const differs = translated && q.translation !== q.text;
+        const item = el(
+          "li",
+          {
+            className: `tour-question${differs ? " translated" : ""}`,
+            title: differs ? q.text : "",
+            dataset: { original: q.text, lang: q.lang },
+          },
+          el("span", { className: "subtitle-speaker", text: `${q.asker.name} (${q.lang}): ` }),
+          el("span", { className: "tour-question-text", text: translated ? q.translation : q.text }),
+          translated
+            ? null
+            : el("span", {
+                className: "subtitle-note",
+                text: t("tour.not_translated", { reason: q.translation_error || q.lang }),
+              }),
+        );
+        return item;
+      }),
+    );
+    if (!this.questions.length) this.questionList.append(el("li", { className: "hint", text: t("tour.no_questions") }));
+  }
+
+  async copyShare(button) {
+    this.shareInput.select();
+    try {
+      await navigator.clipboard.writeText(this.shareInput.value);
+    } catch {
+      document.execCommand?.("copy");
+    }
+    button.textContent = t("tour.copied");
+    setTimeout(() => (button.textContent = t("tour.copy")), 2000);
+  }
+
+  async end() {
+    const active = this.active;
+    if (!active) return;
+    try {
+      await this.app.connection.request("tour.end", { tour_id: active.tour.id });
+    } catch (error) {
+      this.showNote(t("tour.error", { message: error.message }));
+    }
+    // tour.ended (to the host too) tears down; if it never comes, do it now.
+    if (this.active === active) this.teardown(t("tour.ended"));
+  }
+
+  // ----- watching -------------------------------------------------------------------------------
+
+  async join(id) {
+    if (this.active) return;
+    this.ended = null;
+    let pc = null;
+    try {
+      pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      const title = this.tours.get(id)?.title || id;
+      this.active = { tour: { id, title }, host: false, pc, stream: null, queue: null };
+      this.showTour();
+      this.showNote(t("tour.joining"));
+      let joined;
+      this.active.queue = new Promise((resolve) => (joined = resolve));
+      this.active.joined = joined;
+      pc.addEventListener("track", (event) => {
+        const stream = event.streams[0];
+        if (stream && this.video.srcObject !== stream) this.video.srcObject = stream;
+        this.video.play().catch(() => {});
+      });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc);
+      this.subtitleLang = this.app.lang;
+      const ack = await this.app.connection.request(
+        "tour.join",
+        { tour_id: id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
+        JOIN_TIMEOUT_MS,
+      );
+      if (this.active?.pc !== pc) return;
+      this.active.tour = ack.tour;
+      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      this.active.joined();
+      this.showTour();
+      this.showNote("");
+    } catch (error) {
+      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }));
+    }
+  }
+
+  /** Answer a server offer (the host's media arrived or changed), in order. */
+  renegotiate(sdp) {
+    const active = this.active;
+    active.queue = active.queue.then(async () => {
+      if (this.active !== active) return;
+      try {
+        const pc = active.pc;
+        const known = extmapIds(pc.currentLocalDescription?.sdp, pc.currentRemoteDescription?.sdp);
+        await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, known) });
+        await pc.setLocalDescription(await pc.createAnswer());
+        await this.app.connection.request("tour.answer", {
+          tour_id: active.tour.id,
+          sdp: pc.localDescription.sdp,
+          type: "answer",
+        });
+      } catch (error) {
+        this.showNote(t("tour.error", { message: error.message }));
+      }
+    });
+  }
+
+  /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
+  onSubtitle(data) {
+    this.board.show(data, this.subtitleLang, false);
+    const shown = data.final && subtitleFor(data, this.subtitleLang);
+    if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
+      this.active.unavailable = this.subtitleLang;
+      this.showNote(t("tour.unavailable", { lang: this.subtitleLang, reason: shown.reason || shown.missing }));
+    }
+  }
+
+  async setSubtitleLang(lang) {
+    const active = this.active;
+    if (!active) return;
+    try {
+      await this.app.connection.request("tour.subtitles", { tour_id: active.tour.id, lang });
+      this.subtitleLang = lang;
+    } catch (error) {
+      this.langSelect.value = this.subtitleLang;
+      this.showNote(t("tour.error", { message: error.message }));
+    }
+  }
+
+  async ask(input) {
+    const active = this.active;
+    if (!active || !input.value.trim()) return;
+    try {
+      await this.app.connection.request("tour.ask", { tour_id: active.tour.id, text: input.value.trim() });
+      input.value = "";
+      this.showNote(t("tour.asked"));
+    } catch (error) {
+      this.showNote(t("tour.error", { message: error.message }));
+    }
+  }
+
+  async leave() {
+    const active = this.active;
+    if (!active) return;
+    this.teardown("");
+    this.ended = null;
+    this.render();
+    await this.app.connection.request("tour.leave", { tour_id: active.tour.id }).catch(() => {});
+  }
+
+  // ----- shared ---------------------------------------------------------------------------------
+
+  /** Show the running tour (or `tour` while joining it). */
+  showTour(tour = this.active?.tour) {
+    document.body.classList.add("in-tours");
+    if (this.active?.host) {
+      this.shareInput.value = `${location.origin}${location.pathname}#tour=${tour.id}`;
+      this.setCount(tour.viewers || 0);
+      this.renderQuestions();
+    } else {
+      fillLanguageSelect(this.langSelect, this.subtitleLang || this.app.lang);
+      this.video.muted = false;
+      this.video.setAttribute("aria-label", t("tour.video"));
+    }
+    this.render();
+    if (tour) this.stageTitle.textContent = tour.title;
+  }
+
+  /** Stop media and show the ended state with `note` (and the transcript downloads). */
+  teardown(note) {
+    const active = this.active;
+    this.active = null;
+    if (active) {
+      active.joined?.();
+      active.stream?.getTracks().forEach((track) => track.stop());
+      try {
+        active.pc.close();
+      } catch {
+        /* already closed */
+      }
+      this.ended = { ...active.tour, host: active.host };
+    }
+    this.video.srcObject = null;
+    this.board.clear();
+    this.render();
+    this.showNote(note);
+    if (this.ended?.host) this.renderQuestions();
+  }
+
+  async download(format) {
+    const tour = this.ended;
+    if (!tour) return;
+    try {
+      await saveDownload(this.app.token, `/api/tours/${tour.id}/transcript?format=${format}`, `tour-${tour.id}.${format}`);
+    } catch (error) {
+      this.showNote(t("tour.error", { message: error.message }));
+    }
+  }
+
+  showNote(text) {
+    this.note.title = "";
+    this.note.textContent = text || "";
+    this.note.hidden = !text;
+  }
+}
