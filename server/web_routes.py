@@ -11,8 +11,8 @@
   keeps one's conversations; it must be the name's slug plus the 6-hex suffix.
 
 `add_static_routes(app, root)` serves the client's own files under `/static/` (`css/*.css`,
-`js/*.js`, `js/strings/*.js`) and nothing else of the package; `add_metrics_routes(app, settings)` adds `/metrics`
-behind a bearer token when `TRADETALK_METRICS_TOKEN` is set.
+`js/*.js`, `js/strings/*.js`) and nothing else of the package; `add_metrics_routes(app, settings)`
+adds `/metrics` behind a bearer token when `TRADETALK_METRICS_TOKEN` is set.
 """
 
 from __future__ import annotations
