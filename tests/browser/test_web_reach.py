@@ -229,3 +229,38 @@ def test_claims_decode_from_jwt_only(new_page, web_server) -> None:
     assert result["jwt"]["sub"] == "ann-1a2b3c"
     assert result["jwt"]["name"] == "Ánn"
     assert result["bad"] is None
+
+
+def test_subtitle_board_keeps_two_finals_over_the_video(new_page, web_server) -> None:
+    """At most two final lines (plus the partial) sit over the video; older ones move to the
+    scrollable panel, and a language switch re-renders both."""
+    page = new_page()
+    page.goto(web_server + "/")
+    result = page.evaluate(
+        """async () => {
+          const { SubtitleBoard } = await import("/static/js/subtitles.js");
+          const board = new SubtitleBoard();
+          document.body.append(board.node, board.history);
+          const speaker = { id: "s", name: "Li" };
+          for (const n of [1, 2, 3, 4]) {
+            board.show({ speaker, lang: "zh", text: `第${n}句`, final: true,
+                         translations: { en: `line ${n}` } }, "en", false);
+          }
+          board.show({ speaker, lang: "zh", text: "正在", final: false }, "en", false);
+          const texts = (root) => [...root.querySelectorAll(".subtitle.final .subtitle-text")]
+            .map((n) => n.textContent);
+          const over = texts(board.finals), older = texts(board.historyList);
+          const partials = board.partials.children.length;
+          board.setLanguage("es");
+          const notes = [...board.node.querySelectorAll(".subtitle-note")]
+            .map((n) => n.textContent);
+          return { over, older, partials, panelShown: !board.history.hidden,
+                   overflow: getComputedStyle(board.history).overflowY,
+                   afterSwitch: texts(board.finals), notes };
+        }"""
+    )
+    assert result["over"] == ["line 3", "line 4"]
+    assert result["older"] == ["line 1", "line 2"] and result["panelShown"]
+    assert result["partials"] == 1 and result["overflow"] == "auto"
+    assert result["afterSwitch"] == ["第3句", "第4句"]  # no Spanish: the original, with a note
+    assert len(result["notes"]) == 2 and all("not translated" in n for n in result["notes"])
