@@ -35,6 +35,13 @@ def token_for(identity: Identity, secret: bytes = SECRET, ttl: int = 3600) -> st
     return issue_token(secret, identity, ttl)
 
 
+async def sign_in_once(url: str, *identities: Identity) -> None:
+    """Connect and close a socket for each identity, so the server knows them (a conversation can
+    only be started with users who have signed in at least once)."""
+    for identity in identities:
+        await (await Peer(identity).connect(url)).close()
+
+
 class Peer:
     """A connected Socket.IO client that records every event it receives."""
 
@@ -62,6 +69,7 @@ class Peer:
         """Connect with the identity's token (or the one given)."""
         auth = {"token": token if token is not None else token_for(self.identity)}
         await self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
+        self.url = url
         return self
 
     async def call(self, event: str, data: Any = None, timeout: float = 10) -> dict[str, Any]:

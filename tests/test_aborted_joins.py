@@ -10,7 +10,7 @@ import threading
 import time
 
 from server.app import SERVICES, create_app
-from tests.peers import Peer, new_user, token_for
+from tests.peers import Peer, new_user, sign_in_once, token_for
 from tests.raw_socket import RawSocket
 from tests.sdp_samples import sample_offer
 
@@ -56,6 +56,7 @@ async def test_sockets_dropped_during_call_join_leave_nothing(
     calls = app[SERVICES]["realtime"].calls
     host, guest = new_user(), new_user(lang="ko")  # ko: the guest gets a real recognizer
     hosting = await Peer(host).connect(url)
+    await sign_in_once(url, guest)
     try:
         created = await hosting.call("conversation.create", {"participants": [guest.id]})
         cid = created["conversation"]["id"]

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.app import SERVICES, create_app
 from server.config import Limits, SettingError, Settings, parse_flag
 from server.sdp_check import problem
-from tests.peers import SECRET, Peer, new_user, token_for
+from tests.peers import SECRET, Peer, new_user, sign_in_once, token_for
 from tests.raw_socket import RawSocket
 from tests.sdp_samples import sample_offer
 
@@ -52,6 +52,8 @@ def tracebacks(caplog):
 
 
 async def conversation_of(peer: Peer, *others: Peer) -> str:
+    """A conversation `peer` starts with `others` (signed in once first if they aren't now)."""
+    await sign_in_once(peer.url, *(o.identity for o in others if not o.sio.connected))
     ack = await peer.call("conversation.create", {"participants": [o.id for o in others]})
     assert ack["ok"], ack
     return ack["conversation"]["id"]

@@ -154,7 +154,7 @@ def test_subtitled_call_between_korean_and_english(
 
     # The listener switches subtitles to Spanish (`call.subtitles`), then back to English.
     for lang in ("es", "en"):
-        listener.get_by_label("Subtitle language").select_option(lang)
+        listener.locator("#call-subtitle-lang").select_option(lang)
         listener.wait_for_function(
             """(lang) => tradetalk.call.active.call.participants
                  .some((m) => m.id === tradetalk.me.id && m.lang === lang)""",

@@ -34,6 +34,12 @@ export function subtitleFor(subtitle, lang) {
   };
 }
 
+/** The first clause of the server's reason (short enough to sit under a line over the video);
+ * the whole reason is the note's tooltip. */
+export function shortReason(reason) {
+  return reason ? reason.split(";")[0].trim() : "";
+}
+
 export class SubtitleBoard {
   constructor() {
     this.finals = el("ol", { className: "subtitle-finals" });
@@ -106,8 +112,10 @@ export class SubtitleBoard {
       missing
         ? el("span", {
             className: "subtitle-note",
-            text: t("subtitle.not_translated", { reason: shown.reason || t("subtitle.before_switch") }),
-            title: shown.missing,
+            text: t("subtitle.not_translated", {
+              reason: shortReason(shown.reason) || t("subtitle.before_switch"),
+            }),
+            title: shown.reason || shown.missing,
           })
         : null,
     );
