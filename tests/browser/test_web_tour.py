@@ -145,6 +145,13 @@ def test_tour_hosted_watched_in_three_languages(
     expect(question.locator(".tour-question-text")).to_have_text("가격은 얼마입니까?")
     expect(question).to_have_attribute("title", "What is the price?")
     expect(question.locator(".subtitle-speaker")).to_have_text("Ann Buyer (en): ")
+    # Claire asks in French, which nothing translates into Korean: the original and a note.
+    claire.locator("#tour-question").fill("Quel est le délai de livraison ?")
+    claire.locator("#tour-ask-send").click()
+    french = host.locator("#tour-questions li.tour-question").nth(1)
+    expect(french.locator(".tour-question-text")).to_have_text("Quel est le délai de livraison ?")
+    expect(french.locator(".subtitle-note")).to_have_text("번역 안 됨: fr→ko")
+    assert "fr->ko" in (french.locator(".subtitle-note").get_attribute("title") or "")
 
     shot(host, "host-desktop")
     shot(ann, "viewer-en-desktop")
@@ -177,6 +184,7 @@ def test_tour_hosted_watched_in_three_languages(
     assert f"    es: {spanish}" in text, text
     assert re.search(r"^    fr: \(not translated: .+\)$", text, re.M), text
     assert "Ann Buyer (en): What is the price?" in text and "가격은 얼마입니까?" in text, text
+    assert re.search(r"Claire Acheteuse \(fr\): .+\n    \(not translated: .+\)$", text, re.M), text
     with ann.expect_download() as info:
         ann.locator("#tour-download-srt").click()
     srt = Path(info.value.path()).read_text(encoding="utf-8")

@@ -417,7 +417,8 @@ export class TourView {
             ? null
             : el("span", {
                 className: "subtitle-note",
-                text: t("tour.not_translated", { reason: q.translation_error || q.lang }),
+                text: t("tour.not_translated", { reason: `${q.lang}→${this.subtitleLang}` }),
+                title: q.translation_error || "",
               }),
         );
         return item;
