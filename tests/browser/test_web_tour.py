@@ -147,6 +147,15 @@ def test_tour_hosted_watched_in_three_languages(
     expect(question.locator(".tour-question-text")).to_have_text("가격은 얼마입니까?")
     expect(question).to_have_attribute("title", "What is the price?")
     expect(question.locator(".subtitle-speaker")).to_have_text("Ann Buyer (en): ")
+    # Claire asks in French, which nothing translates into Korean: the original and a note.
+    claire.locator("#tour-question").fill("Quel est le délai de livraison ?")
+    claire.locator("#tour-ask-send").click()
+    french = host.locator("#tour-questions li.tour-question").nth(1)
+    expect(french.locator(".tour-question-text")).to_have_text("Quel est le délai de livraison ?")
+    expect(french.locator(".subtitle-note")).to_have_text(
+        re.compile(r"^번역 안 됨: no translation engine serves fr->ko[^;]*$")
+    )
+    assert "fr->ko" in (french.locator(".subtitle-note").get_attribute("title") or "")
 
     shot(host, "host-desktop")
     shot(ann, "viewer-en-desktop")
@@ -179,6 +188,7 @@ def test_tour_hosted_watched_in_three_languages(
     assert f"    es: {spanish}" in text, text
     assert re.search(r"^    fr: \(not translated: .+\)$", text, re.M), text
     assert "Ann Buyer (en): What is the price?" in text and "가격은 얼마입니까?" in text, text
+    assert re.search(r"Claire Acheteuse \(fr\): .+\n    \(not translated: .+\)$", text, re.M), text
     with ann.expect_download() as info:
         ann.locator("#tour-download-srt").click()
     srt = Path(info.value.path()).read_text(encoding="utf-8")
@@ -197,3 +207,47 @@ def test_tour_hosted_watched_in_three_languages(
 def tradetalk_tour_id(page: Page) -> str:
     """The id of the tour the page hosts."""
     return page.evaluate("() => tradetalk.tour.active.tour.id")
+
+
+def test_invite_only_tour_is_listed_for_the_invited_only(new_page, web_server, viewer_browser):
+    host = new_page(on=viewer_browser)
+    ann = new_page(on=viewer_browser)
+    bob = new_page(PHONE, on=viewer_browser)
+    sign_in(host, web_server, "Mei Supplier", "supplier", "zh")
+    ann_id = sign_in(ann, web_server, "Ann Invited", "buyer", "en")
+    sign_in(bob, web_server, "Bob Outsider", "buyer", "en")
+    for page in (ann, bob):
+        page.locator("#tours-link").click()
+    host.locator("#tours-link").click()
+    expect(host.locator("#tour-host-form h3")).to_have_text("主持参观")  # Chinese interface
+    host.locator("#tour-title").fill("Private: packing line")
+    host.locator("#tour-access").select_option("invite")
+    host.locator("#tour-start").click()
+    expect(host.locator("#tour-host-error")).to_have_text("请至少填写一个要邀请的用户 ID。")
+    host.locator("#tour-invite").fill(f" {ann_id}, {ann_id} ")
+    host.locator("#tour-start").click()
+    expect(host.locator("#tour-count")).to_have_text("0 人观看", timeout=20000)
+    tid = tradetalk_tour_id(host)
+    assert host.evaluate("() => tradetalk.tour.active.tour.invite") == [ann_id]
+
+    item = ann.locator(f"#tour-list li[data-tour='{tid}']")
+    expect(item.locator(".tour-badge")).to_have_text("invite only")
+    expect(item.locator(".tour-item-meta")).to_have_text("by Mei Supplier · speaks zh · 0 watching")
+    expect(bob.locator("#tour-none")).to_be_visible()
+    expect(bob.locator("#tour-list li")).to_have_count(0)
+    # The share link does not let the uninvited in: they are told why.
+    bob.goto(host.locator("#tour-share").input_value())
+    expect(bob.locator("#tour-note")).to_have_text(
+        "Could not open the tour: this tour is by invitation"
+    )
+    expect(bob.locator("#tour-download-txt")).to_be_hidden()  # nothing of it to download
+    item.locator(".tour-watch").click()
+    expect(host.locator("#tour-count")).to_have_text("1 人观看", timeout=20000)
+    expect(item).to_be_hidden()  # the list gives way to the tour being watched
+    ann.locator("#tour-leave").click()
+    expect(host.locator("#tour-count")).to_have_text("0 人观看")
+    expect(ann.locator(".tour-item-meta")).to_have_text("by Mei Supplier · speaks zh · 0 watching")
+    host.locator("#tour-end").click()
+    expect(ann.locator("#tour-list li")).to_have_count(0)
+    for who, page in (("host", host), ("ann", ann), ("bob", bob)):
+        assert not page.errors, (who, page.errors)

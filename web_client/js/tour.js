@@ -10,7 +10,7 @@ import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
 import "./strings/tour.js";
-import { SubtitleBoard, subtitleFor } from "./subtitles.js";
+import { SubtitleBoard, shortReason, subtitleFor } from "./subtitles.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
 const JOIN_TIMEOUT_MS = 20000;
@@ -205,7 +205,7 @@ export class TourView {
     this.leaveButton.hidden = !active || hosting;
     this.langLabel.hidden = !active || hosting;
     this.askForm.hidden = !active || hosting;
-    this.downloads.hidden = active || !this.ended;
+    this.downloads.hidden = Boolean(active) || !this.ended?.ran;
     this.hostForm.hidden = this.app.me.role !== "supplier" || Boolean(active);
     this.listSection.hidden = Boolean(active);
     this.backLink.hidden = Boolean(active);
@@ -382,7 +382,10 @@ export class TourView {
       }
       location.hash = "#/tours";
     } catch (error) {
-      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }));
+      const started = this.active?.pc === pc ? this.active.tour.id : null;
+      if (!this.active || started) this.teardown(t("tour.failed", { message: error.message }), false);
+      // A tour that started but could not publish must not stay listed for the viewers.
+      if (started) this.app.connection.request("tour.end", { tour_id: started }).catch(() => {});
     } finally {
       this.startButton.disabled = false;
     }
@@ -417,7 +420,10 @@ export class TourView {
             ? null
             : el("span", {
                 className: "subtitle-note",
-                text: t("tour.not_translated", { reason: q.translation_error || q.lang }),
+                text: t("tour.not_translated", {
+                  reason: shortReason(q.translation_error) || `${q.lang}→${this.subtitleLang}`,
+                }),
+                title: q.translation_error || "",
               }),
         );
         return item;
@@ -486,7 +492,7 @@ export class TourView {
       this.showTour();
       this.showNote("");
     } catch (error) {
-      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }));
+      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }), false);
     }
   }
 
@@ -572,8 +578,8 @@ export class TourView {
     if (tour) this.stageTitle.textContent = tour.title;
   }
 
-  /** Stop media and show the ended state with `note` (and the transcript downloads). */
-  teardown(note) {
+  /** Stop media and show `note`; `ran`: the tour ran for us, so offer its transcript. */
+  teardown(note, ran = true) {
     const active = this.active;
     this.active = null;
     if (active) {
@@ -584,7 +590,7 @@ export class TourView {
       } catch {
         /* already closed */
       }
-      this.ended = { ...active.tour, host: active.host };
+      this.ended = { ...active.tour, host: active.host, ran };
     }
     this.video.srcObject = null;
     this.board.clear();
