@@ -143,6 +143,7 @@ def test_reload_mid_conversation_loses_nothing(new_page, web_server, shot) -> No
     send(buyer, "First: price per piece?")
     supplier.locator("#inbox-list a").click()
     send(supplier, "Segundo: 0,12 USD.")
+    expect(buyer.locator("#messages li.msg")).to_have_count(2)  # the buyer reads it, then answers
     send(buyer, "Third: deal.")
     expect(supplier.locator("#messages li.msg")).to_have_count(3)
     url = buyer.url
