@@ -38,29 +38,33 @@ def find_redis_server() -> str:
     )
 
 
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of `host` (loopback unless told) that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """Runs in the child: ask the kernel to SIGTERM redis when its parent dies (even by kill -9)."""
+def die_with_parent() -> None:
+    """Runs in a child: ask the kernel to SIGTERM it when its parent dies (even by kill -9)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
-    """Starts redis-server on a free loopback port with AOF persistence in `data_dir`.
+    """Starts redis-server on a free port of `host` (loopback unless told) with AOF persistence
+    in `data_dir`.
 
     `appendfsync always` by default: with `everysec` Redis may answer writes it has not yet
     written to the AOF (while a background fsync runs), so a killed redis-server lost acked
     messages (seen in tests/test_redis_outage.py)."""
 
-    def __init__(self, data_dir: Path, appendfsync: str = "always") -> None:
+    def __init__(
+        self, data_dir: Path, appendfsync: str = "always", host: str = "127.0.0.1"
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.appendfsync = appendfsync
+        self.host = host
         self.port = 0
         self.password = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
@@ -71,17 +75,17 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         """The redis:// URL clients connect with."""
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
         """Start redis-server and wait until it answers; return its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._stop_stale()
-        self.port = self.port or free_port()  # a restart keeps the port: clients reconnect
+        self.port = self.port or free_port(self.host)  # a restart keeps the port: clients reconnect
         args = [
             find_redis_server(),
             "--bind",
-            "127.0.0.1",
+            self.host,
             "--port",
             str(self.port),
             "--requirepass",
@@ -101,7 +105,7 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -6,13 +6,16 @@ without cleaning up are swept away, so a crashed process never leaves users "onl
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import redis.asyncio as aioredis
 
 from .store import PREFIX
 
-HEARTBEAT_TTL = 30
+# Seconds an instance counts as alive without a heartbeat (it beats every third of it), so a
+# killed process's users go offline within about 4/3 of it. TRADETALK_HEARTBEAT_S overrides it.
+HEARTBEAT_TTL = max(1.0, float(os.environ.get("TRADETALK_HEARTBEAT_S") or 30))
 
 # KEYS: presence:{uid}  ARGV: sid, instance  -> sockets the user has now
 ADD_SCRIPT = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); return redis.call('HLEN', KEYS[1])"
@@ -37,7 +40,7 @@ class Presence:
 
     async def heartbeat(self) -> None:
         """Mark this instance alive for the next HEARTBEAT_TTL seconds."""
-        await self.redis.set(f"{PREFIX}instance:{self.instance}", 1, ex=HEARTBEAT_TTL)
+        await self.redis.set(f"{PREFIX}instance:{self.instance}", 1, px=int(HEARTBEAT_TTL * 1000))
 
     async def connect(self, user: str, sid: str) -> bool:
         """Record a socket; True when it is the user's first (the user came online)."""

@@ -14,7 +14,7 @@ from tests.peers import SECRET, Peer
 from translation.translator import Translator
 
 # Session fixtures on the real engines: apertium_engine, argos_engine, argos_data_dir, translator.
-pytest_plugins = ["tests.translation_fixtures"]
+pytest_plugins = ["tests.translation_fixtures", "tests.hosts"]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from server.embedded_redis import die_with_parent
 from server.tokens import Identity, issue_token
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,17 +102,32 @@ class Peer:
 
 
 class ServerProcess:
-    """`tradetalk serve` in a child process, for multi-process and crash tests."""
+    """`tradetalk serve` in a child process, for multi-process, multi-host and crash tests.
 
-    def __init__(self, data_dir: Path, redis_url: str | None, port: int) -> None:
+    `host` is the address it listens on; `netns` runs it inside that Linux network namespace
+    (`ip netns exec`); `env` adds settings. The child dies with the test process (PDEATHSIG).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        redis_url: str | None,
+        port: int,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
+        self.host = host
+        self.netns = netns
         env = {
             **os.environ,
             "PORT": str(port),
-            "HOST": "127.0.0.1",
+            "HOST": host,
             "TRADETALK_DATA": str(data_dir),
             "TRADETALK_SECRET": SECRET.decode(),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         env.pop("REDIS_URL", None)
         if redis_url:
@@ -123,19 +139,33 @@ class ServerProcess:
     @property
     def url(self) -> str:
         """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
-    async def start(self, timeout: float = 30) -> ServerProcess:
-        """Start and wait until /healthz says Redis is reachable."""
+    def spawn(self) -> ServerProcess:
+        """Start the process (without waiting for it to serve)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "server.cli", "serve"]
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve"],
+                command,
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
+        return self
+
+    async def start(self, timeout: float = 30) -> ServerProcess:
+        """Start and wait until /healthz says Redis is reachable."""
+        self.spawn()
+        return await self.healthy(timeout)
+
+    async def healthy(self, timeout: float = 30) -> ServerProcess:
+        """Wait until the spawned server's /healthz says Redis is reachable."""
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
