@@ -8,6 +8,7 @@ sessions) for calls. Chat keeps working across processes either way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -239,8 +240,8 @@ class Calls:
         when someone did)."""
         if self.calls.get(call.id) is not call:
             return
-        for member in list(call.members.values()):  # their last lines still go out
-            await self._stop_captions(member)
+        # every speaker's last line still goes out (closed together, not one after another)
+        await asyncio.gather(*(self._stop_captions(m) for m in list(call.members.values())))
         if self.calls.pop(call.id, None) is None:
             return
         members = list(call.members.values())

@@ -172,7 +172,8 @@ def test_subtitled_call_between_korean_and_english(
     expect(line.locator(".transcript-original")).to_have_text(korean)
     expect(line.locator(".sender")).to_have_text("김민수 Supplier")
     speaker.get_by_role("button", name="모두 종료").click()
-    expect(speaker.locator("#call-view")).to_be_hidden()
+    # call.end answers once every speaker's last line has been closed, translated and sent
+    expect(speaker.locator("#call-view")).to_be_hidden(timeout=15_000)
     expect(listener.get_by_role("button", name="Call", exact=True)).to_be_visible()
     shot(listener, "listener-transcript-phone")
 
