@@ -182,6 +182,7 @@ export class TourView {
       screen,
       this.note,
       this.controls,
+      this.board.history,
       this.shareNode,
       this.askForm,
       this.questionsNode,
