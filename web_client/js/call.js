@@ -1,6 +1,6 @@
 // The video call of the open conversation: WebRTC to the server (non-trickle ICE), one tile per
 // peer, live subtitles in the viewer's language, mute/camera toggles, leave and end for all.
-import { byId, el } from "./dom.js";
+import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { t } from "./i18n.js";
 import { LANGUAGES, fillLanguageSelect } from "./languages.js";
@@ -88,18 +88,8 @@ export class CallView {
     this.langSelect = el("select", { attrs: { id: "call-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
     const langLabel = el("label", { className: "inline call-lang" }, t("call.subtitle_lang"), this.langSelect);
-    this.leaveButton = el("button", {
-      className: "call-leave",
-      text: t("call.leave"),
-      attrs: { type: "button", id: "call-leave" },
-      on: { click: () => this.leave() },
-    });
-    this.endButton = el("button", {
-      className: "call-end",
-      text: t("call.end"),
-      attrs: { type: "button", id: "call-end" },
-      on: { click: () => this.endForAll() },
-    });
+    this.leaveButton = button("call-leave", t("call.leave"), "call-leave", () => this.leave());
+    this.endButton = button("call-end", t("call.end"), "call-end", () => this.endForAll());
     this.note = el("p", { className: "call-note", attrs: { role: "status" } });
     const controls = el(
       "div",
@@ -122,32 +112,17 @@ export class CallView {
     if (this.active && !inCall) {
       const other = this.active.call.conversation_id;
       this.slot.append(
-        el("button", {
-          className: "call-button",
-          text: t("call.back"),
-          attrs: { type: "button", id: "call-return" },
-          on: { click: () => this.app.openConversation(other) },
-        }),
+        button("call-button", t("call.back"), "call-return", () => this.app.openConversation(other)),
       );
     } else if (!inCall) {
       const running = this.callOf(cid);
       this.slot.append(
-        el("button", {
-          className: "call-button",
-          text: running ? t("call.join") : t("call.call"),
-          attrs: { type: "button", id: "call-start" },
-          on: { click: (event) => this.start(cid, event.currentTarget) },
-        }),
+        button("call-button", running ? t("call.join") : t("call.call"), "call-start", (event) => this.start(cid, event.currentTarget)),
       );
     }
     if (this.app.conversation.hasTranscript()) {
       this.slot.append(
-        el("button", {
-          className: "quiet transcript-download",
-          text: t("call.download"),
-          attrs: { type: "button", id: "transcript-download" },
-          on: { click: () => this.download(cid) },
-        }),
+        button("quiet transcript-download", t("call.download"), "transcript-download", () => this.download(cid)),
       );
     }
   }

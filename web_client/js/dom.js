@@ -33,3 +33,8 @@ export function showMessage(node, text) {
   node.textContent = text || "";
   node.hidden = !text;
 }
+
+/** A `<button type="button">` with a class, its text, an id and a click handler. */
+export function button(className, text, id, onClick) {
+  return el("button", { className, text, attrs: { type: "button", id }, on: { click: onClick } });
+}

@@ -1,7 +1,7 @@
 // The open conversation's glossary: fixed translations of trade terms ("bolts" -> "pernos"),
 // seen and edited by its participants through glossary.get / glossary.set. The server uses it
 // for the next messages and call subtitles.
-import { byId, el, showMessage } from "./dom.js";
+import { button, byId, el, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/conversation.js";
 
@@ -49,12 +49,7 @@ export class GlossaryPanel {
       el(
         "div",
         { className: "glossary-actions" },
-        el("button", {
-          className: "quiet",
-          text: t("glossary.add"),
-          attrs: { type: "button", id: "glossary-add" },
-          on: { click: () => this.addRow("", "").querySelector("input").focus() },
-        }),
+        button("quiet", t("glossary.add"), "glossary-add", () => this.addRow("", "").querySelector("input").focus()),
         el("button", { text: t("glossary.save"), attrs: { type: "submit", id: "glossary-save" } }),
       ),
     );

@@ -4,7 +4,7 @@
 // subtitles in a chosen language with the original on hover, questions). Routes: `#/tours`
 // and the share link `#tour=ID`.
 import { iceGathered, localMedia } from "./call.js";
-import { byId, el } from "./dom.js";
+import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
@@ -110,25 +110,10 @@ export class TourView {
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
     this.langLabel = el("label", { className: "inline" }, t("tour.subtitle_lang"), this.langSelect);
     this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, "aria-label": t("tour.share") } });
-    const copy = el("button", {
-      className: "quiet",
-      text: t("tour.copy"),
-      attrs: { type: "button", id: "tour-copy" },
-      on: { click: (event) => this.copyShare(event.currentTarget) },
-    });
+    const copy = button("quiet", t("tour.copy"), "tour-copy", (event) => this.copyShare(event.currentTarget));
     this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
-    this.leaveButton = el("button", {
-      className: "call-leave",
-      text: t("tour.leave"),
-      attrs: { type: "button", id: "tour-leave" },
-      on: { click: () => this.leave() },
-    });
-    this.endButton = el("button", {
-      className: "call-end",
-      text: t("tour.end"),
-      attrs: { type: "button", id: "tour-end" },
-      on: { click: () => this.end() },
-    });
+    this.leaveButton = button("call-leave", t("tour.leave"), "tour-leave", () => this.leave());
+    this.endButton = button("call-end", t("tour.end"), "tour-end", () => this.end());
     this.controls = el(
       "div",
       { className: "call-controls tour-controls", attrs: { role: "toolbar" } },
@@ -162,18 +147,8 @@ export class TourView {
     this.downloads = el(
       "div",
       { className: "tour-downloads" },
-      el("button", {
-        className: "quiet",
-        text: t("tour.download_txt"),
-        attrs: { type: "button", id: "tour-download-txt" },
-        on: { click: () => this.download("txt") },
-      }),
-      el("button", {
-        className: "quiet",
-        text: t("tour.download_srt"),
-        attrs: { type: "button", id: "tour-download-srt" },
-        on: { click: () => this.download("srt") },
-      }),
+      button("quiet", t("tour.download_txt"), "tour-download-txt", () => this.download("txt")),
+      button("quiet", t("tour.download_srt"), "tour-download-srt", () => this.download("srt")),
     );
     return el(
       "section",
