@@ -95,16 +95,16 @@ class Realtime:
         try:
             identity = replace(identity, lang=await self.languages.register(identity))
             await self.chat.directory.register(identity)
-            if await self.presence.sockets(identity.id) >= limit:
-                refuse(LIMIT_REACHED, f"a user may have at most {limit} sockets open")
-            first = await self.presence.connect(identity.id, sid)
+            count = await self.presence.connect(identity.id, sid, limit)
         except REDIS_AWAY as exc:
             metrics.REDIS_ERRORS.inc()
             log.warning("refusing a socket: redis unavailable (%s)", exc)
             refuse(UNAVAILABLE, UNAVAILABLE_MESSAGE)
+        if count < 0:
+            refuse(LIMIT_REACHED, f"a user may have at most {limit} sockets open")
         self.sessions[sid] = Session(identity)
         await self.sio.enter_room(sid, user_room(identity.id))
-        if first:
+        if count == 1:
             with contextlib.suppress(*REDIS_AWAY):
                 await self.chat.announce_presence(identity.id, True)
 

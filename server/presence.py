@@ -18,7 +18,13 @@ from .store import PREFIX
 HEARTBEAT_TTL = max(1.0, float(os.environ.get("TRADETALK_HEARTBEAT_S") or 30))
 
 # KEYS: presence:{uid}  ARGV: sid, instance  -> sockets the user has now
-ADD_SCRIPT = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]); return redis.call('HLEN', KEYS[1])"
+# Count and add in one step, so sockets connecting at once can't pass the cap together.
+ADD_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3])
+then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HLEN', KEYS[1])
+"""
 REMOVE_SCRIPT = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
 return redis.call('HLEN', KEYS[1])
@@ -42,13 +48,10 @@ class Presence:
         """Mark this instance alive for the next HEARTBEAT_TTL seconds."""
         await self.redis.set(f"{PREFIX}instance:{self.instance}", 1, px=int(HEARTBEAT_TTL * 1000))
 
-    async def connect(self, user: str, sid: str) -> bool:
-        """Record a socket; True when it is the user's first (the user came online)."""
-        return int(await self._add(keys=[self._key(user)], args=[sid, self.instance])) == 1
-
-    async def sockets(self, user: str) -> int:
-        """How many sockets the user has open now (all processes)."""
-        return int(await self.redis.hlen(self._key(user)))
+    async def connect(self, user: str, sid: str, limit: int) -> int:
+        """Record a socket unless the user already has `limit` open; return how many the user
+        has now (1: the user came online), or -1 when refused."""
+        return int(await self._add(keys=[self._key(user)], args=[sid, self.instance, limit]))
 
     async def disconnect(self, user: str, sid: str) -> bool:
         """Forget a socket; True when it was the user's last (the user went offline)."""

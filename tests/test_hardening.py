@@ -288,6 +288,23 @@ async def test_socket_cap_per_user(served) -> None:
             await peer.close()
 
 
+async def test_socket_cap_holds_for_sockets_connecting_at_once(served) -> None:
+    """Ten sockets of one user connecting together: exactly the cap (3) get in."""
+    url, _ = served
+    user = new_user()
+    peers = [Peer(user) for _ in range(10)]
+    results = await asyncio.gather(*(p.connect(url) for p in peers), return_exceptions=True)
+    try:
+        refused = [r for r in results if isinstance(r, Exception)]
+        assert len(refused) == 7, results
+        assert all(isinstance(r, socketio.exceptions.ConnectionError) for r in refused)
+        codes = [p.events["connect_error"][0]["data"]["code"] for p in peers if not p.sio.connected]
+        assert codes == ["limit_reached"] * 7
+    finally:
+        for peer in peers:
+            await peer.close()
+
+
 async def test_conversation_and_call_caps(served) -> None:
     url, realtime = served
     me, other = new_user(), new_user()
