@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
@@ -11,7 +12,7 @@ import socketio
 
 from . import validation as v
 from .config import Limits
-from .dispatch import Dispatcher
+from .dispatch import REDIS_AWAY, Dispatcher
 from .errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
 from .languages import Languages
 from .presence import Presence
@@ -55,6 +56,11 @@ class Chat:
         self.translation = translation
         self.limits = limits
         self.directory = Directory(store.redis)
+        # Stored messages whose delivery failed (Redis went away between store and publish),
+        # by (conversation, sender, client_id): delivered when the sender retries.
+        self._undelivered: OrderedDict[tuple[str, str, str], list[tuple[str, Any, Any]]] = (
+            OrderedDict()
+        )
         for name, handler in {
             "conversation.create": self.create,
             "conversation.join": self.join,
@@ -136,6 +142,9 @@ class Chat:
         conversation = await self.conversation_for(me, cid)
         earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
         if earlier is not None:
+            await self._deliver(
+                (cid, me.id, client_id), self._undelivered.pop((cid, me.id, client_id), None)
+            )
             return ok_ack(message=earlier, duplicate=True)
         fields = await self.translated(me, text, langs, glossary)
         created, message = await self.post(conversation, me, client_id, fields)
@@ -155,13 +164,25 @@ class Chat:
         )
         if created:
             rooms = [user_room(p) for p in conversation["participants"]]
-            await self.sio.manager.emit_batch(
-                [
-                    ("message.new", rooms, {"message": message}),
-                    *self.inbox_updates(conversation, unread, message),
-                ]
-            )
+            emits = [
+                ("message.new", rooms, {"message": message}),
+                *self.inbox_updates(conversation, unread, message),
+            ]
+            await self._deliver((conversation["id"], sender.id, client_id), emits)
         return created, message
+
+    async def _deliver(self, key: tuple[str, str, str], emits: list | None) -> None:
+        """Publish a stored message's emits; if Redis is away, keep them for the sender's retry
+        (bounded) and let the error through (the sender's ack says `unavailable`)."""
+        if not emits:
+            return
+        try:
+            await self.sio.manager.emit_batch(emits)
+        except REDIS_AWAY:
+            self._undelivered[key] = emits
+            while len(self._undelivered) > self.limits.undelivered_kept:
+                self._undelivered.popitem(last=False)
+            raise
 
     async def translated(
         self,

@@ -32,6 +32,7 @@ class Limits:
     max_tours_per_user: int = 3
     conversations_per_hour: int = 100
     idle_end_s: float = 60.0
+    undelivered_kept: int = 1000  # stored messages kept for re-delivery when Redis was away
 
 
 @dataclass(frozen=True)

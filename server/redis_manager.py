@@ -67,8 +67,26 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         Every emit through the Redis manager is a publish that every process (the sender too)
         decodes; a chat message needs `message.new` plus one `inbox.update` per participant,
         so batching them cuts Redis and decoding work per message to one round.
+
+        Unlike the stock emit (which logs and drops an emit it cannot publish), this raises when
+        Redis is away, before any socket got it: the caller can tell the sender and deliver again
+        when the sender retries. This process's own sockets get it once it is published.
         """
-        await self.emit(BATCH_EVENT, [list(item) for item in emits])
+        message = {
+            "method": "emit",
+            "event": BATCH_EVENT,
+            "data": [[list(item) for item in emits]],
+            "binary": False,
+            "namespace": "/",
+            "room": None,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+        if not self.connected:
+            self._redis_connect()
+        await self.redis.publish(self.channel, self.json.dumps(message))
+        await self._handle_emit(message)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("event") != BATCH_EVENT:

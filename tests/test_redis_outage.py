@@ -14,7 +14,7 @@ import pytest
 import redis
 import socketio
 
-from server.app import create_app
+from server.app import SERVICES, create_app
 from server.embedded_redis import EmbeddedRedis, free_port
 from tests.peers import Peer, ServerProcess, new_user
 
@@ -81,6 +81,49 @@ async def test_while_redis_is_away(aiohttp_server, own_redis, settings, server_t
         assert [m["client_id"] for m in history["messages"]] == [f"m{i}" for i in acked]
         newcomer = await Peer(new_user()).connect(url)
         await newcomer.close()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_message_stored_but_not_published_goes_out_on_the_retry(
+    aiohttp_server, redis_server, settings, server_translator
+) -> None:
+    """Redis answers the store but not the publish (it went away in between): the sender is
+    told `unavailable`, nobody got it half-way, and the sender's retry (same client_id)
+    delivers the stored message live, once, to everyone."""
+    app = create_app(settings, redis_server.url, server_translator)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    manager = app[SERVICES]["realtime"].manager
+    alice, bob = new_user(), new_user()
+    a, b = await Peer(alice).connect(url), await Peer(bob).connect(url)
+    try:
+        cid = (await a.call("conversation.create", {"participants": [bob.id]}))["conversation"][
+            "id"
+        ]
+        publish = manager.redis.publish
+
+        async def redis_gone(*args: object, **kwargs: object) -> None:
+            raise redis.exceptions.ConnectionError("injected: redis went away")
+
+        manager.redis.publish = redis_gone
+        ack = await a.call("message.send", send(cid, 1))
+        assert ack["ok"] is False and ack["error"]["code"] == "unavailable", ack
+        await asyncio.sleep(0.3)
+        assert not b.events["message.new"] and not a.events["message.new"]
+
+        manager.redis.publish = publish
+        again = await a.call("message.send", send(cid, 1))
+        assert again["ok"] and again["duplicate"] is True, again
+        got = await b.wait_for("message.new", lambda e: e["message"]["client_id"] == "m1")
+        assert got["message"] == again["message"]
+        third = await a.call("message.send", send(cid, 1))  # delivered already: not again
+        assert third["ok"] and third["duplicate"] is True
+        await asyncio.sleep(0.3)
+        assert len(b.events["message.new"]) == 1
+        history = await b.call("history.get", {"conversation_id": cid, "limit": 10})
+        assert [m["client_id"] for m in history["messages"]] == ["m1"]
     finally:
         await a.close()
         await b.close()
