@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 import threading
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,47 @@ def playwright_driver() -> Iterator[Playwright]:
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's Chromium (never a downloaded browser)."""
     browser = launch_chromium(playwright_driver)
+    yield browser
+    browser.close()
+
+
+SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
+SILENCE_S = 3.0
+
+
+def speech_with_silence(folder: Path) -> Path:
+    """The Korean recording followed by silence (Chromium loops the fake microphone's file)."""
+    assert SPEECH.is_file(), f"missing test recording {SPEECH}"
+    out = folder / "ko_speech_then_silence.wav"
+    with wave.open(str(SPEECH), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    silence = b"\0" * int(SILENCE_S * params.framerate) * params.sampwidth * params.nchannels
+    with wave.open(str(out), "wb") as target:
+        target.setparams(params)
+        target.writeframes(frames + silence)
+    return out
+
+
+@pytest.fixture(scope="module")
+def korean_mic_browser(
+    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    """A Chromium whose fake microphone speaks Korean, then is silent (fake camera: the test
+    pattern): the speaker of a call, the host of a tour."""
+    audio = speech_with_silence(tmp_path_factory.mktemp("fake-mic"))
+    browser = launch_chromium(
+        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def media_browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    """A Chromium with the default fake camera and microphone (a beep, no speech): listeners and
+    tour viewers."""
+    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
     yield browser
     browser.close()
 

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import re
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Page, expect
 
 from server.config import Settings
-from tests.browser.conftest import MEDIA_ARGS, PHONE, ThreadedServer, launch_chromium, sign_in
-from tests.peers import REPO, SECRET
+from tests.browser.conftest import PHONE, ThreadedServer, sign_in
+from tests.peers import SECRET
 from translation.translator import Translator
-
-SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
-SILENCE_S = 3.0
 
 # Every `subtitle` event the page receives, as the server sent it.
 RECORD_SUBTITLES = """() => {
@@ -36,41 +32,6 @@ REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('#call-view .tile.re
   .some((v) => v.videoWidth > 0 && v.readyState >= 2)"""
 
 
-def speech_with_silence(folder: Path) -> Path:
-    """The Korean recording followed by silence (Chromium loops the fake microphone's file)."""
-    assert SPEECH.is_file(), f"missing test recording {SPEECH}"
-    out = folder / "ko_speech_then_silence.wav"
-    with wave.open(str(SPEECH), "rb") as source:
-        params = source.getparams()
-        frames = source.readframes(source.getnframes())
-    silence = b"\0" * int(SILENCE_S * params.framerate) * params.sampwidth * params.nchannels
-    with wave.open(str(out), "wb") as target:
-        target.setparams(params)
-        target.writeframes(frames + silence)
-    return out
-
-
-@pytest.fixture(scope="module")
-def speaker_browser(
-    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Browser]:
-    """A Chromium whose fake microphone speaks Korean (and whose fake camera shows a pattern)."""
-    audio = speech_with_silence(tmp_path_factory.mktemp("fake-mic"))
-    browser = launch_chromium(
-        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
-    )
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def listener_browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """A Chromium with the default fake camera and microphone (a beep, no speech)."""
-    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
-    yield browser
-    browser.close()
-
-
 def wait_remote_video(page: Page, timeout_ms: int = 20000) -> None:
     """Until the page plays someone else's video (frames decoded, size known)."""
     try:
@@ -82,11 +43,11 @@ def wait_remote_video(page: Page, timeout_ms: int = 20000) -> None:
 
 
 def test_subtitled_call_between_korean_and_english(
-    new_page, web_server, shot, speaker_browser, listener_browser
+    new_page, web_server, shot, korean_mic_browser, media_browser
 ) -> None:
     began = time.monotonic()
-    listener = new_page(on=listener_browser)
-    speaker = new_page(on=speaker_browser)
+    listener = new_page(on=media_browser)
+    speaker = new_page(on=korean_mic_browser)
     for page, who in ((listener, "listener"), (speaker, "speaker")):
         page.on(
             "console",
@@ -233,11 +194,11 @@ def apertium_only_server(redis_server, tmp_path_factory, apertium_engine) -> Ite
 
 
 def test_untranslatable_call_subtitle_shows_the_original_and_why(
-    new_page, apertium_only_server, shot, speaker_browser, listener_browser
+    new_page, apertium_only_server, shot, korean_mic_browser, media_browser
 ) -> None:
     url = apertium_only_server
-    listener = new_page(on=listener_browser)
-    speaker = new_page(PHONE, on=speaker_browser)
+    listener = new_page(on=media_browser)
+    speaker = new_page(PHONE, on=korean_mic_browser)
     sign_in(listener, url, "Ann Buyer", "buyer", "en")
     speaker_id = sign_in(speaker, url, "김민수 Supplier", "supplier", "ko")
     listener.get_by_label("Start a conversation with (user id)").fill(speaker_id)

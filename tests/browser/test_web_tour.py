@@ -7,41 +7,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import DESKTOP, MEDIA_ARGS, PHONE, launch_chromium, sign_in
-from tests.browser.test_web_call import speech_with_silence
+from tests.browser.conftest import DESKTOP, PHONE, sign_in
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 VIDEO_PLAYS = """() => { const v = document.querySelector('#tour-video');
   return Boolean(v && v.videoWidth > 0 && v.readyState >= 2 && !v.muted); }"""
 AUDIO_TRACK_LIVE = """() => { const s = document.querySelector('#tour-video').srcObject;
   return Boolean(s && s.getAudioTracks().some((t) => t.readyState === 'live')); }"""
-
-
-@pytest.fixture(scope="module")
-def host_browser(
-    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Browser]:
-    """A Chromium whose fake microphone speaks Korean (fake camera: the moving test pattern)."""
-    audio = speech_with_silence(tmp_path_factory.mktemp("tour-mic"))
-    browser = launch_chromium(
-        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
-    )
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def viewer_browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """A Chromium for the viewers (they send no media; they receive the host's)."""
-    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
-    yield browser
-    browser.close()
 
 
 def wait_watching(page: Page, who: str, timeout_ms: int = 30000) -> None:
@@ -62,13 +38,13 @@ def first_final(page: Page, timeout_ms: int = 60000):
 
 
 def test_tour_hosted_watched_in_three_languages(
-    new_page, web_server, shot, host_browser, viewer_browser
+    new_page, web_server, shot, korean_mic_browser, media_browser
 ) -> None:
     began = time.monotonic()
-    host = new_page(on=host_browser)
-    ann = new_page(on=viewer_browser)
-    luis = new_page(on=viewer_browser)
-    claire = new_page(PHONE, on=viewer_browser)
+    host = new_page(on=korean_mic_browser)
+    ann = new_page(on=media_browser)
+    luis = new_page(on=media_browser)
+    claire = new_page(PHONE, on=media_browser)
     pages = {"host": host, "ann": ann, "luis": luis, "claire": claire}
     for who, page in pages.items():
         page.on(
@@ -209,10 +185,10 @@ def tradetalk_tour_id(page: Page) -> str:
     return page.evaluate("() => tradetalk.tour.active.tour.id")
 
 
-def test_invite_only_tour_is_listed_for_the_invited_only(new_page, web_server, viewer_browser):
-    host = new_page(on=viewer_browser)
-    ann = new_page(on=viewer_browser)
-    bob = new_page(PHONE, on=viewer_browser)
+def test_invite_only_tour_is_listed_for_the_invited_only(new_page, web_server, media_browser):
+    host = new_page(on=media_browser)
+    ann = new_page(on=media_browser)
+    bob = new_page(PHONE, on=media_browser)
     sign_in(host, web_server, "Mei Supplier", "supplier", "zh")
     ann_id = sign_in(ann, web_server, "Ann Invited", "buyer", "en")
     sign_in(bob, web_server, "Bob Outsider", "buyer", "en")
