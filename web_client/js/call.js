@@ -4,7 +4,7 @@ import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { t } from "./i18n.js";
 import { LANGUAGES, fillLanguageSelect } from "./languages.js";
-import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
+import { answerReoffer } from "./sdp_extmap.js";
 import { SubtitleBoard } from "./subtitles.js";
 
 const ICE_GATHERING_MAX_MS = 5000;
@@ -317,15 +317,8 @@ export class CallView {
     active.queue = active.queue.then(async () => {
       if (this.active !== active) return;
       try {
-        const pc = active.pc;
-        const known = extmapIds(pc.currentLocalDescription?.sdp, pc.currentRemoteDescription?.sdp);
-        await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, known) });
-        await active.pc.setLocalDescription(await active.pc.createAnswer());
-        await this.app.connection.request("rtc.answer", {
-          call_id: active.call.id,
-          sdp: active.pc.localDescription.sdp,
-          type: "answer",
-        });
+        const answer = await answerReoffer(active.pc, sdp);
+        await this.app.connection.request("rtc.answer", { call_id: active.call.id, sdp: answer, type: "answer" });
       } catch (error) {
         console.warn("renegotiation failed", error);
         this.showNote(t("call.update_failed", { error: error.message }));

@@ -42,3 +42,11 @@ export function alignExtmapIds(offer, known) {
     })
     .join(eol);
 }
+
+/** Apply a server re-offer to `pc` with the extension ids already negotiated; return the answer SDP. */
+export async function answerReoffer(pc, sdp) {
+  const known = extmapIds(pc.currentLocalDescription?.sdp, pc.currentRemoteDescription?.sdp);
+  await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, known) });
+  await pc.setLocalDescription(await pc.createAnswer());
+  return pc.localDescription.sdp;
+}

@@ -8,7 +8,7 @@ import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { alignExtmapIds, extmapIds } from "./sdp_extmap.js";
+import { answerReoffer } from "./sdp_extmap.js";
 import "./strings/tour.js";
 import { SubtitleBoard, shortReason, subtitleFor } from "./subtitles.js";
 
@@ -478,15 +478,8 @@ export class TourView {
     active.queue = active.queue.then(async () => {
       if (this.active !== active) return;
       try {
-        const pc = active.pc;
-        const known = extmapIds(pc.currentLocalDescription?.sdp, pc.currentRemoteDescription?.sdp);
-        await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, known) });
-        await pc.setLocalDescription(await pc.createAnswer());
-        await this.app.connection.request("tour.answer", {
-          tour_id: active.tour.id,
-          sdp: pc.localDescription.sdp,
-          type: "answer",
-        });
+        const answer = await answerReoffer(active.pc, sdp);
+        await this.app.connection.request("tour.answer", { tour_id: active.tour.id, sdp: answer, type: "answer" });
       } catch (error) {
         this.showNote(t("tour.error", { message: error.message }));
       }
