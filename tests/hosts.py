@@ -213,11 +213,13 @@ class Hosts:
         mode: str | None = None,
         heartbeat_s: float = 3.0,
         env: dict[str, str] | None = None,
+        host_env: list[dict[str, str]] | None = None,
     ) -> None:
         self.size = size
         self.data_dir = Path(data_dir)
         self.wanted = mode or os.environ.get(FORCE_ENV) or None
         self.env = {"TRADETALK_HEARTBEAT_S": str(heartbeat_s), **(env or {})}
+        self.host_env = list(host_env or [])  # per host (index), on top of `env`
         self.heartbeat_s = heartbeat_s
         self.run = f"{PREFIX}{os.getpid():06x}{next(_runs) % 256:02x}"
         self.mode = ""
@@ -289,7 +291,7 @@ class Hosts:
                     port,
                     host=address,
                     netns=net.namespace(i) if net else None,
-                    env=self.env,
+                    env={**self.env, **(self.host_env[i] if i < len(self.host_env) else {})},
                 )
                 self.hosts.append(Host(name, address, server.spawn(), server.netns))
             await asyncio.gather(*(h.server.healthy(60) for h in self.hosts))
