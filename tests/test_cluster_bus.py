@@ -317,14 +317,25 @@ async def test_the_listener_comes_back_after_redis_restarts(tmp_path) -> None:
     async def ping(body: dict[str, Any]) -> dict[str, Any]:
         return {"pong": True}
 
+    async def slow(body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(30)
+        return {}
+
     try:
+        with pytest.raises(NodeUnavailable, match="not listening"):
+            await a.request(b.node_id, "ping", {})  # before start()
         await a.start()
         await b.start()
         b.on("ping", ping)
+        b.on("slow", slow)
         assert await a.request(b.node_id, "ping", {}) == {"pong": True}
+        waiting = asyncio.create_task(a.request(b.node_id, "slow", {}, timeout=20))
+        await asyncio.sleep(0.1)
         assert own.process is not None
         own.process.kill()
         own.process.wait()
+        with pytest.raises(NodeUnavailable, match="lost redis"):  # at once, not in 20 s
+            await asyncio.wait_for(waiting, 5)
         own.start()  # the same port
         deadline = time.monotonic() + 15
         while True:

@@ -82,6 +82,8 @@ class Bus:
         """Subscribe to this node's and the broadcast channel, then listen in a task."""
         if self._closed:
             raise RuntimeError("bus closed")
+        if self._listener is not None:
+            return
         self._pubsub = await self._subscribe()
         self._listener = asyncio.create_task(self._listen(), name=f"bus-{self.node_id}")
 
@@ -95,10 +97,7 @@ class Bus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         await self._drop_pubsub()
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(NodeUnavailable(f"bus of node {self.node_id} closed"))
-        self._pending.clear()
+        self._fail_pending(f"bus of node {self.node_id} closed")
         await self._finish_handlers()
         await self.redis.aclose()
 
@@ -117,6 +116,13 @@ class Bus:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+
+    def _fail_pending(self, reason: str) -> None:
+        """Fail every request waiting for a reply (none can come any more)."""
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(NodeUnavailable(reason))
 
     async def _finish_handlers(self) -> None:
         if not self._tasks:
@@ -147,6 +153,7 @@ class Bus:
                     return
                 log.error("bus of node %s: %s; retrying in %.2f s", self.node_id, exc, backoff)
                 await self._drop_pubsub()
+                self._fail_pending(f"bus of node {self.node_id} lost redis ({exc})")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -234,14 +241,17 @@ class Bus:
     ) -> dict[str, Any]:
         """`op` with `body` on node `node_id`, and its reply body.
 
-        Raises NodeUnavailable (no listener, no answer in `timeout` s, or this bus closed) or
-        BusError (the node's handler raised or it does not handle `op`).
+        Raises NodeUnavailable (no listener there, no answer in `timeout` s, Redis away, or this
+        bus closed or not listening) or BusError (the node's handler raised, or it does not
+        handle `op`, or MAX_IN_FLIGHT requests wait already).
         """
         if self._closed:
             raise NodeUnavailable(f"bus of node {self.node_id} closed")
         wait = self.timeout_s if timeout is None else timeout
         if node_id == self.node_id:
             return await self._request_self(op, body, wait)
+        if self._pubsub is None:  # not started, or re-subscribing: the reply would be lost
+            raise NodeUnavailable(f"bus of node {self.node_id} is not listening (redis away?)")
         if len(self._pending) >= MAX_IN_FLIGHT:
             raise BusError(f"{MAX_IN_FLIGHT} requests in flight on node {self.node_id}")
         request_id = uuid.uuid4().hex
