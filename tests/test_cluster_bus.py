@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from server.cluster.bus import Bus, BusError, NodeUnavailable
 from server.cluster.nodes import NODES_KEY, NodeInfo, NodeRegistry, load_figure, node_key
-from server.embedded_redis import EmbeddedRedis
+from server.storage.embedded_redis import EmbeddedRedis
 
 REGISTRY_DB = 11
 
