@@ -501,6 +501,35 @@ async def run_level(
 # ---------------------------------------------------------------- server
 
 
+def install_argos_ko_en(data_dir: Path) -> str:
+    """Build (cached) the test ko→en Argos package and install it into `data_dir` with the CLI
+    (`tradetalk models install`); the CLI's `models list` of that data dir."""
+    from tests.argos_package import build_argos_package
+    from tests.argos_phrases import KO_EN
+
+    archive = build_argos_package("ko", "en", KO_EN)
+    cli = [sys.executable, "-m", "server.cli", "models"]
+    env = {**os.environ, "TRADETALK_DATA": str(data_dir)}
+    subprocess.run(
+        [*cli, "install", str(archive)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    listing = subprocess.run(
+        [*cli, "list"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return listing.stdout
+
+
 class Server:
     """Embedded Redis plus `tradetalk serve` in a child process, on a throw-away data dir."""
 
@@ -533,31 +562,8 @@ class Server:
         return env
 
     def install_argos_ko_en(self) -> str:
-        """Build (cached) the test ko→en Argos package and install it with the CLI."""
-        from tests.argos_package import build_argos_package
-        from tests.argos_phrases import KO_EN
-
-        archive = build_argos_package("ko", "en", KO_EN)
-        cli = [sys.executable, "-m", "server.cli", "models"]
-        env = {**os.environ, "TRADETALK_DATA": str(self.data)}
-        subprocess.run(
-            [*cli, "install", str(archive)],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        listing = subprocess.run(
-            [*cli, "list"],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return listing.stdout
+        """Build (cached) the test ko→en Argos package and install it into the data dir."""
+        return install_argos_ko_en(self.data)
 
     async def start(self) -> None:
         self.redis.start()

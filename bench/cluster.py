@@ -9,9 +9,12 @@ host. Clients (Socket.IO + aiortc) run in this process.
 
 1. `call.join` round trip: `call.join {sdp: offer}` emitted → its ack (the answer) received
    (the offer is made before the clock starts), by a joiner whose socket is on the owner's
-   process ("owner") vs on host1 ("forwarded"); a new call each trial, trials interleaved.
+   process ("owner") vs on host1 ("forwarded"); a new call each trial, trials interleaved
+   (which placement goes first alternates).
 2. First-subtitle latency: a Korean speaker plays ko_test.wav (../shared/testdata/speech) with
-   2 s of silence after it; an English listener records the first final `subtitle`. Latency =
+   2 s of silence after it; an English listener records the first final `subtitle`, translated
+   by the test ko->en Argos package (tests/argos_package.py, installed once and copied into every
+   host's data dir; `--no-translate` skips it and the lines go out untranslated). Latency =
    the listener's receive time minus the time the speaker's track handed the last frame of the
    clip's first utterance to its RTP sender (stamped, bench/captions.py's TimedTrack; the first
    utterance ends at the first pause of `TRADETALK_ENDPOINT_SILENCE_S` = 0.25 s in the clip's
@@ -37,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -51,13 +55,14 @@ import numpy as np  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from aiortc import AudioStreamTrack  # noqa: E402
 
-from bench.captions import WAV, TimedTrack, percentile, talk_only  # noqa: E402
+from bench.captions import WAV, TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
 from server.tokens import Identity  # noqa: E402
 from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
 from tests.hosts import Host, Hosts  # noqa: E402
 from tests.peers import Peer, new_user, sign_in_once  # noqa: E402
 
 OWNER, FORWARDED = "owner", "forwarded"
+ORDERS = ((OWNER, FORWARDED), (FORWARDED, OWNER))
 SIGNAL = 0  # host1: signalling-only
 MEDIA = (1, 2)  # host2, host3: media nodes
 ENDPOINT_SILENCE_S = 0.25  # the server's default TRADETALK_ENDPOINT_SILENCE_S
@@ -427,6 +432,15 @@ async def run(args: argparse.Namespace, root: Path) -> None:
     wav = speech_with_pauses(WAV, root / "ko-pause.wav", repeats=1, pause_s=2.0)
     speech_end = first_utterance_end(WAV)
     began = time.monotonic()
+    if args.translate:
+        listing = await asyncio.to_thread(install_argos_ko_en, root / "template")
+        if "ko->en" not in listing:
+            raise RuntimeError(f"the test ko->en Argos package did not install: {listing}")
+        for i in range(3):  # each host's data dir (tests/hosts.py: root / hostN) gets a copy
+            shutil.copytree(
+                root / "template", root / f"host{i + 1}", ignore=shutil.ignore_patterns("secret")
+            )
+        print(f"ko->en Argos test package installed in {time.monotonic() - began:.0f} s")
     cluster = Hosts(3, root, mode=args.mode, env=env, host_env=host_env)
     async with cluster:
         bench = Bench(cluster, aioredis.from_url(cluster.redis_url), node_ids)
@@ -471,17 +485,18 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
         if warmed >= set(MEDIA) or args.quick:
             break
 
-    for _ in range(args.joins):
-        for placement in (OWNER, FORWARDED):
+    for n in range(args.joins):
+        for placement in ORDERS[n % 2]:  # alternate who goes first
             took, owner = await join_trial(bench, placement)
             joins[placement].append(took)
             owners[placement].append(owner)
     print(f"call.join: {args.joins} trials per placement done", flush=True)
 
     for n in range(args.trials):
-        for placement in (OWNER, FORWARDED):
+        for placement in ORDERS[n % 2]:
             result = await subtitle_trial(bench, placement, wav, speech_end)
             subs[placement].append(result)
+            owners[placement].append(result.owner)
             print(
                 f"  subtitle {placement:9} #{n}: host{result.owner + 1} "
                 f"{result.latency_ms:5.0f} ms  en={'yes' if result.translated else 'no'}  "
@@ -515,8 +530,10 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
             [r.latency_ms for r in subs[FORWARDED]],
         )
     )
-    spread = {k: sorted({f"host{o + 1}" for o in v}) for k, v in owners.items()}
-    print(f"(calls placed on: join trials {spread}; p99 is the max below 100 samples)")
+    spread = {k: {f"host{h + 1}": v.count(h) for h in MEDIA} for k, v in owners.items()}
+    print(f"calls placed on (join + subtitle trials): {spread}; p99 = the max below 100 samples")
+    translated = sum(r.translated for v in subs.values() for r in v)
+    print(f"subtitle finals with an English translation: {translated}/{args.trials * 2}")
     if kills:
         print(
             f"\nkill -9 of the owner, ms after the kill ({len(kills)} trial(s) x 2 members: "
@@ -542,6 +559,12 @@ def main() -> int:
     parser.add_argument("--ttl", type=float, default=3.0, help="TRADETALK_NODE_TTL_S")
     parser.add_argument("--mode", choices=["netns", "loopback"], default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 trial of each")
+    parser.add_argument(
+        "--no-translate",
+        dest="translate",
+        action="store_false",
+        help="skip installing the test ko->en Argos package (finals go out untranslated)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="abort the run after (s)")
     args = parser.parse_args()
     if args.quick:
