@@ -27,10 +27,13 @@ host. Clients (Socket.IO + aiortc) run in this process.
    fresh offer) is acked, and when the first audio frame of the other member arrives on the new
    peer connection (decoded by aiortc: the first RTP packets plus the jitter buffer). The killed
    host is restarted under a new node id before the next trial.
+4. The same with SIGTERM instead (a drain: the owner hands its calls over and exits 0; members
+   get `call.moved` "media server restarting"); its exit code is checked.
 
 No assertions on timings: this prints numbers. `--quick` is a smoke run (1 trial each).
 
-    sudo .venv/bin/python bench/cluster.py [--joins 15] [--trials 4] [--kills 3] [--quick]
+    sudo .venv/bin/python bench/cluster.py [--joins 15] [--trials 4] [--kills 3] [--drains 1]
+                                           [--ttl 3] [--mode netns|loopback] [--quick]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -335,15 +339,22 @@ class KillResult:
     media_ms: list[float | None]
     reasons: list[str]
     retries: int
+    exit_code: int | None = None  # the owner's, after SIGTERM (drain trials)
 
 
-async def kill_trial(bench: Bench, generation: int, timeout: float = 30.0) -> KillResult:
+async def kill_trial(
+    bench: Bench, generation: int, drain: bool = False, timeout: float = 30.0
+) -> KillResult:
+    """A call with members A (socket on host1) and B (on the other media node); kill -9 its owner
+    (or SIGTERM it: `drain`) and time each member's way back to hearing the other."""
     a_user, b_user = new_user("buyer", "en"), new_user("supplier", "en")
     await sign_in_once(bench.url(SIGNAL), b_user)
     a_peer = await Peer(a_user).connect(bench.url(SIGNAL))
     call_id = await start_call(a_peer, b_user)
     owner = await bench.owner_of(call_id)
     survivor = next(i for i in MEDIA if i != owner)
+    process = bench.host(owner).server.process
+    assert process is not None
     b_peer = await Peer(b_user).connect(bench.url(survivor))
     members = [Member("A@host1", a_peer, call_id), Member(f"B@host{survivor + 1}", b_peer, call_id)]
     try:
@@ -358,7 +369,11 @@ async def kill_trial(bench: Bench, generation: int, timeout: float = 30.0) -> Ki
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         killed = time.monotonic()
-        bench.host(owner).kill()
+        if drain:
+            process.send_signal(signal.SIGTERM)
+            exited = asyncio.ensure_future(asyncio.to_thread(process.wait, 60))
+        else:
+            bench.host(owner).kill()
         deadline = killed + timeout
         while not all(m.first_audio() for m in members) and time.monotonic() < deadline:
             for m in members:
@@ -372,6 +387,9 @@ async def kill_trial(bench: Bench, generation: int, timeout: float = 30.0) -> Ki
         moved_to = await bench.owner_of(call_id) if all(m.moved_at for m in members) else None
         if moved_to is not None and moved_to != survivor:
             bench.errors.append(f"kill trial: call moved to host{moved_to + 1}, not the survivor")
+        code = await exited if drain else None
+        if drain and code != 0:
+            bench.errors.append(f"drain trial: the owner host{owner + 1} exited {code}, not 0")
         return KillResult(
             owner,
             survivor,
@@ -380,6 +398,7 @@ async def kill_trial(bench: Bench, generation: int, timeout: float = 30.0) -> Ki
             [since(m.first_audio()) for m in members],
             [m.reason for m in members],
             sum(m.retries for m in members),
+            code,
         )
     finally:
         await end_call(a_peer, call_id, *(m.client for m in members if m.client))
@@ -388,6 +407,10 @@ async def kill_trial(bench: Bench, generation: int, timeout: float = 30.0) -> Ki
                 await asyncio.wait_for(asyncio.gather(*m.closing), 10)
         await a_peer.close()
         await b_peer.close()
+        if process.poll() is None:  # a drain that did not finish: the port must be free again
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(process.wait, 60)
+            bench.host(owner).kill()
         await bench.restart(owner, generation)
 
 
@@ -504,15 +527,17 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
                 flush=True,
             )
 
-    kills = []
-    for n in range(args.kills):
-        result = await kill_trial(bench, n + 1)
-        kills.append(result)
+    moves: dict[str, list[KillResult]] = {"kill -9": [], "SIGTERM (drain)": []}
+    trials = [("kill -9", False)] * args.kills + [("SIGTERM (drain)", True)] * args.drains
+    for n, (how, drain) in enumerate(trials):
+        result = await kill_trial(bench, n + 1, drain=drain)
+        moves[how].append(result)
         print(
-            f"  kill #{n}: owner host{result.owner + 1} -> host{result.survivor + 1}: "
+            f"  {how} #{n}: owner host{result.owner + 1} -> host{result.survivor + 1}: "
             f"moved {[fmt(v) for v in result.moved_ms]} re-joined "
             f"{[fmt(v) for v in result.rejoined_ms]} media {[fmt(v) for v in result.media_ms]} "
-            f"ms (A@host1, B@survivor); reasons {result.reasons}; retries {result.retries}",
+            f"ms (A@host1, B@survivor); reasons {result.reasons}; retries {result.retries}"
+            + (f"; exit code {result.exit_code}" if drain else ""),
             flush=True,
         )
 
@@ -534,9 +559,11 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
     print(f"calls placed on (join + subtitle trials): {spread}; p99 = the max below 100 samples")
     translated = sum(r.translated for v in subs.values() for r in v)
     print(f"subtitle finals with an English translation: {translated}/{args.trials * 2}")
-    if kills:
+    for how, kills in moves.items():
+        if not kills:
+            continue
         print(
-            f"\nkill -9 of the owner, ms after the kill ({len(kills)} trial(s) x 2 members: "
+            f"\n{how} of the owner, ms after the signal ({len(kills)} trial(s) x 2 members: "
             f"A's socket on host1, B's on the surviving media node)"
         )
         print(f"{'':30} {'n':>3} {'p50':>6} {'max':>6}  missing")
@@ -556,6 +583,7 @@ def main() -> int:
     parser.add_argument("--joins", type=int, default=15, help="call.join trials per placement")
     parser.add_argument("--trials", type=int, default=4, help="subtitle trials per placement")
     parser.add_argument("--kills", type=int, default=3, help="kill -9 trials")
+    parser.add_argument("--drains", type=int, default=1, help="SIGTERM (drain) trials")
     parser.add_argument("--ttl", type=float, default=3.0, help="TRADETALK_NODE_TTL_S")
     parser.add_argument("--mode", choices=["netns", "loopback"], default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 trial of each")
@@ -568,7 +596,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="abort the run after (s)")
     args = parser.parse_args()
     if args.quick:
-        args.joins, args.trials, args.kills = 2, 1, 1
+        args.joins, args.trials, args.kills, args.drains = 2, 1, 1, 1
     with tempfile.TemporaryDirectory(prefix="tradetalk-bench-cluster-") as tmp:
         try:
             asyncio.run(asyncio.wait_for(run(args, Path(tmp)), args.timeout))
