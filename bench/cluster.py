@@ -481,6 +481,11 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         finally:
             bench.errors += server_errors(cluster)
             await bench.redis.aclose()
+            if args.logs:
+                for host in cluster.hosts:
+                    if host.server.log.exists():
+                        Path(args.logs).mkdir(parents=True, exist_ok=True)
+                        shutil.copy(host.server.log, Path(args.logs) / f"{host.name}.log")
     print(
         f"\nwhole run {time.monotonic() - began:.0f} s; load average at the end "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
@@ -587,6 +592,7 @@ def main() -> int:
     parser.add_argument("--ttl", type=float, default=3.0, help="TRADETALK_NODE_TTL_S")
     parser.add_argument("--mode", choices=["netns", "loopback"], default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 trial of each")
+    parser.add_argument("--logs", default=None, help="copy the servers' logs into this folder")
     parser.add_argument(
         "--no-translate",
         dest="translate",
