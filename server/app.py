@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from server.background import Periodic
 from server.cluster.bus import Bus
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
@@ -112,7 +113,7 @@ class Realtime:
         self.bounds = Bounds(self)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
-        self._heartbeat: asyncio.Task | None = None
+        self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
         metrics.add_source(self)
 
     async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
@@ -164,13 +165,12 @@ class Realtime:
 
     def load(self) -> dict[str, float]:
         """This node's media load for placement: sessions, peers, speakers recognized."""
-        calls, tours = self.calls.stats(), self.tours.stats()
+        sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
+        members = [m for s in sessions for m in s.members.values()]
         return {
-            "sessions": calls["calls"] + tours["tours"],
-            "peers": calls["members"]
-            + tours["viewers"]
-            + sum(1 for t in self.tours.tours.values() if t.host_member is not None),
-            "recognizers": calls["recognizers"] + tours["recognizers"],
+            "sessions": len(sessions),
+            "peers": len(members),
+            "recognizers": sum(1 for m in members if m.subtitles is not None and m.subtitles.alive),
         }
 
     def gauges(self) -> dict[str, float]:
@@ -214,7 +214,7 @@ class Realtime:
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
-        self._heartbeat = asyncio.create_task(self._beat())
+        self._heartbeat.start()
         await self.bus.start()
         await self.registry.beat()
         self.registry.start()
@@ -222,16 +222,10 @@ class Realtime:
         self.bounds.start()
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.presence.heartbeat_s / 3)
-            try:
-                await self.presence.heartbeat()
-                for user in await self.presence.sweep():
-                    await self.chat.announce_presence(user, False)
-            except REDIS_AWAY as exc:
-                log.warning("presence heartbeat: redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("presence heartbeat failed")
+        """Presence: this instance is alive; sockets of dead instances are swept."""
+        await self.presence.heartbeat()
+        for user in await self.presence.sweep():
+            await self.chat.announce_presence(user, False)
 
     async def drain(self) -> None:
         """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM)."""
@@ -252,10 +246,7 @@ class Realtime:
 
     async def stop(self) -> None:
         """Stop background work and remove this process's sockets from presence."""
-        if self._heartbeat:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await self._heartbeat.stop()
         await self.bounds.stop()
         await self.failover.stop()
         await self.calls.close()
