@@ -24,11 +24,12 @@ from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
 from server.media_sessions.calls import Calls
-from server.media_sessions.tours import Tours
+from server.media_sessions.tours import TOUR_ID_RE, Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
+from server.realtime.validation import CALL_ID_RE
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
@@ -102,10 +103,10 @@ class Realtime:
         self.tours = Tours(*kinds)
         for name, handler in self.calls.handlers().items():
             locate = {"call.start": router.place_call, "call.get": router.by_conversation}
-            router.register(name, handler, locate.get(name, router.by_id("call_id")))
+            router.register(name, handler, locate.get(name, router.by_id("call_id", CALL_ID_RE)))
         for name, handler in self.tours.handlers().items():
             locate = {"tour.start": router.place, "tour.list": None}
-            router.register(name, handler, locate.get(name, router.by_id("tour_id")))
+            router.register(name, handler, locate.get(name, router.by_id("tour_id", TOUR_ID_RE)))
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )

@@ -23,7 +23,7 @@ async def nodes(aiohttp_server, redis_server, tmp_path, translator):
     made = []
     cluster = "t" + secrets.token_hex(4)
 
-    async def make(media: bool = True, ttl: float = 1.0):
+    async def make(media: bool = True, ttl: float = 3.0):
         settings = Settings(
             data_dir=tmp_path,
             secret=SECRET,
