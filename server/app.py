@@ -219,7 +219,7 @@ class Realtime:
         await self.bus.start()
         await self.registry.beat()
         self.registry.start()
-        self.failover.start()
+        await self.failover.start()
         self.bounds.start()
 
     async def _beat(self) -> None:

@@ -53,9 +53,22 @@ class Failover:
         self._loop = Periodic("node check", self.interval, self.check)
         bus.on("adopt", self._adopt)
 
-    def start(self) -> None:
-        """Check the nodes in the background until `stop()`."""
+    async def start(self) -> None:
+        """Re-place what an earlier run of this node id left, then check the nodes in the
+        background until `stop()`."""
+        for record in await self.records.all():
+            if record.get("owner") == self.node_id and record.get("cluster") == self.cluster:
+                if record.get("kind") in self.kinds and record["id"] not in self._running():
+                    log.warning(
+                        "%s %s was left by an earlier run of this node",
+                        record["kind"],
+                        record["id"],
+                    )
+                    await self.replace(record, LOST)
         self._loop.start()
+
+    def _running(self) -> set[str]:
+        return {sid for kind in self.kinds.values() for sid in kind.sessions}
 
     async def stop(self) -> None:
         """Stop checking."""
