@@ -510,7 +510,7 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
             f"{result.text!r}",
             flush=True,
         )
-        if warmed >= set(MEDIA) or args.quick:
+        if warmed >= set(MEDIA):
             break
 
     for n in range(args.joins):
