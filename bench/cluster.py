@@ -24,9 +24,10 @@ host. Clients (Socket.IO + aiortc) run in this process.
 3. kill -9 of the owner: member A's socket on host1, member B's on the surviving media node;
    both publish audio (silence, still Opus RTP) and receive each other's. After `kill -9` of
    the owner, per member: when `call.moved` arrives, when its re-join (a new peer connection, a
-   fresh offer) is acked, and when the first audio frame of the other member arrives on the new
-   peer connection (decoded by aiortc: the first RTP packets plus the jitter buffer). The killed
-   host is restarted under a new node id before the next trial.
+   fresh offer) is acked, when the new peer connection's audio receiver gets its first RTP
+   packet (aiortc's receiver handler, stamped in this process), and when the first audio frame
+   of the other member comes out of its decoder (after the jitter buffer). The killed host is
+   restarted under a new node id before the next trial.
 4. The same with SIGTERM instead (a drain: the owner hands its calls over and exits 0; members
    get `call.moved` "media server restarting"); its exit code is checked.
 
@@ -57,7 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
-from aiortc import AudioStreamTrack  # noqa: E402
+from aiortc import AudioStreamTrack, RTCRtpReceiver  # noqa: E402
 
 from bench.captions import WAV, TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
 from server.tokens import Identity  # noqa: E402
@@ -70,6 +71,18 @@ ORDERS = ((OWNER, FORWARDED), (FORWARDED, OWNER))
 SIGNAL = 0  # host1: signalling-only
 MEDIA = (1, 2)  # host2, host3: media nodes
 ENDPOINT_SILENCE_S = 0.25  # the server's default TRADETALK_ENDPOINT_SILENCE_S
+_handle_rtp = RTCRtpReceiver._handle_rtp_packet
+
+
+async def _stamped_handle_rtp(self: RTCRtpReceiver, packet, arrival_time_ms: int) -> None:
+    """aiortc's RTP packet handler, stamping when each receiver got its first packet (the clients
+    in this process; the servers are other processes and unaffected)."""
+    if getattr(self, "bench_first_rtp", None) is None:
+        self.bench_first_rtp = time.monotonic()
+    await _handle_rtp(self, packet, arrival_time_ms)
+
+
+RTCRtpReceiver._handle_rtp_packet = _stamped_handle_rtp  # type: ignore[method-assign]
 
 
 def first_utterance_end(wav: Path, gap_s: float = ENDPOINT_SILENCE_S, floor_db: float = -40.0):
@@ -326,6 +339,17 @@ class Member:
         times = [t for key, t in self.client.rtc.first_frame.items() if key.endswith("/audio")]
         return min(times) if times else None
 
+    def first_rtp(self) -> float | None:
+        """When the new peer connection's audio receiver got its first RTP packet."""
+        if self.client is None or self.rejoined_at is None:
+            return None
+        times = [
+            getattr(r, "bench_first_rtp", None)
+            for r in self.client.rtc.pc.getReceivers()
+            if r.track is not None and r.track.kind == "audio"
+        ]
+        return min((t for t in times if t is not None), default=None)
+
     def hears(self) -> bool:
         return self.client is not None and self.client.received("audio") > 0
 
@@ -336,6 +360,7 @@ class KillResult:
     survivor: int
     moved_ms: list[float | None]
     rejoined_ms: list[float | None]
+    rtp_ms: list[float | None]
     media_ms: list[float | None]
     reasons: list[str]
     retries: int
@@ -395,6 +420,7 @@ async def kill_trial(
             survivor,
             [since(m.moved_at) for m in members],
             [since(m.rejoined_at) for m in members],
+            [since(m.first_rtp()) for m in members],
             [since(m.first_audio()) for m in members],
             [m.reason for m in members],
             sum(m.retries for m in members),
@@ -540,7 +566,8 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
         print(
             f"  {how} #{n}: owner host{result.owner + 1} -> host{result.survivor + 1}: "
             f"moved {[fmt(v) for v in result.moved_ms]} re-joined "
-            f"{[fmt(v) for v in result.rejoined_ms]} media {[fmt(v) for v in result.media_ms]} "
+            f"{[fmt(v) for v in result.rejoined_ms]} rtp {[fmt(v) for v in result.rtp_ms]} "
+            f"audio {[fmt(v) for v in result.media_ms]} "
             f"ms (A@host1, B@survivor); reasons {result.reasons}; retries {result.retries}"
             + (f"; exit code {result.exit_code}" if drain else ""),
             flush=True,
@@ -575,7 +602,8 @@ async def body(bench: Bench, args: argparse.Namespace, wav: Path, speech_end: fl
         for name, attr in [
             ("call.moved seen", "moved_ms"),
             ("re-joined (join ack)", "rejoined_ms"),
-            ("first audio frame received", "media_ms"),
+            ("first RTP packet received", "rtp_ms"),
+            ("first audio frame decoded", "media_ms"),
         ]:
             values = [v for k in kills for v in getattr(k, attr)]
             got = [v for v in values if v is not None]
