@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +48,7 @@ MAX_CER = 0.5  # as tests/test_calls.py: the recognized line is the reference se
 NODE_TTL_S = 3.0  # the contract's default TRADETALK_NODE_TTL_S
 MOVED_BOUND_S = 5.0  # must have 3: members learn of a lost owner within 5 s
 SIGNALLING = {"TRADETALK_MEDIA": "0"}
+SESSION_KEY = re.compile(r"^tt:media:[kt]_[0-9a-f]{16}$")
 COMMON_ENV = {
     "TRADETALK_MAX_CALLS_PER_USER": "10",
     "TRADETALK_RATE_PER_SECOND": "200",
@@ -111,6 +113,16 @@ class Room:
     async def media_record(self, session_id: str) -> dict | None:
         record = await self.redis.get(f"tt:media:{session_id}")
         return json.loads(record) if record else None
+
+    def check_candidates(self, ack: dict, owner: Host) -> None:
+        """An answer's ICE candidates are on the owner's address only. In namespaces that is
+        the owner's own interface; in loopback mode every process shares the machine's
+        interfaces and aiortc gathers none on 127.0.0.x, so there is nothing to tell apart."""
+        found = candidate_addresses(ack["sdp"])
+        if self.cluster.mode == NETNS:
+            assert found == {owner.address}, (owner.name, found)
+        else:
+            print(f"[cluster] loopback: answer candidates {sorted(found)} (not checked)")
 
     def host_of(self, node_id: str) -> Host:
         [host] = [h for h in self.cluster.hosts if h.node_id == node_id]
@@ -204,6 +216,17 @@ async def transcript(peer: Peer, cid: str) -> list[dict]:
     return [m for m in history["messages"] if m.get("kind") == "transcript"]
 
 
+async def transcript_settled(peer: Peer, cid: str, texts: list[str], timeout: float = 3) -> list:
+    """The transcript once its texts are `texts` (storing may trail the subtitle by a moment),
+    or as it is after `timeout` (for the caller's assert to show)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = await transcript(peer, cid)
+        if [m["text"] for m in lines] == texts or time.monotonic() > deadline:
+            return lines
+        await asyncio.sleep(0.1)
+
+
 def no_duplicates(lines: list[dict]) -> None:
     """No line twice (message ids, and (start, text)), and the call's clock runs on across a
     move: `start`/`end` are seconds since the call started, so lines never go back in time."""
@@ -285,7 +308,7 @@ async def test_call_between_two_hosts_with_media_on_a_third(tmp_path) -> None:
         for client in (listener, speaker):
             ack = await client.join(call_id)
             assert ack["ok"] and ack["type"] == "answer", ack
-            assert candidate_addresses(ack["sdp"]) == {c[2].address}, ack["sdp"]
+            room.check_candidates(ack, c[2])
         print(f"[cluster] both joined through host1/host2 in {time.monotonic() - began:.2f} s")
         took = await media_flows(speaker, listener)
         print(f"[cluster] audio+video both ways {took:.2f} s after the joins")
@@ -338,10 +361,10 @@ async def test_tour_with_viewers_on_three_hosts(tmp_path) -> None:
         for i, watcher in enumerate(watchers[:2]):  # two join before the host publishes
             ack = await watcher.join(tid, subtitle_lang=langs[i])
             assert ack["ok"], ack
-            assert candidate_addresses(ack["sdp"]) == {room.host_of(owner).address}
+            room.check_candidates(ack, room.host_of(owner))
         published = await publisher.publish(tid)
         assert published["ok"] and published["captions"]["available"], published
-        assert candidate_addresses(published["sdp"]) == {room.host_of(owner).address}
+        room.check_candidates(published, room.host_of(owner))
         ack = await watchers[2].join(tid, subtitle_lang=langs[2])
         assert ack["ok"], ack
         await host.wait_for("tour.viewers", lambda e: e["count"] == 3)
@@ -393,9 +416,8 @@ async def test_kill_9_of_the_owner_moves_the_call(tmp_path) -> None:
         assert (await speaker.join(call_id))["ok"]
         await media_flows(speaker, listener)
         await supplier.wait_for("subtitle", lambda s: s["final"], timeout=30)
-        await asyncio.sleep(0.5)
         before = [s["text"] for s in finals(supplier)]
-        stored_before = await transcript(supplier, cid)
+        stored_before = await transcript_settled(supplier, cid, before)
         assert [m["text"] for m in stored_before] == before
 
         killed_host = room.host_of(first_owner)
@@ -422,7 +444,7 @@ async def test_kill_9_of_the_owner_moves_the_call(tmp_path) -> None:
         for client in (listener, speaker):
             ack = await client.join(call_id)
             assert ack["ok"], ack
-            assert candidate_addresses(ack["sdp"]) == {room.host_of(new_owner).address}
+            room.check_candidates(ack, room.host_of(new_owner))
         again = await media_flows(speaker, listener)
         print(
             f"[cluster] media flowing again {time.monotonic() - killed:.2f} s after the kill "
@@ -491,8 +513,9 @@ async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> N
         assert finished["text"] and finished["call_id"] == call_id
         # the partial is (about) the start of the finished line
         assert cer(spoken, finished["text"][: len(spoken)]) <= 0.5, (spoken, finished)
-        stored = await transcript(supplier, cid)
-        assert [m["text"] for m in stored] == [s["text"] for s in finals(supplier)], stored
+        received = [s["text"] for s in finals(supplier)]
+        stored = await transcript_settled(supplier, cid, received)
+        assert [m["text"] for m in stored] == received, stored
 
         new_owner = await room.owner(call_id)
         assert new_owner in {"host3", "host4"} - {first_owner}, new_owner
@@ -501,7 +524,8 @@ async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> N
         speaker, listener = room.call_client(buyer, repeats=2), room.call_client(supplier)
         assert (await listener.join(call_id))["ok"]
         ack = await speaker.join(call_id)
-        assert ack["ok"] and candidate_addresses(ack["sdp"]) == {room.host_of(new_owner).address}
+        assert ack["ok"], ack
+        room.check_candidates(ack, room.host_of(new_owner))
         await media_flows(speaker, listener)
         await wait_until(lambda: len(finals(supplier)) > n + 1, 30)
 
@@ -525,8 +549,13 @@ async def test_six_calls_through_one_host_spread_over_three(tmp_path) -> None:
         suppliers = [await room.person(c[1 + i % 2], "es", role="supplier") for i in range(6)]
         call_ids = [(await start_call(buyer, s))[1] for s in suppliers]
         owners = {call_id: await room.owner(call_id) for call_id in call_ids}
-        keys = sorted(await room.redis.keys("tt:media:*"))
-        assert keys == sorted(f"tt:media:{i}" for i in call_ids), keys
+        sessions = [
+            k for k in await room.redis.keys("tt:media:*") if SESSION_KEY.match(k)
+        ]  # tt:media:{id} records (not the index or per-conversation keys)
+        assert sorted(sessions) == sorted(f"tt:media:{i}" for i in call_ids), sessions
+        assert {k: (await room.media_record(k[9:]))["kind"] for k in sessions} == {
+            f"tt:media:{i}": "call" for i in call_ids
+        }
         per_host = {h.node_id: list(owners.values()).count(h.node_id) for h in c.hosts}
         print(f"[cluster] six calls placed: {per_host}")
         assert all(1 <= n <= 3 for n in per_host.values()), per_host
