@@ -747,3 +747,41 @@ async def test_kill_9_of_a_tours_owner_moves_the_tour(tmp_path) -> None:
         assert [q["text"] for q in kept["questions"]] == ["How many presses?"], kept["questions"]
         keys = [(line["start"], line["text"]) for line in kept["lines"]]
         assert len(keys) == len(set(keys)) and keys == sorted(keys), keys
+
+
+async def test_sigterm_of_the_only_media_host_ends_its_calls(tmp_path) -> None:
+    """h. Drain with nowhere to go (must-have 4, single media node): host1 signalling-only
+    (both sockets), host2 the only media host. SIGTERM of host2 ends the call as a lone server
+    does: `call.ended` ("server shutting down", no `ended_by`) to both members across hosts, the
+    spoken line finished and stored first, exit 0; a new `call.start` then has no media node
+    (`node_unavailable`).
+
+    Mode: netns (namespaces on a bridge) when root, as on this machine and in CI; loopback
+    (127.0.0.x processes) otherwise. Asserted against the harness, printed as `[cluster] mode`.
+    """
+    async with cluster_room(tmp_path, 2, signalling=(1,)) as room:
+        c = room.cluster
+        print(f"[cluster] mode {c.mode}: {c.describe()}")
+        buyer = await room.person(c[0], "ko")
+        supplier = await room.person(c[0], "en", role="supplier")
+        cid, call_id = await start_call(buyer, supplier)
+        assert await room.owner(call_id) == "host2"
+        speaker, listener = room.call_client(buyer, repeats=2), room.call_client(supplier)
+        assert (await listener.join(call_id))["ok"]
+        assert (await speaker.join(call_id))["ok"]
+        await media_flows(speaker, listener)
+        await supplier.wait_for("subtitle", lambda s: not s["final"], timeout=30)
+        code = await asyncio.to_thread(c[1].terminate, 30)
+        assert code == 0, c[1].log()[-3000:]
+        for peer in (buyer, supplier):
+            ended = await peer.wait_for("call.ended", lambda e: e["call_id"] == call_id)
+            assert ended["reason"] == "server shutting down" and "ended_by" not in ended, ended
+            assert not peer.events["call.moved"], peer.events["call.moved"]
+        heard = [s["text"] for s in finals(supplier)]
+        assert heard, "the line being spoken was not finished"
+        stored = await transcript_settled(supplier, cid, heard)
+        assert [m["text"] for m in stored] == heard, stored
+        assert await room.owner(call_id) is None
+        assert (await supplier.call("call.get", {"conversation_id": cid}))["call"] is None
+        again = await buyer.call("call.start", {"conversation_id": cid})
+        assert again["ok"] is False and again["error"]["code"] == "node_unavailable", again
