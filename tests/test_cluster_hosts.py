@@ -239,6 +239,12 @@ async def recognized_line(peer: Peer, after: int = 0, timeout: float = 30) -> di
         await asyncio.sleep(0.05)
 
 
+def figures(nodes: dict[str, dict]) -> str:
+    """The load figures of node records, for the log."""
+    keys = ("load", "sessions", "peers", "recognizers", "cpu")
+    return "; ".join(f"{n} " + " ".join(f"{k}={r[k]}" for k in keys) for n, r in nodes.items())
+
+
 async def start_call(starter: Peer, *guests: Peer) -> tuple[str, str]:
     ack = await starter.call("conversation.create", {"participants": [g.id for g in guests]})
     assert ack["ok"], ack
@@ -466,6 +472,13 @@ async def test_kill_9_of_the_owner_moves_the_call(tmp_path) -> None:
         killed_host = room.host_of(first_owner)
         killed_host.kill()
         killed = time.monotonic()
+        # before the loss is noticed, an event for the call is forwarded to the dead owner:
+        # nobody listens on its bus channel any more, so the answer is node_unavailable at once
+        ack = await supplier.call("call.subtitles", {"call_id": call_id, "lang": "en"})
+        took = time.monotonic() - killed
+        print(f"[cluster] call.subtitles to the dead owner: {ack} after {took:.2f} s")
+        assert ack["ok"] is False and ack["error"]["code"] == "node_unavailable", ack
+        assert took < 1.0, took
         waits = await moved([buyer, supplier], call_id, killed, timeout=MOVED_BOUND_S + 5)
         print(
             f"[cluster] call.moved {waits[0]:.2f} s (buyer) / {waits[1]:.2f} s (supplier) "
@@ -603,7 +616,11 @@ async def test_six_calls_through_one_host_spread_over_three(tmp_path) -> None:
         print(f"[cluster] mode {c.mode}: {c.describe()}")
         buyer = await room.person(c[0], "en")
         suppliers = [await room.person(c[1 + i % 2], "es", role="supplier") for i in range(6)]
+        loads = {h.node_id: await room.node(h.node_id) for h in c.hosts}
+        print(f"[cluster] before: {figures(loads)}")
         call_ids = [(await start_call(buyer, s))[1] for s in suppliers]
+        scores = dict(await room.redis.zrange(NODES_ZSET, 0, -1, withscores=True))
+        print(f"[cluster] placement scores right after: {scores}")
         owners = {call_id: await room.owner(call_id) for call_id in call_ids}
         sessions = [
             k for k in await room.redis.keys("tt:media:*") if SESSION_KEY.match(k)
