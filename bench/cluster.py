@@ -3,9 +3,10 @@
 One run, one cluster of three `tradetalk serve` on one real Redis (tests/hosts.py: network
 namespaces on one bridge as root, else processes on 127.0.0.x; the output says which):
 host1 is signalling-only (`TRADETALK_MEDIA=0`: it never owns a call, so every call event from a
-socket on it is forwarded to the owner over Redis), host2 and host3 are media nodes. Node ids
-are fixed per host, so the owner a call was placed on (`tt:media:{call_id}` in Redis) names its
-host. Clients (Socket.IO + aiortc) run in this process.
+socket on it is forwarded to the owner over Redis), host2 and host3 are media nodes, each with
+its own address as `TRADETALK_MEDIA_ADDRESS` (the harness sets it). Node ids are fixed per host
+(sig1, media2, media3; `rN` appended after a restart), so the owner a call was placed on
+(`tt:media:{call_id}` in Redis) names its host. Clients (Socket.IO + aiortc) run in this process.
 
 1. `call.join` round trip: `call.join {sdp: offer}` emitted → its ack (the answer) received
    (the offer is made before the clock starts), by a joiner whose socket is on the owner's
