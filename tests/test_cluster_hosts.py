@@ -8,6 +8,11 @@ harness sets `TRADETALK_NODE_ID` and `TRADETALK_MEDIA_ADDRESS`). Hosts with
 `TRADETALK_MEDIA=0` only signal: a session can't be placed there, so its sockets outlive the
 media owner being killed or drained.
 
+Tests a-f are issue 12's must-have 6 (a call with media on a third host, a tour with viewers on
+three hosts, kill -9 and SIGTERM of a call's owner, six calls spread, `node_unavailable` from an
+owner that does not answer); g-i add the tour's kill -9 and drain and a drain with no other media
+host. The whole file takes about 1-2 minutes on 2 cores.
+
 Translation: a spawned server has the engines of its own (empty) data dir, i.e. Debian's
 Apertium en<->es and nothing for Korean. So a Korean line reaches an English or Spanish member
 with its original text and a `translation_error` note, which these tests assert as such; the
