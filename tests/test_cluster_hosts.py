@@ -8,6 +8,11 @@ harness sets `TRADETALK_NODE_ID` and `TRADETALK_MEDIA_ADDRESS`). Hosts with
 `TRADETALK_MEDIA=0` only signal: a session can't be placed there, so its sockets outlive the
 media owner being killed or drained.
 
+Tests a-f are issue 12's must-have 6 (a call with media on a third host, a tour with viewers on
+three hosts, kill -9 and SIGTERM of a call's owner, six calls spread, `node_unavailable` from an
+owner that does not answer); g-i add the tour's kill -9 and drain and a drain with no other media
+host. The whole file takes about 1-2 minutes on 2 cores.
+
 Translation: a spawned server has the engines of its own (empty) data dir, i.e. Debian's
 Apertium en<->es and nothing for Korean. So a Korean line reaches an English or Spanish member
 with its original text and a `translation_error` note, which these tests assert as such; the
@@ -580,8 +585,11 @@ async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> N
             line_at = peer.position("subtitle", lambda d: d is finished or d == finished)
             moved_at = peer.position("call.moved", lambda d: d["call_id"] == call_id)
             assert line_at < moved_at, (peer.id, line_at, moved_at, peer.order[-5:])
-        # the partial is (about) the start of the finished line
-        assert cer(spoken, finished["text"][: len(spoken)]) <= 0.5, (spoken, finished)
+        # the partial's words are in the finished line (Vosk may revise a partial's first
+        # word once it hears more: '이' became '그 는 이리저리 피')
+        assert all(word in finished["text"] for word in spoken.split()) or (
+            cer(spoken, finished["text"][: len(spoken)]) <= 0.5
+        ), (spoken, finished)
         received = [s["text"] for s in finals(supplier)]
         stored = await transcript_settled(supplier, cid, received)
         assert [m["text"] for m in stored] == received, stored
@@ -802,3 +810,68 @@ async def test_sigterm_of_the_only_media_host_ends_its_calls(tmp_path) -> None:
         assert (await supplier.call("call.get", {"conversation_id": cid}))["call"] is None
         again = await buyer.call("call.start", {"conversation_id": cid})
         assert again["ok"] is False and again["error"]["code"] == "node_unavailable", again
+
+
+async def test_sigterm_drain_moves_a_tour_without_losing_a_line(tmp_path) -> None:
+    """i. Drain of a tour's owner (must-have 4 for tours). Four hosts as in c. SIGTERM while the
+    tour host is mid-sentence: the host and the viewer get `tour.moved` ("media server
+    restarting"), the owner exits 0, the open line reaches the viewer once and is in the tour
+    transcript, and after re-publish / re-join new lines follow without duplicates.
+
+    Mode: netns (namespaces on a bridge) when root, as on this machine and in CI; loopback
+    (127.0.0.x processes) otherwise. Asserted against the harness, printed as `[cluster] mode`.
+    """
+    async with cluster_room(tmp_path, 4, signalling=(1, 2)) as room:
+        c = room.cluster
+        print(f"[cluster] mode {c.mode}: {c.describe()}")
+        host = await room.person(c[0], "ko", role="supplier")
+        viewer = await room.person(c[1], "ko")
+        started = await host.call("tour.start", {"title": "Paint line", "lang": "ko"})
+        assert started["ok"], started
+        tid = started["tour"]["id"]
+        first_owner = await room.owner(tid)
+        assert first_owner in {"host3", "host4"}, first_owner
+
+        async def publish_and_join(repeats: int) -> None:
+            publisher = room.tour_client(host, repeats=repeats, camera=True)
+            assert (await publisher.publish(tid))["ok"]
+            watcher = room.tour_client(viewer)
+            assert (await watcher.join(tid))["ok"]
+            await wait_until(lambda: watcher.received("video") > 10, 20)
+            return publisher, watcher
+
+        publisher, watcher = await publish_and_join(repeats=4)
+        await viewer.wait_for("subtitle", lambda s: s["final"], timeout=30)
+        await wait_until(lambda: partials_after_last_final(viewer), 10)
+        await asyncio.sleep(0.5)
+        assert partials_after_last_final(viewer), "the sentence ended before the SIGTERM"
+        n = len(finals(viewer))
+
+        draining = room.host_of(first_owner)
+        began = time.monotonic()
+        code = await asyncio.to_thread(draining.terminate, 30)
+        print(
+            f"[cluster] {first_owner} exited {code} {time.monotonic() - began:.2f} s after SIGTERM"
+        )
+        assert code == 0, draining.log()[-3000:]
+        for peer in (host, viewer):
+            event = await peer.wait_for("tour.moved", lambda e: e["tour_id"] == tid, timeout=5)
+            assert event["reason"] == "media server restarting", event
+        await wait_until(lambda: len(finals(viewer)) > n, 5)
+        print(f"[cluster] the open tour line, finished by the drain: {finals(viewer)[n]}")
+        new_owner = await room.owner(tid)
+        assert new_owner in {"host3", "host4"} - {first_owner}, new_owner
+
+        for client in (publisher, watcher):
+            await client.close()
+        publisher, watcher = await publish_and_join(repeats=2)
+        await wait_until(lambda: len(finals(viewer)) > n + 1, 30)
+        assert (await host.call("tour.end", {"tour_id": tid}))["ok"]
+        await viewer.wait_for("tour.ended", lambda e: e["tour_id"] == tid)
+        await asyncio.sleep(0.3)
+
+        heard = [(s["start"], s["text"]) for s in finals(viewer)]
+        kept = await tour_transcript(c[1], viewer, tid)
+        lines = [(line["start"], line["text"]) for line in kept["lines"]]
+        assert lines == heard, (lines, heard)
+        assert len(set(lines)) == len(lines) and lines == sorted(lines), lines
