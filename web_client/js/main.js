@@ -183,6 +183,8 @@ function startApp(token, user) {
     try {
       const ack = await connection.request("inbox.list", {});
       app.inbox.setAll(ack.conversations);
+      // A call ringing in any conversation rings here too, even after a reload.
+      app.call.refreshAllRunning(app.inbox.ids());
     } catch {
       /* the next reconnect retries */
     }
