@@ -72,7 +72,7 @@ from aiortc import RTCSessionDescription  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from av import AudioFrame  # noqa: E402
 
-from server.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
 from tests.peers import SECRET, Peer, new_user  # noqa: E402
 from translation.metrics import character_error_rate as cer  # noqa: E402

@@ -26,7 +26,7 @@ import socketio
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from server.tokens import Identity, issue_token  # noqa: E402
 
 SECRET = "bench-secret"

@@ -14,25 +14,26 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-from . import metrics
-from .bounds import Bounds
-from .calls import Calls
-from .chat import Chat
-from .config import Settings
-from .dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
-from .errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
-from .languages import Languages
-from .presence import HEARTBEAT_TTL, Presence
-from .ratelimit import UserRateLimit
-from .redis_manager import PooledRedisManager, blocking_pool
-from .sessions import Session, user_room
-from .socket_server import SocketServer
-from .store import Store
-from .tokens import TokenError, TokenKey, verify_token
-from .tours import Tours, add_tour_routes
-from .transcripts import add_transcript_routes
-from .translation_cache import RedisTranslationCache
-from .web_routes import add_metrics_routes, add_static_routes, add_web_routes
+from server.cluster.redis_manager import PooledRedisManager, blocking_pool
+from server.config import Settings
+from server.handlers.bounds import Bounds
+from server.handlers.chat import Chat
+from server.media_sessions.calls import Calls
+from server.media_sessions.tours import Tours
+from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
+from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
+from server.realtime.sessions import Session, user_room
+from server.realtime.socket_server import SocketServer
+from server.storage.languages import Languages
+from server.storage.presence import HEARTBEAT_TTL, Presence
+from server.storage.ratelimit import UserRateLimit
+from server.storage.store import Store
+from server.storage.translation_cache import RedisTranslationCache
+from server.tokens import TokenError, TokenKey, verify_token
+from server.web import metrics
+from server.web.tour_routes import add_tour_routes
+from server.web.transcripts import add_transcript_routes
+from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
 
 log = logging.getLogger("tradetalk")
 
@@ -261,7 +262,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_metrics_routes(app, settings)
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
-    add_tour_routes(app, realtime.tours, settings.secret)
+    add_tour_routes(app, realtime.redis, settings.secret)
 
     async def lifecycle(app: web.Application):
         await realtime.start()

@@ -8,16 +8,15 @@ import sys
 
 from aiohttp import web
 
+from server.config import SettingError, Settings
+from server.storage.embedded_redis import EmbeddedRedis
+from server.tokens import DEFAULT_TTL, TokenError, TokenKey, check_identity, issue_token
 from translation.commands import add_commands, run_command
-
-from .config import SettingError, Settings
-from .embedded_redis import EmbeddedRedis
-from .tokens import DEFAULT_TTL, TokenError, TokenKey, check_identity, issue_token
 
 
 def serve(settings: Settings) -> None:
     """Run the server until Ctrl-C, with an embedded Redis when REDIS_URL isn't set."""
-    from .app import create_app
+    from server.app import create_app
 
     embedded = None
     redis_url = settings.redis_url

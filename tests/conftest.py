@@ -8,7 +8,7 @@ import pytest
 
 from server.app import create_app
 from server.config import Settings
-from server.embedded_redis import EmbeddedRedis
+from server.storage.embedded_redis import EmbeddedRedis
 from server.tokens import Identity
 from tests.peers import SECRET, Peer
 from translation.translator import Translator

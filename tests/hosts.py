@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
-from server.embedded_redis import EmbeddedRedis, free_port
+from server.storage.embedded_redis import EmbeddedRedis, free_port
 from tests.peers import ServerProcess
 
 PREFIX = "tth"

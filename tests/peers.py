@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from server.embedded_redis import die_with_parent
+from server.storage.embedded_redis import die_with_parent
 from server.tokens import Identity, issue_token
 
 REPO = Path(__file__).resolve().parents[1]

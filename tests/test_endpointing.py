@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from server.captions import SpeakerCaptions, endpoint_config_from_env
+from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
 from translation.endpointing import FRAME_BYTES, End, EndpointConfig, Endpointer, Feed, Skip
 from translation.metrics import character_error_rate as cer
 from translation.speech import SpeechResult, transcribe_wav

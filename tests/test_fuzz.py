@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from server.app import SERVICES, create_app
 from server.config import Limits, Settings
-from server.store import LANG_KEY, Store
+from server.storage.store import LANG_KEY, Store
 from tests.peers import REPO, SECRET, Peer, new_user
 from tests.sdp_samples import sample_offer
 from tests.test_hardening import BROKEN_OFFERS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.embedded_redis import free_port
+from server.storage.embedded_redis import free_port
 from tests.peers import Peer, ServerProcess, new_user
 
 

@@ -15,7 +15,7 @@ import redis
 import socketio
 
 from server.app import SERVICES, create_app
-from server.embedded_redis import EmbeddedRedis, free_port
+from server.storage.embedded_redis import EmbeddedRedis, free_port
 from tests.peers import Peer, ServerProcess, new_user
 
 

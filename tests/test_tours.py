@@ -13,8 +13,9 @@ import pytest
 
 from server.app import SERVICES, create_app
 from server.config import Limits, Settings
-from server.dispatch import Dispatcher
-from server.tours import TourLimits, Tours, add_tour_routes
+from server.media_sessions.tours import TourLimits, Tours
+from server.realtime.dispatch import Dispatcher
+from server.web.tour_routes import add_tour_routes
 from tests.call_clients import speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
 from tests.rtc_clients import wait_until
@@ -30,7 +31,7 @@ def attach_tours(app, realtime, settings: Settings) -> Tours:
     dispatcher = Dispatcher(realtime.sio, realtime.sessions)
     tours = Tours(realtime.sio, dispatcher, realtime.chat, settings)
     realtime.tours = tours
-    add_tour_routes(app, tours, settings.secret)
+    add_tour_routes(app, tours.redis, settings.secret)
     disconnect = realtime.disconnect
 
     async def on_disconnect(sid: str, reason=None) -> None:
@@ -363,8 +364,8 @@ async def test_tour_list_shows_open_and_inviting_tours_live(tour_app, people):
 
 
 def test_export_says_which_translations_are_missing_and_why():
-    from server.tours import render_questions, with_untranslated_notes
-    from server.transcripts import render_srt, render_txt
+    from server.web.tour_routes import render_questions, with_untranslated_notes
+    from server.web.transcripts import render_srt, render_txt
 
     line = {
         "start": 1.0,

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from server.config import Settings
 from server.tokens import verify_token
-from server.web_routes import add_web_routes, user_id_for
+from server.web.web_routes import add_web_routes, user_id_for
 from tests.peers import SECRET
 
 

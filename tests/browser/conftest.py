@@ -24,7 +24,7 @@ from playwright.sync_api import (
 
 from server.app import create_app
 from server.config import Settings
-from server.embedded_redis import EmbeddedRedis
+from server.storage.embedded_redis import EmbeddedRedis
 from tests.peers import REPO, SECRET
 from translation.translator import Translator
 

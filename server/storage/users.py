@@ -11,8 +11,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .store import LANG_KEY, PREFIX
-from .tokens import Identity
+from server.storage.store import LANG_KEY, PREFIX
+from server.tokens import Identity
 
 USERS_KEY = PREFIX + "users"
 

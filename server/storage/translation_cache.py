@@ -6,7 +6,7 @@ import hashlib
 
 import redis.asyncio as aioredis
 
-from .store import PREFIX
+from server.storage.store import PREFIX
 
 TTL_SECONDS = 30 * 24 * 3600
 

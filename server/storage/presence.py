@@ -11,7 +11,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from .store import PREFIX
+from server.storage.store import PREFIX
 
 # Seconds an instance counts as alive without a heartbeat (it beats every third of it), so a
 # killed process's users go offline within about 4/3 of it. TRADETALK_HEARTBEAT_S overrides it.

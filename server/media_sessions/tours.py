@@ -3,9 +3,9 @@ reading the host's words in their own language, and asking questions in theirs.
 
 Media goes through one `media.MediaRoom` per tour: the host publishes (publish=True,
 subscribe=False), viewers only subscribe (publish=False, so whatever a viewer's offer sends is
-ignored). The host's speech is recognized once (`server.subtitles.SpeakerSubtitles`); each
-final line is translated once per language present among the viewers and sent to the
-Socket.IO room of that language only. Lines and questions are kept in Redis under
+ignored). The host's speech is recognized once (`subtitles.SpeakerSubtitles`); each final
+line is translated once per language present among the viewers and sent to the Socket.IO room
+of that language only. Lines and questions are kept in Redis under
 `tt:tour:{id}:*` and outlive the tour (`GET /api/tours/{id}/transcript`).
 
 A tour lives in the server process that started it (like a call).
@@ -23,24 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
-from aiohttp import web
 
 from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
-
-from . import metrics
-from . import validation as v
-from .background import TaskSet
-from .chat import Chat
-from .config import Settings
-from .dispatch import Dispatcher
-from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
-from .reoffers import PendingAnswers
-from .sessions import Session, user_room
-from .store import PREFIX, now_iso
-from .subtitles import FinalLine, SpeakerSubtitles, translate_line
-from .tokens import Identity
-from .transcripts import FORMATS, clock, render_srt, render_txt, request_identity
+from server.background import TaskSet
+from server.config import Settings
+from server.handlers.chat import Chat
+from server.media_sessions.reoffers import PendingAnswers
+from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
+from server.realtime import validation as v
+from server.realtime.dispatch import Dispatcher
+from server.realtime.errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from server.realtime.sessions import Session, user_room
+from server.storage.store import PREFIX, now_iso
+from server.tokens import Identity
+from server.web import metrics
 
 log = logging.getLogger("tradetalk.tours")
 
@@ -535,78 +532,3 @@ def tour_id(data: dict[str, Any]) -> str:
     if not isinstance(value, str) or not TOUR_ID_RE.match(value):
         raise v.invalid("tour_id must be a tour id like t_0123456789abcdef")
     return value
-
-
-# ---------------------------------------------------------------------- transcript export
-
-
-def with_untranslated_notes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export."""
-    out = []
-    for line in lines:
-        errors = line.get("translation_error") or {}
-        notes = {lang: f"(not translated: {why})" for lang, why in errors.items()}
-        out.append({**line, "translations": {**notes, **(line.get("translations") or {})}})
-    return out
-
-
-def render_questions(questions: list[dict[str, Any]]) -> str:
-    """The Q&A as plain text: time, asker and language, then the host-language translation."""
-    out = ["", "Questions"]
-    for q in questions:
-        out.append(f"[{clock(q['at'])}] {q['asker']['name']} ({q['lang']}): {q['text']}")
-        if q.get("translation") and q["translation"] != q["text"]:
-            out.append(f"    {q['translation']}")
-        elif q.get("translation_error"):
-            out.append(f"    (not translated: {q['translation_error']})")
-    return "\n".join(out) + "\n"
-
-
-async def tour_record(redis: Any, tid: str) -> dict[str, Any] | None:
-    """A tour as kept in Redis: meta, lines, questions and who may read it."""
-    raw = await redis.get(tour_key(tid))
-    if raw is None:
-        return None
-    lines = await redis.lrange(tour_key(tid, "lines"), 0, MAX_EXPORT - 1)
-    questions = await redis.lrange(tour_key(tid, "questions"), 0, MAX_EXPORT - 1)
-    access = await redis.smembers(tour_key(tid, "access"))
-    return {
-        "tour": json.loads(raw),
-        "lines": [json.loads(x) for x in lines],
-        "questions": [json.loads(x) for x in questions],
-        "access": {a.decode() if isinstance(a, bytes) else a for a in access},
-    }
-
-
-def add_tour_routes(app: web.Application, tours: Tours, secret: bytes) -> None:
-    """`GET /api/tours/{id}/transcript?format=txt|srt|json`: for the host, the invited and
-    everyone who joined (`Authorization: Bearer <token>` or `?token=`)."""
-
-    async def transcript(request: web.Request) -> web.Response:
-        tid = request.match_info["tid"]
-        fmt = request.query.get("format", "json")
-        if not TOUR_ID_RE.match(tid) or fmt not in FORMATS:
-            raise web.HTTPBadRequest(text="bad tour id or format (txt, srt, json)")
-        identity = request_identity(request, secret)
-        record = await tour_record(tours.redis, tid)
-        if record is None:
-            raise web.HTTPNotFound(text="no such tour")
-        meta = record["tour"]
-        allowed = {meta["host"]["id"], *(meta.get("invite") or []), *record["access"]}
-        if identity.id not in allowed:
-            raise web.HTTPForbidden(text="not the host, invited or a viewer of this tour")
-        lines, questions = record["lines"], record["questions"]
-        if fmt == "json":
-            return web.json_response({"tour": meta, "lines": lines, "questions": questions})
-        lines = with_untranslated_notes(lines)
-        if fmt == "srt":
-            text = render_srt(lines)
-        else:
-            text = render_txt(lines) + (render_questions(questions) if questions else "")
-        return web.Response(
-            text=text,
-            content_type=FORMATS[fmt],
-            headers={"Content-Disposition": f'attachment; filename="tour-{tid}.{fmt}"'},
-        )
-
-    app.router.add_get("/api/tours/{tid}/transcript", transcript)

@@ -11,8 +11,7 @@ from typing import Any
 import redis.exceptions
 import socketio
 
-from . import metrics
-from .errors import (
+from server.realtime.errors import (
     INTERNAL,
     INVALID,
     RATE_LIMITED,
@@ -22,9 +21,10 @@ from .errors import (
     AppError,
     error_ack,
 )
-from .ratelimit import UserRateLimit
-from .sessions import Session
-from .strict_json import Rejected
+from server.realtime.sessions import Session
+from server.realtime.strict_json import Rejected
+from server.storage.ratelimit import UserRateLimit
+from server.web import metrics
 
 log = logging.getLogger("tradetalk.events")
 

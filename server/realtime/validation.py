@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import sdp_check
-from .errors import INVALID, AppError
-from .tokens import LANG_RE, USER_ID_RE
+from server.media_sessions import sdp_check
+from server.realtime.errors import INVALID, AppError
+from server.tokens import LANG_RE, USER_ID_RE
 
 CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}\Z")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")

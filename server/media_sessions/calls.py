@@ -19,19 +19,18 @@ import socketio
 
 from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
-
-from . import metrics
-from . import validation as v
-from .background import TaskSet
-from .chat import Chat
-from .config import Settings
-from .dispatch import Dispatcher
-from .errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
-from .reoffers import PendingAnswers
-from .sessions import Session, user_room
-from .store import now_iso
-from .subtitles import FinalLine, SpeakerSubtitles, translate_line
-from .tokens import Identity
+from server.background import TaskSet
+from server.config import Settings
+from server.handlers.chat import Chat
+from server.media_sessions.reoffers import PendingAnswers
+from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
+from server.realtime import validation as v
+from server.realtime.dispatch import Dispatcher
+from server.realtime.errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from server.realtime.sessions import Session, user_room
+from server.storage.store import now_iso
+from server.tokens import Identity
+from server.web import metrics
 
 log = logging.getLogger("tradetalk.calls")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .tokens import Identity
+from server.tokens import Identity
 
 PREFIX = "tt:"
 

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from translation.endpointing import EndpointConfig
-from translation.speech import SpeechResult
-from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
-
-from .captions import (
+from server.media_sessions.captions import (
     BYTES_PER_SECOND,
     SpeakerCaptions,
     audio_gap_from_env,
     endpoint_config_from_env,
 )
+from translation.endpointing import EndpointConfig
+from translation.speech import SpeechResult
+from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
 
 log = logging.getLogger("tradetalk.subtitles")
 
@@ -52,7 +51,7 @@ class SpeakerSubtitles:
     `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order.
     `stop()` closes the open utterance and waits until its final has been delivered; after
     it nothing more is reported. Endpointing settings come from the environment
-    (`server.captions.endpoint_config_from_env`) unless `endpoint` is given.
+    (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given.
     """
 
     def __init__(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from .store import LANG_KEY as KEY
-from .tokens import Identity
+from server.storage.store import LANG_KEY as KEY
+from server.tokens import Identity
 
 
 class Languages:

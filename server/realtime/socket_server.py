@@ -16,8 +16,8 @@ from typing import Any
 import socketio
 from socketio import packet
 
-from . import strict_json
-from .errors import INVALID, error_ack
+from server.realtime import strict_json
+from server.realtime.errors import INVALID, error_ack
 
 log = logging.getLogger("tradetalk.packets")
 

@@ -10,16 +10,16 @@ from typing import Any, Protocol
 
 import socketio
 
-from . import validation as v
-from .config import Limits
-from .dispatch import REDIS_AWAY, Dispatcher
-from .errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
-from .languages import Languages
-from .presence import Presence
-from .sessions import Session, conversation_room, user_room
-from .store import Store, summary
-from .tokens import Identity
-from .users import Directory
+from server.config import Limits
+from server.realtime import validation as v
+from server.realtime.dispatch import REDIS_AWAY, Dispatcher
+from server.realtime.errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
+from server.realtime.sessions import Session, conversation_room, user_room
+from server.storage.languages import Languages
+from server.storage.presence import Presence
+from server.storage.store import Store, summary
+from server.storage.users import Directory
+from server.tokens import Identity
 
 log = logging.getLogger("tradetalk.chat")
 

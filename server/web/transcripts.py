@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .store import Store
-from .tokens import Identity, TokenError, verify_token
-from .validation import CALL_ID_RE, CONVERSATION_ID_RE
+from server.realtime.validation import CALL_ID_RE, CONVERSATION_ID_RE
+from server.storage.store import Store
+from server.tokens import Identity, TokenError, verify_token
 
 MAX_LINES = 20_000
 FORMATS = {"txt": "text/plain", "srt": "application/x-subrip", "json": "application/json"}

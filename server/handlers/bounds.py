@@ -19,11 +19,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import LIMIT_REACHED, error_ack
-from .sessions import Session
+from server.realtime.errors import LIMIT_REACHED, error_ack
+from server.realtime.sessions import Session
 
 if TYPE_CHECKING:
-    from .app import Realtime
+    from server.app import Realtime
 
 log = logging.getLogger("tradetalk.bounds")
 

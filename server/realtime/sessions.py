@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from .tokens import Identity
+from server.tokens import Identity
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import metrics
-from .tokens import TokenError, check_identity, issue_token
+from server.tokens import TokenError, check_identity, issue_token
+from server.web import metrics
 
 DEV_TOKEN_TTL = 12 * 3600
 VENDOR_FILES = {

@@ -1,0 +1,3 @@
+"""Socket.IO plumbing: strict packets, the event dispatcher, payload validation, per-socket
+sessions, error acks.
+"""

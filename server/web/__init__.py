@@ -1,0 +1,1 @@
+"""HTTP routes: the static client, dev tokens, transcript exports, metrics."""

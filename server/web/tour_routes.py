@@ -1,0 +1,84 @@
+"""`GET /api/tours/{id}/transcript?format=txt|srt|json`: a tour's lines and questions, as kept in
+Redis (they outlive the tour)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from server.media_sessions.tours import MAX_EXPORT, TOUR_ID_RE, tour_key
+from server.web.transcripts import FORMATS, clock, render_srt, render_txt, request_identity
+
+
+def with_untranslated_notes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export."""
+    out = []
+    for line in lines:
+        errors = line.get("translation_error") or {}
+        notes = {lang: f"(not translated: {why})" for lang, why in errors.items()}
+        out.append({**line, "translations": {**notes, **(line.get("translations") or {})}})
+    return out
+
+
+def render_questions(questions: list[dict[str, Any]]) -> str:
+    """The Q&A as plain text: time, asker and language, then the host-language translation."""
+    out = ["", "Questions"]
+    for q in questions:
+        out.append(f"[{clock(q['at'])}] {q['asker']['name']} ({q['lang']}): {q['text']}")
+        if q.get("translation") and q["translation"] != q["text"]:
+            out.append(f"    {q['translation']}")
+        elif q.get("translation_error"):
+            out.append(f"    (not translated: {q['translation_error']})")
+    return "\n".join(out) + "\n"
+
+
+async def tour_record(redis: Any, tid: str) -> dict[str, Any] | None:
+    """A tour as kept in Redis: meta, lines, questions and who may read it."""
+    raw = await redis.get(tour_key(tid))
+    if raw is None:
+        return None
+    lines = await redis.lrange(tour_key(tid, "lines"), 0, MAX_EXPORT - 1)
+    questions = await redis.lrange(tour_key(tid, "questions"), 0, MAX_EXPORT - 1)
+    access = await redis.smembers(tour_key(tid, "access"))
+    return {
+        "tour": json.loads(raw),
+        "lines": [json.loads(x) for x in lines],
+        "questions": [json.loads(x) for x in questions],
+        "access": {a.decode() if isinstance(a, bytes) else a for a in access},
+    }
+
+
+def add_tour_routes(app: web.Application, redis: Any, secret: bytes) -> None:
+    """`GET /api/tours/{id}/transcript?format=txt|srt|json`: for the host, the invited and
+    everyone who joined (`Authorization: Bearer <token>` or `?token=`)."""
+
+    async def transcript(request: web.Request) -> web.Response:
+        tid = request.match_info["tid"]
+        fmt = request.query.get("format", "json")
+        if not TOUR_ID_RE.match(tid) or fmt not in FORMATS:
+            raise web.HTTPBadRequest(text="bad tour id or format (txt, srt, json)")
+        identity = request_identity(request, secret)
+        record = await tour_record(redis, tid)
+        if record is None:
+            raise web.HTTPNotFound(text="no such tour")
+        meta = record["tour"]
+        allowed = {meta["host"]["id"], *(meta.get("invite") or []), *record["access"]}
+        if identity.id not in allowed:
+            raise web.HTTPForbidden(text="not the host, invited or a viewer of this tour")
+        lines, questions = record["lines"], record["questions"]
+        if fmt == "json":
+            return web.json_response({"tour": meta, "lines": lines, "questions": questions})
+        lines = with_untranslated_notes(lines)
+        if fmt == "srt":
+            text = render_srt(lines)
+        else:
+            text = render_txt(lines) + (render_questions(questions) if questions else "")
+        return web.Response(
+            text=text,
+            content_type=FORMATS[fmt],
+            headers={"Content-Disposition": f'attachment; filename="tour-{tid}.{fmt}"'},
+        )
+
+    app.router.add_get("/api/tours/{tid}/transcript", transcript)
