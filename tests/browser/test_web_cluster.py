@@ -1,0 +1,282 @@
+"""A call in two real browsers across four `tradetalk serve` processes on one real Redis: the
+buyer's page on signalling-only process A, the supplier's on signalling-only process B, the media
+on process C or D. When the process holding the call's media goes away — SIGTERM (drain), then,
+after a restart, kill -9 — both pages show that the call moved and play each other's video
+again by themselves (no click), with the subtitle lines so far still on screen."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from playwright.sync_api import Page, expect
+
+from server.storage.embedded_redis import EmbeddedRedis, free_port
+from tests.browser.conftest import sign_in
+from tests.peers import ServerProcess
+
+# Every call.moved event and every text the call's note showed, as the page saw them.
+RECORD = """() => {
+  window.moved = [];
+  window.notes = [];
+  tradetalk.connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (event === "call.moved") window.moved.push({ ...data, at: performance.now() });
+  });
+  const note = document.querySelector("#call-view .call-note");
+  new MutationObserver(() => {
+    const text = note.textContent;
+    if (text && window.notes.at(-1) !== text) window.notes.push(text);
+  }).observe(note, { childList: true, characterData: true, subtree: true });
+}"""
+
+CALL_STATE = """() => { const a = tradetalk.call.active; return a && {
+  signaling: a.pc.signalingState, ice: a.pc.iceConnectionState, conn: a.pc.connectionState,
+  tiles: [...a.tiles.keys()], participants: a.call.participants,
+  note: document.querySelector('#call-view .call-note').textContent,
+  notes: window.notes, moved: window.moved }; }"""
+
+REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('#call-view .tile.remote video')]
+  .some((v) => v.videoWidth > 0 && v.readyState >= 2 && !v.paused)"""
+
+# The page's current connection, kept to tell it from the one a re-join makes.
+MARK_PC = "() => { window.markedPc = tradetalk.call.active.pc; }"
+NEW_PC = "() => tradetalk.call.active && tradetalk.call.active.pc !== window.markedPc"
+
+
+@dataclass
+class Node:
+    """One `tradetalk serve` process of the cluster and the node id it was given."""
+
+    name: str
+    node_id: str
+    media: bool
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+class Cluster:
+    """Redis plus signalling-only nodes A, B and media nodes C, D (started one by one)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.redis = EmbeddedRedis(folder / "redis")
+        self.nodes: dict[str, Node] = {}
+        self.retired: list[Node] = []
+        self.db: redis.Redis | None = None
+
+    def start(self) -> None:
+        self.redis.start()
+        self.db = redis.Redis.from_url(self.redis.url, decode_responses=True)
+        for name, media in (("A", False), ("B", False), ("C", True), ("D", True)):
+            self.add(name, f"n{name.lower()}1", media)
+        for node in self.nodes.values():
+            healthy(node)
+
+    def add(self, name: str, node_id: str, media: bool) -> Node:
+        env = {
+            "TRADETALK_DEV": "1",
+            "TRADETALK_NODE_ID": node_id,
+            "TRADETALK_MEDIA": "1" if media else "0",
+        }
+        server = ServerProcess(self.folder / node_id, self.redis.url, free_port(), env=env)
+        node = Node(name, node_id, media, server.spawn())
+        self.nodes[name] = node
+        return node
+
+    def owner(self, call_id: str) -> dict:
+        """The call's `tt:media:{id}` record (owner node id, epoch)."""
+        assert self.db is not None
+        raw = self.db.get(f"tt:media:{call_id}")
+        assert raw, f"no tt:media:{call_id} in Redis: {self.db.keys('tt:*')}"
+        return json.loads(raw)
+
+    def node_of(self, node_id: str) -> Node:
+        for node in self.nodes.values():
+            if node.node_id == node_id:
+                return node
+        raise AssertionError(f"owner {node_id} is none of {list(self.nodes)}: {self.logs()}")
+
+    def logs(self, lines: int = 30) -> str:
+        out = []
+        for node in [*self.nodes.values(), *self.retired]:
+            text = node.server.log.read_text(errors="replace") if node.server.log.exists() else ""
+            tail = "\n".join(text.splitlines()[-lines:])
+            out.append(f"--- {node.name} ({node.node_id}) {node.server.log}\n{tail}")
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        for node in [*self.nodes.values(), *self.retired]:
+            node.server.kill()
+        if self.db is not None:
+            self.db.close()
+        self.redis.stop()
+
+
+def healthy(node: Node, timeout: float = 60) -> None:
+    """Wait until the node's /healthz says Redis is reachable (sync: Playwright owns the loop)."""
+    process = node.server.process
+    assert process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{node.name} exited: {node.server.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(node.url + "/healthz", timeout=2) as resp:
+                if json.loads(resp.read())["redis"]:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{node.name} not healthy in {timeout}s: {node.server.log.read_text()}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Its own Redis: a server of another test on the session's Redis would be a media node too."""
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def wait_remote_video(page: Page, timeout_ms: int = 30000) -> None:
+    """Until the page plays someone else's video (frames decoded, size known)."""
+    try:
+        page.wait_for_function(REMOTE_VIDEO_PLAYS, timeout=timeout_ms)
+    except Exception:
+        raise AssertionError(f"no remote video: {page.evaluate(CALL_STATE)}") from None
+
+
+def moved_again(page: Page, count: int, reason: str, timeout_ms: int = 30000) -> None:
+    """Until the page got its `count`-th call.moved (with `reason`), showed the note, and plays
+    the other side's video on a new connection."""
+    try:
+        page.wait_for_function(f"() => window.moved.length >= {count}", timeout=timeout_ms)
+    except Exception:
+        raise AssertionError(f"no call.moved: {page.evaluate(CALL_STATE)}") from None
+    event = page.evaluate(f"() => window.moved[{count - 1}]")
+    assert event["reason"] == reason, event
+    page.wait_for_function(NEW_PC, timeout=timeout_ms)
+    wait_remote_video(page, timeout_ms)
+    expected = f"Call moved to another server ({reason}) — reconnecting…"
+    notes = page.evaluate("() => window.notes")
+    assert expected in notes, notes
+    # The note is cleared once the new join is acked (the listener has no caption note).
+    expect(page.locator("#call-view .call-note")).not_to_have_text(expected)
+    expect(page.locator("#call-rejoin")).to_be_hidden()
+
+
+def test_call_moves_between_media_processes_in_the_browser(
+    cluster: Cluster, new_page, shot, korean_mic_browser, media_browser
+) -> None:
+    began = time.monotonic()
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=korean_mic_browser)
+    for page, who in ((buyer, "buyer"), (supplier, "supplier")):
+        page.on(
+            "console",
+            lambda m, who=who: m.type in ("error", "warning") and print(who, m.type, m.text),
+        )
+    sign_in(buyer, a.url, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, b.url, "김민수 Supplier", "supplier", "ko")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_label("Subject (optional)").fill("Moving call")
+    buyer.get_by_role("button", name="Start").click()
+    expect(buyer.locator("#conv-title")).to_have_text("Moving call")
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    expect(supplier.locator("#conv-title")).to_have_text("Moving call")
+
+    # The buyer (on A) starts the call, the supplier (on B) joins it: media is on C or D.
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    expect(buyer.locator("#call-view")).to_be_visible()
+    join = supplier.locator("#call-start")
+    expect(join).to_have_text("통화 참여")
+    join.click()
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    call_id = buyer.evaluate("tradetalk.call.active.call.id")
+    assert supplier.evaluate("tradetalk.call.active.call.id") == call_id
+    placed = cluster.owner(call_id)
+    first = cluster.node_of(placed["owner"])
+    assert first.media and first.name in ("C", "D"), (placed, cluster.logs())
+    other = cluster.nodes["D" if first.name == "C" else "C"]
+    print(
+        f"\ncall {call_id} on {first.name} ({placed}); video both ways after "
+        f"{time.monotonic() - began:.1f} s"
+    )
+
+    # A Korean line is subtitled for the buyer before anything moves.
+    final = buyer.locator("#call-view .subtitle.final[data-original-lang='ko']")
+    expect(final.first).to_be_visible(timeout=60000)
+    lines_before = buyer.evaluate("tradetalk.call.board.lines.length")
+    for page in (buyer, supplier):
+        page.evaluate(RECORD)
+        page.evaluate(MARK_PC)
+    shot(buyer, "buyer-before-drain")
+    shot(supplier, "supplier-before-drain")
+
+    # 1. SIGTERM the owner: it drains, the call moves to the other media node.
+    killed_at = time.monotonic()
+    first.server.process.send_signal(signal.SIGTERM)
+    buyer.wait_for_function("() => window.moved.length >= 1", timeout=30000)
+    shot(buyer, "buyer-moving")  # the note, unless the re-join was quicker than the screenshot
+    for page in (buyer, supplier):
+        moved_again(page, 1, "media server restarting")
+    print(f"media again {time.monotonic() - killed_at:.1f} s after SIGTERM of {first.name}")
+    assert first.server.process.wait(30) == 0, cluster.logs()
+    cluster.retired.append(cluster.nodes.pop(first.name))
+    moved = cluster.owner(call_id)
+    assert moved["owner"] == other.node_id, (moved, cluster.logs())
+    assert moved["epoch"] > placed["epoch"], (placed, moved)
+    # The subtitle lines so far are still there; the names are back on the tiles.
+    assert buyer.evaluate("tradetalk.call.board.lines.length") >= lines_before
+    expect(final.first).to_be_visible()
+    expect(buyer.locator("#call-view .tile.remote .tile-name")).to_have_text("김민수 Supplier")
+    expect(supplier.locator("#call-view .tile.remote .tile-name")).to_have_text("Ann Buyer")
+    shot(buyer, "buyer-after-drain")
+    shot(supplier, "supplier-after-drain")
+
+    # Subtitles go on after the move: a new Korean line reaches the buyer.
+    seen = buyer.evaluate("tradetalk.call.board.lines.length")
+    buyer.wait_for_function(f"() => tradetalk.call.board.lines.length > {seen}", timeout=60000)
+
+    # 2. A restarted first node takes sessions again; kill -9 the owner: the call is re-placed.
+    restarted = cluster.add(first.name, f"n{first.name.lower()}2", True)
+    healthy(restarted)
+    for page in (buyer, supplier):
+        page.evaluate(MARK_PC)
+    killed_at = time.monotonic()
+    other.server.kill()
+    for page in (buyer, supplier):
+        moved_again(page, 2, "media server lost")
+    print(f"media again {time.monotonic() - killed_at:.1f} s after kill -9 of {other.name}")
+    cluster.retired.append(cluster.nodes.pop(other.name))
+    lost = cluster.owner(call_id)
+    assert lost["owner"] == restarted.node_id, (lost, cluster.logs())
+    assert lost["epoch"] > moved["epoch"], (moved, lost)
+    expect(final.first).to_be_visible()
+    shot(buyer, "buyer-after-kill")
+    shot(supplier, "supplier-after-kill")
+
+    # The call still ends normally, for both.
+    supplier.get_by_role("button", name="모두 종료").click()
+    expect(supplier.locator("#call-view")).to_be_hidden(timeout=15000)
+    expect(buyer.locator("#call-view .call-note")).to_have_text(
+        re.compile("The call was ended by 김민수 Supplier")
+    )
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+    print(f"cluster call test took {time.monotonic() - began:.1f} s")
