@@ -280,3 +280,76 @@ def test_call_moves_between_media_processes_in_the_browser(
     )
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
     print(f"cluster call test took {time.monotonic() - began:.1f} s")
+
+
+FAKE_LINES = """() => { for (let i = 1; i <= 3; i += 1) tradetalk.call.onSubtitle({
+  call_id: tradetalk.call.active.call.id, speaker: { id: "x", name: "Earlier Speaker" },
+  lang: "en", text: `line ${i} before the drop`, final: true, translations: {}, start: i, end: i });
+}"""
+
+
+def test_a_call_page_joins_again_after_its_socket_drops_and_by_the_rejoin_button(
+    new_page, web_server, shot, media_browser
+) -> None:
+    """One server: the page's socket drops mid-call (the server drops its member), comes back,
+    and the page joins again by itself; a refused re-join shows the error and a Rejoin button
+    that works once the refusal's cause is gone. The subtitle lines so far stay on screen."""
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, web_server, "Sam Supplier", "supplier", "en")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    supplier.locator("#call-start").click()
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    buyer.evaluate(RECORD)
+    buyer.evaluate(FAKE_LINES)
+    history = buyer.locator("#call-view .subtitle-history")
+    expect(history).to_contain_text("line 1 before the drop")
+    buyer.evaluate(MARK_PC)
+
+    # The socket drops; the page keeps the call on screen and joins again once it is back.
+    buyer.evaluate("tradetalk.connection.socket.io.engine.close()")
+    buyer.wait_for_function(NEW_PC, timeout=15000)
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    notes = buyer.evaluate("() => window.notes")
+    assert "Connection lost — rejoining the call when it is back…" in notes, notes
+    expect(history).to_contain_text("line 1 before the drop")
+    expect(buyer.locator("#call-view .subtitles")).to_contain_text("line 3 before the drop")
+    expect(supplier.locator("#call-view .tile.remote")).to_have_count(1)
+    shot(buyer, "buyer-rejoined-after-socket-drop")
+
+    # A re-join the server refuses (this socket is still in the call): the error and Rejoin.
+    buyer.evaluate(MARK_PC)
+    buyer.evaluate(
+        """() => { const call = tradetalk.call.active.call; tradetalk.call.onEvent(
+          "call.moved", { call_id: call.id, reason: "media server lost", call }); }"""
+    )
+    note = buyer.locator("#call-view .call-note")
+    expect(note).to_have_text(
+        "Could not rejoin the call: this socket already joined the call", timeout=15000
+    )
+    rejoin = buyer.locator("#call-rejoin")
+    expect(rejoin).to_be_visible()
+    assert "Call moved to another server (media server lost) — reconnecting…" in buyer.evaluate(
+        "() => window.notes"
+    )
+    shot(buyer, "buyer-rejoin-refused")
+    buyer.evaluate(
+        "() => tradetalk.connection.request('call.leave', {call_id: tradetalk.call.active.call.id})"
+    )
+    rejoin.click()
+    wait_remote_video(buyer)
+    expect(rejoin).to_be_hidden()
+    expect(note).not_to_contain_text("rejoin")  # (a "not subtitled" note may stay)
+    expect(history).to_contain_text("line 1 before the drop")
+    shot(buyer, "buyer-rejoined-by-button")
+    supplier.locator("#call-end").click()
+    expect(buyer.locator("#call-view .call-note")).to_have_text(
+        "The call was ended by Sam Supplier."
+    )
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
