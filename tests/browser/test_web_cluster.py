@@ -353,3 +353,123 @@ def test_a_call_page_joins_again_after_its_socket_drops_and_by_the_rejoin_button
         "The call was ended by Sam Supplier."
     )
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+# ----- tours --------------------------------------------------------------------------------------
+
+RECORD_TOUR = """() => {
+  window.moved = [];
+  window.notes = [];
+  tradetalk.connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (event === "tour.moved") window.moved.push({ ...data, at: performance.now() });
+  });
+  const note = document.querySelector("#tour-note");
+  new MutationObserver(() => {
+    const text = note.textContent;
+    if (text && window.notes.at(-1) !== text) window.notes.push(text);
+  }).observe(note, { childList: true, characterData: true, subtree: true });
+  window.markedPc = tradetalk.tour.active.pc;
+}"""
+TOUR_NEW_PC = "() => tradetalk.tour.active && tradetalk.tour.active.pc !== window.markedPc"
+TOUR_VIDEO_PLAYS = """() => { const v = document.querySelector('#tour-video');
+  return Boolean(v && v.videoWidth > 0 && v.readyState >= 2 && !v.paused); }"""
+TOUR_STATE = """() => { const a = tradetalk.tour.active; return a && {
+  host: a.host, conn: a.pc.connectionState, note: document.querySelector('#tour-note').textContent,
+  notes: window.notes, moved: window.moved }; }"""
+
+
+def wait_tour_video(page: Page, timeout_ms: int = 30000) -> None:
+    """Until the page plays the tour's video (the host: its own preview)."""
+    try:
+        page.wait_for_function(TOUR_VIDEO_PLAYS, timeout=timeout_ms)
+    except Exception:
+        raise AssertionError(f"no tour video: {page.evaluate(TOUR_STATE)}") from None
+
+
+def host_tour(host: Page, title: str) -> str:
+    """Start a tour from the host form; its share link once published."""
+    host.locator("#tours-link").click()
+    host.locator("#tour-title").fill(title)
+    host.locator("#tour-start").click()
+    expect(host.locator("#tour-count")).to_have_text(re.compile("0"), timeout=30000)
+    expect(host.locator("#tour-note")).not_to_contain_text("Starting")
+    return host.locator("#tour-share").input_value()
+
+
+def test_a_tour_viewer_joins_again_after_its_socket_drops(
+    new_page, web_server, shot, media_browser
+) -> None:
+    host = new_page(on=media_browser)
+    viewer = new_page(on=media_browser)
+    sign_in(host, web_server, "Hana Host", "supplier", "en")
+    sign_in(viewer, web_server, "Vic Viewer", "buyer", "en")
+    share = host_tour(host, "Drop test")
+    viewer.goto(share)
+    wait_tour_video(viewer)
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    viewer.evaluate(RECORD_TOUR)
+
+    viewer.evaluate("tradetalk.connection.socket.io.engine.close()")
+    viewer.wait_for_function(TOUR_NEW_PC, timeout=15000)
+    wait_tour_video(viewer)
+    notes = viewer.evaluate("() => window.notes")
+    assert "Connection lost — rejoining the tour when it is back…" in notes, notes
+    expect(viewer.locator("#tour-note")).to_be_hidden()
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    shot(viewer, "viewer-rejoined-after-socket-drop")
+    host.locator("#tour-end").click()
+    expect(viewer.locator("#tour-note")).to_have_text("The tour has ended.")
+    assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
+
+
+def test_tour_moves_between_media_processes_in_the_browser(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """The host's page on A, a viewer's on B; SIGTERM of the media owner: the host publishes
+    again and the viewer joins again, both by themselves."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    host = new_page(on=media_browser)
+    viewer = new_page(on=media_browser)
+    sign_in(host, a.url, "Hana Host", "supplier", "en")
+    sign_in(viewer, b.url, "Vic Viewer", "buyer", "en")
+    share = host_tour(host, "Moving tour")
+    viewer.goto(share.replace(a.url, b.url))
+    wait_tour_video(viewer)
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    tour_id = host.evaluate("tradetalk.tour.active.tour.id")
+    placed = cluster.owner(tour_id)
+    first = cluster.node_of(placed["owner"])
+    assert first.name in ("C", "D"), placed
+    other = cluster.nodes["D" if first.name == "C" else "C"]
+    for page in (host, viewer):
+        page.evaluate(RECORD_TOUR)
+    shot(viewer, "viewer-before-drain")
+
+    first.server.process.send_signal(signal.SIGTERM)
+    for page in (host, viewer):
+        try:
+            page.wait_for_function("() => window.moved.length >= 1", timeout=30000)
+            page.wait_for_function(TOUR_NEW_PC, timeout=30000)
+        except Exception:
+            raise AssertionError(f"{page.evaluate(TOUR_STATE)}\n{cluster.logs()}") from None
+        event = page.evaluate("() => window.moved[0]")
+        assert event["reason"] == "media server restarting", event
+        wait_tour_video(page)
+        expected = "Tour moved to another server (media server restarting) — reconnecting…"
+        assert expected in page.evaluate("() => window.notes")
+        expect(page.locator("#tour-rejoin")).to_be_hidden()
+        expect(page.locator("#tour-note")).not_to_contain_text("moved")
+    assert first.server.process.wait(30) == 0, cluster.logs()
+    cluster.retired.append(cluster.nodes.pop(first.name))
+    assert cluster.owner(tour_id)["owner"] == other.node_id
+    # The viewer's picture is the host's again, on the new connection.
+    viewer.wait_for_function(
+        "() => document.querySelector('#tour-video').srcObject?.getVideoTracks()"
+        ".some((t) => t.readyState === 'live')"
+    )
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    shot(viewer, "viewer-after-drain")
+    shot(host, "host-after-drain")
+    host.locator("#tour-end").click()
+    expect(viewer.locator("#tour-note")).to_have_text("The tour has ended.")
+    assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
