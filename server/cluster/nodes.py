@@ -1,0 +1,273 @@
+"""The node registry: every server process beats its id, media role and load into Redis.
+
+Keys (prefix `tt:`):
+- `tt:node:{id}`: the node's JSON (see `NodeInfo`) with a PX TTL; a node whose key expired is dead;
+- `tt:nodes`: a ZSET id → load figure, the index `live()` and `place()` read.
+
+The load figure is `sessions + peers + 2 * recognizers + 4 * cpu`: a media session or a peer
+connection costs one unit, a speaker being recognized (Vosk) about two, and a process whose CPU
+share over the last beat is 1.0 (one core busy) counts as four more; so a busy process loses
+placements even while its counts are low. Between beats `place()` adds 1 to the node it picks,
+so placements in quick succession spread instead of all landing on the same node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger("tradetalk.nodes")
+
+PREFIX = "tt:"
+NODES_KEY = f"{PREFIX}nodes"
+NODE_KEY_PREFIX = f"{PREFIX}node:"
+
+# KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  ARGV[2..]: excluded ids  -> the chosen id or nil.
+# Single-instance Redis only: the node keys are built in the script, not passed as KEYS.
+PLACE_SCRIPT = """
+local excluded = {}
+for i = 2, #ARGV do excluded[ARGV[i]] = true end
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local best, best_score
+for i = 1, #members, 2 do
+  local id, score = members[i], tonumber(members[i + 1])
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if not raw then
+    redis.call('ZREM', KEYS[1], id)
+  elseif not excluded[id] then
+    local ok, info = pcall(cjson.decode, raw)
+    if ok and type(info) == 'table' and info.media == true and info.draining ~= true
+       and (best == nil or score < best_score or (score == best_score and id < best)) then
+      best, best_score = id, score
+    end
+  end
+end
+if best then redis.call('ZINCRBY', KEYS[1], 1, best) end
+return best
+"""
+
+# KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  -> the JSON of every live node; dead ids are removed.
+LIVE_SCRIPT = """
+local live = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if raw then table.insert(live, raw) else redis.call('ZREM', KEYS[1], id) end
+end
+return live
+"""
+
+
+def node_key(node_id: str) -> str:
+    """The Redis key of one node's heartbeat JSON."""
+    return f"{NODE_KEY_PREFIX}{node_id}"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One live node as read from Redis."""
+
+    id: str
+    media: bool
+    media_address: str | None
+    url: str | None
+    draining: bool
+    load: float
+    peers: int
+    recognizers: int
+    sessions: int
+    cpu: float
+    beat: float  # wall-clock time.time() of the beat
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> NodeInfo:
+        """Parse a node's heartbeat JSON; missing fields take neutral defaults."""
+        data = json.loads(raw)
+        return cls(
+            id=str(data["id"]),
+            media=bool(data.get("media", False)),
+            media_address=data.get("media_address"),
+            url=data.get("url"),
+            draining=bool(data.get("draining", False)),
+            load=float(data.get("load", 0.0)),
+            peers=int(data.get("peers", 0)),
+            recognizers=int(data.get("recognizers", 0)),
+            sessions=int(data.get("sessions", 0)),
+            cpu=float(data.get("cpu", 0.0)),
+            beat=float(data.get("beat", 0.0)),
+        )
+
+    def to_json(self) -> str:
+        """The JSON stored under `tt:node:{id}`."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def load_figure(peers: float, recognizers: float, sessions: float, cpu: float) -> float:
+    """The score placement compares (lower is less loaded); see the module docstring."""
+    return sessions + peers + 2 * recognizers + 4 * cpu
+
+
+class CpuMeter:
+    """This process's CPU share between two readings (1.0 = one core busy all the time)."""
+
+    def __init__(self) -> None:
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def read(self) -> float:
+        """The share since the previous reading (or since construction)."""
+        cpu, wall = time.process_time(), time.monotonic()
+        share = (cpu - self._cpu) / (wall - self._wall) if wall > self._wall else 0.0
+        self._cpu, self._wall = cpu, wall
+        return max(0.0, share)
+
+
+class NodeRegistry:
+    """This process as a node in Redis, and the view of every other live node.
+
+    `load()` returns this node's counts {"peers", "recognizers", "sessions"} (missing ones are 0);
+    a "cpu" entry, when present, replaces the measured CPU share (for tests and benchmarks).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        node_id: str,
+        *,
+        ttl_s: float = 3.0,
+        media: bool = True,
+        media_address: str | None = None,
+        url: str | None = None,
+        load: Callable[[], dict[str, float]] = lambda: {},
+    ) -> None:
+        self.redis = redis
+        self.node_id = node_id
+        self.ttl_s = ttl_s
+        self.media = media
+        self.media_address = media_address
+        self.url = url
+        self.draining = False
+        self._load = load
+        self._cpu = CpuMeter()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self._failing = False
+        self._place = redis.register_script(PLACE_SCRIPT)
+        self._live = redis.register_script(LIVE_SCRIPT)
+
+    # --- this node ---
+
+    def snapshot(self) -> NodeInfo:
+        """This node's figures now (reads the CPU meter, so call it once per beat)."""
+        counts = self._load()
+        peers = int(counts.get("peers", 0))
+        recognizers = int(counts.get("recognizers", 0))
+        sessions = int(counts.get("sessions", 0))
+        cpu = round(float(counts["cpu"]) if "cpu" in counts else self._cpu.read(), 4)
+        return NodeInfo(
+            id=self.node_id,
+            media=self.media,
+            media_address=self.media_address,
+            url=self.url,
+            draining=self.draining,
+            load=load_figure(peers, recognizers, sessions, cpu),
+            peers=peers,
+            recognizers=recognizers,
+            sessions=sessions,
+            cpu=cpu,
+            beat=time.time(),
+        )
+
+    async def beat(self) -> None:
+        """Write this node's key (PX ttl) and its score in `tt:nodes`, in one transaction."""
+        async with self._lock:
+            info = self.snapshot()
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(node_key(self.node_id), info.to_json(), px=max(1, int(self.ttl_s * 1000)))
+                pipe.zadd(NODES_KEY, {self.node_id: info.load})
+                await pipe.execute()
+
+    def start(self) -> None:
+        """Beat every ttl/3 in a background task until `stop()`; Redis errors are logged."""
+        self._running = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"node-beat-{self.node_id}")
+
+    async def stop(self, forget: bool = True) -> None:
+        """Stop beating; with `forget` remove this node from Redis now (else its key expires)."""
+        self._running = False  # also ends the loop if redis turned the cancel into an error
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if forget:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(node_key(self.node_id))
+                    pipe.zrem(NODES_KEY, self.node_id)
+                    await pipe.execute()
+            except Exception as exc:
+                log.warning("node %s: cannot remove itself from redis (%s)", self.node_id, exc)
+
+    async def set_draining(self) -> None:
+        """Mark this node draining and beat at once: `place()` never picks it again.
+
+        Redis errors propagate; the flag stays set, so the next beat carries it anyway.
+        """
+        self.draining = True
+        await self.beat()
+
+    async def _run(self) -> None:
+        interval = self.ttl_s / 3
+        while self._running:
+            started = time.monotonic()
+            await self._beat_logged()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def _beat_logged(self) -> None:
+        try:
+            await self.beat()
+        except Exception as exc:
+            if not self._failing:
+                log.error("node %s: heartbeat failed (%s); retrying", self.node_id, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("node %s: heartbeat works again", self.node_id)
+        self._failing = False
+
+    # --- the cluster ---
+
+    async def live(self) -> list[NodeInfo]:
+        """Every node whose key exists, in `tt:nodes` order (least loaded first)."""
+        raws = await self._live(keys=[NODES_KEY], args=[NODE_KEY_PREFIX])
+        nodes = []
+        for raw in raws:
+            try:
+                nodes.append(NodeInfo.from_json(raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable node entry %r (%s)", raw[:200], exc)
+        return nodes
+
+    async def alive(self, node_id: str) -> bool:
+        """Whether `node_id`'s heartbeat key exists."""
+        return bool(await self.redis.exists(node_key(node_id)))
+
+    async def place(self, exclude: Iterable[str] = ()) -> str | None:
+        """The least-loaded live media node that is not draining nor excluded, or None.
+
+        Ties go to the smallest id. The chosen node's score rises by 1 until its next beat.
+        """
+        chosen: Any = await self._place(keys=[NODES_KEY], args=[NODE_KEY_PREFIX, *exclude])
+        if chosen is None:
+            return None
+        return chosen.decode() if isinstance(chosen, bytes) else str(chosen)
