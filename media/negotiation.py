@@ -202,3 +202,20 @@ def keep_extension_ids(
         if transceiver is not None:
             transceiver._headerExtensions = copy.deepcopy(media.rtp.headerExtensions)
     return str(description)
+
+
+def keep_candidates(sdp: str, address: str) -> str:
+    """The SDP with only the ICE candidates on `address` (the node's media address); unchanged
+    when no candidate is on it (the address is not one of this host's interfaces)."""
+    lines = sdp.split("\r\n")
+
+    def on_address(line: str) -> bool:
+        parts = line.split()
+        return len(parts) > 4 and parts[4] == address
+
+    candidates = [line for line in lines if line.startswith("a=candidate:")]
+    if not any(on_address(line) for line in candidates):
+        return sdp
+    return "\r\n".join(
+        line for line in lines if not line.startswith("a=candidate:") or on_address(line)
+    )

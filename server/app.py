@@ -14,7 +14,11 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from server.cluster.bus import Bus
+from server.cluster.failover import Failover
+from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
+from server.cluster.router import Router
 from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
@@ -25,7 +29,8 @@ from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
 from server.storage.languages import Languages
-from server.storage.presence import HEARTBEAT_TTL, Presence
+from server.storage.media_records import MediaRecords
+from server.storage.presence import Presence
 from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
@@ -61,7 +66,7 @@ class Realtime:
         )
         self.sessions: dict[str, Session] = {}
         self.store = Store(self.redis)
-        self.presence = Presence(self.redis)
+        self.presence = Presence(self.redis, settings.heartbeat_s)
         self.languages = Languages(self.redis)
         self.translator = translator
         self._owns_translator = False
@@ -77,8 +82,33 @@ class Realtime:
             None,
             settings.limits,
         )
-        self.calls = Calls(self.sio, dispatcher, self.chat, settings)
-        self.tours = Tours(self.sio, dispatcher, self.chat, settings)
+        self.node_id = node = settings.node_id
+        self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
+        self.registry = NodeRegistry(
+            self.redis,
+            node,
+            ttl_s=settings.node_ttl_s,
+            media=settings.media,
+            media_address=settings.media_address,
+            url=f"http://{settings.host}:{settings.port}",
+            load=self.load,
+            cluster=settings.cluster,
+        )
+        self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        self.router = router = Router(node, self.bus, dispatcher, self.registry, self.records)
+        kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
+        self.calls = Calls(*kinds)
+        self.tours = Tours(*kinds)
+        for name, handler in self.calls.handlers().items():
+            locate = {"call.start": router.place_call, "call.get": router.by_conversation}
+            router.register(name, handler, locate.get(name, router.by_id("call_id")))
+        for name, handler in self.tours.handlers().items():
+            locate = {"tour.start": router.place, "tour.list": None}
+            router.register(name, handler, locate.get(name, router.by_id("tour_id")))
+        self.failover = Failover(
+            node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
+        )
+        self.bus.on("drop_socket", self._drop_forwarded)
         self.bounds = Bounds(self)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
@@ -103,7 +133,7 @@ class Realtime:
             refuse(UNAVAILABLE, UNAVAILABLE_MESSAGE)
         if count < 0:
             refuse(LIMIT_REACHED, f"a user may have at most {limit} sockets open")
-        self.sessions[sid] = Session(identity)
+        self.sessions[sid] = Session(identity, node=self.node_id)
         await self.sio.enter_room(sid, user_room(identity.id))
         if count == 1:
             with contextlib.suppress(*REDIS_AWAY):
@@ -111,8 +141,7 @@ class Realtime:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the socket; announce the user offline when it was their last one."""
-        await self.calls.drop_socket(sid)
-        await self.tours.drop_socket(sid)
+        await self.drop_media(sid)
         session = self.sessions.pop(sid, None)
         try:
             if session is not None and await self.presence.disconnect(session.identity.id, sid):
@@ -120,12 +149,36 @@ class Realtime:
         except REDIS_AWAY as exc:  # the heartbeat sweep clears it once Redis is back
             log.warning("socket %s left while redis was unavailable (%s)", sid, exc)
 
+    async def drop_media(self, sid: str) -> None:
+        """A socket is gone: leave its calls and tours here and on every other node."""
+        await self.calls.drop_socket(sid)
+        await self.tours.drop_socket(sid)
+        try:
+            await self.bus.broadcast("drop_socket", {"sid": sid})
+        except Exception as exc:  # the owners drop it when its media fails
+            log.warning("could not tell the other nodes that %s left (%s)", sid, exc)
+
+    async def _drop_forwarded(self, body: dict[str, Any]) -> None:
+        await self.calls.drop_socket(body["sid"])
+        await self.tours.drop_socket(body["sid"])
+
+    def load(self) -> dict[str, float]:
+        """This node's media load for placement: sessions, peers, speakers recognized."""
+        calls, tours = self.calls.stats(), self.tours.stats()
+        return {
+            "sessions": calls["calls"] + tours["tours"],
+            "peers": calls["members"]
+            + tours["viewers"]
+            + sum(1 for t in self.tours.tours.values() if t.host_member is not None),
+            "recognizers": calls["recognizers"] + tours["recognizers"],
+        }
+
     def gauges(self) -> dict[str, float]:
         """This process's live numbers for `/metrics`."""
         calls, tours = self.calls.stats(), self.tours.stats()
         backlog = dropped = 0
-        streams = [m.subtitles for c in self.calls.calls.values() for m in c.members.values()]
-        streams += [t.subtitles for t in self.tours.tours.values()]
+        sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
+        streams = [m.subtitles for s in sessions for m in s.members.values()]
         for subtitles in streams:
             captions = getattr(subtitles, "captions", None)
             queue = getattr(captions, "_queue", None)
@@ -162,11 +215,15 @@ class Realtime:
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
         self._heartbeat = asyncio.create_task(self._beat())
+        await self.bus.start()
+        await self.registry.beat()
+        self.registry.start()
+        self.failover.start()
         self.bounds.start()
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_TTL / 3)
+            await asyncio.sleep(self.presence.heartbeat_s / 3)
             try:
                 await self.presence.heartbeat()
                 for user in await self.presence.sweep():
@@ -175,6 +232,16 @@ class Realtime:
                 log.warning("presence heartbeat: redis unavailable (%s)", exc)
             except Exception:
                 log.exception("presence heartbeat failed")
+
+    async def drain(self) -> None:
+        """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM)."""
+        try:
+            moved = await self.failover.drain()
+        except Exception:
+            log.exception("drain failed; the calls left here end")
+            return
+        if moved:
+            log.info("handed %d calls and tours to other nodes", moved)
 
     async def close_sockets(self) -> None:
         """Disconnect every socket of this process (on shutdown), so clients reconnect elsewhere."""
@@ -190,8 +257,11 @@ class Realtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
         await self.bounds.stop()
+        await self.failover.stop()
         await self.calls.close()
         await self.tours.close()
+        await self.registry.stop(forget=True)
+        await self.bus.close()
         with contextlib.suppress(Exception):
             for user in await self.presence.sweep(include_self=True):
                 await self.chat.announce_presence(user, False)
@@ -211,13 +281,22 @@ def refuse(code: str, message: str) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 with whether Redis answers."""
+    """200 with whether Redis answers, and this node's id, media role and drain state."""
     realtime: Realtime = request.app[SERVICES]["realtime"]
     try:
         redis_ok = bool(await asyncio.wait_for(realtime.redis.ping(), timeout=2))
     except (aioredis.RedisError, OSError, TimeoutError):
         redis_ok = False
-    return web.json_response({"ok": redis_ok, "redis": redis_ok})
+    node = realtime.registry
+    return web.json_response(
+        {
+            "ok": redis_ok,
+            "redis": redis_ok,
+            "node": node.node_id,
+            "media": node.media,
+            "draining": node.draining,
+        }
+    )
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -270,6 +349,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
         await realtime.stop()
 
     async def on_shutdown(app: web.Application) -> None:
+        await realtime.drain()
         await realtime.close_sockets()
 
     app.cleanup_ctx.append(lifecycle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,15 @@ class Settings:
     metrics_token: str | None = None
     metrics_port: int | None = None
     limits: Limits = field(default_factory=Limits)
+    node_id: str = field(default_factory=lambda: "n" + secrets.token_hex(4))
+    # Nodes of one cluster (on one Redis) share calls and tours. `from_env` names it (default
+    # "main"); built in code, a node is its own cluster unless given one (tests' servers).
+    cluster: str = field(default_factory=lambda: "c" + secrets.token_hex(4))
+    media: bool = True  # this node runs calls' and tours' media (else signalling only)
+    media_address: str | None = None  # the address clients reach this node's media on
+    node_ttl_s: float = 3.0  # a node silent this long is dead; its sessions move
+    forward_timeout_s: float = 5.0  # a forwarded call/tour event unanswered → node_unavailable
+    heartbeat_s: float = 30.0  # presence: a process silent this long has its sockets swept
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -61,7 +71,10 @@ class Settings:
         `TRADETALK_MAX_TOURS_PER_USER`, `TRADETALK_CONVERSATIONS_PER_HOUR`, `TRADETALK_IDLE_END_S`,
         token claims `TRADETALK_TOKEN_ISSUER` / `TRADETALK_TOKEN_AUDIENCE`, and where `/metrics`
         is served: `TRADETALK_METRICS_TOKEN` (public port, bearer token) or
-        `TRADETALK_METRICS_PORT` (its own loopback port)."""
+        `TRADETALK_METRICS_PORT` (its own loopback port); the node: `TRADETALK_NODE_ID`,
+        `TRADETALK_CLUSTER`, `TRADETALK_MEDIA` (1; 0: signalling only), `TRADETALK_MEDIA_ADDRESS`,
+        `TRADETALK_NODE_TTL_S` (3), `TRADETALK_FORWARD_TIMEOUT_S` (5) and the presence
+        heartbeat `TRADETALK_HEARTBEAT_S` (30)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
         secret_text = env.get("TRADETALK_SECRET")
@@ -84,7 +97,21 @@ class Settings:
             idle_end_s=float(env.get("TRADETALK_IDLE_END_S") or Limits.idle_end_s),
         )
         metrics_port = env.get("TRADETALK_METRICS_PORT")
+        node_id = env.get("TRADETALK_NODE_ID") or "n" + secrets.token_hex(4)
+        if not NODE_ID_RE.match(node_id):
+            raise SettingError(f"TRADETALK_NODE_ID={node_id!r}: use 1-40 of a-z A-Z 0-9 . _ -")
         return cls(
+            node_id=node_id,
+            cluster=env.get("TRADETALK_CLUSTER") or "main",
+            media=parse_flag("TRADETALK_MEDIA", env.get("TRADETALK_MEDIA", "1")),
+            media_address=env.get("TRADETALK_MEDIA_ADDRESS") or None,
+            node_ttl_s=positive("TRADETALK_NODE_TTL_S", env.get("TRADETALK_NODE_TTL_S"), 3.0),
+            forward_timeout_s=positive(
+                "TRADETALK_FORWARD_TIMEOUT_S", env.get("TRADETALK_FORWARD_TIMEOUT_S"), 5.0
+            ),
+            heartbeat_s=max(
+                1.0, positive("TRADETALK_HEARTBEAT_S", env.get("TRADETALK_HEARTBEAT_S"), 30.0)
+            ),
             limits=limits,
             dev=parse_flag("TRADETALK_DEV", env.get("TRADETALK_DEV", "")),
             token_issuer=env.get("TRADETALK_TOKEN_ISSUER") or None,
@@ -100,6 +127,7 @@ class Settings:
         )
 
 
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,40}\Z")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 
@@ -116,6 +144,19 @@ def parse_flag(name: str, value: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingError(f"{name}={value!r}: use one of 1/true/yes/on or 0/false/no/off")
+
+
+def positive(name: str, value: str | None, default: float) -> float:
+    """A number of seconds above 0 (unset: `default`)."""
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r}: not a number of seconds") from None
+    if not 0 < number < 86_400:
+        raise SettingError(f"{name}={value!r}: must be above 0 seconds")
+    return number
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:

@@ -27,7 +27,9 @@ async def converse(connect, *langs: str):
 async def test_healthz_reports_redis(server_url) -> None:
     async with aiohttp.ClientSession() as http, http.get(server_url + "/healthz") as resp:
         assert resp.status == 200
-        assert (await resp.json())["redis"] is True
+        health = await resp.json()
+        assert health["redis"] is True and health["ok"] is True
+        assert health["media"] is True and health["draining"] is False and health["node"]
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,7 @@ import pytest
 
 from server.app import SERVICES, create_app
 from server.config import Limits, Settings
-from server.media_sessions.tours import TourLimits, Tours
-from server.realtime.dispatch import Dispatcher
-from server.web.tour_routes import add_tour_routes
+from server.media_sessions.tours import TourLimits
 from tests.call_clients import speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
 from tests.rtc_clients import wait_until
@@ -24,26 +22,6 @@ from tests.tour_clients import TourClient
 
 SPEECH = SHARED / "testdata" / "speech"
 LATE_JOINER_BOUND_S = 2.0
-
-
-def attach_tours(app, realtime, settings: Settings) -> Tours:
-    """Wire tours into an app the way server/app.py does once it knows them."""
-    dispatcher = Dispatcher(realtime.sio, realtime.sessions)
-    tours = Tours(realtime.sio, dispatcher, realtime.chat, settings)
-    realtime.tours = tours
-    add_tour_routes(app, tours.redis, settings.secret)
-    disconnect = realtime.disconnect
-
-    async def on_disconnect(sid: str, reason=None) -> None:
-        await tours.drop_socket(sid)
-        await disconnect(sid, reason)
-
-    async def on_shutdown(app) -> None:
-        await tours.close()
-
-    realtime.sio.on("disconnect", on_disconnect)
-    app.on_shutdown.append(on_shutdown)
-    return tours
 
 
 @pytest.fixture
@@ -57,7 +35,7 @@ async def tour_app(aiohttp_server, redis_server, tmp_path, translator):
     )
     app = create_app(settings, redis_server.url, translator)
     realtime = app[SERVICES]["realtime"]
-    tours = getattr(realtime, "tours", None) or attach_tours(app, realtime, settings)
+    tours = realtime.tours
     tours.limits = TourLimits(max_viewers=20)
     server = await aiohttp_server(app)
     return tours, str(server.make_url("")).rstrip("/")

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 log = logging.getLogger("tradetalk.nodes")
 
 PREFIX = "tt:"
-NODES_KEY = f"{PREFIX}nodes"
+NODES_KEY = f"{PREFIX}nodes"  # + ":{cluster}" for a named cluster
 NODE_KEY_PREFIX = f"{PREFIX}node:"
 
 # KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  ARGV[2..]: excluded ids  -> the chosen id or nil.
@@ -146,8 +146,12 @@ class NodeRegistry:
         media_address: str | None = None,
         url: str | None = None,
         load: Callable[[], dict[str, float]] = lambda: {},
+        cluster: str | None = None,
     ) -> None:
+        """`cluster`: nodes place sessions only among nodes of the same cluster name (None:
+        the unnamed one)."""
         self.redis = redis
+        self.nodes_key = f"{NODES_KEY}:{cluster}" if cluster else NODES_KEY
         self.node_id = node_id
         self.ttl_s = ttl_s
         self.media = media
@@ -192,7 +196,7 @@ class NodeRegistry:
             info = self.snapshot()
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(node_key(self.node_id), info.to_json(), px=max(1, int(self.ttl_s * 1000)))
-                pipe.zadd(NODES_KEY, {self.node_id: info.load})
+                pipe.zadd(self.nodes_key, {self.node_id: info.load})
                 await pipe.execute()
 
     def start(self) -> None:
@@ -213,7 +217,7 @@ class NodeRegistry:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.delete(node_key(self.node_id))
-                    pipe.zrem(NODES_KEY, self.node_id)
+                    pipe.zrem(self.nodes_key, self.node_id)
                     await pipe.execute()
             except Exception as exc:
                 log.warning("node %s: cannot remove itself from redis (%s)", self.node_id, exc)
@@ -249,7 +253,7 @@ class NodeRegistry:
 
     async def live(self) -> list[NodeInfo]:
         """Every node whose key exists, in `tt:nodes` order (least loaded first)."""
-        raws = await self._live(keys=[NODES_KEY], args=[NODE_KEY_PREFIX])
+        raws = await self._live(keys=[self.nodes_key], args=[NODE_KEY_PREFIX])
         nodes = []
         for raw in raws:
             try:
@@ -267,7 +271,7 @@ class NodeRegistry:
 
         Ties go to the smallest id. The chosen node's score rises by 1 until its next beat.
         """
-        chosen: Any = await self._place(keys=[NODES_KEY], args=[NODE_KEY_PREFIX, *exclude])
+        chosen: Any = await self._place(keys=[self.nodes_key], args=[NODE_KEY_PREFIX, *exclude])
         if chosen is None:
             return None
         return chosen.decode() if isinstance(chosen, bytes) else str(chosen)

@@ -3,8 +3,9 @@ nothing a socket started outlives it.
 
 - A call with no member, or a tour with neither a publishing host nor a viewer, for
   `Limits.idle_end_s` seconds ends (`call.ended` / `tour.ended` with reason `idle`).
-- Per user: at most `max_calls_per_user` running calls started, `max_tours_per_user` running
-  tours hosted, `conversations_per_hour` conversations created (in Redis, all processes); over a
+- Per user, over every node (the sessions' records in Redis): at most `max_calls_per_user`
+  running calls started, `max_tours_per_user` running tours hosted, `conversations_per_hour`
+  conversations created (in Redis, all processes); over a
   cap an event is answered `limit_reached` and changes nothing.
 - A socket that disconnects while its `call.join` / `tour.join` / `tour.publish` is still
   running is dropped again once the handler returns, so no peer, UDP port or recognizer it got
@@ -50,20 +51,24 @@ class Bounds:
 
     # ------------------------------------------------------------------ caps
 
+    async def _running(self, kind: str) -> list[dict[str, Any]]:
+        """The records of the running calls or tours on every node."""
+        return [r for r in await self.realtime.records.all() if r.get("kind") == kind]
+
     async def _call_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
-        calls = self.realtime.calls.calls.values()
         cid = data.get("conversation_id") if isinstance(data, dict) else None
-        if any(c.conversation["id"] == cid for c in calls):
+        if isinstance(cid, str) and await self.realtime.records.by_conversation(cid):
             return None  # call.start returns the running call
-        mine = sum(1 for c in calls if c.started_by == session.identity.id)
+        calls = await self._running("call")
+        mine = sum(1 for c in calls if c.get("started_by") == session.identity.id)
         if mine >= self.limits.max_calls_per_user:
             cap = self.limits.max_calls_per_user
             return error_ack(LIMIT_REACHED, f"a user may run at most {cap} calls at once")
         return None
 
     async def _tour_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
-        tours = self.realtime.tours.tours.values()
-        mine = sum(1 for t in tours if t.host.id == session.identity.id)
+        tours = await self._running("tour")
+        mine = sum(1 for t in tours if t["host"]["id"] == session.identity.id)
         if mine >= self.limits.max_tours_per_user:
             cap = self.limits.max_tours_per_user
             return error_ack(LIMIT_REACHED, f"a user may host at most {cap} tours at once")
@@ -91,8 +96,7 @@ class Bounds:
 
     async def _drop_if_gone(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
         if sid not in self.realtime.sessions:
-            await self.realtime.calls.drop_socket(sid)
-            await self.realtime.tours.drop_socket(sid)
+            await self.realtime.drop_media(sid)
 
     # ------------------------------------------------------------------ idle sweep
 
@@ -121,12 +125,9 @@ class Bounds:
         now = time.monotonic()
         calls, tours = self.realtime.calls, self.realtime.tours
         idle: dict[str, Any] = {}
-        for call in calls.calls.values():
-            if not call.members:
-                idle[call.id] = call
-        for tour in tours.tours.values():
-            if tour.host_peer is None and not tour.viewers:
-                idle[tour.id] = tour
+        for item in [*calls.sessions.values(), *tours.sessions.values()]:
+            if not item.members:
+                idle[item.id] = item
         self._empty_since = {key: self._empty_since.get(key, now) for key in idle}
         for key, since in list(self._empty_since.items()):
             if now - since < self.limits.idle_end_s:
@@ -134,7 +135,5 @@ class Bounds:
             del self._empty_since[key]
             item = idle[key]
             log.info("ending %s: no member for %.0f s", key, now - since)
-            if key in calls.calls:
-                await calls.end_call(item, IDLE_REASON)
-            else:
-                await tours.end_tour(item, IDLE_REASON)
+            kind = calls if key in calls.sessions else tours
+            await kind.end_session(item, IDLE_REASON)

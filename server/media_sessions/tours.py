@@ -8,7 +8,8 @@ line is translated once per language present among the viewers and sent to the S
 of that language only. Lines and questions are kept in Redis under
 `tt:tour:{id}:*` and outlive the tour (`GET /api/tours/{id}/transcript`).
 
-A tour lives in the server process that started it (like a call).
+A tour is a media session (`core.MediaSessions`) with one *host* member (publishes, is
+recognized) and *viewers* (subscribe); it runs on one node and moves like a call.
 """
 
 from __future__ import annotations
@@ -22,18 +23,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
-
-from media.errors import InvalidSdpError, MediaError
 from media.room import MediaRoom
-from server.background import TaskSet
-from server.config import Settings
-from server.handlers.chat import Chat
-from server.media_sessions.reoffers import PendingAnswers
-from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
+from server.media_sessions.core import HOST, VIEWER, MediaSession, MediaSessions, Member
+from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
-from server.realtime.dispatch import Dispatcher
-from server.realtime.errors import FORBIDDEN, NOT_FOUND, AppError, ok_ack
+from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.storage.store import PREFIX, now_iso
 from server.tokens import Identity
@@ -42,7 +36,6 @@ from server.web import metrics
 log = logging.getLogger("tradetalk.tours")
 
 TOUR_FULL = "tour_full"
-MEDIA_ERROR = "media_error"
 TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
 MAX_EXPORT = 20_000
 
@@ -78,78 +71,78 @@ def tour_key(tour_id: str, *parts: str) -> str:
     return PREFIX + ":".join(("tour", tour_id, *parts))
 
 
-@dataclass
-class Viewer:
-    """One socket watching a tour."""
-
-    sid: str
-    peer_id: str
-    identity: Identity
-    subtitle_lang: str
+def identity_dict(identity: Identity) -> dict[str, str]:
+    """An identity as kept in a record."""
+    return {"id": identity.id, "name": identity.name, "role": identity.role, "lang": identity.lang}
 
 
 @dataclass
-class Tour:
-    """A running tour and its media room."""
+class Tour(MediaSession):
+    """A running tour: the host member publishes, viewers subscribe."""
 
-    id: str
-    title: str
-    lang: str
-    host: Identity
-    host_sid: str
-    invite: list[str] | None
-    started_at: str
-    room: MediaRoom
-    started: float = field(default_factory=time.monotonic)
-    host_peer: str | None = None
-    subtitles: SpeakerSubtitles | None = None
-    viewers: dict[str, Viewer] = field(default_factory=dict)
-    pending: PendingAnswers = field(default_factory=PendingAnswers)
-    questions: int = 0
+    title: str = ""
+    lang: str = ""
+    host: Identity = field(default_factory=lambda: Identity("", "", "supplier", "en"))
+    host_sid: str = ""
+    invite: list[str] | None = None
+    started_at: str = ""
 
-    def public(self) -> dict[str, Any]:
-        """The tour as sent to clients."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "lang": self.lang,
-            "host": {"id": self.host.id, "name": self.host.name},
-            "invite": self.invite,
-            "started_at": self.started_at,
-            "viewers": len(self.viewers),
-        }
+    @property
+    def host_member(self) -> Member | None:
+        """The host's publishing membership, once it publishes."""
+        return next(iter(self.in_role(HOST)), None)
+
+    @property
+    def host_peer(self) -> str | None:
+        """The host's media peer id, once it publishes."""
+        member = self.host_member
+        return member.peer_id if member else None
+
+    @property
+    def viewers(self) -> dict[str, Member]:
+        """The viewers by socket id."""
+        return {m.sid: m for m in self.in_role(VIEWER)}
 
     def may_watch(self, user_id: str) -> bool:
         """Open tours admit any signed-in user; private ones the invited."""
-        return self.invite is None or user_id in self.invite or user_id == self.host.id
-
-    def viewer_by_peer(self, peer_id: str) -> Viewer | None:
-        """The viewer whose media peer id this is."""
-        return next((w for w in self.viewers.values() if w.peer_id == peer_id), None)
+        return may_watch(self.invite, self.host.id, user_id)
 
     def languages(self) -> set[str]:
         """Subtitle languages of the viewers now."""
-        return {w.subtitle_lang for w in self.viewers.values()}
+        return {w.subtitle_lang for w in self.in_role(VIEWER)}
 
 
-class Tours:
-    """The tour half of the protocol (see docs/tours.md)."""
+def may_watch(invite: list[str] | None, host_id: str, user_id: str) -> bool:
+    """Whether `user_id` may watch a tour with this invite list and host."""
+    return invite is None or user_id in invite or user_id == host_id
 
-    def __init__(
-        self,
-        sio: socketio.AsyncServer,
-        dispatcher: Dispatcher,
-        chat: Chat,
-        settings: Settings,
-        limits: TourLimits | None = None,
-    ) -> None:
-        self.sio = sio
-        self.chat = chat
-        self.settings = settings
+
+class Tours(MediaSessions[Tour]):
+    """The tour half of the protocol (see docs/protocol.md)."""
+
+    kind = "tour"
+    id_field = "tour_id"
+    offer_event = "tour.offer"
+    left_event = "tour.left"
+    moved_event = "tour.moved"
+
+    def __init__(self, *args: Any, limits: TourLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.limits = limits or TourLimits.from_env()
-        self.tours: dict[str, Tour] = {}
-        self._tasks = TaskSet()
-        for name, handler in {
+
+    @property
+    def tours(self) -> dict[str, Tour]:
+        """The tours running on this node."""
+        return self.sessions
+
+    @property
+    def redis(self) -> Any:
+        """The shared Redis client (the chat store's)."""
+        return self.chat.store.redis
+
+    def handlers(self) -> dict[str, Any]:
+        """Event name → handler, for the router."""
+        return {
             "tour.start": self.start,
             "tour.list": self.list,
             "tour.publish": self.publish,
@@ -159,13 +152,15 @@ class Tours:
             "tour.ask": self.ask,
             "tour.leave": self.leave,
             "tour.end": self.end,
-        }.items():
-            dispatcher.register(name, handler)
+        }
 
-    @property
-    def redis(self) -> Any:
-        """The shared Redis client (the chat store's)."""
-        return self.chat.store.redis
+    def stats(self) -> dict[str, int]:
+        """Live tours, viewers, recognizer threads, pending offers, tasks (leak tests)."""
+        stats = super().stats()
+        stats["tours"] = stats.pop("sessions")
+        stats["viewers"] = sum(len(t.viewers) for t in self.sessions.values())
+        del stats["members"]
+        return stats
 
     # ------------------------------------------------------------------ events
 
@@ -183,64 +178,58 @@ class Tours:
             if not isinstance(raw, list) or len(raw) > self.limits.max_invite:
                 raise v.invalid(f"invite must be a list of at most {self.limits.max_invite} ids")
             invite = list(dict.fromkeys(v.user_id(u, "invite[]") for u in raw))
-        tour_id = "t_" + secrets.token_hex(8)
-        room = MediaRoom(
-            tour_id,
-            renegotiate=lambda peer, offer: self._renegotiate(tour_id, peer, offer),
-            on_audio=lambda peer, pcm: self._on_audio(tour_id, peer, pcm),
-            on_peer_removed=lambda peer, reason: self._on_removed(tour_id, peer, reason),
-            ice_servers=self.settings.ice_servers,
-            renegotiation_timeout=self.settings.limits.renegotiation_timeout_s,
-        )
-        tour = Tour(tour_id, title or "", lang, me, sid, invite, now_iso(), room)
-        self.tours[tour_id] = tour
-        await self.sio.enter_room(sid, lang_room(tour_id, lang))
-        meta = {k: val for k, val in tour.public().items() if k != "viewers"}
-        await self.redis.set(tour_key(tour_id), json.dumps(meta))
-        await self._announce(tour, "tour.listed", {"tour": tour.public()})
-        return ok_ack(tour=tour.public(), ice_servers=list(self.settings.ice_servers))
+        tid = "t_" + secrets.token_hex(8)
+        tour = Tour(tid, self.new_room(tid), title=title or "", lang=lang, host=me, host_sid=sid)
+        tour.invite, tour.started_at = invite, now_iso()
+        self.sessions[tid] = tour
+        await self.sio.enter_room(sid, lang_room(tid, lang))
+        meta = {k: val for k, val in self.public(tour).items() if k != "viewers"}
+        await self.redis.set(tour_key(tid), json.dumps(meta))
+        await self.keep(tour)
+        await self._announce(tour, "tour.listed", {"tour": self.public(tour)})
+        return ok_ack(tour=self.public(tour), ice_servers=list(self.settings.ice_servers))
 
     async def list(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
-        """tour.list {}: the running tours this user may watch (open, inviting them, or theirs)."""
+        """tour.list {}: the running tours (on every node) this user may watch."""
         v.payload(data, set())
         me = session.identity.id
-        tours = [t.public() for t in self.tours.values() if t.may_watch(me)]
+        tours = [
+            r["public"]
+            for r in await self.records.all()
+            if r.get("kind") == self.kind and may_watch(r.get("invite"), r["host"]["id"], me)
+        ]
         return ok_ack(tours=sorted(tours, key=lambda t: t["started_at"]))
 
     async def publish(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.publish {tour_id, sdp, type: "offer"}: the host's camera and microphone."""
         data = v.payload(data, {"tour_id", "sdp", "type"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         offer = v.sdp(data, "offer", self.settings.limits.max_sdp_chars)
-        if sid != tour.host_sid:
+        if tour.host_member is not None:
+            if sid == tour.host_sid:
+                raise v.invalid("the host already publishes")
             raise AppError(FORBIDDEN, "only the host's socket publishes into a tour")
-        if tour.host_peer is not None:
-            raise v.invalid("the host already publishes")
-        tour.host_peer = "h" + secrets.token_hex(6)
-        tour.subtitles = SpeakerSubtitles(
-            tour.lang,
-            self.settings.data_dir,
-            spawn=self._tasks.spawn,
-            on_partial=lambda text: self._partial(tour, text),
-            on_final=lambda line: self._final(tour, line),
-            origin=tour.started,
-            name=f"captions-{tour.host_peer}",
-        )
-        answer = await self._add_peer(tour, tour.host_peer, offer, publish=True)
-        self._tasks.spawn(tour.subtitles.start())
-        return ok_ack(sdp=answer, type="answer", captions=tour.subtitles.status())
+        if sid != tour.host_sid:
+            if session.identity.id != tour.host.id:
+                raise AppError(FORBIDDEN, "only the host's socket publishes into a tour")
+            tour.host_sid = sid  # the host came back on another socket (its node died)
+            await self.sio.enter_room(sid, lang_room(tour.id, tour.lang))
+        host = self.new_member(sid, tour.host, HOST, tour.lang, tour.lang, session.node)
+        answer = await self.add_member(tour, host, offer)
+        assert host.subtitles is not None
+        return ok_ack(sdp=answer, type="answer", captions=host.subtitles.status())
 
     async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.join {tour_id, sdp, type: "offer", subtitle_lang?} → the answer SDP."""
         data = v.payload(data, {"tour_id", "sdp", "type", "subtitle_lang"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         offer = v.sdp(data, "offer", self.settings.limits.max_sdp_chars)
         me = session.identity
         if not tour.may_watch(me.id):
             raise AppError(FORBIDDEN, "this tour is by invitation")
         if sid == tour.host_sid:
             raise v.invalid("the host publishes with tour.publish")
-        if sid in tour.viewers:
+        if sid in tour.members:
             raise v.invalid("this socket already joined the tour")
         if len(tour.viewers) >= self.limits.max_viewers:
             raise AppError(TOUR_FULL, f"a tour has at most {self.limits.max_viewers} viewers")
@@ -248,32 +237,25 @@ class Tours:
             subtitle_lang = v.lang(data, "subtitle_lang")
         else:
             subtitle_lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
-        viewer = Viewer(sid, "v" + secrets.token_hex(6), me, subtitle_lang)
-        tour.viewers[sid] = viewer
-        try:
-            answer = await self._add_peer(tour, viewer.peer_id, offer, publish=False)
-        except AppError:
-            tour.viewers.pop(sid, None)
-            raise
-        await self.sio.enter_room(sid, tour_room(tour.id))
-        await self.sio.enter_room(sid, lang_room(tour.id, subtitle_lang))
+        viewer = self.new_member(sid, me, VIEWER, me.lang, subtitle_lang, session.node)
+        answer = await self.add_member(tour, viewer, offer)
         await self.redis.sadd(tour_key(tour.id, "access"), me.id)
         await self._count(tour)
-        return ok_ack(sdp=answer, type="answer", tour=tour.public())
+        return ok_ack(sdp=answer, type="answer", tour=self.public(tour))
 
     async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.answer {tour_id, sdp}: the client's answer to a server `tour.offer`."""
         data = v.payload(data, {"tour_id", "sdp", "type"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
         if not tour.pending.answer(sid, answer):
-            raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
+            raise AppError("not_found", "no renegotiation is waiting for an answer")
         return ok_ack()
 
     async def set_subtitles(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.subtitles {tour_id, lang}: switch this viewer's subtitle language."""
         data = v.payload(data, {"tour_id", "lang"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         lang = v.lang(data)
         viewer = self._viewer(tour, sid)
         if lang != viewer.subtitle_lang:
@@ -285,16 +267,14 @@ class Tours:
     async def ask(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.ask {tour_id, text}: a viewer's question, translated for the host."""
         data = v.payload(data, {"tour_id", "text"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         text = v.text(data, "text", self.limits.max_question_chars)
         assert text is not None
-        viewer = self._viewer(tour, sid)
-        me = viewer.identity
+        me = self._viewer(tour, sid).identity
         lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
         translations, errors = await translate_line(self.chat.translation, text, lang, [tour.lang])
-        tour.questions += 1
         question: dict[str, Any] = {
-            "id": tour.questions,
+            "id": int(await self.redis.incr(tour_key(tour.id, "asked"))),
             "asker": {"id": me.id, "name": me.name, "lang": lang},
             "text": text,
             "lang": lang,
@@ -313,102 +293,105 @@ class Tours:
     async def leave(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.leave {tour_id}: a viewer leaves; the host leaving ends the tour."""
         data = v.payload(data, {"tour_id"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         if sid == tour.host_sid:
-            await self.end_tour(tour, "host left")
+            await self.end_session(tour, "host left")
         else:
             self._viewer(tour, sid)
-            await self._remove(tour, sid, "left")
+            await self.remove_member(tour, sid, "left")
         return ok_ack()
 
     async def end(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.end {tour_id}: the host ends the tour for everyone."""
         data = v.payload(data, {"tour_id"})
-        tour = self._running(tour_id(data))
+        tour = self.running(tour_id(data))
         if session.identity.id != tour.host.id:
             raise AppError(FORBIDDEN, "only the host ends a tour")
-        await self.end_tour(tour, "ended")
+        await self.end_session(tour, "ended")
         return ok_ack()
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def drop_socket(self, sid: str) -> None:
-        """A socket disconnected: end the tours it hosts, leave those it watches."""
-        for tour in list(self.tours.values()):
-            if tour.host_sid == sid:
-                await self.end_tour(tour, "host disconnected")
-            elif sid in tour.viewers:
-                await self._remove(tour, sid, "disconnected")
-
     async def end_tour(self, tour: Tour, reason: str) -> None:
-        """Tell everyone, close the media room and the recognizer; the record stays."""
-        if self.tours.get(tour.id) is not tour:
-            return
-        if tour.subtitles is not None:  # the open utterance and a line on its way still go out
-            await tour.subtitles.stop()
-            await tour.subtitles.drain()
-        if self.tours.pop(tour.id, None) is None:
-            return
-        viewers = list(tour.viewers.values())
-        tour.viewers.clear()
-        tour.pending.cancel()
-        event = {"tour_id": tour.id, "reason": reason}
-        await self.sio.emit("tour.ended", event, to=[tour_room(tour.id), tour.host_sid])
-        await self._announce(tour, "tour.unlisted", event)
-        await tour.room.close()
-        for viewer in viewers:
-            await self.sio.leave_room(viewer.sid, tour_room(tour.id))
-            await self.sio.leave_room(viewer.sid, lang_room(tour.id, viewer.subtitle_lang))
-        await self.sio.leave_room(tour.host_sid, lang_room(tour.id, tour.lang))
+        """End a tour for everyone (the idle sweep, shutdown); the record stays."""
+        await self.end_session(tour, reason)
+
+    # ------------------------------------------------------------------ the kind's hooks
+
+    def rooms_of(self, session: Tour, member: Member) -> list[str]:
+        if member.role == HOST:  # the host's socket is in its language's room from tour.start
+            return []
+        return [tour_room(session.id), lang_room(session.id, member.subtitle_lang)]
+
+    def room_name(self, session: Tour) -> str:
+        return tour_room(session.id)
+
+    def moved_to(self, session: Tour) -> list[str]:
+        return [tour_room(session.id), session.host_sid]
+
+    def public(self, session: Tour) -> dict[str, Any]:
+        return {
+            "id": session.id,
+            "title": session.title,
+            "lang": session.lang,
+            "host": {"id": session.host.id, "name": session.host.name},
+            "invite": session.invite,
+            "started_at": session.started_at,
+            "viewers": len(session.viewers),
+        }
+
+    def record(self, session: Tour) -> dict[str, Any]:
+        return {
+            "title": session.title,
+            "lang": session.lang,
+            "host": identity_dict(session.host),
+            "host_sid": session.host_sid,
+            "invite": session.invite,
+            "started_at": session.started_at,
+            "public": self.public(session),
+        }
+
+    def restore(self, record: dict[str, Any], room: MediaRoom) -> Tour:
+        tour = Tour(record["id"], room, title=record["title"], lang=record["lang"])
+        tour.host, tour.host_sid = Identity(**record["host"]), record["host_sid"]
+        tour.invite, tour.started_at = record.get("invite"), record["started_at"]
+        return tour
+
+    async def socket_gone(self, session: Tour, sid: str) -> None:
+        if sid == session.host_sid:
+            await self.end_session(session, "host disconnected")
+        else:
+            await self.remove_member(session, sid, "disconnected")
+
+    async def peer_lost(self, session: Tour, member: Member, reason: str) -> None:
+        if member.role == HOST:
+            await self.end_session(session, f"host media: {reason}")
+        else:
+            await super().peer_lost(session, member, reason)
+
+    async def member_removed(self, session: Tour, member: Member) -> None:
+        if member.role == VIEWER:
+            await self._count(session)
+
+    async def ended(self, session: Tour, reason: str, ended_by: Identity | None) -> None:
+        event = {"tour_id": session.id, "reason": reason}
+        await self.sio.emit("tour.ended", event, to=[tour_room(session.id), session.host_sid])
+        await self._announce(session, "tour.unlisted", event)
+        await self.sio.leave_room(session.host_sid, lang_room(session.id, session.lang))
         try:
-            raw = await self.redis.get(tour_key(tour.id))
+            raw = await self.redis.get(tour_key(session.id))
             if raw:
                 meta = {**json.loads(raw), "ended_at": now_iso(), "end_reason": reason}
-                await self.redis.set(tour_key(tour.id), json.dumps(meta))
+                await self.redis.set(tour_key(session.id), json.dumps(meta))
         except Exception:
-            log.exception("could not mark tour %s ended", tour.id)
-
-    async def close(self) -> None:
-        """End every tour (server shutdown)."""
-        for tour in list(self.tours.values()):
-            await self.end_tour(tour, "server shutting down")
-        await self._tasks.cancel()
-
-    def stats(self) -> dict[str, int]:
-        """Live tours, viewers and recognizer threads (for leak tests)."""
-        return {
-            "tours": len(self.tours),
-            "viewers": sum(len(t.viewers) for t in self.tours.values()),
-            "recognizers": sum(1 for t in self.tours.values() if t.subtitles and t.subtitles.alive),
-            "pending_offers": sum(len(t.pending) for t in self.tours.values()),
-            "tasks": self._tasks.running(),
-        }
+            log.exception("could not mark tour %s ended", session.id)
 
     # ------------------------------------------------------------------ internals
 
-    def _running(self, tid: str) -> Tour:
-        tour = self.tours.get(tid)
-        if tour is None:
-            raise AppError(NOT_FOUND, f"no running tour {tid} on this server")
-        return tour
-
     @staticmethod
-    def _viewer(tour: Tour, sid: str) -> Viewer:
-        viewer = tour.viewers.get(sid)
-        if viewer is None:
-            raise AppError(NOT_FOUND, "this socket is not watching the tour")
+    def _viewer(tour: Tour, sid: str) -> Member:
+        viewer = tour.members.get(sid)
+        if viewer is None or viewer.role != VIEWER:
+            raise AppError("not_found", "this socket is not watching the tour")
         return viewer
-
-    async def _add_peer(self, tour: Tour, peer_id: str, offer: str, *, publish: bool) -> str:
-        try:
-            return await tour.room.add_peer(peer_id, offer, publish=publish, subscribe=not publish)
-        except InvalidSdpError as exc:
-            raise v.invalid(f"bad offer: {exc}") from None
-        except MediaError as exc:
-            raise AppError(MEDIA_ERROR, str(exc)) from None
-        finally:
-            if publish and peer_id not in tour.room.peer_ids:
-                tour.host_peer = None
 
     async def _announce(self, tour: Tour, event: str, payload: dict[str, Any]) -> None:
         """Tell whoever may watch `tour` (every socket for an open tour; else the invited and
@@ -422,73 +405,28 @@ class Tours:
     async def _count(self, tour: Tour) -> None:
         payload = {"tour_id": tour.id, "count": len(tour.viewers)}
         await self.sio.emit("tour.viewers", payload, to=tour.host_sid)
-        await self._announce(tour, "tour.listed", {"tour": tour.public()})
-
-    async def _remove(self, tour: Tour, sid: str, reason: str) -> None:
-        viewer = tour.viewers.pop(sid, None)
-        if viewer is None:
-            return
-        tour.pending.cancel(sid)
-        await tour.room.remove_peer(viewer.peer_id, reason)
-        await self.sio.leave_room(sid, tour_room(tour.id))
-        await self.sio.leave_room(sid, lang_room(tour.id, viewer.subtitle_lang))
-        if tour.id in self.tours:
-            await self._count(tour)
-
-    def _on_removed(self, tid: str, peer_id: str, reason: str) -> None:
-        """The room dropped a peer by itself (no answer to an offer, connection failed)."""
-        tour = self.tours.get(tid)
-        if tour is None:
-            return
-        if peer_id == tour.host_peer:
-            self._tasks.spawn(self.end_tour(tour, f"host media: {reason}"))
-            return
-        viewer = tour.viewer_by_peer(peer_id)
-        if viewer is None:
-            return
-
-        async def forget() -> None:
-            await self.sio.emit("tour.left", {"tour_id": tid, "reason": reason}, to=viewer.sid)
-            await self._remove(tour, viewer.sid, reason)
-
-        self._tasks.spawn(forget())
-
-    async def _renegotiate(self, tid: str, peer_id: str, offer: str) -> str:
-        """Send `tour.offer` to a viewer and wait for its `tour.answer` (the room times out)."""
-        tour = self._running(tid)
-        viewer = tour.viewer_by_peer(peer_id)
-        if viewer is None:
-            raise MediaError(f"peer {peer_id} is not a viewer of tour {tid}")
-        payload = {"tour_id": tid, "sdp": offer}
-        return await tour.pending.offer(self.sio, "tour.offer", payload, viewer.sid)
+        await self._announce(tour, "tour.listed", {"tour": self.public(tour)})
+        await self.keep(tour)
 
     # ------------------------------------------------------------------ subtitles
-
-    def _on_audio(self, tid: str, peer_id: str, pcm: bytes) -> None:
-        tour = self.tours.get(tid)
-        if tour is not None and peer_id == tour.host_peer and tour.subtitles is not None:
-            tour.subtitles.feed(pcm)
 
     def _speaker(self, tour: Tour) -> dict[str, str]:
         return {"id": tour.host.id, "name": tour.host.name}
 
-    async def _partial(self, tour: Tour, text: str) -> None:
+    async def partial(self, session: Tour, member: Member, text: str) -> None:
         """Partials, in the host's language, to every viewer."""
-        if tour.id not in self.tours:
-            return
         payload = {
-            "tour_id": tour.id,
-            "speaker": self._speaker(tour),
-            "lang": tour.lang,
+            "tour_id": session.id,
+            "speaker": self._speaker(session),
+            "lang": session.lang,
             "text": text,
             "final": False,
         }
-        await self.sio.emit("subtitle", payload, room=tour_room(tour.id))
+        await self.sio.emit("subtitle", payload, room=tour_room(session.id))
 
-    async def _final(self, tour: Tour, line: FinalLine) -> None:
+    async def final(self, session: Tour, member: Member, line: FinalLine) -> None:
         """Translate once per viewer language; each language room gets its own line."""
-        if tour.id not in self.tours:
-            return
+        tour = session
         languages = tour.languages() | {tour.lang}
         translations, errors = await translate_line(
             self.chat.translation, line.text, tour.lang, languages

@@ -100,19 +100,19 @@ class Dispatcher:
                 return refused
             ack = await self._guarded(name, handler, session, sid, args[0] if args else None)
             for follow in self.follows.get(name, ()):
-                await self._safely(name, follow(session, sid, ack))
+                await self.safely(name, follow(session, sid, ack))
             return ack
 
     async def _guarded(
         self, name: str, handler: Handler, session: Session, sid: str, data: Any
     ) -> dict[str, Any]:
         for guard in self.guards.get(name, ()):
-            refused = await self._safely(name, guard(session, sid, data))
+            refused = await self.safely(name, guard(session, sid, data))
             if refused is not None:
                 return refused
-        return await self._safely(name, handler(session, sid, data))
+        return await self.safely(name, handler(session, sid, data))
 
-    async def _safely(self, name: str, step: Awaitable[Any]) -> Any:
+    async def safely(self, name: str, step: Awaitable[Any]) -> Any:
         """Await one step of an event; failures become the documented error acks."""
         try:
             return await step

@@ -1,4 +1,5 @@
-"""Per-socket state held by the process that owns the socket."""
+"""Per-socket state held by the process that owns the socket (or, for an event forwarded from
+another node, rebuilt from the forwarded identity)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class Session:
     lock that keeps its ordered events (message sends) in the order they arrived."""
 
     identity: Identity
+    node: str = ""  # the node this socket is connected to
     joined: set[str] = field(default_factory=set)
     ordered: asyncio.Lock = field(default_factory=asyncio.Lock)
 

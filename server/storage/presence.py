@@ -6,16 +6,11 @@ without cleaning up are swept away, so a crashed process never leaves users "onl
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import redis.asyncio as aioredis
 
 from server.storage.store import PREFIX
-
-# Seconds an instance counts as alive without a heartbeat (it beats every third of it), so a
-# killed process's users go offline within about 4/3 of it. TRADETALK_HEARTBEAT_S overrides it.
-HEARTBEAT_TTL = max(1.0, float(os.environ.get("TRADETALK_HEARTBEAT_S") or 30))
 
 # KEYS: presence:{uid}  ARGV: sid, instance  -> sockets the user has now
 # Count and add in one step, so sockets connecting at once can't pass the cap together.
@@ -34,8 +29,11 @@ return redis.call('HLEN', KEYS[1])
 class Presence:
     """Counts each user's sockets over all processes; tells when a user comes or goes."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, heartbeat_s: float = 30.0) -> None:
+        """`heartbeat_s`: how long an instance counts as alive without a heartbeat (it beats
+        every third of it), so a killed process's users go offline within about 4/3 of it."""
         self.redis = client
+        self.heartbeat_s = heartbeat_s
         self.instance = secrets.token_hex(6)
         self._add = client.register_script(ADD_SCRIPT)
         self._remove = client.register_script(REMOVE_SCRIPT)
@@ -45,8 +43,9 @@ class Presence:
         return f"{PREFIX}presence:{user}"
 
     async def heartbeat(self) -> None:
-        """Mark this instance alive for the next HEARTBEAT_TTL seconds."""
-        await self.redis.set(f"{PREFIX}instance:{self.instance}", 1, px=int(HEARTBEAT_TTL * 1000))
+        """Mark this instance alive for the next `heartbeat_s` seconds."""
+        key = f"{PREFIX}instance:{self.instance}"
+        await self.redis.set(key, 1, px=int(self.heartbeat_s * 1000))
 
     async def connect(self, user: str, sid: str, limit: int) -> int:
         """Record a socket unless the user already has `limit` open; return how many the user

@@ -11,8 +11,9 @@ from server.tokens import issue_token
 from tests.browser.conftest import PHONE, sign_in
 from tests.peers import new_user, token_for
 
-# Switch on once the server translates chat messages (server/handlers/chat.py `translated()` with Apertium
-# eng-spa installed): then each side must read the other's message in their own language.
+# Switch on once the server translates chat messages (server/handlers/chat.py `translated()`
+# with Apertium eng-spa installed): then each side must read the other's message in their own
+# language.
 EXPECT_TRANSLATION = True
 
 BUYER_TEXT = "Can you ship five hundred bolts next week?"

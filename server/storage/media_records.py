@@ -1,0 +1,123 @@
+"""Running calls and tours as kept in Redis: which node owns each, and what another node needs to
+take it over (`tt:media:{id}` JSON, the index `tt:media:index`, a call per conversation
+`tt:media:conv:{cid}`).
+
+The owner refreshes its records' expiry on every heartbeat, so the record of a session whose
+owner died and that nobody could take over disappears by itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from server.storage.store import PREFIX
+
+INDEX = f"{PREFIX}media:index"
+
+# KEYS: record  ARGV: expected owner, new owner, ttl ms -> the new record, or nil
+TAKE_OVER = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+local record = cjson.decode(raw)
+if record['owner'] ~= ARGV[1] then return nil end
+record['owner'] = ARGV[2]
+record['epoch'] = (record['epoch'] or 0) + 1
+local out = cjson.encode(record)
+redis.call('SET', KEYS[1], out, 'PX', tonumber(ARGV[3]))
+return out
+"""
+
+
+def record_key(session_id: str) -> str:
+    """`tt:media:{id}`."""
+    return f"{PREFIX}media:{session_id}"
+
+
+def conversation_key(cid: str) -> str:
+    """`tt:media:conv:{cid}`: the id of the conversation's running call."""
+    return f"{PREFIX}media:conv:{cid}"
+
+
+class MediaRecords:
+    """Ownership records of running media sessions, shared by every node."""
+
+    def __init__(self, client: aioredis.Redis, ttl_s: float = 30.0) -> None:
+        self.redis = client
+        self.ttl_ms = int(ttl_s * 1000)
+        self._take_over = client.register_script(TAKE_OVER)
+
+    async def put(self, record: dict[str, Any]) -> None:
+        """Write (or rewrite) a record and index it."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(record_key(record["id"]), json.dumps(record), px=self.ttl_ms)
+            pipe.sadd(INDEX, record["id"])
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> dict[str, Any] | None:
+        """The record of a running session, or None."""
+        raw = await self.redis.get(record_key(session_id))
+        return json.loads(raw) if raw else None
+
+    async def claim_conversation(self, cid: str, call_id: str) -> str:
+        """Make `call_id` the conversation's call unless it has one; return the one it has."""
+        key = conversation_key(cid)
+        if await self.redis.set(key, call_id, nx=True, px=self.ttl_ms):
+            return call_id
+        current = await self.redis.get(key)
+        if current is None:  # expired in between: try once more
+            return call_id if await self.redis.set(key, call_id, nx=True, px=self.ttl_ms) else ""
+        return current.decode()
+
+    async def by_conversation(self, cid: str) -> dict[str, Any] | None:
+        """The record of the conversation's running call, or None."""
+        call_id = await self.redis.get(conversation_key(cid))
+        return await self.get(call_id.decode()) if call_id else None
+
+    async def all(self) -> list[dict[str, Any]]:
+        """Every running session's record (ids whose record expired leave the index)."""
+        ids = sorted(m.decode() for m in await self.redis.smembers(INDEX))
+        if not ids:
+            return []
+        raws = await self.redis.mget([record_key(i) for i in ids])
+        gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+        if gone:
+            await self.redis.srem(INDEX, *gone)
+        return [json.loads(raw) for raw in raws if raw is not None]
+
+    async def refresh(self, records: list[dict[str, Any]]) -> None:
+        """Push back the expiry of an owner's records (every heartbeat)."""
+        if not records:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.pexpire(record_key(record["id"]), self.ttl_ms)
+                if record.get("conversation_id"):
+                    pipe.pexpire(conversation_key(record["conversation_id"]), self.ttl_ms)
+            await pipe.execute()
+
+    async def take_over(self, session_id: str, owner: str, new_owner: str) -> dict | None:
+        """Move a record from `owner` to `new_owner` (epoch + 1) if `owner` still has it."""
+        raw = await self._take_over(
+            keys=[record_key(session_id)], args=[owner, new_owner, self.ttl_ms]
+        )
+        return json.loads(raw) if raw else None
+
+    async def delete(self, record: dict[str, Any], owner: str | None = None) -> None:
+        """Forget a session that ended (only if `owner` still holds it, when given)."""
+        if owner is not None:
+            current = await self.get(record["id"])
+            if current is not None and current.get("owner") != owner:
+                return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(record_key(record["id"]))
+            pipe.srem(INDEX, record["id"])
+            await pipe.execute()
+        cid = record.get("conversation_id")
+        if cid:
+            key = conversation_key(cid)
+            current_call = await self.redis.get(key)
+            if current_call is not None and current_call.decode() == record["id"]:
+                await self.redis.delete(key)
