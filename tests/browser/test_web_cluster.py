@@ -46,6 +46,14 @@ CALL_STATE = """() => { const a = tradetalk.call.active; return a && {
 REMOTE_VIDEO_PLAYS = """() => [...document.querySelectorAll('#call-view .tile.remote video')]
   .some((v) => v.videoWidth > 0 && v.readyState >= 2 && !v.paused)"""
 
+# Every final subtitle line the page receives, as the server sent it.
+RECORD_FINALS = """() => {
+  window.finals = [];
+  tradetalk.connection.addEventListener("server", ({ detail: { event, data } }) => {
+    if (event === "subtitle" && data.final) window.finals.push({ ...data, at: performance.now() });
+  });
+}"""
+
 # The page's current connection, kept to tell it from the one a re-join makes.
 MARK_PC = "() => { window.markedPc = tradetalk.call.active.pc; }"
 NEW_PC = "() => tradetalk.call.active && tradetalk.call.active.pc !== window.markedPc"
@@ -160,9 +168,25 @@ def wait_remote_video(page: Page, timeout_ms: int = 30000) -> None:
         raise AssertionError(f"no remote video: {page.evaluate(CALL_STATE)}") from None
 
 
+# The moved note as each page shows it: the buyer reads English, the supplier Korean.
+MOVED_NOTE = {
+    ("en", "media server restarting"): (
+        "Call moved to another server (media server restarting) — reconnecting…"
+    ),
+    ("en", "media server lost"): "Call moved to another server (media server lost) — reconnecting…",
+    ("ko", "media server restarting"): (
+        "통화가 다른 서버로 옮겨졌습니다(미디어 서버 재시작 중) — 다시 연결하는 중…"
+    ),
+    (
+        "ko",
+        "media server lost",
+    ): "통화가 다른 서버로 옮겨졌습니다(미디어 서버 연결 끊김) — 다시 연결하는 중…",
+}
+
+
 def moved_again(page: Page, count: int, reason: str, timeout_ms: int = 30000) -> None:
-    """Until the page got its `count`-th call.moved (with `reason`), showed the note, and plays
-    the other side's video on a new connection."""
+    """Until the page got its `count`-th call.moved (with `reason`), showed the note (in the
+    page's language), and plays the other side's video on a new connection."""
     try:
         page.wait_for_function(f"() => window.moved.length >= {count}", timeout=timeout_ms)
     except Exception:
@@ -171,7 +195,7 @@ def moved_again(page: Page, count: int, reason: str, timeout_ms: int = 30000) ->
     assert event["reason"] == reason, event
     page.wait_for_function(NEW_PC, timeout=timeout_ms)
     wait_remote_video(page, timeout_ms)
-    expected = f"Call moved to another server ({reason}) — reconnecting…"
+    expected = MOVED_NOTE[(page.evaluate("tradetalk.lang"), reason)]
     notes = page.evaluate("() => window.notes")
     assert expected in notes, notes
     # The note is cleared once the new join is acked (the listener has no caption note).
@@ -199,6 +223,7 @@ def test_call_moves_between_media_processes_in_the_browser(
     expect(buyer.locator("#conv-title")).to_have_text("Moving call")
     supplier.locator("#inbox-list li.inbox-item a").click()
     expect(supplier.locator("#conv-title")).to_have_text("Moving call")
+    buyer.evaluate(RECORD_FINALS)
 
     # The buyer (on A) starts the call, the supplier (on B) joins it: media is on C or D.
     buyer.get_by_role("button", name="Call", exact=True).click()
@@ -271,6 +296,14 @@ def test_call_moves_between_media_processes_in_the_browser(
     expect(final.first).to_be_visible()
     shot(buyer, "buyer-after-kill")
     shot(supplier, "supplier-after-kill")
+
+    # Every line once: no line is sent again by the node that took the call over.
+    finals = buyer.evaluate("() => window.finals")
+    for line in finals:
+        print(f"{line['at'] / 1000:6.1f} s  [{line['start']}-{line['end']}] {line['text']}")
+    spans = [(line["start"], line["end"]) for line in finals]
+    assert len(set(spans)) == len(spans), spans
+    assert spans == sorted(spans), spans
 
     # The call still ends normally, for both.
     supplier.get_by_role("button", name="모두 종료").click()
