@@ -91,13 +91,14 @@ class Cluster:
         for node in self.nodes.values():
             healthy(node)
 
-    def add(self, name: str, node_id: str, media: bool) -> Node:
+    def add(self, name: str, node_id: str, media: bool, port: int | None = None) -> Node:
         env = {
             "TRADETALK_DEV": "1",
             "TRADETALK_NODE_ID": node_id,
             "TRADETALK_MEDIA": "1" if media else "0",
         }
-        server = ServerProcess(self.folder / node_id, self.redis.url, free_port(), env=env)
+        folder = self.folder / node_id
+        server = ServerProcess(folder, self.redis.url, port or free_port(), env=env)
         node = Node(name, node_id, media, server.spawn())
         self.nodes[name] = node
         return node
@@ -108,6 +109,11 @@ class Cluster:
         raw = self.db.get(f"tt:media:{call_id}")
         assert raw, f"no tt:media:{call_id} in Redis: {self.db.keys('tt:*')}"
         return json.loads(raw)
+
+    def registered(self, node_id: str) -> bool:
+        """Whether the node's heartbeat key is in Redis (it expires TTL after its last beat)."""
+        assert self.db is not None
+        return bool(self.db.exists(f"tt:node:{node_id}"))
 
     def node_of(self, node_id: str) -> Node:
         for node in self.nodes.values():
@@ -506,3 +512,62 @@ def test_tour_moves_between_media_processes_in_the_browser(
     host.locator("#tour-end").click()
     expect(viewer.locator("#tour-note")).to_have_text("The tour has ended.")
     assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
+
+
+def test_a_call_page_whose_signalling_process_dies_joins_again_when_it_is_back(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """kill -9 of the buyer's own process A (not the media owner): its member is dropped once A's
+    heartbeat lapses; A is restarted on its port and the buyer's page, whose socket comes back
+    by itself, joins the call again with no click. The supplier sees the buyer again, once."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    sign_in(buyer, a.url, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, b.url, "Sam Supplier", "supplier", "en")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    supplier.locator("#call-start").click()
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    call_id = buyer.evaluate("tradetalk.call.active.call.id")
+    owner = cluster.owner(call_id)["owner"]
+    buyer.evaluate(RECORD)
+    buyer.evaluate(MARK_PC)
+
+    a.server.kill()
+    note = buyer.locator("#call-view .call-note")
+    expect(note).to_have_text("Connection lost — rejoining the call when it is back…")
+    expect(buyer.locator("#status")).to_contain_text("Reconnecting")
+    shot(buyer, "buyer-signalling-lost")
+    deadline = time.monotonic() + 15
+    while cluster.registered(a.node_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cluster.registered(a.node_id), "A's heartbeat key outlived its TTL"
+    # The owner drops the members whose sockets were on A: the supplier is alone.
+    try:
+        supplier.wait_for_function(
+            "() => tradetalk.call.active.call.participants.length === 1", timeout=10000
+        )
+    except Exception:
+        raise AssertionError(f"{supplier.evaluate(CALL_STATE)}\n{cluster.logs()}") from None
+    expect(supplier.locator("#call-view .tile.remote")).to_have_count(0)
+
+    restarted = cluster.add("A", a.node_id, False, port=a.server.port)
+    cluster.retired.append(a)
+    healthy(restarted)
+    expect(buyer.locator("#status")).to_be_hidden(timeout=15000)
+    buyer.wait_for_function(NEW_PC, timeout=15000)
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    expect(supplier.locator("#call-view .tile.remote")).to_have_count(1)
+    expect(supplier.locator("#call-view .tile.remote .tile-name")).to_have_text("Ann Buyer")
+    expect(note).not_to_contain_text("rejoin")
+    assert cluster.owner(call_id)["owner"] == owner  # the media never moved
+    shot(buyer, "buyer-back-after-restart")
+    shot(supplier, "supplier-sees-buyer-again")
+    supplier.locator("#call-end").click()
+    expect(note).to_have_text("The call was ended by Sam Supplier.")
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
