@@ -1,8 +1,12 @@
-"""A call in two real browsers across four `tradetalk serve` processes on one real Redis: the
-buyer's page on signalling-only process A, the supplier's on signalling-only process B, the media
-on process C or D. When the process holding the call's media goes away — SIGTERM (drain), then,
-after a restart, kill -9 — both pages show that the call moved and play each other's video
-again by themselves (no click), with the subtitle lines so far still on screen."""
+"""Calls and tours in real browsers across several `tradetalk serve` processes on one real Redis:
+the buyer's page on signalling-only process A, the supplier's on signalling-only process B, the
+media on process C or D. When the process holding the media goes away — SIGTERM (drain), then,
+after a restart, kill -9 — both pages show that the call moved and play each other's video again
+by themselves (no click), with the subtitle lines so far still on screen; a tour's host publishes
+again and its viewer joins again. When the page's own process dies and comes back, the page joins
+again too. A reloaded page rings for a call already running. On one server: a page whose socket
+drops re-joins, and a refused re-join offers a Rejoin button.
+"""
 
 from __future__ import annotations
 
@@ -231,12 +235,16 @@ def test_call_moves_between_media_processes_in_the_browser(
     expect(supplier.locator("#conv-title")).to_have_text("Moving call")
     buyer.evaluate(RECORD_FINALS)
 
-    # The buyer (on A) starts the call, the supplier (on B) joins it: media is on C or D.
+    # The buyer (on A) starts the call, the supplier (on B) joins it: media is on C or D. The
+    # supplier's page reloads while it rings: call.get (answered from B) rings the banner again.
     buyer.get_by_role("button", name="Call", exact=True).click()
     expect(buyer.locator("#call-view")).to_be_visible()
-    join = supplier.locator("#call-start")
-    expect(join).to_have_text("통화 참여")
-    join.click()
+    expect(supplier.locator("#call-start")).to_have_text("통화 참여")
+    supplier.reload()
+    banner = supplier.locator("#call-banner")
+    expect(banner).to_be_visible(timeout=15000)
+    expect(banner).to_contain_text("Ann Buyer")
+    supplier.locator("#call-banner-join").click()
     wait_remote_video(buyer)
     wait_remote_video(supplier)
     call_id = buyer.evaluate("tradetalk.call.active.call.id")
