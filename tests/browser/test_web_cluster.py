@@ -579,3 +579,69 @@ def test_a_call_page_whose_signalling_process_dies_joins_again_when_it_is_back(
     supplier.locator("#call-end").click()
     expect(note).to_have_text("The call was ended by Sam Supplier.")
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+# Every refused request of the page: event and error code.
+RECORD_REFUSALS = """() => {
+  window.refusals = [];
+  const connection = tradetalk.connection;
+  const request = connection.request.bind(connection);
+  connection.request = async (event, data, timeoutMs) => {
+    try {
+      return await request(event, data, timeoutMs);
+    } catch (error) {
+      window.refusals.push({ event, code: error.code, message: error.message });
+      throw error;
+    }
+  };
+}"""
+
+
+def test_a_join_sent_while_the_owner_is_dead_is_retried_until_the_call_moved(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """The supplier presses Join right after the owner's kill -9, before the cluster noticed:
+    the forwarded `call.start` / `call.join` is refused `node_unavailable`, the page asks again
+    with backoff, and the join lands on the node the call moved to — no click beyond the first."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    sign_in(buyer, a.url, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, b.url, "Sam Supplier", "supplier", "en")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    expect(buyer.locator("#call-view .tile.local")).to_be_visible()
+    buyer.wait_for_function("() => tradetalk.call.active?.pc?.remoteDescription")
+    join = supplier.locator("#call-start")
+    expect(join).to_have_text("Join call")
+    call_id = buyer.evaluate("tradetalk.call.active.call.id")
+    owner = cluster.node_of(cluster.owner(call_id)["owner"])
+    other = cluster.nodes["D" if owner.name == "C" else "C"]
+    supplier.evaluate(RECORD_REFUSALS)
+    buyer.evaluate(RECORD)
+    buyer.evaluate(MARK_PC)
+
+    owner.server.kill()
+    join.click()
+    try:
+        wait_remote_video(supplier, 40000)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{supplier.evaluate('window.refusals')}") from None
+    moved_again(buyer, 1, "media server lost")
+    wait_remote_video(buyer)
+    refusals = supplier.evaluate("() => window.refusals")
+    print(f"\nsupplier's refused requests: {refusals}")
+    assert refusals, "the join was not refused: the owner was not dead yet?"
+    assert {r["code"] for r in refusals} == {"node_unavailable"}, refusals
+    assert len(refusals) <= 4, refusals  # then the page would have given up
+    assert cluster.owner(call_id)["owner"] == other.node_id
+    expect(supplier.locator("#call-view .call-note")).not_to_contain_text("Could not")
+    cluster.retired.append(cluster.nodes.pop(owner.name))
+    shot(supplier, "supplier-joined-after-retries")
+    supplier.locator("#call-end").click()
+    expect(buyer.locator("#call-view .call-note")).to_have_text(
+        "The call was ended by Sam Supplier."
+    )
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)

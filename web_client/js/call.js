@@ -282,9 +282,16 @@ export class CallView {
     let active = null;
     let stream = null;
     try {
-      const { call, ice_servers: iceServers } = await this.app.connection.request("call.start", {
-        conversation_id: cid,
-      });
+      // Retried while refused `node_unavailable` (the call's node just died): call.start answers
+      // the running call, so asking again is safe.
+      const started = await this.app.connection.requestRetrying(
+        "call.start",
+        { conversation_id: cid },
+        10000,
+        () => !this.active,
+      );
+      if (!started) return; // another call view took over meanwhile
+      const { call, ice_servers: iceServers } = started;
       this.running.set(call.id, call);
       stream = await localMedia();
       if (this.active) throw new Error("already in a call");
