@@ -58,6 +58,10 @@ RECORD_FINALS = """() => {
   });
 }"""
 
+# The page's own member of the call reads subtitles in `lang`.
+MY_SUBTITLE_LANG = """(lang) => (tradetalk.call.active?.call.participants || [])
+  .some((m) => m.id === tradetalk.me.id && m.lang === lang)"""
+
 # The page's current connection, kept to tell it from the one a re-join makes.
 MARK_PC = "() => { window.markedPc = tradetalk.call.active.pc; }"
 NEW_PC = "() => tradetalk.call.active && tradetalk.call.active.pc !== window.markedPc"
@@ -262,6 +266,9 @@ def test_call_moves_between_media_processes_in_the_browser(
     final = buyer.locator("#call-view .subtitle.final[data-original-lang='ko']")
     expect(final.first).to_be_visible(timeout=60000)
     lines_before = buyer.evaluate("tradetalk.call.board.lines.length")
+    # The buyer reads Spanish subtitles from now on: the re-joins keep that choice.
+    buyer.locator("#call-subtitle-lang").select_option("es")
+    buyer.wait_for_function(MY_SUBTITLE_LANG, arg="es")
     for page in (buyer, supplier):
         page.evaluate(RECORD)
         page.evaluate(MARK_PC)
@@ -286,6 +293,8 @@ def test_call_moves_between_media_processes_in_the_browser(
     expect(final.first).to_be_visible()
     expect(buyer.locator("#call-view .tile.remote .tile-name")).to_have_text("김민수 Supplier")
     expect(supplier.locator("#call-view .tile.remote .tile-name")).to_have_text("Ann Buyer")
+    buyer.wait_for_function(MY_SUBTITLE_LANG, arg="es")
+    expect(buyer.locator("#call-subtitle-lang")).to_have_value("es")
     shot(buyer, "buyer-after-drain")
     shot(supplier, "supplier-after-drain")
 
@@ -308,6 +317,7 @@ def test_call_moves_between_media_processes_in_the_browser(
     assert lost["owner"] == restarted.node_id, (lost, cluster.logs())
     assert lost["epoch"] > moved["epoch"], (moved, lost)
     expect(final.first).to_be_visible()
+    buyer.wait_for_function(MY_SUBTITLE_LANG, arg="es")
     shot(buyer, "buyer-after-kill")
     shot(supplier, "supplier-after-kill")
 
