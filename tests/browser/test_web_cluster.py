@@ -482,8 +482,8 @@ def test_a_tour_viewer_joins_again_after_its_socket_drops(
 def test_tour_moves_between_media_processes_in_the_browser(
     cluster: Cluster, new_page, shot, media_browser
 ) -> None:
-    """The host's page on A, a viewer's on B; SIGTERM of the media owner: the host publishes
-    again and the viewer joins again, both by themselves."""
+    """The host's page on A, a viewer's on B; SIGTERM of the media owner, then kill -9 of the
+    next one: the host publishes again and the viewer joins again, both by themselves."""
     a, b = cluster.nodes["A"], cluster.nodes["B"]
     host = new_page(on=media_browser)
     viewer = new_page(on=media_browser)
@@ -502,20 +502,23 @@ def test_tour_moves_between_media_processes_in_the_browser(
         page.evaluate(RECORD_TOUR)
     shot(viewer, "viewer-before-drain")
 
+    def tour_moved(count: int, reason: str) -> None:
+        for page in (host, viewer):
+            try:
+                page.wait_for_function(f"() => window.moved.length >= {count}", timeout=30000)
+                page.wait_for_function(TOUR_NEW_PC, timeout=30000)
+            except Exception:
+                raise AssertionError(f"{page.evaluate(TOUR_STATE)}\n{cluster.logs()}") from None
+            event = page.evaluate(f"() => window.moved[{count - 1}]")
+            assert event["reason"] == reason, event
+            wait_tour_video(page)
+            expected = f"Tour moved to another server ({reason}) — reconnecting…"
+            assert expected in page.evaluate("() => window.notes")
+            expect(page.locator("#tour-rejoin")).to_be_hidden()
+            expect(page.locator("#tour-note")).not_to_contain_text("moved")
+
     first.server.process.send_signal(signal.SIGTERM)
-    for page in (host, viewer):
-        try:
-            page.wait_for_function("() => window.moved.length >= 1", timeout=30000)
-            page.wait_for_function(TOUR_NEW_PC, timeout=30000)
-        except Exception:
-            raise AssertionError(f"{page.evaluate(TOUR_STATE)}\n{cluster.logs()}") from None
-        event = page.evaluate("() => window.moved[0]")
-        assert event["reason"] == "media server restarting", event
-        wait_tour_video(page)
-        expected = "Tour moved to another server (media server restarting) — reconnecting…"
-        assert expected in page.evaluate("() => window.notes")
-        expect(page.locator("#tour-rejoin")).to_be_hidden()
-        expect(page.locator("#tour-note")).not_to_contain_text("moved")
+    tour_moved(1, "media server restarting")
     assert first.server.process.wait(30) == 0, cluster.logs()
     cluster.retired.append(cluster.nodes.pop(first.name))
     assert cluster.owner(tour_id)["owner"] == other.node_id
@@ -527,6 +530,28 @@ def test_tour_moves_between_media_processes_in_the_browser(
     expect(host.locator("#tour-count")).to_have_text("1 watching")
     shot(viewer, "viewer-after-drain")
     shot(host, "host-after-drain")
+
+    # A restarted node, then kill -9 of the owner: the tour moves again; questions still reach
+    # the host (kept from before the moves, too).
+    viewer.locator("#tour-question").fill("Before the crash?")
+    viewer.locator("#tour-ask-send").click()
+    expect(host.locator("#tour-questions .tour-question")).to_have_count(1)
+    restarted = cluster.add(first.name, f"n{first.name.lower()}2", True)
+    healthy(restarted)
+    for page in (host, viewer):
+        page.evaluate("() => { window.markedPc = tradetalk.tour.active.pc; }")
+    other.server.kill()
+    tour_moved(2, "media server lost")
+    cluster.retired.append(cluster.nodes.pop(other.name))
+    assert cluster.owner(tour_id)["owner"] == restarted.node_id
+    viewer.locator("#tour-question").fill("After the crash?")
+    viewer.locator("#tour-ask-send").click()
+    expect(host.locator("#tour-questions .tour-question")).to_have_count(2)
+    ids = host.evaluate("() => tradetalk.tour.questions.map((q) => q.id)")
+    assert ids == [1, 2], ids  # numbered on, not again from 1, by the node that took over
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    shot(viewer, "viewer-after-kill")
+    shot(host, "host-after-kill")
     host.locator("#tour-end").click()
     expect(viewer.locator("#tour-note")).to_have_text("The tour has ended.")
     assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
