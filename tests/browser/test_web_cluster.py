@@ -680,3 +680,37 @@ def test_a_join_sent_while_the_owner_is_dead_is_retried_until_the_call_moved(
         "The call was ended by Sam Supplier."
     )
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+def test_a_tour_host_whose_signalling_process_dies(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """kill -9 of the host's own process A: its viewers are told the tour ended, and the host's
+    page, once its socket is back, says so too (a tour ends with its host's socket)."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    host = new_page(on=media_browser)
+    viewer = new_page(on=media_browser)
+    sign_in(host, a.url, "Hana Host", "supplier", "en")
+    sign_in(viewer, b.url, "Vic Viewer", "buyer", "en")
+    share = host_tour(host, "Host crash")
+    viewer.goto(share.replace(a.url, b.url))
+    wait_tour_video(viewer)
+    host.evaluate(RECORD_TOUR)
+
+    a.server.kill()
+    expect(host.locator("#tour-note")).to_have_text(
+        "Connection lost — rejoining the tour when it is back…"
+    )
+    expect(viewer.locator("#tour-note")).to_have_text(
+        "The tour has ended (host disconnected).", timeout=15000
+    )
+    shot(viewer, "viewer-told-host-gone")
+    restarted = cluster.add("A", a.node_id, False, port=a.server.port)
+    cluster.retired.append(a)
+    healthy(restarted)
+    expect(host.locator("#tour-note")).to_have_text(
+        "The tour ended while you were away.", timeout=20000
+    )
+    expect(host.locator("#tour-rejoin")).to_be_hidden()
+    shot(host, "host-back-tour-gone")
+    assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
