@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from server.background import Periodic
 from server.cluster.bus import Bus
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
@@ -23,11 +24,12 @@ from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
 from server.media_sessions.calls import Calls
-from server.media_sessions.tours import Tours
+from server.media_sessions.tours import TOUR_ID_RE, Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
+from server.realtime.validation import CALL_ID_RE
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
@@ -101,10 +103,10 @@ class Realtime:
         self.tours = Tours(*kinds)
         for name, handler in self.calls.handlers().items():
             locate = {"call.start": router.place_call, "call.get": router.by_conversation}
-            router.register(name, handler, locate.get(name, router.by_id("call_id")))
+            router.register(name, handler, locate.get(name, router.by_id("call_id", CALL_ID_RE)))
         for name, handler in self.tours.handlers().items():
             locate = {"tour.start": router.place, "tour.list": None}
-            router.register(name, handler, locate.get(name, router.by_id("tour_id")))
+            router.register(name, handler, locate.get(name, router.by_id("tour_id", TOUR_ID_RE)))
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
@@ -112,7 +114,7 @@ class Realtime:
         self.bounds = Bounds(self)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
-        self._heartbeat: asyncio.Task | None = None
+        self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
         metrics.add_source(self)
 
     async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
@@ -164,13 +166,12 @@ class Realtime:
 
     def load(self) -> dict[str, float]:
         """This node's media load for placement: sessions, peers, speakers recognized."""
-        calls, tours = self.calls.stats(), self.tours.stats()
+        sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
+        members = [m for s in sessions for m in s.members.values()]
         return {
-            "sessions": calls["calls"] + tours["tours"],
-            "peers": calls["members"]
-            + tours["viewers"]
-            + sum(1 for t in self.tours.tours.values() if t.host_member is not None),
-            "recognizers": calls["recognizers"] + tours["recognizers"],
+            "sessions": len(sessions),
+            "peers": len(members),
+            "recognizers": sum(1 for m in members if m.subtitles is not None and m.subtitles.alive),
         }
 
     def gauges(self) -> dict[str, float]:
@@ -214,24 +215,18 @@ class Realtime:
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
-        self._heartbeat = asyncio.create_task(self._beat())
+        self._heartbeat.start()
         await self.bus.start()
         await self.registry.beat()
         self.registry.start()
-        self.failover.start()
+        await self.failover.start()
         self.bounds.start()
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.presence.heartbeat_s / 3)
-            try:
-                await self.presence.heartbeat()
-                for user in await self.presence.sweep():
-                    await self.chat.announce_presence(user, False)
-            except REDIS_AWAY as exc:
-                log.warning("presence heartbeat: redis unavailable (%s)", exc)
-            except Exception:
-                log.exception("presence heartbeat failed")
+        """Presence: this instance is alive; sockets of dead instances are swept."""
+        await self.presence.heartbeat()
+        for user in await self.presence.sweep():
+            await self.chat.announce_presence(user, False)
 
     async def drain(self) -> None:
         """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM)."""
@@ -252,10 +247,7 @@ class Realtime:
 
     async def stop(self) -> None:
         """Stop background work and remove this process's sockets from presence."""
-        if self._heartbeat:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await self._heartbeat.stop()
         await self.bounds.stop()
         await self.failover.stop()
         await self.calls.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger("tradetalk.tasks")
@@ -35,6 +36,46 @@ class TaskSet:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+class Periodic:
+    """Runs `step()` every `interval` seconds in one background task until `stop()`. A failing
+    step is logged (once per run of failures) and the loop goes on."""
+
+    def __init__(self, name: str, interval: float, step: Callable[[], Awaitable[Any]]) -> None:
+        self.name = name
+        self.interval = interval
+        self.step = step
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the loop (the first step runs after one interval)."""
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Cancel the loop and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.step()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "%s failed (%s); retrying every %.2f s", self.name, exc, self.interval
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("%s works again", self.name)
+                failing = False
 
 
 def _report(task: asyncio.Task[Any]) -> None:

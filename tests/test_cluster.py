@@ -23,7 +23,7 @@ async def nodes(aiohttp_server, redis_server, tmp_path, translator):
     made = []
     cluster = "t" + secrets.token_hex(4)
 
-    async def make(media: bool = True, ttl: float = 1.0):
+    async def make(media: bool = True, ttl: float = 3.0):
         settings = Settings(
             data_dir=tmp_path,
             secret=SECRET,
@@ -161,3 +161,56 @@ def test_answers_carry_only_the_media_address_candidates_when_it_is_ours() -> No
     assert candidates == ["a=candidate:1 1 udp 2130706431 10.77.1.13 40000 typ host"]
     assert "a=end-of-candidates" in kept and kept.startswith("v=0\r\nm=audio")
     assert keep_candidates(sdp, "192.0.2.99") == sdp
+
+
+async def test_a_node_restarted_under_its_old_id_ends_the_calls_its_earlier_run_left(
+    aiohttp_server, redis_server, tmp_path, translator
+):
+    """A record naming this node id but no call it runs (its earlier run died and came back
+    before anyone re-placed it) is re-placed at start; alone, the node ends it honestly."""
+    from server.storage.media_records import MediaRecords
+
+    node_id, cluster = f"r-{secrets.token_hex(3)}", f"t{secrets.token_hex(4)}"
+    settings = Settings(data_dir=tmp_path, secret=SECRET, node_id=node_id, cluster=cluster)
+    first = await aiohttp_server(create_app(settings, redis_server.url, translator))
+    url = str(first.make_url("")).rstrip("/")
+    buyer, supplier = new_user("buyer", "en"), new_user("supplier", "es")
+    await sign_in_once(url, supplier)
+    peer = await Peer(buyer).connect(url)
+    created = await peer.call("conversation.create", {"participants": [supplier.id]})
+    conversation = created["conversation"]
+    await peer.close()
+    await first.close()
+    call_id = "k_" + secrets.token_hex(8)
+    left = {
+        "id": call_id,
+        "kind": "call",
+        "cluster": cluster,
+        "owner": node_id,
+        "epoch": 0,
+        "started_wall": 0.0,
+        "conversation_id": conversation["id"],
+        "conversation": conversation,
+        "started_by": buyer.id,
+        "started_at": "2026-12-02T00:00:00.000Z",
+    }
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_server.url)
+    records = MediaRecords(client)
+    await records.put(left)
+    await records.claim_conversation(conversation["id"], call_id)
+    # the supplier watches from another server on the same Redis while the node comes back
+    other = await aiohttp_server(
+        create_app(Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, translator)
+    )
+    watcher = await Peer(supplier).connect(str(other.make_url("")).rstrip("/"))
+    await aiohttp_server(create_app(settings, redis_server.url, translator))
+    ended = await watcher.wait_for("call.ended", lambda e: e["call_id"] == call_id, timeout=10)
+    assert ended["reason"] == "media server lost"
+    assert await records.get(call_id) is None
+    assert await records.by_conversation(conversation["id"]) is None
+    got = await watcher.call("call.get", {"conversation_id": conversation["id"]})
+    assert got == {"ok": True, "call": None}
+    await watcher.close()
+    await client.aclose()

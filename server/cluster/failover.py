@@ -14,11 +14,11 @@ line and hands each session to another node, which tells the members to re-join 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
 
+from server.background import Periodic
 from server.cluster.bus import Bus, BusError, NodeUnavailable
 from server.cluster.nodes import NodeRegistry
 from server.media_sessions.core import MediaSessions
@@ -50,31 +50,29 @@ class Failover:
         self.kinds = {kind.kind: kind for kind in kinds}
         self.interval = max(0.05, registry.ttl_s / 3)
         self._seen: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("node check", self.interval, self.check)
         bus.on("adopt", self._adopt)
 
-    def start(self) -> None:
-        """Check the nodes in the background until `stop()`."""
-        self._task = asyncio.create_task(self._run())
+    async def start(self) -> None:
+        """Re-place what an earlier run of this node id left, then check the nodes in the
+        background until `stop()`."""
+        for record in await self.records.all():
+            if record.get("owner") == self.node_id and record.get("cluster") == self.cluster:
+                if record.get("kind") in self.kinds and record["id"] not in self._running():
+                    log.warning(
+                        "%s %s was left by an earlier run of this node",
+                        record["kind"],
+                        record["id"],
+                    )
+                    await self.replace(record, LOST)
+        self._loop.start()
+
+    def _running(self) -> set[str]:
+        return {sid for kind in self.kinds.values() for sid in kind.sessions}
 
     async def stop(self) -> None:
         """Stop checking."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.check()
-                failing = False
-            except Exception as exc:
-                if not failing:
-                    log.warning("node check failed (%s)", exc)
-                failing = True
+        await self._loop.stop()
 
     async def check(self) -> None:
         """One round: drop dead nodes' members, let go of what was taken, re-place orphans."""

@@ -11,6 +11,7 @@ and its room changes reach the socket's node through the Socket.IO Redis manager
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -21,6 +22,7 @@ from server.media_sessions.core import Elsewhere
 from server.realtime.dispatch import Dispatcher, Handler
 from server.realtime.errors import AppError, error_ack
 from server.realtime.sessions import Session
+from server.realtime.validation import CONVERSATION_ID_RE
 from server.storage.media_records import MediaRecords
 from server.tokens import Identity
 
@@ -108,13 +110,13 @@ class Router:
 
     # ------------------------------------------------------------------ locators
 
-    def by_id(self, field: str) -> Locate:
-        """The owner of the session named by `data[field]` (unknown: here, which answers
-        `not_found`)."""
+    def by_id(self, field: str, pattern: re.Pattern[str]) -> Locate:
+        """The owner of the session named by `data[field]` (malformed or unknown: here, which
+        answers `invalid` or `not_found`)."""
 
         async def locate(session: Session, data: Any) -> str | None:
             value = data.get(field) if isinstance(data, dict) else None
-            if not isinstance(value, str) or len(value) > 64:
+            if not isinstance(value, str) or not pattern.match(value):
                 return None
             record = await self.records.get(value)
             return record["owner"] if record else None
@@ -124,7 +126,7 @@ class Router:
     async def by_conversation(self, session: Session, data: Any) -> str | None:
         """The owner of the conversation's running call (none: here)."""
         cid = data.get("conversation_id") if isinstance(data, dict) else None
-        if not isinstance(cid, str) or len(cid) > 64:
+        if not isinstance(cid, str) or not CONVERSATION_ID_RE.match(cid):
             return None
         record = await self.records.by_conversation(cid)
         return record["owner"] if record else None

@@ -14,12 +14,11 @@ nothing a socket started outlives it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from server.background import Periodic
 from server.realtime.errors import LIMIT_REACHED, error_ack
 from server.realtime.sessions import Session
 
@@ -40,7 +39,8 @@ class Bounds:
         self.realtime = realtime
         self.limits = realtime.settings.limits
         self._empty_since: dict[str, float] = {}
-        self._task: asyncio.Task | None = None
+        interval = max(0.05, min(5.0, self.limits.idle_end_s / 4))
+        self._loop = Periodic("idle sweep", interval, self.sweep)
         dispatcher = realtime.dispatcher
         dispatcher.before("call.start", self._call_cap)
         dispatcher.before("tour.start", self._tour_cap)
@@ -102,23 +102,11 @@ class Bounds:
 
     def start(self) -> None:
         """Start the idle sweep."""
-        self._task = asyncio.create_task(self._sweep_forever())
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the idle sweep."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _sweep_forever(self) -> None:
-        interval = max(0.05, min(5.0, self.limits.idle_end_s / 4))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("idle sweep failed")
+        await self._loop.stop()
 
     async def sweep(self) -> None:
         """End the calls and tours that have been without members for too long."""
