@@ -318,6 +318,9 @@ def test_call_moves_between_media_processes_in_the_browser(
     assert lost["epoch"] > moved["epoch"], (moved, lost)
     expect(final.first).to_be_visible()
     buyer.wait_for_function(MY_SUBTITLE_LANG, arg="es")
+    # call.subtitles reaches the third owner too.
+    buyer.locator("#call-subtitle-lang").select_option("en")
+    buyer.wait_for_function(MY_SUBTITLE_LANG, arg="en")
     shot(buyer, "buyer-after-kill")
     shot(supplier, "supplier-after-kill")
 
@@ -335,6 +338,17 @@ def test_call_moves_between_media_processes_in_the_browser(
     expect(buyer.locator("#call-view .call-note")).to_have_text(
         re.compile("The call was ended by 김민수 Supplier")
     )
+    # The transcript has every line the buyer was sent, once: those of the three owners.
+    finals = buyer.evaluate("() => window.finals")
+    cid = buyer.evaluate("tradetalk.conversation.id")
+    response = buyer.request.get(
+        f"{a.url}/api/conversations/{cid}/transcript?format=json",
+        headers={"Authorization": f"Bearer {buyer.evaluate('tradetalk.token')}"},
+    )
+    assert response.ok, response.text()
+    stored = [(line["start"], line["text"]) for line in response.json()["lines"]]
+    sent = [(line["start"], line["text"]) for line in finals]
+    assert stored == sent, (stored, sent)
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
     print(f"cluster call test took {time.monotonic() - began:.1f} s")
 
