@@ -728,3 +728,40 @@ def test_a_tour_host_whose_signalling_process_dies(
     expect(host.locator("#tour-rejoin")).to_be_hidden()
     shot(host, "host-back-tour-gone")
     assert not host.errors and not viewer.errors, (host.errors, viewer.errors)
+
+
+def test_a_call_whose_media_processes_all_die_ends_for_both(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """kill -9 of both media processes: nowhere to move the call, so it ends, and both pages say
+    why instead of waiting in a call that no longer exists."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    sign_in(buyer, a.url, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, b.url, "Sam Supplier", "supplier", "en")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    supplier.locator("#call-start").click()
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    call_id = buyer.evaluate("tradetalk.call.active.call.id")
+
+    cluster.nodes["C"].server.kill()
+    cluster.nodes["D"].server.kill()
+    for page in (buyer, supplier):
+        expect(page.locator("#call-view .call-note")).to_have_text(
+            "The call ended (media server lost).", timeout=15000
+        )
+        page.wait_for_function("() => tradetalk.call.active === null")
+    shot(buyer, "buyer-call-ended-no-media")
+    assert cluster.db is not None and not cluster.db.exists(f"tt:media:{call_id}")
+    # Starting a call now is refused for a reason the page shows (no media node).
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    expect(buyer.locator("#call-view .call-note")).to_contain_text(
+        "Could not join the call", timeout=20000
+    )
+    shot(buyer, "buyer-no-media-node")
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)

@@ -20,11 +20,11 @@ function endedNote(reason, endedBy, me) {
   if (endedBy) return endedBy.id === me ? t("call.ended_by_you") : t("call.ended_by", { name: endedBy.name });
   if (reason === "ended") return t("call.ended");
   if (reason === "everyone left") return t("call.everyone_left");
-  return t("call.ended_other", { reason });
+  return t("call.ended_other", { reason: movedReason(reason) });
 }
 
-/** Why a call or tour moved, in the interface language when it is a reason we know (docs/protocol.md
- * "media server lost" / "media server restarting"), else as the server said it. */
+/** Why a call or tour moved (or ended), in the interface language when it is a media-node reason
+ * (docs/protocol.md "media server lost" / "media server restarting"), else as the server said it. */
 export function movedReason(reason) {
   const key = { "media server lost": "moved.lost", "media server restarting": "moved.restarting" }[reason];
   return key ? t(key) : reason || t("moved.unknown");

@@ -271,7 +271,7 @@ export class TourView {
     } else if (event === "tour.ended") {
       this.tours.delete(data.tour_id);
       if (this.active?.tour.id === data.tour_id) {
-        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: data.reason }));
+        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: movedReason(data.reason) }));
       }
       this.renderList();
     } else if (event === "tour.moved") {
