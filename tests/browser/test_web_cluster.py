@@ -765,3 +765,38 @@ def test_a_call_whose_media_processes_all_die_ends_for_both(
     )
     shot(buyer, "buyer-no-media-node")
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+def test_sigterm_of_the_last_media_process_ends_the_call_cleanly(
+    cluster: Cluster, new_page, shot, media_browser
+) -> None:
+    """The other media process is gone; SIGTERM of the owner has nowhere to hand the call to: it
+    ends it ("server shutting down") and exits 0, and both pages say so."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    sign_in(buyer, a.url, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, b.url, "Sam Supplier", "supplier", "en")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    supplier.locator("#call-start").click()
+    wait_remote_video(buyer)
+    wait_remote_video(supplier)
+    call_id = buyer.evaluate("tradetalk.call.active.call.id")
+    owner = cluster.node_of(cluster.owner(call_id)["owner"])
+    spare = cluster.nodes["D" if owner.name == "C" else "C"]
+    spare.server.kill()
+    deadline = time.monotonic() + 15
+    while cluster.registered(spare.node_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    owner.server.process.send_signal(signal.SIGTERM)
+    for page in (buyer, supplier):
+        expect(page.locator("#call-view .call-note")).to_have_text(
+            "The call ended (server shutting down).", timeout=20000
+        )
+    assert owner.server.process.wait(30) == 0, cluster.logs()
+    shot(supplier, "supplier-call-ended-shutdown")
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
