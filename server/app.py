@@ -103,10 +103,14 @@ class Realtime:
         self.tours = Tours(*kinds)
         for name, handler in self.calls.handlers().items():
             locate = {"call.start": router.place_call, "call.get": router.by_conversation}
-            router.register(name, handler, locate.get(name, router.by_id("call_id", CALL_ID_RE)))
+            undo = self.calls.withdraw if name == "call.join" else None
+            by_id = router.by_id("call_id", CALL_ID_RE)
+            router.register(name, handler, locate.get(name, by_id), undo)
         for name, handler in self.tours.handlers().items():
             locate = {"tour.start": router.place, "tour.list": None}
-            router.register(name, handler, locate.get(name, router.by_id("tour_id", TOUR_ID_RE)))
+            undo = self.tours.withdraw if name in ("tour.join", "tour.publish") else None
+            by_id = router.by_id("tour_id", TOUR_ID_RE)
+            router.register(name, handler, locate.get(name, by_id), undo)
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )

@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -198,13 +199,46 @@ class Host:
     def url(self) -> str:
         return self.server.url
 
+    @property
+    def node_id(self) -> str:
+        """The server's cluster node id (`TRADETALK_NODE_ID`, set by the harness)."""
+        return self.server.env["TRADETALK_NODE_ID"]
+
+    @property
+    def pid(self) -> int:
+        """The server's pid. `ip netns exec` enters the namespace and execs the command (no
+        fork without `-b`), so in both modes this is the Python server process itself."""
+        assert self.server.process is not None
+        return self.server.process.pid
+
+    def alive(self) -> bool:
+        """The server process is still running."""
+        return self.server.process is not None and self.server.process.poll() is None
+
     def kill(self) -> None:
         """kill -9 the host's server."""
         self.server.kill()
 
+    def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM the host's server (a drain), wait for it to exit, return its exit code."""
+        process = self.server.process
+        assert process is not None, "not spawned"
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        return process.wait(timeout)
+
+    def log(self) -> str:
+        """The server's output so far."""
+        return self.server.log.read_text(errors="replace") if self.server.log.exists() else ""
+
 
 class Hosts:
-    """`async with Hosts(3, tmp_path) as cluster:` — servers on one Redis; all removed after."""
+    """`async with Hosts(3, tmp_path) as cluster:` — servers on one Redis; all removed after.
+
+    Host i (1-based) is cluster node `host{i}` (`TRADETALK_NODE_ID`) whose media address is its
+    own address (`TRADETALK_MEDIA_ADDRESS`); `env` adds settings to every host, `host_env[i]`
+    to host i+1 only (both may override those two).
+    """
 
     def __init__(
         self,
@@ -213,12 +247,16 @@ class Hosts:
         mode: str | None = None,
         heartbeat_s: float = 3.0,
         env: dict[str, str] | None = None,
+        host_env: list[dict[str, str]] | None = None,
     ) -> None:
         self.size = size
         self.data_dir = Path(data_dir)
         self.wanted = mode or os.environ.get(FORCE_ENV) or None
         self.env = {"TRADETALK_HEARTBEAT_S": str(heartbeat_s), **(env or {})}
         self.heartbeat_s = heartbeat_s
+        if host_env is not None and len(host_env) != size:
+            raise ValueError(f"host_env has {len(host_env)} entries for {size} hosts")
+        self.host_env = host_env or [{} for _ in range(size)]
         self.run = f"{PREFIX}{os.getpid():06x}{next(_runs) % 256:02x}"
         self.mode = ""
         self.reason = ""
@@ -289,7 +327,12 @@ class Hosts:
                     port,
                     host=address,
                     netns=net.namespace(i) if net else None,
-                    env=self.env,
+                    env={
+                        "TRADETALK_NODE_ID": name,
+                        "TRADETALK_MEDIA_ADDRESS": address,
+                        **self.env,
+                        **self.host_env[i],
+                    },
                 )
                 self.hosts.append(Host(name, address, server.spawn(), server.netns))
             await asyncio.gather(*(h.server.healthy(60) for h in self.hosts))

@@ -3,9 +3,11 @@ chat translated across hosts, presence across hosts, kill -9 of one host."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,15 @@ async def test_chat_and_presence_across_three_hosts_survive_kill_9(tmp_path) -> 
     async with Hosts(3, tmp_path, heartbeat_s=3.0) as cluster:
         assert cluster.mode == expected_mode(), cluster.reason
         assert len({h.address for h in cluster.hosts}) == 3
+        for i, host in enumerate(cluster.hosts):
+            assert host.node_id == f"host{i + 1}"
+            assert host.server.env["TRADETALK_MEDIA_ADDRESS"] == host.address
+            # `ip netns exec` execs: the pid the harness holds is the server itself, inside
+            # its own namespace (so SIGTERM/SIGKILL reach the server, not a wrapper)
+            cmdline = Path(f"/proc/{host.pid}/cmdline").read_bytes().split(b"\0")
+            assert b"server.cli" in cmdline and b"serve" in cmdline, cmdline
+            if cluster.mode == NETNS:
+                assert os.readlink(f"/proc/{host.pid}/ns/net") != os.readlink("/proc/self/ns/net")
         try:
             buyer = await Peer(new_user("buyer", "en")).connect(cluster[0].url)
             supplier = await Peer(new_user("supplier", "es")).connect(cluster[1].url)
@@ -79,6 +90,11 @@ async def test_chat_and_presence_across_three_hosts_survive_kill_9(tmp_path) -> 
             await buyer.wait_for("message.new", lambda e: e["message"]["id"] == more["id"])
             joined = await buyer.call("conversation.join", {"conversation_id": cid})
             assert joined["online"][agent.id] is False and joined["online"][supplier.id] is True
+
+            # SIGTERM: host 2's server exits cleanly (exit code 0)
+            await supplier.close()
+            assert await asyncio.to_thread(cluster[1].terminate, 20) == 0
+            assert not cluster[1].alive()
         finally:
             for peer in peers:
                 await peer.close()
@@ -89,9 +105,13 @@ async def test_chat_and_presence_across_three_hosts_survive_kill_9(tmp_path) -> 
 
 async def test_loopback_fallback_serves_chat_across_processes(tmp_path) -> None:
     """The fallback that runs where namespaces can't be made: 127.0.0.2 and .3."""
-    async with Hosts(2, tmp_path, mode=LOOPBACK) as cluster:
+    host_env = [{}, {"TRADETALK_MEDIA": "0", "TRADETALK_NODE_ID": "signal-2"}]
+    async with Hosts(2, tmp_path, mode=LOOPBACK, host_env=host_env) as cluster:
         assert cluster.mode == LOOPBACK and cluster.network is None
         assert [h.address for h in cluster.hosts] == ["127.0.0.2", "127.0.0.3"]
+        assert [h.node_id for h in cluster.hosts] == ["host1", "signal-2"]
+        assert [h.server.env.get("TRADETALK_MEDIA") for h in cluster.hosts] == [None, "0"]
+        assert cluster[1].server.env["TRADETALK_MEDIA_ADDRESS"] == "127.0.0.3"
         buyer = await Peer(new_user("buyer", "en")).connect(cluster[0].url)
         supplier = await Peer(new_user("supplier", "es")).connect(cluster[1].url)
         try:

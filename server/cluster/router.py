@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -33,6 +34,8 @@ UNANSWERED = "the server that holds this call or tour did not answer; retry"
 NO_MEDIA_NODE = "no media server is available now; retry"
 
 Locate = Callable[[Session, Any], Awaitable[str | None]]
+# Takes back what a forwarded event did once its sender had given up on the answer.
+Undo = Callable[[str, Any], Awaitable[None]]
 
 
 class Router:
@@ -52,12 +55,19 @@ class Router:
         self.registry = registry
         self.records = records
         self.handlers: dict[str, Handler] = {}
+        self.undo: dict[str, Undo] = {}
         self.forwarded = 0  # events this node sent to another one
         bus.on("event", self._serve)
 
-    def register(self, name: str, handler: Handler, locate: Locate | None) -> None:
-        """Serve event `name` with `handler` on the node `locate` names (None: here)."""
+    def register(
+        self, name: str, handler: Handler, locate: Locate | None, undo: Undo | None = None
+    ) -> None:
+        """Serve event `name` with `handler` on the node `locate` names (None: here). `undo(sid,
+        data)` takes back a forwarded event that succeeded after its sender stopped waiting (a
+        join whose client was told `node_unavailable` must not leave a member behind)."""
         self.handlers[name] = handler
+        if undo is not None:
+            self.undo[name] = undo
 
         async def routed(session: Session, sid: str, data: Any) -> dict[str, Any]:
             node = await locate(session, data) if locate is not None else None
@@ -90,6 +100,7 @@ class Router:
             "identity": asdict(session.identity),
             "data": data,
             "hops": hops,
+            "deadline": time.time() + self.bus.timeout_s,  # when the sender stops waiting
         }
         self.forwarded += 1
         try:
@@ -104,9 +115,19 @@ class Router:
         name = body["event"]
         if name not in self.handlers:
             return {"ack": error_ack(NODE_UNAVAILABLE, f"this node does not serve {name}")}
+        deadline = float(body.get("deadline") or 0) or None
+        if deadline is not None and time.time() > deadline:  # reached us after the sender gave up
+            log.warning("%s for %s arrived after its sender stopped waiting", name, body["sid"])
+            return {"ack": error_ack(NODE_UNAVAILABLE, UNANSWERED)}
         session = Session(Identity(**body["identity"]), node=body["node"])
         step = self.run_here(name, session, body["sid"], body["data"], int(body.get("hops") or 0))
-        return {"ack": await self.dispatcher.safely(name, step)}
+        ack = await self.dispatcher.safely(name, step)
+        if deadline is not None and time.time() > deadline and ack.get("ok") and name in self.undo:
+            log.warning(
+                "%s for %s finished after its sender stopped waiting: undone", name, body["sid"]
+            )
+            await self.dispatcher.safely(name, self.undo[name](body["sid"], body["data"]))
+        return {"ack": ack}
 
     # ------------------------------------------------------------------ locators
 

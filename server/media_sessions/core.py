@@ -295,6 +295,13 @@ class MediaSessions(Generic[S]):
             for room in self.rooms_of(session, member):
                 await self.sio.leave_room(member.sid, room)
 
+    async def withdraw(self, sid: str, data: Any) -> None:
+        """Take back a membership `data` (a join's payload) gave `sid` (the join was answered
+        too late for its client)."""
+        session = self.sessions.get(data.get(self.id_field)) if isinstance(data, dict) else None
+        if session is not None and sid in session.members:
+            await self.remove_member(session, sid, "join answered too late")
+
     async def drop_socket(self, sid: str) -> None:
         """A socket disconnected (here or on another node): leave what it was in."""
         for session in list(self.sessions.values()):
