@@ -221,8 +221,8 @@ class Realtime:
             await self.chat.announce_presence(user, False)
         self._heartbeat.start()
         await self.bus.start()
-        await self.registry.beat()
         self.registry.start()
+        await self.registry.beat()  # registered before the first socket is served
         await self.failover.start()
         self.bounds.start()
 

@@ -2,13 +2,16 @@
 
 Keys (prefix `tt:`):
 - `tt:node:{id}`: the node's JSON (see `NodeInfo`) with a PX TTL; a node whose key expired is dead;
-- `tt:nodes`: a ZSET id → load figure, the index `live()` and `place()` read.
+- `tt:nodes:{cluster}` (`tt:nodes` unnamed): a ZSET id → load figure, the index `live()` and
+  `place()` read.
 
 The load figure is `sessions + peers + 2 * recognizers + 4 * cpu`: a media session or a peer
 connection costs one unit, a speaker being recognized (Vosk) about two, and a process whose CPU
-share over the last beat is 1.0 (one core busy) counts as four more; so a busy process loses
-placements even while its counts are low. Between beats `place()` adds 1 to the node it picks,
-so placements in quick succession spread instead of all landing on the same node.
+share is 1.0 (one core busy) counts as four more; so a busy process loses placements even while
+its counts are low. The CPU share is averaged over about 10 s (exponentially), so a burst of
+signalling work (sign-ins, a dozen events) does not steer every placement away for a second.
+Between beats `place()` adds 1 to the node it picks, so placements in quick succession spread
+instead of all landing on the same node.
 """
 
 from __future__ import annotations
@@ -115,18 +118,23 @@ def load_figure(peers: float, recognizers: float, sessions: float, cpu: float) -
 
 
 class CpuMeter:
-    """This process's CPU share between two readings (1.0 = one core busy all the time)."""
+    """This process's CPU share (1.0 = one core busy all the time), averaged exponentially over
+    about `window_s` seconds of readings."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
         self._cpu = time.process_time()
         self._wall = time.monotonic()
+        self._average = 0.0  # a node starts idle: its start-up work is not load
 
     def read(self) -> float:
-        """The share since the previous reading (or since construction)."""
+        """The averaged share, updated with the share since the previous reading."""
         cpu, wall = time.process_time(), time.monotonic()
-        share = (cpu - self._cpu) / (wall - self._wall) if wall > self._wall else 0.0
+        elapsed = wall - self._wall
+        share = max(0.0, (cpu - self._cpu) / elapsed) if elapsed > 0 else 0.0
         self._cpu, self._wall = cpu, wall
-        return max(0.0, share)
+        self._average += min(1.0, elapsed / self.window_s) * (share - self._average)
+        return self._average
 
 
 class NodeRegistry:
@@ -200,7 +208,9 @@ class NodeRegistry:
                 await pipe.execute()
 
     def start(self) -> None:
-        """Beat every ttl/3 in a background task until `stop()`; Redis errors are logged."""
+        """Beat every ttl/3 in a background task until `stop()`; Redis errors are logged. The
+        CPU share counts from here (start-up work is not load)."""
+        self._cpu = CpuMeter()
         self._running = True
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"node-beat-{self.node_id}")
