@@ -1,6 +1,7 @@
 """Reaching each other in real browsers: the dev identity survives closing the browser, invite
 links open a conversation, unknown ids are refused, an incoming call rings in another
-conversation, and a glossary set in the page changes the next message's translation."""
+conversation (also after a reload), and a glossary set in the page changes the next message's
+translation."""
 
 from __future__ import annotations
 
@@ -162,6 +163,39 @@ def test_incoming_call_rings_in_another_conversation(
     expect(callee.locator("#conv-title")).to_have_text("Tom Third")
     caller.locator("#call-end").click()
     assert caller_id != callee_id
+    assert not caller.errors and not callee.errors, (caller.errors, callee.errors)
+
+
+def test_a_page_reloaded_while_a_call_rings_shows_the_banner(
+    new_page, web_server, media_browser, shot
+) -> None:
+    """On connect the page asks for the running call of its inbox's conversations (`call.get`),
+    so a reload mid-ring rings again without opening the conversation first."""
+    caller = new_page(on=media_browser)
+    callee = new_page(DESKTOP, on=media_browser)
+    sign_in(caller, web_server, "Carla Caller", "buyer", "en")
+    callee_id = sign_in(callee, web_server, "Dae Callee", "supplier", "en")
+    start_with(caller, callee_id)
+    expect(caller.locator("#conv-title")).to_have_text("Dae Callee")
+    caller.locator("#call-start").click()
+    expect(caller.locator("#call-view .tile.local")).to_be_visible()
+    banner = callee.locator("#call-banner")
+    expect(banner).to_be_visible()
+
+    callee.reload()  # on the inbox, no conversation open
+    expect(callee.locator("#inbox-list li.inbox-item")).to_have_count(1)
+    assert callee.evaluate("tradetalk.conversation.id") is None
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Carla Caller is calling you")
+    calling = callee.locator("#inbox-list li.inbox-item", has_text="Carla Caller")
+    expect(calling.locator(".inbox-calling")).to_be_visible()
+    shot(callee, "callee-banner-after-reload")
+    callee.get_by_role("button", name="Join", exact=True).click()
+    expect(callee.locator("#call-view .tile.remote .tile-name")).to_have_text(
+        "Carla Caller", timeout=20000
+    )
+    caller.locator("#call-end").click()
+    expect(banner).to_be_hidden()
     assert not caller.errors and not callee.errors, (caller.errors, callee.errors)
 
 

@@ -1,5 +1,7 @@
 // The video call of the open conversation: WebRTC to the server (non-trickle ICE), one tile per
 // peer, live subtitles in the viewer's language, mute/camera toggles, leave and end for all.
+// When the call moves to another media server (`call.moved`) or our socket comes back after a
+// drop, the view re-joins by itself with a fresh offer and keeps its subtitle history.
 import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { t } from "./i18n.js";
@@ -9,13 +11,23 @@ import { SubtitleBoard } from "./subtitles.js";
 
 const ICE_GATHERING_MAX_MS = 5000;
 const ENDED_NOTE_MS = 8000;
+const JOIN_TIMEOUT_MS = 20000;
+const RUNNING_LOOKUPS_MAX = 50; // conversations asked for a running call after a (re)connect
+const RUNNING_LOOKUPS_AT_ONCE = 5;
 
 /** What to tell the user when the call ended under them (`endedBy`: who pressed "End"). */
 function endedNote(reason, endedBy, me) {
   if (endedBy) return endedBy.id === me ? t("call.ended_by_you") : t("call.ended_by", { name: endedBy.name });
   if (reason === "ended") return t("call.ended");
   if (reason === "everyone left") return t("call.everyone_left");
-  return t("call.ended_other", { reason });
+  return t("call.ended_other", { reason: movedReason(reason) });
+}
+
+/** Why a call or tour moved (or ended), in the interface language when it is a media-node reason
+ * (docs/protocol.md "media server lost" / "media server restarting"), else as the server said it. */
+export function movedReason(reason) {
+  const key = { "media server lost": "moved.lost", "media server restarting": "moved.restarting" }[reason];
+  return key ? t(key) : reason || t("moved.unknown");
 }
 
 /** A language's name as the pickers show it. */
@@ -61,7 +73,9 @@ export class CallView {
     this.slot = byId("call-slot");
     this.view = byId("call-view");
     this.running = new Map(); // call id -> call (conversation_id, participants)
-    this.active = null; // {call, pc, stream, tiles: Map(peer_id -> tile), queue}
+    // {call, pc, stream, iceServers, tiles: Map(peer_id -> tile), queue, joined, offline}; `pc` is
+    // replaced on every re-join, the rest stays for the whole call.
+    this.active = null;
     this.subtitleLang = null;
     this.buildView();
   }
@@ -91,9 +105,14 @@ export class CallView {
     this.leaveButton = button("call-leave", t("call.leave"), "call-leave", () => this.leave());
     this.endButton = button("call-end", t("call.end"), "call-end", () => this.endForAll());
     this.note = el("p", { className: "call-note", attrs: { role: "status" } });
+    this.rejoinButton = button("call-rejoin", t("call.rejoin"), "call-rejoin", () => {
+      if (this.active) this.rejoin(this.active, t("call.rejoining"));
+    });
+    this.rejoinButton.hidden = true;
     const controls = el(
       "div",
       { className: "call-controls", attrs: { role: "toolbar", "aria-label": "Call controls" } },
+      this.rejoinButton,
       this.muteButton,
       this.cameraButton,
       langLabel,
@@ -140,6 +159,32 @@ export class CallView {
     }
   }
 
+  /**
+   * After a (re)connect: ask for the running calls of the first conversations of the inbox (a
+   * page reloaded while a call rings learns of it here), a few requests at a time; each one found
+   * rings the banner unless we are in it, started it or dismissed it.
+   */
+  async refreshAllRunning(conversationIds) {
+    const ids = conversationIds.slice(0, RUNNING_LOOKUPS_MAX);
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length && this.app.connection.connected) {
+        const cid = ids[next++];
+        try {
+          const { call } = await this.app.connection.request("call.get", { conversation_id: cid });
+          if (!call) continue;
+          this.running.set(call.id, call);
+          this.app.callAlert?.started(call);
+        } catch {
+          /* offline or refused: the call.started events still tell */
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: RUNNING_LOOKUPS_AT_ONCE }, worker));
+    this.renderSlot();
+    this.app.inbox.render();
+  }
+
   /** The running call of a conversation, if we heard of one. */
   callOf(cid) {
     for (const call of this.running.values()) if (call.conversation_id === cid) return call;
@@ -184,6 +229,12 @@ export class CallView {
       }
       this.app.callAlert?.ended(data.call_id);
       this.renderSlot();
+    } else if (event === "call.moved") {
+      this.running.set(data.call_id, data.call);
+      if (this.active?.call.id === data.call_id) {
+        this.active.call = { ...this.active.call, ...data.call };
+        this.rejoin(this.active, t("call.moved", { reason: movedReason(data.reason) }));
+      }
     } else if (event === "call.left") {
       if (this.active?.call.id === data.call_id) this.teardown(t("call.you_left", { reason: data.reason }));
     } else if (event === "rtc.offer") {
@@ -196,10 +247,25 @@ export class CallView {
     return true;
   }
 
-  /** The connection dropped: the server has removed us from the call. */
+  /** The connection dropped: the server removes this socket from the call, so once the socket
+   * is back (`onConnected`) we join it again; until then the view stays, with a note. */
   onDisconnected() {
-    if (this.active) this.teardown(t("call.dropped"));
+    const active = this.active;
     this.running.clear();
+    if (!active || active.offline) return;
+    active.offline = true;
+    active.pc?.close(); // its member on the server is gone with the socket
+    this.dropRemoteTiles(active);
+    this.rejoinButton.hidden = true;
+    this.showNote(t("call.reconnecting"));
+  }
+
+  /** The socket is connected (again): re-join the call we were in when it dropped. */
+  onConnected() {
+    const active = this.active;
+    if (!active?.offline) return;
+    active.offline = false;
+    this.rejoin(active, t("call.reconnecting"));
   }
 
   // ----- joining and leaving ------------------------------------------------------------------
@@ -210,61 +276,143 @@ export class CallView {
     clearTimeout(this.endedTimer);
     this.view.classList.remove("ended");
     this.showNote(t("call.starting"));
+    this.rejoinButton.hidden = true;
     this.app.callAlert?.answered(cid);
     this.view.hidden = false;
-    let pc = null;
+    let active = null;
     let stream = null;
     try {
-      const { call, ice_servers: iceServers } = await this.app.connection.request("call.start", {
-        conversation_id: cid,
-      });
+      // Retried while refused `node_unavailable` (the call's node just died): call.start answers
+      // the running call, so asking again is safe.
+      const started = await this.app.connection.requestRetrying(
+        "call.start",
+        { conversation_id: cid },
+        10000,
+        () => !this.active,
+      );
+      if (!started) return; // another call view took over meanwhile
+      const { call, ice_servers: iceServers } = started;
       this.running.set(call.id, call);
       stream = await localMedia();
-      pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: "max-bundle" });
-      // Server offers wait until our own offer/answer exchange is done.
-      let joined;
-      const queue = new Promise((resolve) => {
-        joined = resolve;
-      });
-      this.active = { call, pc, stream, tiles: new Map(), queue, joined };
-      pc.addEventListener("track", (event) => this.onTrack(event));
-      pc.addEventListener("connectionstatechange", () => {
-        if (pc.connectionState === "failed") this.showNote(t("call.failed"));
-      });
-      for (const kind of ["audio", "video"]) {
-        const track = stream?.getTracks().find((t) => t.kind === kind);
-        if (track) pc.addTrack(track, stream);
-        else pc.addTransceiver(kind, { direction: "recvonly" });
-      }
+      if (this.active) throw new Error("already in a call");
+      active = { call, pc: null, stream, iceServers: iceServers || [], tiles: new Map() };
+      this.active = active;
       this.addTile("local", stream, true);
-      await pc.setLocalDescription(await pc.createOffer());
-      await iceGathered(pc);
       this.subtitleLang = this.app.lang;
       this.board.setLanguage(this.subtitleLang);
-      const ack = await this.app.connection.request(
-        "call.join",
-        { call_id: call.id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
-        20000,
-      );
-      if (this.active?.pc !== pc) return; // ended meanwhile
-      this.active.call = ack.call;
-      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
-      this.active.joined();
+      const ack = await this.connectMedia(active);
+      if (!ack) return; // left, or a re-join took over
       fillLanguageSelect(this.langSelect, this.subtitleLang);
       this.updateToggles();
       this.syncTiles();
-      if (ack.captions && !ack.captions.available) {
-        this.showNote(t("call.no_captions", { lang: ack.captions.lang }));
-        this.note.title = ack.captions.reason || "";
-      } else {
-        this.showNote(stream ? "" : t("call.no_media"));
-      }
+      this.showJoinedNote(ack);
       this.renderSlot();
     } catch (error) {
-      if (!this.active) stream?.getTracks().forEach((track) => track.stop());
-      if (!this.active || this.active.pc === pc) this.teardown(t("call.join_failed", { error: error.message }));
+      if (!active) stream?.getTracks().forEach((track) => track.stop());
+      if (!this.active || this.active === active) this.teardown(t("call.join_failed", { error: error.message }));
     } finally {
       button.disabled = false;
+    }
+  }
+
+  /**
+   * A new RTCPeerConnection for `active` (closing the one before), our offer, `call.join`, the
+   * server's answer. Resolves with the join ack, or null when the call was left or another
+   * (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
+   */
+  async connectMedia(active) {
+    const previous = active.pc;
+    const pc = new RTCPeerConnection({ iceServers: active.iceServers, bundlePolicy: "max-bundle" });
+    active.pc = pc;
+    try {
+      previous?.close();
+    } catch {
+      /* already closed */
+    }
+    // Server offers for this connection wait until our own offer/answer exchange is done.
+    active.queue = new Promise((resolve) => {
+      active.joined = resolve;
+    });
+    const current = () => this.active === active && active.pc === pc && !active.offline;
+    pc.addEventListener("track", (event) => {
+      if (current()) this.onTrack(event);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (current() && pc.connectionState === "failed") this.showNote(t("call.failed"));
+    });
+    const stream = active.stream;
+    for (const kind of ["audio", "video"]) {
+      const track = stream?.getTracks().find((t) => t.kind === kind);
+      if (track) pc.addTrack(track, stream);
+      else pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc);
+      if (!current()) return null;
+      const ack = await this.app.connection.requestRetrying(
+        "call.join",
+        { call_id: active.call.id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
+        JOIN_TIMEOUT_MS,
+        current,
+      );
+      if (!ack || !current()) return null;
+      active.call = ack.call;
+      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+      active.joined();
+      return ack;
+    } catch (error) {
+      if (!current()) return null;
+      throw error;
+    }
+  }
+
+  /** Join the running call again with a fresh connection (it moved, or our socket came back);
+   * `note` says why meanwhile. The subtitle lines so far stay. */
+  async rejoin(active, note) {
+    if (this.active !== active) return;
+    this.view.hidden = false;
+    this.view.classList.add("moving");
+    this.rejoinButton.hidden = true;
+    this.showNote(note);
+    this.dropRemoteTiles(active);
+    try {
+      const ack = await this.connectMedia(active);
+      if (!ack) return;
+      this.view.classList.remove("moving");
+      this.syncTiles();
+      this.showJoinedNote(ack);
+    } catch (error) {
+      if (this.active !== active) return;
+      if (error.code === "not_found") {
+        // The call ended while we were away (everyone left, or it could not be moved).
+        this.running.delete(active.call.id);
+        this.teardown(t("call.gone"));
+        return;
+      }
+      this.view.classList.remove("moving");
+      this.showNote(t("call.rejoin_failed", { error: error.message }));
+      this.rejoinButton.hidden = false;
+    }
+  }
+
+  /** The others' tiles belong to the connection being replaced; the next one brings its own. */
+  dropRemoteTiles(active) {
+    for (const [peerId, tile] of active.tiles) {
+      if (tile.local) continue;
+      tile.node.remove();
+      active.tiles.delete(peerId);
+    }
+    this.tilesNode.dataset.count = String(active.tiles.size);
+  }
+
+  /** After a join: say whether our speech is subtitled (or that we have no media), else nothing. */
+  showJoinedNote(ack) {
+    if (ack.captions && !ack.captions.available) {
+      this.showNote(t("call.no_captions", { lang: ack.captions.lang }));
+      this.note.title = ack.captions.reason || "";
+    } else {
+      this.showNote(this.active?.stream ? "" : t("call.no_media"));
     }
   }
 
@@ -297,6 +445,8 @@ export class CallView {
     }
     this.tilesNode.replaceChildren();
     this.board.clear();
+    this.rejoinButton.hidden = true;
+    this.view.classList.remove("moving");
     this.view.hidden = !note;
     this.view.classList.toggle("ended", Boolean(note));
     this.showNote(note);
@@ -314,10 +464,11 @@ export class CallView {
   /** Answer a server offer (someone joined or left); offers are answered one at a time, in order. */
   renegotiate(sdp) {
     const active = this.active;
+    const pc = active.pc; // an offer for this connection, not for one that replaces it
     active.queue = active.queue.then(async () => {
-      if (this.active !== active) return;
+      if (this.active !== active || active.pc !== pc || active.offline) return;
       try {
-        const answer = await answerReoffer(active.pc, sdp);
+        const answer = await answerReoffer(pc, sdp);
         await this.app.connection.request("rtc.answer", { call_id: active.call.id, sdp: answer, type: "answer" });
       } catch (error) {
         console.warn("renegotiation failed", error);

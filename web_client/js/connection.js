@@ -12,6 +12,14 @@ export class RequestError extends Error {
 /** Codes worth retrying later; any other refusal is final. */
 export const RETRYABLE = new Set(["timeout", "disconnected", "rate_limited", "internal"]);
 
+/** Refusals that say "the server side is briefly away, ask again": the database restarting
+ * (`unavailable`, as a refused connect is retried below) and the process holding a call or tour
+ * not answering the forward (`node_unavailable`, docs/protocol.md). */
+export const RETRY_SOON = new Set(["unavailable", "node_unavailable"]);
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Wraps one socket. Dispatches DOM events: `connected` (every (re)connect), `disconnected`,
  * `unauthorized` (detail: reason), and `server` (detail: {event, data}) for every server event.
@@ -40,7 +48,7 @@ export class Connection extends EventTarget {
       } else {
         // `unavailable`: the server's database is restarting; a refused connect is not retried
         // by socket.io-client itself, so try again shortly.
-        if (err?.data?.code === "unavailable") setTimeout(() => this.socket.connect(), 2000);
+        if (RETRY_SOON.has(err?.data?.code)) setTimeout(() => this.socket.connect(), 2000);
         this.dispatchEvent(new CustomEvent("disconnected", { detail: err?.message }));
       }
     });
@@ -66,6 +74,24 @@ export class Connection extends EventTarget {
       throw new RequestError(ack?.error?.code || "internal", ack?.error?.message || "request failed");
     }
     return ack;
+  }
+
+  /**
+   * `request`, asked again after 0.5, 1, 2 and 4 s while the answer is a RETRY_SOON refusal (or
+   * the socket is down for a moment). `still()` is checked before each new try: false abandons
+   * the request (resolves null), e.g. when the call it was for has been left meanwhile.
+   */
+  async requestRetrying(event, data = {}, timeoutMs = 10000, still = () => true) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await this.request(event, data, timeoutMs);
+      } catch (error) {
+        const again = RETRY_SOON.has(error.code) || error.code === "disconnected";
+        if (!again || attempt >= RETRY_DELAYS_MS.length) throw error;
+        await sleep(RETRY_DELAYS_MS[attempt]);
+        if (!still()) return null;
+      }
+    }
   }
 
   close() {

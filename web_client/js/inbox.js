@@ -48,8 +48,17 @@ export class InboxView {
     return others.map((p) => this.app.names.get(p) || p).join(", ") || t("inbox.just_you");
   }
 
+  /** Conversation ids, newest activity first (the order shown). */
+  ids() {
+    return this.sorted().map((entry) => entry.id);
+  }
+
+  sorted() {
+    return [...this.entries.values()].sort((a, b) => activity(b).localeCompare(activity(a)));
+  }
+
   render() {
-    const entries = [...this.entries.values()].sort((a, b) => activity(b).localeCompare(activity(a)));
+    const entries = this.sorted();
     this.empty.hidden = entries.length > 0;
     this.list.replaceChildren(...entries.map((entry) => this.item(entry)));
     this.app.updateTitle?.();

@@ -179,9 +179,12 @@ function startApp(token, user) {
     if (app.lang !== user.lang) {
       await connection.request("user.set_language", { lang: app.lang }).catch(() => {});
     }
+    app.call.onConnected(); // back in the call we were in when the socket dropped
     try {
       const ack = await connection.request("inbox.list", {});
       app.inbox.setAll(ack.conversations);
+      // A call ringing in any conversation rings here too, even after a reload.
+      app.call.refreshAllRunning(app.inbox.ids());
     } catch {
       /* the next reconnect retries */
     }

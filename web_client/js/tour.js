@@ -2,8 +2,10 @@
 // live by `tour.listed` / `tour.unlisted`), hosting one (suppliers: camera preview, viewer
 // count, questions translated into their language), and watching one (video with audio,
 // subtitles in a chosen language with the original on hover, questions). Routes: `#/tours`
-// and the share link `#tour=ID`.
-import { iceGathered, localMedia } from "./call.js";
+// and the share link `#tour=ID`. When the tour moves to another media server (`tour.moved`) or
+// our socket comes back after a drop, the host publishes again and a viewer joins again, by
+// themselves, with a fresh offer.
+import { iceGathered, localMedia, movedReason } from "./call.js";
 import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
@@ -26,7 +28,7 @@ export class TourView {
     this.app = app;
     this.view = byId("tour-view");
     this.tours = new Map(); // tour id -> tour (as in the list)
-    this.active = null; // {tour, host, pc, stream, queue}
+    this.active = null; // {tour, host, pc, stream, iceServers, queue, joined, offline}
     this.ended = null; // the tour that just ended (for the transcript buttons)
     this.wanted = null; // a tour id from a share link, joined once connected
     this.questions = [];
@@ -113,10 +115,15 @@ export class TourView {
     const copy = button("quiet", t("tour.copy"), "tour-copy", (event) => this.copyShare(event.currentTarget));
     this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
     this.leaveButton = button("call-leave", t("tour.leave"), "tour-leave", () => this.leave());
+    this.rejoinButton = button("call-rejoin", t("tour.rejoin"), "tour-rejoin", () => {
+      if (this.active) this.rejoin(this.active, t("tour.rejoining"));
+    });
+    this.rejoinButton.hidden = true;
     this.endButton = button("call-end", t("tour.end"), "tour-end", () => this.end());
     this.controls = el(
       "div",
       { className: "call-controls tour-controls", attrs: { role: "toolbar" } },
+      this.rejoinButton,
       this.count,
       this.langLabel,
       this.leaveButton,
@@ -229,6 +236,7 @@ export class TourView {
       this.video.replaceWith(video);
       this.video = video;
       this.board.node.replaceWith(board.node);
+      this.board.history.replaceWith(board.history);
       this.board = board;
       this.showTour();
     }
@@ -263,9 +271,15 @@ export class TourView {
     } else if (event === "tour.ended") {
       this.tours.delete(data.tour_id);
       if (this.active?.tour.id === data.tour_id) {
-        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: data.reason }));
+        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: movedReason(data.reason) }));
       }
       this.renderList();
+    } else if (event === "tour.moved") {
+      if (this.tours.has(data.tour_id)) this.tours.set(data.tour_id, { ...this.tours.get(data.tour_id), ...data.tour });
+      if (this.active?.tour.id === data.tour_id) {
+        this.active.tour = { ...this.active.tour, ...data.tour };
+        this.rejoin(this.active, t("tour.moved", { reason: movedReason(data.reason) }));
+      }
     } else if (event === "tour.left") {
       if (this.active?.tour.id === data.tour_id) this.teardown(t("tour.left", { reason: data.reason }));
     } else if (event === "tour.offer") {
@@ -278,8 +292,14 @@ export class TourView {
     return true;
   }
 
-  /** (Re)connected: refresh the list, join a tour from a share link. */
+  /** (Re)connected: back into the tour we were in when the socket dropped, refresh the list,
+   * join a tour from a share link. */
   async onConnected() {
+    const active = this.active;
+    if (active?.offline) {
+      active.offline = false;
+      this.rejoin(active, t("tour.reconnecting"));
+    }
     try {
       const { tours } = await this.app.connection.request("tour.list", {});
       this.tours = new Map(tours.map((tour) => [tour.id, tour]));
@@ -290,9 +310,16 @@ export class TourView {
     this.joinWanted();
   }
 
-  /** The socket dropped: the server has ended our hosted tour or removed us as a viewer. */
+  /** The socket dropped: the server drops this socket's part in the tour, so we join again once
+   * the socket is back (`onConnected`); until then the stage stays, with a note. */
   onDisconnected() {
-    if (this.active) this.teardown(t("tour.dropped"));
+    const active = this.active;
+    if (!active || active.offline) return;
+    active.offline = true;
+    active.pc?.close();
+    if (!active.host) this.video.srcObject = null;
+    this.rejoinButton.hidden = true;
+    this.showNote(t("tour.reconnecting"));
   }
 
   /** Watch a tour from the list (through its share link, so a reload rejoins it). */
@@ -321,45 +348,36 @@ export class TourView {
     }
     this.hostError.hidden = true;
     this.startButton.disabled = true;
-    let pc = null;
+    let active = null;
+    let stream = null;
+    let started = null;
     try {
       const { tour, ice_servers: iceServers } = await this.app.connection.request("tour.start", {
         title,
         lang: this.spoken.value,
         invite,
       });
-      const stream = await localMedia();
-      pc = new RTCPeerConnection({ iceServers: iceServers || [], bundlePolicy: "max-bundle" });
-      this.active = { tour, host: true, pc, stream, queue: Promise.resolve() };
+      started = tour.id;
+      stream = await localMedia();
+      if (this.active) throw new Error("already in a tour");
+      active = { tour, host: true, pc: null, stream, iceServers: iceServers || [] };
+      this.active = active;
       this.subtitleLang = tour.lang; // the host reads their own words
       this.ended = null;
       this.questions = [];
-      for (const track of stream?.getTracks() || []) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
       this.showTour();
       this.showNote(t("tour.starting"));
       this.video.muted = true; // our own preview
       this.video.srcObject = stream;
       this.video.setAttribute("aria-label", t("tour.preview"));
       this.video.play().catch(() => {});
-      await pc.setLocalDescription(await pc.createOffer());
-      await iceGathered(pc);
-      const ack = await this.app.connection.request(
-        "tour.publish",
-        { tour_id: tour.id, sdp: pc.localDescription.sdp, type: "offer" },
-        JOIN_TIMEOUT_MS,
-      );
-      if (this.active?.pc !== pc) return;
-      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
-      if (ack.captions && !ack.captions.available) {
-        this.showNote(t("tour.no_captions", { lang: ack.captions.lang }));
-        this.note.title = ack.captions.reason || "";
-      } else {
-        this.showNote(stream ? "" : t("tour.no_media"));
-      }
+      const ack = await this.connectMedia(active);
+      if (!ack) return;
+      this.showJoinedNote(ack);
       location.hash = "#/tours";
     } catch (error) {
-      const started = this.active?.pc === pc ? this.active.tour.id : null;
-      if (!this.active || started) this.teardown(t("tour.failed", { message: error.message }), false);
+      if (!active) stream?.getTracks().forEach((track) => track.stop());
+      if (!this.active || this.active === active) this.teardown(t("tour.failed", { message: error.message }), false);
       // A tour that started but could not publish must not stay listed for the viewers.
       if (started) this.app.connection.request("tour.end", { tour_id: started }).catch(() => {});
     } finally {
@@ -436,49 +454,127 @@ export class TourView {
   async join(id) {
     if (this.active) return;
     this.ended = null;
-    let pc = null;
+    const title = this.tours.get(id)?.title || id;
+    const active = { tour: { id, title }, host: false, pc: null, stream: null, iceServers: [] };
+    this.active = active;
+    this.subtitleLang = this.app.lang;
+    this.showTour();
+    this.showNote(t("tour.joining"));
     try {
-      pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-      const title = this.tours.get(id)?.title || id;
-      this.active = { tour: { id, title }, host: false, pc, stream: null, queue: null };
+      const ack = await this.connectMedia(active);
+      if (!ack) return;
       this.showTour();
-      this.showNote(t("tour.joining"));
-      let joined;
-      this.active.queue = new Promise((resolve) => (joined = resolve));
-      this.active.joined = joined;
-      pc.addEventListener("track", (event) => {
-        const stream = event.streams[0];
+      this.showNote("");
+    } catch (error) {
+      if (this.active === active) this.teardown(t("tour.failed", { message: error.message }), false);
+    }
+  }
+
+  /**
+   * A new RTCPeerConnection for `active` (closing the one before), our offer, and `tour.publish`
+   * (the host) or `tour.join` (a viewer). Resolves with the ack, or null when the tour was left
+   * or another (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
+   */
+  async connectMedia(active) {
+    const previous = active.pc;
+    const pc = new RTCPeerConnection({ iceServers: active.iceServers, bundlePolicy: "max-bundle" });
+    active.pc = pc;
+    try {
+      previous?.close();
+    } catch {
+      /* already closed */
+    }
+    active.queue = new Promise((resolve) => {
+      active.joined = resolve;
+    });
+    const current = () => this.active === active && active.pc === pc && !active.offline;
+    let event;
+    let payload;
+    if (active.host) {
+      const stream = active.stream;
+      for (const track of stream?.getTracks() || []) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      event = "tour.publish";
+      payload = { tour_id: active.tour.id };
+    } else {
+      pc.addEventListener("track", (trackEvent) => {
+        if (!current()) return;
+        const stream = trackEvent.streams[0];
         if (stream && this.video.srcObject !== stream) this.video.srcObject = stream;
         this.video.play().catch(() => {});
       });
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
+      event = "tour.join";
+      payload = { tour_id: active.tour.id, subtitle_lang: this.subtitleLang };
+    }
+    try {
       await pc.setLocalDescription(await pc.createOffer());
       await iceGathered(pc);
-      this.subtitleLang = this.app.lang;
-      const ack = await this.app.connection.request(
-        "tour.join",
-        { tour_id: id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
+      if (!current()) return null;
+      const ack = await this.app.connection.requestRetrying(
+        event,
+        { ...payload, sdp: pc.localDescription.sdp, type: "offer" },
         JOIN_TIMEOUT_MS,
+        current,
       );
-      if (this.active?.pc !== pc) return;
-      this.active.tour = ack.tour;
+      if (!ack || !current()) return null;
+      if (ack.tour) active.tour = ack.tour;
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
-      this.active.joined();
-      this.showTour();
-      this.showNote("");
+      active.joined();
+      return ack;
     } catch (error) {
-      if (!this.active || this.active.pc === pc) this.teardown(t("tour.failed", { message: error.message }), false);
+      if (!current()) return null;
+      throw error;
+    }
+  }
+
+  /** Publish or join again with a fresh connection (the tour moved, or our socket came back);
+   * `note` says why meanwhile. The subtitle lines so far stay. */
+  async rejoin(active, note) {
+    if (this.active !== active) return;
+    this.rejoinButton.hidden = true;
+    this.showNote(note);
+    if (!active.host) this.video.srcObject = null; // the old connection's picture is frozen
+    try {
+      const ack = await this.connectMedia(active);
+      if (!ack) return;
+      if (active.host) this.showJoinedNote(ack);
+      else this.showNote("");
+      this.showTour();
+    } catch (error) {
+      if (this.active !== active) return;
+      if (error.code === "not_found") {
+        this.teardown(t("tour.gone"));
+        return;
+      }
+      if (active.host && error.code === "forbidden") {
+        // Only the socket that started a tour may publish it: a new socket cannot take it over.
+        this.teardown(t("tour.rejoin_failed", { message: error.message }));
+        return;
+      }
+      this.showNote(t("tour.rejoin_failed", { message: error.message }));
+      this.rejoinButton.hidden = false;
+    }
+  }
+
+  /** After publishing: say whether the host's speech is subtitled (or that it has no media). */
+  showJoinedNote(ack) {
+    if (ack.captions && !ack.captions.available) {
+      this.showNote(t("tour.no_captions", { lang: ack.captions.lang }));
+      this.note.title = ack.captions.reason || "";
+    } else {
+      this.showNote(this.active?.stream ? "" : t("tour.no_media"));
     }
   }
 
   /** Answer a server offer (the host's media arrived or changed), in order. */
   renegotiate(sdp) {
     const active = this.active;
+    const pc = active.pc; // an offer for this connection, not for one that replaces it
     active.queue = active.queue.then(async () => {
-      if (this.active !== active) return;
+      if (this.active !== active || active.pc !== pc || active.offline) return;
       try {
-        const answer = await answerReoffer(active.pc, sdp);
+        const answer = await answerReoffer(pc, sdp);
         await this.app.connection.request("tour.answer", { tour_id: active.tour.id, sdp: answer, type: "answer" });
       } catch (error) {
         this.showNote(t("tour.error", { message: error.message }));
@@ -563,6 +659,7 @@ export class TourView {
     }
     this.video.srcObject = null;
     this.board.clear();
+    this.rejoinButton.hidden = true;
     this.render();
     this.showNote(note);
     if (this.ended?.host) this.renderQuestions();
