@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-from server.background import Periodic
+from server.background import Periodic, TaskSet
 from server.cluster.bus import Bus
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
@@ -118,6 +119,7 @@ class Realtime:
         self.bounds = Bounds(self)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
+        self._tasks = TaskSet()
         self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
         metrics.add_source(self)
 
@@ -224,7 +226,20 @@ class Realtime:
         self.registry.start()
         await self.registry.beat()  # registered before the first socket is served
         await self.failover.start()
+        if self.settings.media:  # the first subtitle of a call here must not wait for its model
+            self._tasks.spawn(self._preload_speech())
         self.bounds.start()
+
+    async def _preload_speech(self) -> None:
+        from translation.speech_models import preload_speech_models
+
+        began = time.monotonic()
+        langs = await asyncio.to_thread(preload_speech_models, self.settings.data_dir)
+        log.info(
+            "speech models loaded for %s in %.1f s",
+            langs or "no language",
+            time.monotonic() - began,
+        )
 
     async def _beat(self) -> None:
         """Presence: this instance is alive; sockets of dead instances are swept."""
@@ -252,6 +267,7 @@ class Realtime:
     async def stop(self) -> None:
         """Stop background work and remove this process's sockets from presence."""
         await self._heartbeat.stop()
+        await self._tasks.cancel()
         await self.bounds.stop()
         await self.failover.stop()
         await self.calls.close()

@@ -113,6 +113,16 @@ def load_speech_model(path: Path | str) -> vosk.Model:
         return model
 
 
+def preload_speech_models(data_dir: Path | str) -> list[str]:
+    """Load every installed speech model now (a node's first subtitle then does not wait
+    seconds for its model); returns the languages loaded."""
+    loaded = []
+    for lang, path in speech_models(data_dir).items():
+        load_speech_model(path)
+        loaded.append(lang)
+    return loaded
+
+
 def unload_speech_model(path: Path | str) -> bool:
     """Drop a model from the cache (freed once no recognizer uses it); True if it was cached."""
     with _models_lock:

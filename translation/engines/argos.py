@@ -36,6 +36,8 @@ def import_argostranslate(data_dir: Path) -> Any:
             configure_argos_env(data_dir)
         import argostranslate.translate
 
+        # argostranslate logs every text it translates at INFO: what users say stays out of logs
+        logging.getLogger("argostranslate.utils").setLevel(logging.WARNING)
         return argostranslate.translate
 
 
