@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,22 +46,26 @@ class Periodic:
         self.interval = interval
         self.step = step
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start the loop (the first step runs after one interval)."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        """Cancel the loop and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the loop and wait for it. A cancellation that lands inside a Redis call can come
+        out as a Redis error (which the loop would log and go on from), so the loop also checks
+        a flag, and the cancel is repeated until the task is done."""
+        self._stopping = True
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
 
     async def _run(self) -> None:
         failing = False
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval)
             try:
                 await self.step()

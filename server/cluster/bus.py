@@ -92,10 +92,14 @@ class Bus:
         if self._closed:
             return
         self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        listener, self._listener = self._listener, None
+        if listener is not None:  # a cancel inside a Redis read can be swallowed: repeat it
+            listener.cancel()
+            await asyncio.wait([listener], timeout=1)
+            await self._drop_pubsub()
+            while not listener.done():
+                listener.cancel()
+                await asyncio.wait([listener], timeout=1)
         await self._drop_pubsub()
         self._fail_pending(f"bus of node {self.node_id} closed")
         await self._finish_handlers()
@@ -130,7 +134,8 @@ class Bus:
         _, late = await asyncio.wait(set(self._tasks), timeout=CLOSE_GRACE_S)
         for task in late:
             task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        if late:
+            await asyncio.wait(late, timeout=CLOSE_GRACE_S)
 
     # --- receiving ---
 
