@@ -6,12 +6,11 @@ import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { t } from "./i18n.js";
 import { LANGUAGES, fillLanguageSelect } from "./languages.js";
+import { freshConnection, offerAndJoin } from "./media_join.js";
 import { answerReoffer } from "./sdp_extmap.js";
 import { SubtitleBoard } from "./subtitles.js";
 
-const ICE_GATHERING_MAX_MS = 5000;
 const ENDED_NOTE_MS = 8000;
-const JOIN_TIMEOUT_MS = 20000;
 const RUNNING_LOOKUPS_MAX = 50; // conversations asked for a running call after a (re)connect
 const RUNNING_LOOKUPS_AT_ONCE = 5;
 
@@ -33,20 +32,6 @@ export function movedReason(reason) {
 /** A language's name as the pickers show it. */
 function languageName(code) {
   return LANGUAGES.find(([c]) => c === code)?.[1] || code;
-}
-
-/** Resolve once the connection finished gathering ICE candidates (or after `maxMs`). */
-export function iceGathered(pc, maxMs = ICE_GATHERING_MAX_MS) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve();
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, maxMs);
-  });
 }
 
 /** The microphone and camera, or as much of them as the browser grants (null: receive only). */
@@ -321,19 +306,7 @@ export class CallView {
    * (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
    */
   async connectMedia(active) {
-    const previous = active.pc;
-    const pc = new RTCPeerConnection({ iceServers: active.iceServers, bundlePolicy: "max-bundle" });
-    active.pc = pc;
-    try {
-      previous?.close();
-    } catch {
-      /* already closed */
-    }
-    // Server offers for this connection wait until our own offer/answer exchange is done.
-    active.queue = new Promise((resolve) => {
-      active.joined = resolve;
-    });
-    const current = () => this.active === active && active.pc === pc && !active.offline;
+    const { pc, current } = freshConnection(this, active);
     pc.addEventListener("track", (event) => {
       if (current()) this.onTrack(event);
     });
@@ -346,25 +319,10 @@ export class CallView {
       if (track) pc.addTrack(track, stream);
       else pc.addTransceiver(kind, { direction: "recvonly" });
     }
-    try {
-      await pc.setLocalDescription(await pc.createOffer());
-      await iceGathered(pc);
-      if (!current()) return null;
-      const ack = await this.app.connection.requestRetrying(
-        "call.join",
-        { call_id: active.call.id, sdp: pc.localDescription.sdp, type: "offer", subtitle_lang: this.subtitleLang },
-        JOIN_TIMEOUT_MS,
-        current,
-      );
-      if (!ack || !current()) return null;
+    const payload = { call_id: active.call.id, subtitle_lang: this.subtitleLang };
+    return offerAndJoin(this.app.connection, active, pc, current, "call.join", payload, (ack) => {
       active.call = ack.call;
-      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
-      active.joined();
-      return ack;
-    } catch (error) {
-      if (!current()) return null;
-      throw error;
-    }
+    });
   }
 
   /** Join the running call again with a fresh connection (it moved, or our socket came back);

@@ -5,17 +5,17 @@
 // and the share link `#tour=ID`. When the tour moves to another media server (`tour.moved`) or
 // our socket comes back after a drop, the host publishes again and a viewer joins again, by
 // themselves, with a fresh offer.
-import { iceGathered, localMedia, movedReason } from "./call.js";
+import { localMedia, movedReason } from "./call.js";
 import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
+import { freshConnection, offerAndJoin } from "./media_join.js";
 import { answerReoffer } from "./sdp_extmap.js";
 import "./strings/tour.js";
 import { SubtitleBoard, shortReason, subtitleFor } from "./subtitles.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
-const JOIN_TIMEOUT_MS = 20000;
 
 /** Ids typed into the invite field: split on commas and white space, duplicates dropped. */
 function parseIds(text) {
@@ -476,18 +476,7 @@ export class TourView {
    * or another (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
    */
   async connectMedia(active) {
-    const previous = active.pc;
-    const pc = new RTCPeerConnection({ iceServers: active.iceServers, bundlePolicy: "max-bundle" });
-    active.pc = pc;
-    try {
-      previous?.close();
-    } catch {
-      /* already closed */
-    }
-    active.queue = new Promise((resolve) => {
-      active.joined = resolve;
-    });
-    const current = () => this.active === active && active.pc === pc && !active.offline;
+    const { pc, current } = freshConnection(this, active);
     let event;
     let payload;
     if (active.host) {
@@ -507,25 +496,9 @@ export class TourView {
       event = "tour.join";
       payload = { tour_id: active.tour.id, subtitle_lang: this.subtitleLang };
     }
-    try {
-      await pc.setLocalDescription(await pc.createOffer());
-      await iceGathered(pc);
-      if (!current()) return null;
-      const ack = await this.app.connection.requestRetrying(
-        event,
-        { ...payload, sdp: pc.localDescription.sdp, type: "offer" },
-        JOIN_TIMEOUT_MS,
-        current,
-      );
-      if (!ack || !current()) return null;
+    return offerAndJoin(this.app.connection, active, pc, current, event, payload, (ack) => {
       if (ack.tour) active.tour = ack.tour;
-      await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
-      active.joined();
-      return ack;
-    } catch (error) {
-      if (!current()) return null;
-      throw error;
-    }
+    });
   }
 
   /** Publish or join again with a fresh connection (the tour moved, or our socket came back);
