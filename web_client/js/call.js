@@ -6,8 +6,7 @@ import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { t } from "./i18n.js";
 import { LANGUAGES, fillLanguageSelect } from "./languages.js";
-import { freshConnection, offerAndJoin } from "./media_join.js";
-import { answerReoffer } from "./sdp_extmap.js";
+import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
 import { SubtitleBoard } from "./subtitles.js";
 
 const ENDED_NOTE_MS = 8000;
@@ -420,20 +419,15 @@ export class CallView {
   // ----- media ---------------------------------------------------------------------------------
 
   /** Answer a server offer (someone joined or left); offers are answered one at a time, in order. */
-  renegotiate(sdp) {
+  async renegotiate(sdp) {
     const active = this.active;
-    const pc = active.pc; // an offer for this connection, not for one that replaces it
-    active.queue = active.queue.then(async () => {
-      if (this.active !== active || active.pc !== pc || active.offline) return;
-      try {
-        const answer = await answerReoffer(pc, sdp);
-        await this.app.connection.request("rtc.answer", { call_id: active.call.id, sdp: answer, type: "answer" });
-      } catch (error) {
-        console.warn("renegotiation failed", error);
-        this.showNote(t("call.update_failed", { error: error.message }));
-      }
-      this.syncTiles();
+    const reply = (answer) =>
+      this.app.connection.request("rtc.answer", { call_id: active.call.id, sdp: answer, type: "answer" });
+    const answered = await answerInTurn(active, sdp, reply, (error) => {
+      console.warn("renegotiation failed", error);
+      this.showNote(t("call.update_failed", { error: error.message }));
     });
+    if (answered) this.syncTiles();
   }
 
   onTrack(event) {

@@ -2,6 +2,8 @@
 // connection for each (re-)join, our offer once ICE gathering is done, the join event, and the
 // server's answer.
 
+import { answerReoffer } from "./sdp_extmap.js";
+
 const JOIN_TIMEOUT_MS = 20000;
 const ICE_GATHERING_MAX_MS = 5000;
 
@@ -37,7 +39,28 @@ export function freshConnection(view, active) {
     active.joined = resolve;
   });
   const current = () => view.active === active && active.pc === pc && !active.offline;
+  active.current = current;
   return { pc, current };
+}
+
+/**
+ * Answer a server re-offer for the connection `active` has now, after every exchange queued
+ * before it; `reply(answer)` sends the answer, `onError(error)` hears a failure (the queue goes
+ * on). Resolves true once answered (or failed), false when the connection was replaced meanwhile.
+ */
+export function answerInTurn(active, sdp, reply, onError) {
+  const { pc, current } = active; // this connection's, not one that replaces it
+  const turn = active.queue.then(async () => {
+    if (!current()) return false;
+    try {
+      await reply(await answerReoffer(pc, sdp));
+    } catch (error) {
+      onError(error);
+    }
+    return true;
+  });
+  active.queue = turn;
+  return turn;
 }
 
 /**

@@ -10,8 +10,7 @@ import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { freshConnection, offerAndJoin } from "./media_join.js";
-import { answerReoffer } from "./sdp_extmap.js";
+import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
 import "./strings/tour.js";
 import { SubtitleBoard, shortReason, subtitleFor } from "./subtitles.js";
 
@@ -543,16 +542,9 @@ export class TourView {
   /** Answer a server offer (the host's media arrived or changed), in order. */
   renegotiate(sdp) {
     const active = this.active;
-    const pc = active.pc; // an offer for this connection, not for one that replaces it
-    active.queue = active.queue.then(async () => {
-      if (this.active !== active || active.pc !== pc || active.offline) return;
-      try {
-        const answer = await answerReoffer(pc, sdp);
-        await this.app.connection.request("tour.answer", { tour_id: active.tour.id, sdp: answer, type: "answer" });
-      } catch (error) {
-        this.showNote(t("tour.error", { message: error.message }));
-      }
-    });
+    const reply = (answer) =>
+      this.app.connection.request("tour.answer", { tour_id: active.tour.id, sdp: answer, type: "answer" });
+    return answerInTurn(active, sdp, reply, (error) => this.showNote(t("tour.error", { message: error.message })));
   }
 
   /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
