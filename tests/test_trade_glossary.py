@@ -58,6 +58,19 @@ def test_matching_forms_case_and_boundaries(tmp_path) -> None:
     assert [h.output for h in zh_en.find("我们需要500个不锈钢螺栓")] == ["bolt"]
 
 
+def test_shipped_compounds_in_each_targets_order(shipped) -> None:
+    text = "500 zinc-plated carbon steel hex bolts and brass nuts"
+    expected = {
+        ("en", "es"): ["pernos hexagonales de acero al carbono zincados", "tuercas de latón"],
+        ("en", "zh"): ["镀锌碳钢六角螺栓", "黄铜螺母"],
+        ("en", "ko"): ["아연도금 탄소강 육각 볼트", "황동 너트"],
+    }
+    for (src, dst), outputs in expected.items():
+        assert [h.output for h in shipped.get(src, dst).find(text)] == outputs, dst
+    back = shipped.get("es", "en").find("Pernos hexagonales de acero inoxidable zincados")
+    assert [h.output for h in back] == ["Zinc-plated stainless steel hex bolts"]
+
+
 def test_en_es_trade_words_are_a_trade_professionals(apertium_engine, shipped) -> None:
     plain = Translator([apertium_engine]).translate(BUYER, "en", "es")
     assert "rayos" in plain and "citar" in plain, plain  # what Apertium alone writes
@@ -111,7 +124,8 @@ def test_deployer_file_extends_overrides_and_removes(apertium_engine, tmp_path) 
     data = deployer_dir(
         tmp_path,
         "en-es.tsv",
-        "# deployer\nbolt\tbulón\tn m\nquote\t-\nflurbix\tchisme\tn m\nbad line without tab\n",
+        "# deployer\nbolt\tbulón\tn m  # ours\nquote\t-\nflurbix\tchisme\tn m\n"
+        "bad line without tab\n",
     )
     glossaries = TradeGlossaries(data)
     spanish = Translator([apertium_engine], glossaries).translate(

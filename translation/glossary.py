@@ -7,7 +7,7 @@ wins). Files, one per direction, UTF-8 TSV::
     translation/glossaries/<src>-<dst>.tsv      shipped with the package
     <data>/glossaries/<src>-<dst>.tsv           the deployer's (TRADETALK_DATA): its lines win
 
-One entry a line, ``#`` starts a comment::
+One entry a line; ``#`` (at the start or after white space) starts a comment::
 
     source <TAB> target [<TAB> tags]
 
@@ -53,6 +53,7 @@ TAGS = (*KINDS, "m", "f", "v")
 _EN_FREE_AFTER = frozenset(
     "and or with for in is are was were from to of at on by as but per than if when".split()
 )
+_COMMENT = re.compile(r"(?:^|\s)#")  # "#" at the start or after white space: a comment
 _NEXT_WORD = re.compile(r"\s+([^\W\d_][\w-]*)")
 # Words after which an English noun-or-verb ("quote", "sample") is a verb.
 _EN_VERB_AFTER = frozenset(
@@ -91,8 +92,8 @@ class Hit:
 def parse_line(line: str) -> tuple[str, str, list[str]] | None:
     """``(source, target, tags)`` of one TSV line; None for a blank or comment line; raises
     ValueError for a malformed one."""
-    text = line.rstrip("\r\n")
-    if not text.strip() or text.lstrip().startswith("#"):
+    text = _COMMENT.split(line.rstrip("\r\n"), maxsplit=1)[0]
+    if not text.strip():
         return None
     cells = text.split("\t")
     if len(cells) < 2 or not cells[0].strip() or not cells[1].strip():
@@ -317,13 +318,13 @@ class PairGlossary:
             return None, 0
         head_match, head_form = head
         gender, many = head_form.entry.gender, head_form.plural
-        mods = [f.raw(m.group(0)) for m, f in parts if f.entry.kind == "mod"]
-        adjs = [
-            adjective(f.raw(m.group(0)), self.dst, gender, many)
-            for m, f in parts
-            if f.entry.kind == "adj"
-        ]
-        output = compound(self.dst, head_form.raw(head_match.group(0)), mods, adjs)
+        words = [
+            (f.entry.kind, f.raw(m.group(0)))
+            if f.entry.kind == "mod"
+            else (f.entry.kind, adjective(f.raw(m.group(0)), self.dst, gender, many))
+            for m, f in (reversed(parts) if self.src == "en" else parts)
+        ]  # the qualifier closest to the head first
+        output = compound(self.dst, head_form.raw(head_match.group(0)), words)
         first = raw[i][0]
         source = text[first.start() : last.end()]
         output = _follow_case(source, raw[i][1].entry.source, output)

@@ -102,17 +102,22 @@ def adjective(base: str, lang: str, gender: str, is_plural: bool) -> str:
 # ----- compounds -----------------------------------------------------------------------------
 
 
-def compound(
-    dst: str, head: str, mods: Sequence[str], adjs: Sequence[str], joiner: str = " "
-) -> str:
-    """One target term from a head noun, its material/modifier nouns and adjectives (each
-    already in the target language, adjectives already agreeing), in ``dst``'s order."""
-    if dst in ("es", "fr", "pt", "it"):
-        of = {"es": "de", "fr": "en", "pt": "de", "it": "in"}[dst]
-        return " ".join([head, *(f"{of} {m}" for m in mods), *adjs])
+def compound(dst: str, head: str, parts: Sequence[tuple[str, str]]) -> str:
+    """One target term from a head noun and its qualifiers ``(kind, word)``, the one closest
+    to the head first (``mod`` nouns; ``adj`` adjectives already agreeing), in ``dst``'s
+    order, mirrored: "zinc-plated carbon steel hex bolts" -> "pernos hexagonales de acero al
+    carbono zincados" and back; "镀锌碳钢六角螺栓"; "아연도금 탄소강 육각 볼트"."""
+    if dst in POST_NOMINAL:
+        of = POST_NOMINAL[dst]
+        return " ".join([head, *(f"{of} {w}" if kind == "mod" else w for kind, w in parts)])
+    words = [w for _, w in reversed(parts)]
     if dst in ("zh", "ja"):
-        return "".join([*adjs, *mods, head])
-    return joiner.join([*adjs, *mods, head])
+        return "".join([*words, head])
+    return " ".join([*words, head])
+
+
+# Languages whose qualifiers follow the noun, and the preposition before a material.
+POST_NOMINAL = {"es": "de", "pt": "de", "fr": "en", "it": "in"}
 
 
 # ----- capitals ------------------------------------------------------------------------------
