@@ -127,7 +127,8 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
     "es": frozenset(
         """el la los las lo un una unos unas a al de del en con para por sin sobre entre hasta
         desde y e o u ni que como te nos se le les me mi mis su sus tu tus nuestro nuestra
-        nuestros nuestras este esta estos estas hoy mañana ayer también muy más no""".split()
+        nuestros nuestras vuestro vuestra vuestros vuestras usted ustedes este esta estos estas
+        ese esa esos esas hoy mañana ayer también muy más no""".split()
     ),
     "en": frozenset(
         """the a an of to for in on at by with from and or but that as you we us it they them
