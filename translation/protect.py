@@ -6,9 +6,11 @@ prices and currencies ("2.35 USD/unit", "$1,200", "¥8.50", "USD 3,000"); contai
 ("40HQ", "20GP"); quantities with a unit ("500 pcs", "20 kg", "3.5 mm"); model and SKU codes
 ("M8x40", "TL-2045-B"); and any other number. On top of these, a per-conversation glossary
 ``{term: fixed translation}`` (``None`` = keep the term as is) is matched case-insensitively
-on word boundaries (none beside CJK characters), longest term first, before the patterns;
-then the pair's default trade glossary (``glossary.py``) in what the conversation's left
-(a conversation's term wins), also before the patterns. A default-glossary term carries its
+on word boundaries (none beside CJK characters), longest term first, before the patterns.
+The pair's default trade glossary (``glossary.py``) comes next, in what the conversation's
+glossary and the URL, e-mail, Incoterm, standard, price, container and quantity patterns left
+(a conversation's term wins; "www.bolts.com" and "500 pcs" stay whole); codes and bare numbers
+give way to a glossary term ("stainless steel 304"). A default-glossary term carries its
 gender and number, so the article the engine wrote before its placeholder is made to agree
 (``glossary_grammar.agree``: "el ZXQ0" -> "los pernos").
 
