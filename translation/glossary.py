@@ -58,7 +58,7 @@ _NEXT_WORD = re.compile(r"\s+([^\W\d_][\w-]*)")
 # Words after which an English noun-or-verb ("quote", "sample") is a verb.
 _EN_VERB_AFTER = frozenset(
     """to please pls kindly will would can could should shall may might must we i you they
-    not don't won't can't cannot also pls 'll we'll i'll""".split()
+    not don't won't can't cannot also 'll we'll i'll""".split()
 )
 _LAST_WORD = re.compile(r"([\w']+)\s+$")
 
