@@ -1,0 +1,67 @@
+"""What this server can do per language: speech recognition and translation routes.
+
+``capabilities(translator, data_dir)`` is the document ``GET /api/capabilities`` serves and
+``tradetalk models list`` prints::
+
+    {"languages": ["ar", "de", "en", ...],
+     "speech": {"ko": "vosk", ...},                     # language -> recognizer engine
+     "translation": {"en": {"es": "apertium", ...},     # from -> to -> route
+                     "ko": {"es": "argos>apertium"}}}   # pivot through English: engine>engine
+
+A direct pair names its engine; a pair pivoted through English names both hops' engines
+joined by ``>``. Pairs without a route are absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import TranslationUnavailable
+from .translator import Translator
+
+# The trade languages every server offers in its pickers (more when engines serve others).
+OFFERED_LANGUAGES = ("zh", "en", "es", "ko", "ja", "de", "fr", "vi", "ar", "pt", "ru", "tr")
+
+
+def speech_languages(data_dir: Path | str) -> dict[str, str]:
+    """Every language with a speech recognizer: language -> engine name."""
+    try:
+        from .speech_engines import speech_languages as engines_speech_languages
+    except ImportError:
+        from .speech_models import speech_models
+
+        return dict.fromkeys(speech_models(data_dir), "vosk")
+    return dict(engines_speech_languages(data_dir))
+
+
+def route_name(translator: Translator, src: str, dst: str) -> str | None:
+    """``apertium`` (direct), ``argos>apertium`` (through English), or None (no route)."""
+    try:
+        hops = translator.route(src, dst)
+    except TranslationUnavailable:
+        return None
+    return ">".join(hop.engine.name for hop in hops) or None
+
+
+def offered_languages(translator: Translator, speech: dict[str, str]) -> list[str]:
+    """The offered languages plus any other one an engine serves, sorted."""
+    codes = set(OFFERED_LANGUAGES) | set(speech)
+    for src, dst in translator.pairs():
+        codes.update((src, dst))
+    return sorted(codes)
+
+
+def capabilities(translator: Translator, data_dir: Path | str) -> dict[str, Any]:
+    """The capability document (see the module docstring)."""
+    speech = speech_languages(data_dir)
+    languages = offered_languages(translator, speech)
+    translation: dict[str, dict[str, str]] = {}
+    for src in languages:
+        routes = {}
+        for dst in languages:
+            if dst != src and (route := route_name(translator, src, dst)) is not None:
+                routes[dst] = route
+        if routes:
+            translation[src] = routes
+    return {"languages": languages, "speech": speech, "translation": translation}
