@@ -3,8 +3,8 @@
 ``capabilities(translator, data_dir)`` is the document ``GET /api/capabilities`` serves and
 ``tradetalk models list`` prints::
 
-    {"languages": ["ar", "de", "en", ...],
-     "speech": {"ko": "vosk", ...},                     # language -> recognizer engine
+    {"languages": ["ar", "de", "en", ...],                # offered (and translated) languages
+     "speech": {"ko": "vosk", "zh": "whisper", ...},    # every recognized language -> engine
      "translation": {"en": {"es": "apertium", ...},     # from -> to -> route
                      "ko": {"es": "argos>apertium"}}}   # pivot through English: engine>engine
 
@@ -44,9 +44,10 @@ def route_name(translator: Translator, src: str, dst: str) -> str | None:
     return ">".join(hop.engine.name for hop in hops) or None
 
 
-def offered_languages(translator: Translator, speech: dict[str, str]) -> list[str]:
-    """The offered languages plus any other one an engine serves, sorted."""
-    codes = set(OFFERED_LANGUAGES) | set(speech)
+def offered_languages(translator: Translator) -> list[str]:
+    """The offered languages plus any other one a translation engine serves, sorted (a
+    multilingual recognizer knows about a hundred: those are in ``speech`` only)."""
+    codes = set(OFFERED_LANGUAGES)
     for src, dst in translator.pairs():
         codes.update((src, dst))
     return sorted(codes)
@@ -55,7 +56,7 @@ def offered_languages(translator: Translator, speech: dict[str, str]) -> list[st
 def capabilities(translator: Translator, data_dir: Path | str) -> dict[str, Any]:
     """The capability document (see the module docstring)."""
     speech = speech_languages(data_dir)
-    languages = offered_languages(translator, speech)
+    languages = offered_languages(translator)
     translation: dict[str, dict[str, str]] = {}
     for src in languages:
         routes = {}
