@@ -21,6 +21,7 @@ from aiohttp import web
 from server.background import TaskSet
 from server.config import Settings
 from server.web.capabilities import MODELS, ModelStatus
+from translation.capabilities import missing_speech_line, speech_languages
 from translation.installer import argos_name_pair
 from translation.provisioning import (
     DEFAULT_SET,
@@ -40,9 +41,16 @@ log = logging.getLogger("tradetalk.models")
 def add_provisioning(app: web.Application, settings: Settings) -> None:
     """Provision (or say what is missing) once the app has started; see the module doc."""
 
+    async def report_speech() -> None:
+        speech = await asyncio.to_thread(speech_languages, settings.data_dir)
+        line = missing_speech_line(speech)
+        if line:
+            log.warning(line)
+
     async def start(app: web.Application) -> None:
         status: ModelStatus = app[MODELS]
         data_dir = settings.data_dir
+        tasks.spawn(report_speech())
         absent = await asyncio.to_thread(missing, data_dir, DEFAULT_SET)
         if settings.provision == "off":
             if absent:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.argos_package import build_argos_package
 from tests.argos_phrases import KO_EN
-from translation.capabilities import OFFERED_LANGUAGES, speech_languages
+from translation.capabilities import OFFERED_LANGUAGES, missing_speech_line, speech_languages
 from translation.commands import format_model_list
 from translation.provisioning import DEFAULT_SET, describe_pairs, missing_line
 from translation.translator import Translator
@@ -97,6 +97,13 @@ def test_pairs_are_described_for_people():
         "translation: en↔zh not installed (offline); run "
         "`tradetalk models install translate-en_zh translate-zh_en` with internet"
     )
+
+
+def test_languages_without_a_recognizer_are_named_for_the_operator():
+    line = missing_speech_line({"ko": "vosk", "en": "whisper"})
+    assert line is not None and line.startswith("speech: zh, es, ja, de, fr, vi, ar, pt, ru, tr ")
+    assert "tradetalk models install vosk-model-small-" in line
+    assert missing_speech_line(dict.fromkeys(OFFERED_LANGUAGES, "whisper")) is None
 
 
 def test_provision_command_offline_fails_fast_with_one_line(tmp_path, monkeypatch, capsys):

@@ -97,7 +97,7 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
                 lambda: _provisioning_over(server.url), 60, "provisioning finished"
             )
         finally:
-            assert server.interrupt() == 0
+            assert server.interrupt(60) == 0
         log = server.log.read_text(errors="replace")
         assert "100.0%" in log and "translate-ko_en-1_0.argosmodel: sha256" in log  # progress
         assert "in use now (no restart needed)" in log
@@ -123,7 +123,7 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
             health = await get_json(again.url + "/healthz")
             assert health["models"]["provisioning"] == "waiting"
         finally:
-            assert again.interrupt() == 0
+            assert again.interrupt(60) == 0
         assert catalogue.requests == asked
         second_log = again.log.read_text(errors="replace")  # its own file (another port)
         assert "installing translation" not in second_log
@@ -157,7 +157,7 @@ async def test_offline_start_is_ready_at_once_and_says_what_is_missing_in_one_li
             health = await get_json(server.url + "/healthz")
             assert health["models"]["provisioning"] == "offline"
         finally:
-            assert server.interrupt() == 0
+            assert server.interrupt(60) == 0
     log = server.log.read_text(errors="replace")
     line = missing_line(list(DEFAULT_SET), "offline")
     assert log.count(line) == 1, log[-3000:]
@@ -176,7 +176,7 @@ async def test_offline_start_is_ready_at_once_and_says_what_is_missing_in_one_li
             health = await get_json(again.url + "/healthz")
             assert health["models"]["provisioning"] == "waiting"
         finally:
-            assert again.interrupt() == 0
+            assert again.interrupt(60) == 0
         silent.setblocking(False)
         with pytest.raises(BlockingIOError):
             silent.accept()  # nobody connected to the catalogue

@@ -35,6 +35,18 @@ def speech_languages(data_dir: Path | str) -> dict[str, str]:
     return dict(engines_speech_languages(data_dir))
 
 
+def missing_speech_line(speech: dict[str, str]) -> str | None:
+    """One line for the operator naming the offered languages without a recognizer, or None."""
+    absent = [lang for lang in OFFERED_LANGUAGES if lang not in speech]
+    if not absent:
+        return None
+    return (
+        f"speech: {', '.join(absent)} not recognized on this server; install a Vosk model with "
+        "`tradetalk models install vosk-model-small-<lang>-<version>` (names: "
+        "https://alphacephei.com/vosk/models) with internet"
+    )
+
+
 def route_name(translator: Translator, src: str, dst: str) -> str | None:
     """``apertium`` (direct), ``argos>apertium`` (through English), or None (no route)."""
     try:

@@ -153,17 +153,20 @@ def format_language_table(document: dict[str, Any]) -> list[str]:
 
 def format_model_list(data_dir: Path) -> str:
     """The text of ``tradetalk models list``."""
-    from .capabilities import capabilities
+    from .capabilities import capabilities, missing_speech_line
     from .provisioning import DEFAULT_SET, missing, missing_line
 
     lines: list[str] = []
+    notes: list[str | None] = []  # for the operator: what is missing, how to install it
     translator = _build_translator(data_dir)
     pairs: dict[tuple[str, str], str] | str
     if isinstance(translator, str):
         pairs = translator
     else:
         try:
-            lines += format_language_table(capabilities(translator, data_dir))
+            document = capabilities(translator, data_dir)
+            lines += format_language_table(document)
+            notes.append(missing_speech_line(document["speech"]))
             pairs = dict(sorted(translator.pairs().items()))
         finally:
             translator.close()
@@ -182,8 +185,8 @@ def format_model_list(data_dir: Path) -> str:
         if not pairs:
             lines.append("  (none; install Apertium pairs or Argos packages)")
     absent = missing(data_dir, DEFAULT_SET)
-    if absent:
-        lines.append(missing_line(absent))
+    notes.append(missing_line(absent) if absent else None)
+    lines += [note for note in notes if note]
     return "\n".join(lines)
 
 
