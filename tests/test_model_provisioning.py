@@ -22,7 +22,16 @@ from tests.argos_package import build_argos_package
 from tests.argos_phrases import EN_KO, KO_EN
 from tests.catalogue import serve_catalogue
 from tests.peers import ServerProcess
-from translation.provisioning import DEFAULT_SET, describe_pairs, missing_line, state_path
+from translation.provisioning import (
+    DEFAULT_SET,
+    RETRY_AFTER_S,
+    describe_pairs,
+    due,
+    missing,
+    missing_line,
+    pending,
+    state_path,
+)
 
 PACKAGES = {("ko", "en"): KO_EN, ("en", "ko"): EN_KO}
 
@@ -181,3 +190,17 @@ async def test_offline_start_is_ready_at_once_and_says_what_is_missing_in_one_li
         with pytest.raises(BlockingIOError):
             silent.accept()  # nobody connected to the catalogue
     assert "not installed (an earlier attempt failed" in again.log.read_text(errors="replace")
+
+
+def test_when_a_start_provisions(tmp_path):
+    """Due on a first start; not again within a day of a failed attempt; a package an earlier
+    run installed and the operator removed is not fetched again (but is still missing)."""
+    assert due(tmp_path, now=1_000.0)
+    assert pending(tmp_path) == list(DEFAULT_SET)
+    state_path(tmp_path).parent.mkdir(parents=True)
+    state = {"attempted_at": 1_000.0, "installed": {"translate-en_zh": 1_000.0}, "offline": True}
+    state_path(tmp_path).write_text(json.dumps(state))
+    assert not due(tmp_path, now=1_000.0 + RETRY_AFTER_S - 1)
+    assert due(tmp_path, now=1_000.0 + RETRY_AFTER_S)
+    assert "translate-en_zh" not in pending(tmp_path)
+    assert "translate-en_zh" in missing(tmp_path)

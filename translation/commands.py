@@ -88,9 +88,9 @@ def _models(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _provision(data_dir: Path) -> int:
-    from .provisioning import DEFAULT_SET, missing, missing_line, provision
+    from .provisioning import DEFAULT_SET, missing_line, provision
 
-    outcome = provision(data_dir, missing(data_dir, DEFAULT_SET), progress=sys.stdout)
+    outcome = provision(data_dir, DEFAULT_SET, progress=sys.stdout, reinstall_removed=True)
     if outcome.busy:
         print("tradetalk models provision: another process is installing models now")
         return 2

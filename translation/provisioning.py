@@ -119,15 +119,17 @@ def provision(
     names: Sequence[str] = DEFAULT_SET,
     progress: IO[str] | None = None,
     now: float | None = None,
+    reinstall_removed: bool = False,
 ) -> Outcome:
-    """Install the pending ``names`` from the catalogue and record the outcome."""
+    """Install the pending ``names`` from the catalogue and record the outcome.
+    ``reinstall_removed``: also the ones an earlier run installed and an operator removed."""
     data_dir = Path(data_dir)
     outcome = Outcome()
     with _exclusive(data_dir) as mine:
         if not mine:
             outcome.busy = True
             return outcome
-        todo = pending(data_dir, names)
+        todo = missing(data_dir, names) if reinstall_removed else pending(data_dir, names)
         if not todo:
             return outcome
         state = read_state(data_dir)
