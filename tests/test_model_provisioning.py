@@ -21,7 +21,7 @@ from server.storage.embedded_redis import free_port
 from tests.argos_package import build_argos_package
 from tests.argos_phrases import EN_KO, KO_EN
 from tests.catalogue import serve_catalogue
-from tests.peers import ServerProcess
+from tests.peers import Peer, ServerProcess, new_user, sign_in_once
 from translation.provisioning import (
     DEFAULT_SET,
     RETRY_AFTER_S,
@@ -88,7 +88,7 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
         catalogue.files.update(catalogue_files(catalogue.base))
         index_url = f"{catalogue.base}/index.json"
         data = tmp_path / "data"
-        server = await serve(data, redis_server.url, index_url).start()
+        server = await serve(data, redis_server.url, index_url).start(120)
         try:
             before = await get_json(server.url + "/api/capabilities")
             assert "ko" not in before["translation"].get("en", {})
@@ -102,6 +102,26 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
             assert document["translation"]["ko"]["en"] == "argos"
             assert document["translation"]["en"]["ko"] == "argos"
             assert document["translation"]["ko"]["es"] == "argos>apertium"  # pivot, 2 engines
+            # And it translates: a Korean supplier's message reaches the English buyer in English.
+            supplier, buyer = Peer(new_user("supplier", "ko")), Peer(new_user("buyer", "en"))
+            await sign_in_once(server.url, supplier.identity, buyer.identity)
+            await supplier.connect(server.url)
+            await buyer.connect(server.url)
+            try:
+                made = await supplier.call("conversation.create", {"participants": [buyer.id]})
+                ack = await supplier.call(
+                    "message.send",
+                    {
+                        "conversation_id": made["conversation"]["id"],
+                        "client_id": "1",
+                        "text": "가격은 얼마입니까",
+                    },
+                    timeout=60,
+                )
+                assert ack["message"]["translations"] == {"en": "What is the price"}, ack
+            finally:
+                await supplier.close()
+                await buyer.close()
             health = await wait_for(
                 lambda: _provisioning_over(server.url), 60, "provisioning finished"
             )
@@ -125,7 +145,7 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
         assert asked.count("/index.json") == 1 and len(asked) == 3
 
         # A second start downloads nothing and still has the pairs.
-        again = await serve(data, redis_server.url, index_url).start()
+        again = await serve(data, redis_server.url, index_url).start(120)
         try:
             document = await get_json(again.url + "/api/capabilities")
             assert document["translation"]["ko"]["en"] == "argos"
@@ -157,7 +177,7 @@ async def test_offline_start_is_ready_at_once_and_says_what_is_missing_in_one_li
         index_url = f"http://127.0.0.1:{silent.getsockname()[1]}/index.json"
         data = tmp_path / "data"
         began = time.monotonic()
-        server = await serve(data, redis_server.url, index_url).start()
+        server = await serve(data, redis_server.url, index_url).start(120)
         try:
             ready_s = time.monotonic() - began
             health = await get_json(server.url + "/healthz")
@@ -180,7 +200,7 @@ async def test_offline_start_is_ready_at_once_and_says_what_is_missing_in_one_li
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/index.json"
-        again = await serve(data, redis_server.url, silent_url).start()
+        again = await serve(data, redis_server.url, silent_url).start(120)
         try:
             health = await get_json(again.url + "/healthz")
             assert health["models"]["provisioning"] == "waiting"
