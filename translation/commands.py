@@ -170,7 +170,7 @@ def format_model_list(data_dir: Path) -> str:
             pairs = dict(sorted(translator.pairs().items()))
         finally:
             translator.close()
-    lines.append("Speech recognition (language, engine, where found):")
+    lines.append("Vosk speech models (language, engine, where found):")
     entries = speech_entries(data_dir)
     for entry in entries:
         lines.append(f"  {entry.lang:<6} vosk      {entry.source}: {entry.path}")
