@@ -26,12 +26,8 @@ OFFERED_LANGUAGES = ("zh", "en", "es", "ko", "ja", "de", "fr", "vi", "ar", "pt",
 
 def speech_languages(data_dir: Path | str) -> dict[str, str]:
     """Every language with a speech recognizer: language -> engine name."""
-    try:
-        from .speech_engines import speech_languages as engines_speech_languages
-    except ImportError:
-        from .speech_models import speech_models
+    from .speech_engines import speech_languages as engines_speech_languages
 
-        return dict.fromkeys(speech_models(data_dir), "vosk")
     return dict(engines_speech_languages(data_dir))
 
 
