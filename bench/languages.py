@@ -13,7 +13,8 @@ language's clip from ../shared/testdata/speech/ followed by `--pause` s of silen
 times; one listener (English; Spanish for the English speaker) records every `subtitle`.
 
 Columns:
-- latency: end of speech (the speaker's last speech frame handed to its RTP sender) → the
+- latency: end of speech (the speaker's last speech frame handed to its RTP sender; speech is
+  where both the 40 dB level rule of bench/captions.py and the server's VAD hear it) → the
   listener's receive time of the final holding that utterance, p50/p95/max over every
   utterance of every speaker (translated or not: zh→en has no engine here).
 - partials: start of speech (first speech frame sent) → the first partial the listener
@@ -124,8 +125,32 @@ class Run:
     warm_ms: float | None = None
 
 
+def vad_span_s(wav: Path) -> tuple[float, float]:
+    """Start of the first and end of the last 30 ms frame the server's detector (WebRTC VAD,
+    mode 3) calls speech."""
+    import webrtcvad
+
+    from translation.endpointing import FRAME_BYTES, FRAME_S, SAMPLE_RATE
+    from translation.wav_audio import read_wav_pcm16
+
+    vad, pcm = webrtcvad.Vad(3), read_wav_pcm16(wav)
+    frames = range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)
+    speech = [
+        i for i, o in enumerate(frames) if vad.is_speech(pcm[o : o + FRAME_BYTES], SAMPLE_RATE)
+    ]
+    return speech[0] * FRAME_S, (speech[-1] + 1) * FRAME_S
+
+
+def speech_span(wav: Path) -> tuple[float, float]:
+    """Where both the level rule (within 40 dB of the loudest frame) and the VAD hear speech:
+    each alone is fooled by some clip (the AISHELL clip's noise floor is within 40 dB to its
+    last sample, 0.54 s after the voice stops; ko_test.wav's first 0.6 s pass the VAD)."""
+    (a0, a1), (b0, b1) = speech_span_s(wav), vad_span_s(wav)
+    return max(a0, b0), min(a1, b1)
+
+
 def layout_of(wav: Path, repeats: int, pause: float) -> Layout:
-    return Layout(repeats, wav_seconds(wav) + pause, *speech_span_s(wav))
+    return Layout(repeats, wav_seconds(wav) + pause, *speech_span(wav))
 
 
 async def run_language(
@@ -440,6 +465,14 @@ def print_extra_ko(texts: dict[str, dict[str, str]]) -> None:
 
 async def bench(args: argparse.Namespace, root: Path) -> None:
     print(f"{os.cpu_count()} CPUs; load average at the start {load_avg()}", flush=True)
+    for lang in args.langs:
+        clip = SPEECH / CLIPS[lang]
+        (a0, a1), (b0, b1), (c0, c1) = speech_span_s(clip), vad_span_s(clip), speech_span(clip)
+        print(
+            f"{clip.name}: {wav_seconds(clip):.2f} s; speech {c0:.2f}-{c1:.2f} s (level rule "
+            f"{a0:.2f}-{a1:.2f}, VAD {b0:.2f}-{b1:.2f})",
+            flush=True,
+        )
     runs = [
         (lang, engine) for lang, engine in RUNS if lang in args.langs and engine in args.engines
     ]
