@@ -386,9 +386,12 @@ async def run_level(
     full_media: bool = False,
     speaker_lang: str = "ko",
     listener_lang: str = "en",
+    settle_s: float = 0.0,
 ) -> LevelResult:
     """`speakers` speakers (`speaker_lang`) talk at once, each call with one listener
-    (`listener_lang`); collect every utterance's latency, text and partials."""
+    (`listener_lang`); collect every utterance's latency, text and partials. With `settle_s`
+    the level ends only once no final came for that long after every utterance was heard
+    (an utterance split in two pieces then counts its last one)."""
     gate = asyncio.Event()
     sizes = [speakers // math.ceil(speakers / MAX_SPEAKERS_PER_CALL)] * math.ceil(
         speakers / MAX_SPEAKERS_PER_CALL
@@ -431,7 +434,11 @@ async def run_level(
             )
             return done and heard
 
-        while not complete() and time.monotonic() < deadline():
+        def quiet() -> bool:
+            last = max((t for g in groups for t, _ in g.finals), default=0.0)
+            return time.monotonic() - last >= settle_s
+
+        while not (complete() and quiet()) and time.monotonic() < deadline():
             await asyncio.sleep(0.1)
         wall = time.monotonic() - wall0
         server_cpu_s = process_cpu_s(server_pid) - cpu0

@@ -174,6 +174,7 @@ async def run_language(
         args.tail,
         speaker_lang=lang,
         listener_lang=listener,
+        settle_s=args.settle,
     )
     run = Run(lang, engine, clip, layout, reference_text(clip), direct, [])
     run.warm_ms = warm.utterances[0].latency_ms
@@ -191,6 +192,7 @@ async def run_language(
             args.tail,
             speaker_lang=lang,
             listener_lang=listener,
+            settle_s=args.settle,
         )
         got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
         print(
@@ -252,11 +254,12 @@ class Capacity:
         return percentile(self.latencies_ms, 95)
 
     def holds(self, bound_ms: float) -> bool:
+        # the feeder's own lag (this process starved) is shown, not counted: latencies are
+        # measured from when each chunk was actually fed
         return (
             len(self.latencies_ms) == self.expected
             and self.dropped_bytes == 0
             and self.p95() <= bound_ms
-            and self.lag_s < 0.2
         )
 
 
@@ -521,6 +524,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="utterances per speaker")
     parser.add_argument("--pause", type=float, default=2.0, help="silence after each utterance")
     parser.add_argument("--tail", type=float, default=10.0, help="wait for late finals (s)")
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="after every utterance was heard, wait (s)"
+    )
     parser.add_argument(
         "--capacity", default="1,2,3,4,6", help="stream counts for the capacity loop ('' = skip)"
     )
