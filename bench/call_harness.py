@@ -555,15 +555,17 @@ class Server:
                 stderr=subprocess.STDOUT,
             )
         async with aiohttp.ClientSession() as http:
-            for _ in range(300):
+            for _ in range(1200):
                 if self.process.poll() is not None:
                     raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
                 with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):
                     async with http.get(self.url + "/healthz") as resp:
-                        if (await resp.json())["redis"]:
+                        body = await resp.json(content_type=None)
+                        # warm (models loaded) too, so the warm-up is not measured
+                        if body["redis"] and body.get("ready", True):
                             return
                 await asyncio.sleep(0.1)
-        raise RuntimeError("server not healthy within 30 s")
+        raise RuntimeError("server not healthy and warm within 120 s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

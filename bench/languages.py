@@ -144,7 +144,8 @@ def vad_span_s(wav: Path) -> tuple[float, float]:
 def speech_span(wav: Path) -> tuple[float, float]:
     """Where both the level rule (within 40 dB of the loudest frame) and the VAD hear speech:
     each alone is fooled by some clip (the AISHELL clip's noise floor is within 40 dB to its
-    last sample, 0.54 s after the voice stops; ko_test.wav's first 0.6 s pass the VAD)."""
+    last sample, 0.54 s after the voice stops; a fresh VAD calls en_mr_quilter.wav's first
+    0.54 s of room tone speech)."""
     (a0, a1), (b0, b1) = speech_span_s(wav), vad_span_s(wav)
     return max(a0, b0), min(a1, b1)
 
@@ -218,7 +219,7 @@ async def run_server(
             if "ko" not in listing:
                 raise RuntimeError(f"the server's data dir lacks ko: {listing}")
         await server.start()
-        await asyncio.sleep(3.0)  # the server preloads its speech models
+        await asyncio.sleep(3.0)  # a server without a warm-up state preloads its models now
         for lang, engine in runs:
             out.append(
                 await run_language(server, lang, engine, args, root, directs[(lang, engine)][0])
