@@ -76,6 +76,7 @@ class MediaSession:
     epoch: int = 0  # +1 each time another node takes the session over
     members: dict[str, Member] = field(default_factory=dict)
     pending: PendingAnswers = field(default_factory=PendingAnswers)
+    ending: bool = False  # ending or handed over: a new start gets a new session
 
     @property
     def started(self) -> float:
@@ -289,15 +290,16 @@ class MediaSessions(Generic[S]):
         the media stops first and the open lines get at most this long."""
         if self.sessions.get(session.id) is not session:
             return
+        session.ending = True
         await self._finish_lines(session, finish_s)
         if self.sessions.pop(session.id, None) is None:
             return
         members = list(session.members.values())
-        await self._tear_down(session)
-        try:
+        try:  # first: a start right after this one ended must not find it (17.10)
             await self.records.delete(self.full_record(session), owner=self.node_id)
         except Exception:
             log.exception("could not forget the record of %s %s", self.kind, session.id)
+        await self._tear_down(session)
         await self.ended(session, reason, ended_by)  # while the members are still in its rooms
         for member in members:
             for room in self.rooms_of(session, member):
@@ -362,6 +364,7 @@ class MediaSessions(Generic[S]):
         moved record, or None if the session is not ours any more."""
         if self.sessions.get(session.id) is not session:
             return None
+        session.ending = True
         await self._finish_lines(session, finish_s)
         record = await self.records.take_over(session.id, self.node_id, target)
         self.sessions.pop(session.id, None)
@@ -390,6 +393,7 @@ class MediaSessions(Generic[S]):
         missed): drop the local media silently; the new owner has told the members."""
         session = self.sessions.pop(session_id, None)
         if session is not None:
+            session.ending = True
             await self._stop_speakers(session)
             await self._tear_down(session)
 
