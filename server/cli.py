@@ -26,6 +26,7 @@ def serve(settings: Settings) -> None:
     restarted once the stop began); a watchdog ends the process if anything hangs past that.
     """
     from server.app import SERVICES, create_app
+    from server.provisioning import add_provisioning
 
     embedded = None
     redis_url = settings.redis_url
@@ -48,6 +49,7 @@ def serve(settings: Settings) -> None:
         realtime.owns_process = True
         stopping = realtime.stopping
         stopping.hooks.append(watchdog.arm)
+        add_provisioning(app, settings)  # after the engines load; never delays serving
         if embedded is not None:
             stopping.hooks.append(embedded.hold)
         print(f"TradeTalk on http://{settings.host}:{settings.port}", flush=True)

@@ -1,6 +1,7 @@
 """Readiness: what a node's first call needs is done before `/healthz` says ready.
 
-The first call after a start used to wait for the speech model to load, for a fresh Vosk
+The first call after a start used to wait for the speech model to load (the preload ran in
+the background while the node already said it was healthy), for a fresh Vosk
 recognizer's first utterance (about four times the CPU of later ones) and for the media
 engine's first peer connection: its first line came seconds late. A media node now runs
 `Warmup.run()` in the background as it starts serving, and `/healthz` answers 503 with the
@@ -21,34 +22,38 @@ import numpy as np
 
 from media.warmup import warm_media
 from translation.endpointing import EndpointConfig, Endpointer
-from translation.speech import RECOGNIZERS, StreamingRecognizer
-from translation.speech_models import find_speech_model, load_speech_model, preload_speech_models
+from translation.speech_engines import VOSK, open_recognizer, preload
 
 log = logging.getLogger("tradetalk.warmup")
 
 WARM_AUDIO_S = 2.0  # decoded once per language by a recognizer that then waits in the pool
 
 
-def warm_recognizers(data_dir: Path, langs: list[str]) -> None:
-    """Per language: one recognizer decodes a little audio and goes back to the process's
-    pool, where the first speaker of that language picks it up; and the voice-activity
-    detector is loaded once."""
+def warm_recognizers(data_dir: Path, engines: dict[str, str]) -> list[str]:
+    """Per Vosk language: one recognizer decodes a little audio and goes back to the
+    process's pool, where the first speaker of that language picks it up (Whisper's shared
+    decoder was warmed by `preload`); and the voice-activity detector is loaded once.
+    Returns the languages warmed."""
     Endpointer(EndpointConfig()).process(bytes(960))
     noise = np.random.default_rng(7).normal(0, 1000, int(16000 * WARM_AUDIO_S))
     pcm = noise.astype(np.int16).tobytes()
-    for lang in langs:
+    warmed = []
+    for lang, engine in engines.items():
+        if engine != VOSK:
+            continue
         try:
-            model = load_speech_model(find_speech_model(lang, data_dir))
-        except Exception as exc:  # another engine's model, or a broken one: nothing to warm
+            _, recognizer = open_recognizer(lang, data_dir)
+        except Exception as exc:  # a broken model: nothing to warm
             log.warning("no recognizer warmed for %s (%s)", lang, exc)
             continue
-        recognizer = StreamingRecognizer(model, pool=RECOGNIZERS)
+        warmed.append(lang)
         try:
             for i in range(0, len(pcm), 3200):
                 recognizer.feed(pcm[i : i + 3200])
             recognizer.end_utterance()
         finally:
             recognizer.close()
+    return warmed
 
 
 class Warmup:
@@ -72,9 +77,9 @@ class Warmup:
         began = time.monotonic()
         if self.media:
             self.reason = "warming up: loading speech models"
-            langs = await self._step("speech models", preload_speech_models, self.data_dir)
+            engines = await self._step("speech models", preload, self.data_dir)
             self.reason = "warming up: speech recognizers"
-            await self._step("speech recognizers", warm_recognizers, self.data_dir, langs or [])
+            await self._step("speech recognizers", warm_recognizers, self.data_dir, engines or {})
             self.reason = "warming up: media engine"
             started = time.monotonic()
             await warm_media()
@@ -90,6 +95,6 @@ class Warmup:
         except Exception:
             log.exception("warming %s failed; the first call pays for it", name)
             return None
-        shown = f" for {', '.join(result)}" if isinstance(result, list) and result else ""
+        shown = f" for {', '.join(sorted(result))}" if result else ""
         log.info("warm: %s%s (%.1f s)", name, shown, time.monotonic() - started)
         return result

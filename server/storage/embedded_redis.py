@@ -70,6 +70,7 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stopping = threading.Event()
+        self._held = threading.Event()
         self._watcher: threading.Thread | None = None
 
     @property
@@ -159,16 +160,22 @@ class EmbeddedRedis:
         self._watcher.start()
 
     def hold(self) -> None:
-        """The server is stopping: never restart redis-server from now on (`stop()` ends it)."""
-        self._stopping.set()
+        """The server is stopping: never restart redis-server from now on (`stop()` ends it).
+        The supervisor thread stays: a redis-server it restarted dies with it (PDEATHSIG
+        follows the thread that started it)."""
+        self._held.set()
 
     def _watch(self, interval: float) -> None:
+        told = False
         while not self._stopping.wait(interval):
             process = self.process
             if process is None or process.poll() is None:
                 continue
-            if self._stopping.is_set():
-                break
+            if self._held.is_set():
+                if not told:
+                    log.warning("embedded redis-server exited while stopping: not restarted")
+                told = True
+                continue
             log.warning("embedded redis-server exited with %s; restarting", process.returncode)
             try:
                 self.start()
