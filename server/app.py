@@ -279,14 +279,15 @@ class Realtime:
             len(self.calls.sessions),
             len(self.tours.sessions),
         )
-        # Budget (× the bound): open lines until 0.3 (drain) / 0.45 (end); sockets 0.7;
-        # aiohttp's wait for its connections ≈ 1 s; the rest of the stop 0.9; Redis last.
-        drain = self.drain(finish_s=stopping.left(0.3))
-        moved = await stopping.step("drain", drain, until=0.4)
+        # Budget (× the bound): the open lines (a recognizer behind on a busy machine decodes
+        # its backlog first) until 0.55 (drain) / 0.6 (end); sockets 0.7; aiohttp's wait for
+        # its connections ≈ 1 s; the rest of the stop 0.9; the embedded Redis last.
+        drain = self.drain(finish_s=stopping.left(0.55))
+        moved = await stopping.step("drain", drain, until=0.6)
         if moved:
             log.info("stopping: handed %d calls and tours to other nodes", moved)
-        end = self.end_sessions(finish_s=stopping.left(0.45))
-        ended = await stopping.step("end the calls and tours left", end, until=0.6)
+        end = self.end_sessions(finish_s=stopping.left(0.6))
+        ended = await stopping.step("end the calls and tours left", end, until=0.65)
         if ended:
             log.info("stopping: ended %d calls and %d tours (server shutting down)", *ended)
         closed = await stopping.step("close sockets", self.close_sockets(), until=0.7)
