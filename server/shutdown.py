@@ -59,8 +59,9 @@ class Stopping:
 
     async def step(self, name: str, work: Awaitable[Any], until: float = 0.9) -> Any:
         """Run one step of the stop, at most until `until` × the bound; log how it went.
-        Returns its result, or None when it failed or overran (the stop goes on)."""
-        timeout = self.left(until)
+        Returns its result, or None when it failed or overran (the stop goes on). Each step
+        gets at least half a second (the watchdog still holds the process to the bound)."""
+        timeout = max(0.5, self.left(until))
         began = time.monotonic()
         try:
             result = await asyncio.wait_for(work, timeout)
