@@ -95,6 +95,12 @@ class Warmup:
         except Exception:
             log.exception("warming %s failed; the first call pays for it", name)
             return None
-        shown = f" for {', '.join(sorted(result))}" if result else ""
+        shown = ""
+        if isinstance(result, dict) and result:  # lang -> engine
+            engines = sorted(set(result.values()))
+            per = [f"{e} {sum(1 for v in result.values() if v == e)}" for e in engines]
+            shown = f" for {len(result)} languages ({', '.join(per)})"
+        elif result:
+            shown = f" for {', '.join(sorted(result))}"
         log.info("warm: %s%s (%.1f s)", name, shown, time.monotonic() - started)
         return result
