@@ -34,7 +34,9 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 @dataclass(frozen=True)
 class FinalLine:
-    """A finished utterance; `start`/`end` in seconds since the owner's origin (call start)."""
+    """A finished utterance; `start`/`end` in seconds since the owner's origin (call start) on
+    the wall clock: a stretch with no audio arriving (muted sender, silence suppression, lost
+    network) counts, though no audio of it was ever recognized."""
 
     text: str
     lang: str
@@ -74,6 +76,11 @@ class SpeakerSubtitles:
         #: why this speaker gets no subtitles (no model for the language), else None
         self.note: str | None = None
         self.audio_offset: float | None = None
+        # The recognizer's clock counts the audio it was given; when audio stopped arriving for
+        # a while, the wall clock ran on: (stream second, seconds it ran ahead there), in order.
+        self._fed_s = 0.0
+        self._ahead: list[tuple[float, float]] = []
+        self._ahead_s = 0.0
         self._spawn = spawn
         self._on_partial = on_partial
         self._on_final = on_final
@@ -136,13 +143,32 @@ class SpeakerSubtitles:
             if self.captions is not None:
                 self.captions.flush()
             return
+        now = time.monotonic() - self.origin
         if self.audio_offset is None:
-            self.audio_offset = time.monotonic() - self.origin
+            self.audio_offset = now
+        self._keep_wall_clock(now)
+        self._fed_s += len(pcm) / BYTES_PER_SECOND
         if self.captions is not None:
             self.captions.feed(pcm)
         elif self._early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
             self._early.append(pcm)
             self._early_bytes += len(pcm)
+
+    def wall_time(self, stream_s: float) -> float:
+        """Seconds since the origin of the moment `stream_s` seconds into the speaker's audio."""
+        ahead = sum(s for at, s in self._ahead if at <= stream_s + 1e-6)
+        return (self.audio_offset or 0.0) + stream_s + ahead
+
+    def _keep_wall_clock(self, now: float) -> None:
+        """Book how far the wall clock ran ahead of the audio when it is more than a gap
+        (`gap_s`): packets stopped and came back. A burst that makes up for a stall (the event
+        loop was busy) books the difference back, so jitter never moves the clock for long."""
+        assert self.audio_offset is not None
+        lag = now - self.audio_offset - self._fed_s - self._ahead_s
+        if lag > self.gap_s or (lag < -self.gap_s and self._ahead_s > 0):
+            lag = max(lag, -self._ahead_s)
+            self._ahead.append((self._fed_s, lag))
+            self._ahead_s += lag
 
     async def stop(self) -> None:
         """Close the open utterance (its final line is delivered before this returns), then
@@ -184,12 +210,11 @@ class SpeakerSubtitles:
         async with self._finals:  # one speaker's lines go out in order
             if self._stopped:
                 return
-            offset = self.audio_offset or 0.0
             line = FinalLine(
                 result.text,
                 self.lang,
-                round(offset + (result.start or 0.0), 2),
-                round(offset + (result.end or 0.0), 2),
+                round(self.wall_time(result.start or 0.0), 2),
+                round(self.wall_time(result.end or 0.0), 2),
             )
             try:
                 await self._on_final(line)
