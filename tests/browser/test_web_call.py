@@ -153,7 +153,7 @@ def test_subtitled_call_between_korean_and_english(
     speaker_entry = speaker.locator("#messages li.msg.call-entry")
     expect(speaker_entry).to_have_count(1)
     expect(speaker_entry).to_contain_text("📞 통화, ")
-    expect(speaker_entry).to_contain_text(f"자막 {len(kept)}줄 — 대화록")
+    expect(speaker_entry).to_contain_text(f"자막 {len(kept)}줄 — 통화 기록")
     # The inbox previews the typed message, not a subtitle line.
     expect(listener.locator("#inbox-list .inbox-preview")).to_have_text("You: Is the sample ready?")
     expect(speaker.locator("#inbox-list .inbox-preview")).to_contain_text("Ann Buyer: ")
