@@ -45,6 +45,38 @@ class FinalLine:
     end: float
 
 
+class WallClock:
+    """Seconds of a speaker's audio (the recognizer's clock: what it was given) as seconds of
+    the wall clock since the owner's origin. Audio that never arrived (a sender that stops
+    packets when muted or silent, a network outage) is not in the recognizer's clock; when the
+    wall clock has run ahead of the audio by more than `gap_s`, the difference is booked at
+    that point of the stream. A burst that makes up for a stall (the event loop was busy) books
+    it back, so jitter never moves the clock for long."""
+
+    def __init__(self, gap_s: float) -> None:
+        self.gap_s = gap_s
+        self.offset: float | None = None  # when the first audio arrived
+        self.fed_s = 0.0
+        self.ahead_s = 0.0
+        self._ahead: list[tuple[float, float]] = []  # (stream second, seconds ahead there)
+
+    def arrived(self, now: float, seconds: float) -> None:
+        """`seconds` of audio arrived at `now` (seconds since the origin)."""
+        if self.offset is None:
+            self.offset = now
+        lag = now - self.offset - self.fed_s - self.ahead_s
+        if lag > self.gap_s or (lag < -self.gap_s and self.ahead_s > 0):
+            lag = max(lag, -self.ahead_s)
+            self._ahead.append((self.fed_s, lag))
+            self.ahead_s += lag
+        self.fed_s += seconds
+
+    def wall(self, stream_s: float) -> float:
+        """Seconds since the origin of the moment `stream_s` seconds into the audio."""
+        ahead = sum(s for at, s in self._ahead if at <= stream_s + 1e-6)
+        return (self.offset or 0.0) + stream_s + ahead
+
+
 class SpeakerSubtitles:
     """Recognizes one speaker's audio in `lang` and reports partials and finals in order.
 
@@ -78,12 +110,6 @@ class SpeakerSubtitles:
         self.engine: str | None = None
         #: why this speaker gets no subtitles (no model for the language), else None
         self.note: str | None = None
-        self.audio_offset: float | None = None
-        # The recognizer's clock counts the audio it was given; when audio stopped arriving for
-        # a while, the wall clock ran on: (stream second, seconds it ran ahead there), in order.
-        self._fed_s = 0.0
-        self._ahead: list[tuple[float, float]] = []
-        self._ahead_s = 0.0
         self._spawn = spawn
         self._on_partial = on_partial
         self._on_final = on_final
@@ -95,6 +121,7 @@ class SpeakerSubtitles:
         self._closing = False
         self.endpoint = endpoint_config_from_env() if endpoint == "env" else endpoint
         self.gap_s = audio_gap_from_env()
+        self.clock = WallClock(self.gap_s)
 
     def status(self) -> dict[str, Any]:
         """`{lang, available, code?, reason?}`: whether an engine recognizes the
@@ -155,32 +182,17 @@ class SpeakerSubtitles:
             if self.captions is not None:
                 self.captions.flush()
             return
-        now = time.monotonic() - self.origin
-        if self.audio_offset is None:
-            self.audio_offset = now
-        self._keep_wall_clock(now)
-        self._fed_s += len(pcm) / BYTES_PER_SECOND
+        self.clock.arrived(time.monotonic() - self.origin, len(pcm) / BYTES_PER_SECOND)
         if self.captions is not None:
             self.captions.feed(pcm)
         elif self._early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
             self._early.append(pcm)
             self._early_bytes += len(pcm)
 
-    def wall_time(self, stream_s: float) -> float:
-        """Seconds since the origin of the moment `stream_s` seconds into the speaker's audio."""
-        ahead = sum(s for at, s in self._ahead if at <= stream_s + 1e-6)
-        return (self.audio_offset or 0.0) + stream_s + ahead
-
-    def _keep_wall_clock(self, now: float) -> None:
-        """Book how far the wall clock ran ahead of the audio when it is more than a gap
-        (`gap_s`): packets stopped and came back. A burst that makes up for a stall (the event
-        loop was busy) books the difference back, so jitter never moves the clock for long."""
-        assert self.audio_offset is not None
-        lag = now - self.audio_offset - self._fed_s - self._ahead_s
-        if lag > self.gap_s or (lag < -self.gap_s and self._ahead_s > 0):
-            lag = max(lag, -self._ahead_s)
-            self._ahead.append((self._fed_s, lag))
-            self._ahead_s += lag
+    @property
+    def audio_offset(self) -> float | None:
+        """When the speaker's first audio arrived, in seconds since the origin."""
+        return self.clock.offset
 
     async def stop(self) -> None:
         """Close the open utterance (its final line is delivered before this returns), then
@@ -225,8 +237,8 @@ class SpeakerSubtitles:
             line = FinalLine(
                 result.text,
                 self.lang,
-                round(self.wall_time(result.start or 0.0), 2),
-                round(self.wall_time(result.end or 0.0), 2),
+                round(self.clock.wall(result.start or 0.0), 2),
+                round(self.clock.wall(result.end or 0.0), 2),
             )
             try:
                 await self._on_final(line)
