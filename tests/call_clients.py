@@ -6,9 +6,10 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiortc.contrib.media import MediaPlayer
 
-from tests.peers import Peer
+from tests.peers import Peer, token_for
 from tests.rtc_clients import MovingPatternTrack, RtcClient
 
 
@@ -22,6 +23,23 @@ def speech_with_pauses(source: Path, target: Path, repeats: int = 1, pause_s: fl
         out.setparams(params)
         out.writeframes((frames + silence) * repeats)
     return target
+
+
+async def call_transcript(peer: Peer, cid: str, call_id: str | None = None) -> list[dict]:
+    """The conversation's transcript lines (`GET .../transcript?format=json`, as `peer`, on the
+    server it is connected to), of one call when `call_id` is given."""
+    url = f"{peer.url}/api/conversations/{cid}/transcript?format=json"
+    if call_id is not None:
+        url += f"&call_id={call_id}"
+    headers = {"Authorization": f"Bearer {token_for(peer.identity)}"}
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["lines"]
+
+
+def call_entries(messages: list[dict]) -> list[dict]:
+    """The `kind: "call"` entries among history messages."""
+    return [m for m in messages if m.get("kind") == "call"]
 
 
 class CallClient:

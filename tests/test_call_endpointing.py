@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamTrack
 
-from tests.call_clients import CallClient
+from tests.call_clients import CallClient, call_transcript
 from tests.test_calls import (  # noqa: F401  (fixtures)
     KO_REFERENCE,
     SPEECH,
@@ -87,8 +87,7 @@ def check_line(final: dict, direct: str) -> None:
 
 
 async def transcript_lines(peer, cid: str) -> list[dict]:
-    history = await peer.call("history.get", {"conversation_id": cid})
-    return [m for m in history["messages"] if m.get("kind") == "transcript"]
+    return await call_transcript(peer, cid)
 
 
 async def test_a_track_that_ends_right_after_the_speech_gets_its_final(people, tmp_path):

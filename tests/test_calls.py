@@ -13,7 +13,7 @@ from aiortc import AudioStreamTrack
 
 from server.app import SERVICES, create_app
 from server.config import Limits, Settings
-from tests.call_clients import CallClient, speech_with_pauses
+from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
 from translation.metrics import character_error_rate as cer
 from translation.translator import Translator
@@ -104,9 +104,11 @@ async def test_two_party_call_with_translated_subtitles_and_transcript(
         assert not [s for s in speaker.events["subtitle"] if not s["final"]]
 
         history = await listener.call("history.get", {"conversation_id": cid})
-        [line] = [m for m in history["messages"] if m.get("kind") == "transcript"]
+        assert history["messages"] == []  # lines are the call's and the transcript's, not chat
+        [line] = await call_transcript(listener, cid, call_id)
         assert line["text"] == final["text"] and line["translations"] == final["translations"]
-        assert line["sender"]["id"] == speaker.id and line["call_id"] == call_id
+        assert line["speaker"]["id"] == speaker.id and line["call_id"] == call_id
+        assert (line["start"], line["end"]) == (final["start"], final["end"])
 
         async with aiohttp.ClientSession() as http:
             base = f"{url}/api/conversations/{cid}/transcript"
@@ -133,6 +135,101 @@ async def test_two_party_call_with_translated_subtitles_and_transcript(
     ended = await listener.wait_for("call.ended")
     assert ended["ended_by"] == {"id": speaker.id, "name": speaker.identity.name}
     assert calls.stats()["calls"] == 0
+
+
+async def test_a_call_is_one_history_entry_and_the_inbox_shows_typed_messages(
+    app_url, people, tmp_path
+):
+    """Subtitle lines stay out of the chat: after a call with speech the history holds the typed
+    messages and one `kind: "call"` entry (duration, line count, transcript link), the inbox
+    preview is the last typed message and unread counts only typed messages; replay after a
+    reconnect brings the entry; the transcript still has every line; storing the entry again
+    (a retry, a second node ending the call) changes nothing."""
+    app, url = app_url
+    speaker, listener = await people("ko"), await people("en")
+    cid, call_id = await start_call(speaker, listener)
+    hello = {"conversation_id": cid, "client_id": "m1", "text": "안녕하세요"}
+    assert (await speaker.call("message.send", hello))["ok"]
+    wav = speech_with_pauses(SPEECH / "ko_test.wav", tmp_path / "ko3.wav", repeats=3, pause_s=1)
+    a, b = CallClient(speaker, wav, camera=False), CallClient(listener, camera=False)
+    try:
+        assert (await b.join(call_id))["ok"] and (await a.join(call_id))["ok"]
+        await wait_until(lambda: len(finals(listener)) >= 2, timeout=60)
+        typed = {"conversation_id": cid, "client_id": "m2", "text": "Can you hear me?"}
+        sent = (await listener.call("message.send", typed))["message"]
+        await wait_until(lambda: len(finals(listener)) >= 3, timeout=60)
+        assert (await speaker.call("call.end", {"call_id": call_id}))["ok"]
+    finally:
+        await a.close()
+        await b.close()
+    began = (await listener.wait_for("call.started"))["call"]["started_at"]
+    entry = (await listener.wait_for("message.new", lambda e: e["message"].get("kind")))["message"]
+    await asyncio.sleep(0.5)
+    heard = finals(listener)
+    assert len(heard) >= 3
+
+    # every participant got exactly one message.new for the call, none for its lines
+    for peer in (speaker, listener):
+        kinds = [e["message"].get("kind") for e in peer.events["message.new"]]
+        assert kinds == [None, None, "call"], kinds
+    assert entry["call_id"] == call_id and entry["sender"]["id"] == speaker.id
+    assert entry["id"] == 3 and entry["conversation_id"] == cid
+    details = entry["call"]
+    assert details["id"] == call_id and details["started_at"] == began
+    assert details["lines"] == len(heard)
+    assert details["transcript"] == f"/api/conversations/{cid}/transcript?call_id={call_id}"
+    assert 5 <= details["duration_s"] <= 120, details
+    history = await listener.call("history.get", {"conversation_id": cid})
+    assert [m.get("kind") for m in history["messages"]] == [None, None, "call"]
+    assert call_entries(history["messages"]) == [entry]
+
+    # the inbox: preview = the last typed message, unread = typed messages only
+    for peer, unread in ((speaker, 1), (listener, 0)):
+        [inbox] = (await peer.call("inbox.list", {}))["conversations"]
+        assert inbox["last_message"] == sent and inbox["unread"] == unread, (peer.id, inbox)
+        last_update = peer.events["inbox.update"][-1]["conversation"]
+        assert last_update["last_message"] == sent, last_update
+    read = await speaker.call("message.read", {"conversation_id": cid, "message_id": 3})
+    assert read == {"ok": True, "message_id": 3, "unread": 0}
+    after = {"conversation_id": cid, "client_id": "m3", "text": "네, 잘 들려요"}
+    assert (await speaker.call("message.send", after))["message"]["id"] == 4
+    [inbox] = (await listener.call("inbox.list", {}))["conversations"]
+    assert inbox["unread"] == 1 and inbox["last_message"]["id"] == 4
+
+    # replay after a reconnect brings the entry, in its place
+    again = await Peer(listener.identity).connect(url)
+    try:
+        joined = await again.call("conversation.join", {"conversation_id": cid, "since": 2})
+        assert [m["id"] for m in joined["messages"]] == [3, 4]
+        assert joined["messages"][0] == entry
+    finally:
+        await again.close()
+
+    # the transcript keeps every line, and opens from the entry's link
+    lines = await call_transcript(listener, cid, call_id)
+    assert [x["text"] for x in lines] == [s["text"] for s in heard]
+    async with aiohttp.ClientSession() as http:
+        link = f"{url}{details['transcript']}&format=txt"
+        headers = {"Authorization": f"Bearer {token_for(listener.identity)}"}
+        async with http.get(link, headers=headers) as resp:
+            assert resp.status == 200
+            txt = await resp.text()
+    assert all(s["text"] in txt for s in heard)
+
+    # asking again (a retry, or a node that also ended the call) stores nothing
+    chat = app[SERVICES]["realtime"].chat
+    conversation = await chat.store.get_conversation(cid)
+    created, same = await chat.post_call_entry(conversation, call_id, {"call": {}}, speaker.id)
+    assert not created and same == entry
+    assert (await chat.store.last_id(cid)) == 4
+    # a conversation whose only entry is a call has no preview and nothing unread
+    quiet = await speaker.call("conversation.create", {"participants": [listener.id]})
+    other = quiet["conversation"]
+    created, _ = await chat.post_call_entry(other, "k_00000000000000aa", {"call": {}}, speaker.id)
+    assert created
+    listed = (await listener.call("inbox.list", {}))["conversations"]
+    [fresh] = [c for c in listed if c["id"] == other["id"]]
+    assert fresh["last_message"] is None and fresh["unread"] == 0, fresh
 
 
 async def test_three_party_call_and_a_listener_who_switches_language(app_url, people, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from server.app import SERVICES, create_app
 from server.config import Limits, Settings
-from tests.call_clients import CallClient, speech_with_pauses
+from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, sign_in_once
 from tests.rtc_clients import wait_until
 
@@ -128,11 +128,16 @@ async def test_drain_hands_the_call_to_another_node_and_no_line_is_lost(nodes, t
             "subtitle", lambda s: s["final"] and s not in finals(listener)[:before], timeout=30
         )
         await speaker.call("call.end", {"call_id": call_id})
-        history = await listener.call("history.get", {"conversation_id": cid})
-        lines = [m for m in history["messages"] if m.get("kind") == "transcript"]
+        entry = await listener.wait_for("message.new", lambda e: e["message"].get("kind") == "call")
+        lines = await call_transcript(listener, cid, call_id)
         sent = finals(listener)
-        assert len(lines) == len(sent), (len(lines), len(sent))
-        assert len({m["client_id"] for m in lines}) == len(lines)
+        assert [x["text"] for x in lines] == [s["text"] for s in sent]
+        assert len({(x["start"], x["text"]) for x in lines}) == len(lines)
+        # the call moved once and ended once: one entry in the history, counting every line
+        history = await listener.call("history.get", {"conversation_id": cid})
+        assert call_entries(history["messages"]) == [entry["message"]]
+        assert entry["message"]["call"]["lines"] == len(sent)
+        assert not [m for m in history["messages"] if m.get("kind") == "transcript"]
     finally:
         for client in clients:
             await client.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import fractions
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiortc.contrib.media import MediaPlayer
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 from tests.peers import Peer
 from tests.rtc_clients import MovingPatternTrack, RtcClient
@@ -22,6 +26,60 @@ class PausedRtcClient(RtcClient):
         if not hasattr(self, "unread"):
             self.unread = []
         self.unread.append(track)
+
+
+class ScheduledSpeech(MediaStreamTrack):
+    """A microphone that says `clip` (16 kHz mono s16) at each of `at` seconds, digital silence
+    in between, and sends no packets at all during each `muted` window (a muted sender, silence
+    suppression, a network outage). Seconds count on the wall clock from its first frame
+    (`started`, monotonic)."""
+
+    kind = "audio"
+    RATE = 16000
+    FRAME = 320  # 20 ms
+
+    def __init__(
+        self, clip: bytes, at: Sequence[float], muted: Sequence[tuple[float, float]] = ()
+    ) -> None:
+        super().__init__()
+        self.clip = clip
+        self.at = [int(a * self.RATE) for a in at]
+        self.muted = [(int(a * self.RATE), int(b * self.RATE)) for a, b in muted]
+        self.started: float | None = None
+        self.sent_at: list[float] = []  # wall clock (monotonic) of each utterance's first frame
+        self._t = 0  # samples so far, sent or muted
+
+    def _samples(self, first: int, count: int) -> bytes:
+        out = bytearray(2 * count)
+        clip_samples = len(self.clip) // 2
+        for onset in self.at:
+            lo, hi = max(first, onset), min(first + count, onset + clip_samples)
+            if lo < hi:
+                out[2 * (lo - first) : 2 * (hi - first)] = self.clip[
+                    2 * (lo - onset) : 2 * (hi - onset)
+                ]
+        return bytes(out)
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.started is None:
+            self.started = time.monotonic()
+        for lo, hi in self.muted:
+            if lo <= self._t < hi:
+                self._t = hi  # nothing is sent for the window
+        wait = self.started + self._t / self.RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if any(onset <= self._t < onset + self.FRAME for onset in self.at):
+            self.sent_at.append(time.monotonic())
+        frame = AudioFrame(format="s16", layout="mono", samples=self.FRAME)
+        frame.planes[0].update(self._samples(self._t, self.FRAME))
+        frame.sample_rate = self.RATE
+        frame.pts = self._t
+        frame.time_base = fractions.Fraction(1, self.RATE)
+        self._t += self.FRAME
+        return frame
 
 
 class TourClient:

@@ -171,6 +171,22 @@ class Chat:
             await self._deliver((conversation["id"], sender.id, client_id), emits)
         return created, message
 
+    async def post_call_entry(
+        self, conversation: dict[str, Any], call_id: str, fields: dict[str, Any], starter: str
+    ) -> tuple[bool, dict[str, Any]]:
+        """Store a call's one history entry (once per call id, however often asked) and send it
+        as `message.new` to every participant; the inbox (preview, unread) is left as it is.
+        `starter`: the id of who started the call (the entry's sender)."""
+        people = await self.directory.people([starter])
+        sender = {"id": starter, **people.get(starter, {})}
+        created, entry = await self.store.add_call_entry(
+            conversation["id"], sender, call_id, fields
+        )
+        if created:
+            rooms = [user_room(p) for p in conversation["participants"]]
+            await self.sio.emit("message.new", {"message": entry}, to=rooms)
+        return created, entry
+
     async def _deliver(self, key: tuple[str, str, str], emits: list | None) -> None:
         """Publish a stored message's emits; if Redis is away, keep them for the sender's retry
         (bounded) and let the error through (the sender's ack says `unavailable`)."""

@@ -1,7 +1,7 @@
 """Video calls inside a conversation: every member is a *speaker* of a media session (publishes
 and subscribes), recognized in their language; each final line is translated once per listener
-language, sent to the call's room and appended to the conversation's history as a transcript
-line.
+language, sent to the call's room and kept in the conversation's transcript. When the call ends,
+the conversation's history gets one `kind: "call"` entry (duration, line count, transcript link).
 
 A call runs on one node (its media room is there); `server.cluster.router` forwards the call
 events of sockets on other nodes to it, and `server.cluster.failover` moves it when its node
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from server.web import metrics
 log = logging.getLogger("tradetalk.calls")
 
 CALL_FULL = "call_full"
+ENTRY_RETRIES_S = (0.5, 1.0, 2.0)  # waits between tries to store a call's entry (Redis away)
 
 
 def call_room(call_id: str) -> str:
@@ -264,6 +266,33 @@ class Calls(MediaSessions[Call]):
         if ended_by is not None:
             event["ended_by"] = {"id": ended_by.id, "name": ended_by.name}
         await self.sio.emit("call.ended", event, to=[user_room(p) for p in session.participants])
+        await self._post_entry(session)
+
+    async def _post_entry(self, call: Call) -> None:
+        """The call's one history entry, after its last line was kept (idempotent per call id:
+        a call that moved between nodes, or a retry, still has one)."""
+        assert call.conversation is not None
+        cid = call.conversation_id
+        for wait in (*ENTRY_RETRIES_S, None):
+            try:
+                lines = await self.chat.store.call_line_count(cid, call.id)
+                fields = {
+                    "call": {
+                        "id": call.id,
+                        "started_at": call.started_at,
+                        "ended_at": now_iso(),
+                        "duration_s": max(0, round(time.time() - call.started_wall)),
+                        "lines": lines,
+                        "transcript": transcript_path(cid, call.id),
+                    }
+                }
+                await self.chat.post_call_entry(call.conversation, call.id, fields, call.started_by)
+                return
+            except Exception:
+                if wait is None:
+                    log.exception("could not store the history entry of call %s", call.id)
+                    return
+                await asyncio.sleep(wait)
 
     def _call_for(self, session: Session, call_id: str) -> Call:
         call = self.running(call_id)
@@ -309,25 +338,30 @@ class Calls(MediaSessions[Call]):
         await self.sio.emit("subtitle", payload, room=call_room(call.id))
         metrics.subtitle_sent(call.started + line.end)
         call.lines += 1
-        entry = {
-            "kind": "transcript",
+        line_entry: dict[str, Any] = {
             "call_id": call.id,
-            "text": line.text,
-            "lang": member.lang,
-            "translations": translations,
             "start": line.start,
             "end": line.end,
+            "speaker": {"id": member.identity.id, "name": member.identity.name},
+            "lang": member.lang,
+            "text": line.text,
+            "translations": translations,
+            "ts": now_iso(),
         }
         if errors:
-            entry["translation_error"] = errors
-        who = member.identity
-        speaker = Identity(who.id, who.name, who.role, member.lang)
+            line_entry["translation_error"] = errors
         # the epoch keeps the lines of a call that moved from colliding with its earlier ones
-        client_id = (
+        line_id = (
             f"{call.id}.{call.epoch}.{call.lines}" if call.epoch else f"{call.id}.{call.lines}"
         )
         try:
-            assert call.conversation is not None
-            await self.chat.post(call.conversation, speaker, client_id, entry)
+            await self.chat.store.add_transcript_line(
+                call.conversation_id, call.id, line_id, line_entry
+            )
         except Exception:
             log.exception("could not store a transcript line of call %s", call.id)
+
+
+def transcript_path(cid: str, call_id: str) -> str:
+    """Where a call's transcript downloads (`GET`, with the reader's token; add `&format=`)."""
+    return f"/api/conversations/{cid}/transcript?call_id={call_id}"

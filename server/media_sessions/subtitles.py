@@ -35,12 +35,46 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 @dataclass(frozen=True)
 class FinalLine:
-    """A finished utterance; `start`/`end` in seconds since the owner's origin (call start)."""
+    """A finished utterance; `start`/`end` in seconds since the owner's origin (call start) on
+    the wall clock: a stretch with no audio arriving (muted sender, silence suppression, lost
+    network) counts, though no audio of it was ever recognized."""
 
     text: str
     lang: str
     start: float
     end: float
+
+
+class WallClock:
+    """Seconds of a speaker's audio (the recognizer's clock: what it was given) as seconds of
+    the wall clock since the owner's origin. Audio that never arrived (a sender that stops
+    packets when muted or silent, a network outage) is not in the recognizer's clock; when the
+    wall clock has run ahead of the audio by more than `gap_s`, the difference is booked at
+    that point of the stream. A burst that makes up for a stall (the event loop was busy) books
+    it back, so jitter never moves the clock for long."""
+
+    def __init__(self, gap_s: float) -> None:
+        self.gap_s = gap_s
+        self.offset: float | None = None  # when the first audio arrived
+        self.fed_s = 0.0
+        self.ahead_s = 0.0
+        self._ahead: list[tuple[float, float]] = []  # (stream second, seconds ahead there)
+
+    def arrived(self, now: float, seconds: float) -> None:
+        """`seconds` of audio arrived at `now` (seconds since the origin)."""
+        if self.offset is None:
+            self.offset = now
+        lag = now - self.offset - self.fed_s - self.ahead_s
+        if lag > self.gap_s or (lag < -self.gap_s and self.ahead_s > 0):
+            lag = max(lag, -self.ahead_s)
+            self._ahead.append((self.fed_s, lag))
+            self.ahead_s += lag
+        self.fed_s += seconds
+
+    def wall(self, stream_s: float) -> float:
+        """Seconds since the origin of the moment `stream_s` seconds into the audio."""
+        ahead = sum(s for at, s in self._ahead if at <= stream_s + 1e-6)
+        return (self.offset or 0.0) + stream_s + ahead
 
 
 class SpeakerSubtitles:
@@ -76,7 +110,6 @@ class SpeakerSubtitles:
         self.engine: str | None = None
         #: why this speaker gets no subtitles (no model for the language), else None
         self.note: str | None = None
-        self.audio_offset: float | None = None
         self._spawn = spawn
         self._on_partial = on_partial
         self._on_final = on_final
@@ -88,6 +121,7 @@ class SpeakerSubtitles:
         self._closing = False
         self.endpoint = endpoint_config_from_env() if endpoint == "env" else endpoint
         self.gap_s = audio_gap_from_env()
+        self.clock = WallClock(self.gap_s)
 
     def status(self) -> dict[str, Any]:
         """`{lang, available, code?, reason?}`: whether an engine recognizes the
@@ -148,13 +182,17 @@ class SpeakerSubtitles:
             if self.captions is not None:
                 self.captions.flush()
             return
-        if self.audio_offset is None:
-            self.audio_offset = time.monotonic() - self.origin
+        self.clock.arrived(time.monotonic() - self.origin, len(pcm) / BYTES_PER_SECOND)
         if self.captions is not None:
             self.captions.feed(pcm)
         elif self._early_bytes < EARLY_AUDIO_MAX_S * BYTES_PER_SECOND:
             self._early.append(pcm)
             self._early_bytes += len(pcm)
+
+    @property
+    def audio_offset(self) -> float | None:
+        """When the speaker's first audio arrived, in seconds since the origin."""
+        return self.clock.offset
 
     async def stop(self) -> None:
         """Close the open utterance (its final line is delivered before this returns), then
@@ -196,12 +234,11 @@ class SpeakerSubtitles:
         async with self._finals:  # one speaker's lines go out in order
             if self._stopped:
                 return
-            offset = self.audio_offset or 0.0
             line = FinalLine(
                 result.text,
                 self.lang,
-                round(offset + (result.start or 0.0), 2),
-                round(offset + (result.end or 0.0), 2),
+                round(self.clock.wall(result.start or 0.0), 2),
+                round(self.clock.wall(result.end or 0.0), 2),
             )
             try:
                 await self._on_final(line)

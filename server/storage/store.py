@@ -6,6 +6,12 @@ Key layout (prefix `tt:`), all written atomically by Lua scripts where several c
 - `conv:{cid}:msgs`    hash: message id -> message JSON
 - `conv:{cid}:cids`    hash: sender + client_id -> message id (idempotent sends)
 - `conv:{cid}:reads`   hash: user id -> last message id read
+- `conv:{cid}:last`    id of the last typed message (the inbox preview)
+- `conv:{cid}:calls`   sorted set: call id scored by the id of its one `kind: "call"` entry
+                       (idempotent; entries that are not typed are left out of unread counts)
+- `conv:{cid}:transcript` list: every call's final subtitle lines (JSON, oldest first)
+- `conv:{cid}:lineids` hash: line id -> 1 (a line is kept once)
+- `conv:{cid}:linecount` hash: call id -> lines kept
 - `conv:{cid}:glossary` JSON: term -> fixed translation (or null: keep as is)
 - `inbox:{uid}`        sorted set: conversation id scored by last activity (ms)
 """
@@ -25,7 +31,9 @@ from server.tokens import Identity
 
 PREFIX = "tt:"
 
-# KEYS: seq, msgs, cids, reads, inbox:{p}...   ARGV: dedupe, message json, sender, now_ms, cid, p...
+# KEYS: seq, msgs, cids, reads, calls, last, inbox:{p}...
+# ARGV: dedupe, message json, sender, now_ms, cid, p...
+# -> {created, message json, unread typed messages per p}
 SEND_SCRIPT = """
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local created = 0
@@ -41,12 +49,16 @@ else
   redis.call('HSET', KEYS[2], seq, encoded)
   redis.call('HSET', KEYS[3], ARGV[1], seq)
   redis.call('HSET', KEYS[4], ARGV[3], seq)
-  for i = 5, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
+  redis.call('SET', KEYS[6], seq)
+  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
 end
-local top = redis.call('GET', KEYS[1])
-local reads = {}
-for i = 6, #ARGV do reads[#reads + 1] = redis.call('HGET', KEYS[4], ARGV[i]) or '0' end
-return {created, encoded, top, reads}
+local top = tonumber(redis.call('GET', KEYS[1]) or '0')
+local unread = {}
+for i = 6, #ARGV do
+  local read = tonumber(redis.call('HGET', KEYS[4], ARGV[i]) or '0')
+  unread[#unread + 1] = top - read - redis.call('ZCOUNT', KEYS[5], '(' .. read, '+inf')
+end
+return {created, encoded, unread}
 """
 
 # KEYS: reads, seq   ARGV: user, message id  -> new marker, or -1 when the id doesn't exist
@@ -68,6 +80,29 @@ if seq then earlier = redis.call('HGET', KEYS[2], seq) end
 local result = {earlier, redis.call('GET', KEYS[4])}
 for i = 2, #ARGV do result[#result + 1] = redis.call('HGET', KEYS[3], ARGV[i]) end
 return result
+"""
+
+# KEYS: seq, msgs, calls, last   ARGV: call id, entry json  -> {created, entry json}
+# (a conversation from before `last` existed gets it here: its newest entry so far)
+CALL_ENTRY_SCRIPT = """
+local existing = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if existing then return {0, redis.call('HGET', KEYS[2], existing)} end
+local seq = redis.call('INCR', KEYS[1])
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[4], seq - 1) end
+local msg = cjson.decode(ARGV[2])
+msg['id'] = seq
+local encoded = cjson.encode(msg)
+redis.call('HSET', KEYS[2], seq, encoded)
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+return {1, encoded}
+"""
+
+# KEYS: transcript, lineids, linecount   ARGV: line id, call id, line json
+# -> the call's line count, or 0 when this line was kept already
+LINE_SCRIPT = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[3])
+return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 """
 
 LANG_KEY = PREFIX + "lang"
@@ -93,6 +128,8 @@ class Store:
         self._send = client.register_script(SEND_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
         self._prepare = client.register_script(PREPARE_SCRIPT)
+        self._call_entry = client.register_script(CALL_ENTRY_SCRIPT)
+        self._line = client.register_script(LINE_SCRIPT)
         self._conversations: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @staticmethod
@@ -156,9 +193,10 @@ class Store:
     async def add_message(
         self, conversation: dict[str, Any], sender: Identity, client_id: str, fields: dict[str, Any]
     ) -> tuple[bool, dict[str, Any], dict[str, int]]:
-        """Store a message once per (sender, client_id).
+        """Store a typed message once per (sender, client_id): it becomes the inbox preview and
+        counts as unread for the others.
 
-        Returns (created, message, unread per participant).
+        Returns (created, message, unread typed messages per participant).
         """
         cid = conversation["id"]
         members = conversation["participants"]
@@ -174,6 +212,8 @@ class Store:
             self.key("conv", cid, "msgs"),
             self.key("conv", cid, "cids"),
             self.key("conv", cid, "reads"),
+            self.key("conv", cid, "calls"),
+            self.key("conv", cid, "last"),
             *(self.key("inbox", m) for m in members),
         ]
         args = [
@@ -184,10 +224,58 @@ class Store:
             cid,
             *members,
         ]
-        created, encoded, top, reads = await self._send(keys=keys, args=args)
-        top = int(top)
-        unread = {m: max(0, top - int(r)) for m, r in zip(members, reads, strict=True)}
+        created, encoded, counts = await self._send(keys=keys, args=args)
+        unread = {m: max(0, int(n)) for m, n in zip(members, counts, strict=True)}
         return bool(created), json.loads(encoded), unread
+
+    async def add_call_entry(
+        self, cid: str, starter: dict[str, Any], call_id: str, fields: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any]]:
+        """The one `kind: "call"` history entry of a call (stored once per call id, whoever
+        asks how often): in the history and replays, but neither the inbox preview nor unread.
+
+        Returns (created, entry)."""
+        entry = {
+            "conversation_id": cid,
+            "sender": starter,
+            "client_id": call_id,
+            "ts": now_iso(),
+            "kind": "call",
+            "call_id": call_id,
+            **fields,
+        }
+        keys = [
+            self.key("conv", cid, "seq"),
+            self.key("conv", cid, "msgs"),
+            self.key("conv", cid, "calls"),
+            self.key("conv", cid, "last"),
+        ]
+        created, encoded = await self._call_entry(
+            keys=keys, args=[call_id, json.dumps(entry, ensure_ascii=False)]
+        )
+        return bool(created), json.loads(encoded)
+
+    async def add_transcript_line(
+        self, cid: str, call_id: str, line_id: str, line: dict[str, Any]
+    ) -> int:
+        """Keep a call's final subtitle line once per `line_id`; the call's line count (0 when
+        the line was kept already)."""
+        keys = [
+            self.key("conv", cid, "transcript"),
+            self.key("conv", cid, "lineids"),
+            self.key("conv", cid, "linecount"),
+        ]
+        args = [line_id, call_id, json.dumps({"id": line_id, **line}, ensure_ascii=False)]
+        return int(await self._line(keys=keys, args=args))
+
+    async def transcript_lines(self, cid: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` transcript lines of the conversation's calls, oldest first."""
+        raw = await self.redis.lrange(self.key("conv", cid, "transcript"), -limit, -1)
+        return [json.loads(r) for r in raw]
+
+    async def call_line_count(self, cid: str, call_id: str) -> int:
+        """How many transcript lines the call has kept."""
+        return int(await self.redis.hget(self.key("conv", cid, "linecount"), call_id) or 0)
 
     async def messages_range(self, cid: str, first: int, last: int) -> list[dict[str, Any]]:
         """Messages with ids first..last inclusive, in order."""
@@ -244,21 +332,26 @@ class Store:
             for cid in cids:
                 pipe.get(self.key("conv", cid, "seq"))
                 pipe.hget(self.key("conv", cid, "reads"), user)
+                pipe.get(self.key("conv", cid, "last"))
             counters = await pipe.execute()
-        tops = [int(t or 0) for t in counters[0::2]]
-        reads = [int(r or 0) for r in counters[1::2]]
+        tops = [int(t or 0) for t in counters[0::3]]
+        reads = [int(r or 0) for r in counters[1::3]]
+        # conversations from before typed messages were told apart: their newest entry
+        lasts = [int(x) if x else top for x, top in zip(counters[2::3], tops, strict=True)]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for cid, top in zip(cids, tops, strict=True):
-                pipe.hget(self.key("conv", cid, "msgs"), top)
-            lasts = await pipe.execute()
+            for cid, read, last in zip(cids, reads, lasts, strict=True):
+                pipe.hget(self.key("conv", cid, "msgs"), last)
+                pipe.zcount(self.key("conv", cid, "calls"), f"({read}", "+inf")
+            found = await pipe.execute()
         result = []
-        for cid, top, read, last in zip(cids, tops, reads, lasts, strict=True):
+        for cid, top, read, raw, calls in zip(
+            cids, tops, reads, found[0::2], found[1::2], strict=True
+        ):
             conversation = await self.get_conversation(cid)
             if conversation is None:
                 continue
-            result.append(
-                summary(conversation, json.loads(last) if last else None, max(0, top - read))
-            )
+            unread = max(0, top - read - int(calls))
+            result.append(summary(conversation, json.loads(raw) if raw else None, unread))
         return result
 
     async def prepare_send(

@@ -13,25 +13,38 @@ from server.web.transcripts import FORMATS, clock, render_srt, render_txt, reque
 
 
 def with_untranslated_notes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export."""
+    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export
+    (once per language: the note replaces the line's `translation_error`)."""
     out = []
     for line in lines:
         errors = line.get("translation_error") or {}
         notes = {lang: f"(not translated: {why})" for lang, why in errors.items()}
-        out.append({**line, "translations": {**notes, **(line.get("translations") or {})}})
+        translations = {**notes, **(line.get("translations") or {})}
+        out.append({**line, "translations": translations, "translation_error": {}})
+    return out
+
+
+def question_lines(q: dict[str, Any]) -> list[str]:
+    """A question as plain text: time, asker and language, then the host-language translation."""
+    out = [f"[{clock(q['at'])}] Q: {q['asker']['name']} ({q['lang']}): {q['text']}"]
+    if q.get("translation") and q["translation"] != q["text"]:
+        out.append(f"    {q['translation']}")
+    elif q.get("translation_error"):
+        out.append(f"    (not translated: {q['translation_error']})")
     return out
 
 
 def render_questions(questions: list[dict[str, Any]]) -> str:
-    """The Q&A as plain text: time, asker and language, then the host-language translation."""
-    out = ["", "Questions"]
-    for q in questions:
-        out.append(f"[{clock(q['at'])}] {q['asker']['name']} ({q['lang']}): {q['text']}")
-        if q.get("translation") and q["translation"] != q["text"]:
-            out.append(f"    {q['translation']}")
-        elif q.get("translation_error"):
-            out.append(f"    (not translated: {q['translation_error']})")
-    return "\n".join(out) + "\n"
+    """The Q&A alone, as plain text."""
+    return "\n".join(["", "Questions", *(x for q in questions for x in question_lines(q))]) + "\n"
+
+
+def render_tour_txt(lines: list[dict[str, Any]], questions: list[dict[str, Any]]) -> str:
+    """Lines and questions in the order they happened (both in seconds of the tour's clock; a
+    question asked while a line was spoken follows it)."""
+    events = [(line["start"], 0, render_txt([line])) for line in lines]
+    events += [(q["at"], 1, "\n".join(question_lines(q)) + "\n") for q in questions]
+    return "".join(text for _, _, text in sorted(events, key=lambda e: (e[0], e[1])))
 
 
 async def tour_record(redis: Any, tid: str) -> dict[str, Any] | None:
@@ -74,7 +87,7 @@ def add_tour_routes(app: web.Application, redis: Any, secret: bytes) -> None:
         if fmt == "srt":
             text = render_srt(lines)
         else:
-            text = render_txt(lines) + (render_questions(questions) if questions else "")
+            text = render_tour_txt(lines, questions)
         return web.Response(
             text=text,
             content_type=FORMATS[fmt],

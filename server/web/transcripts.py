@@ -37,12 +37,14 @@ def request_identity(request: web.Request, secret: bytes) -> Identity:
 
 
 def to_line(entry: dict[str, Any]) -> dict[str, Any]:
-    """A transcript history entry as exported."""
+    """A kept transcript line (or a `kind: "transcript"` history entry of earlier releases)
+    as exported."""
+    speaker = entry.get("speaker") or entry["sender"]
     return {
         "call_id": entry["call_id"],
         "start": entry["start"],
         "end": entry["end"],
-        "speaker": {"id": entry["sender"]["id"], "name": entry["sender"]["name"]},
+        "speaker": {"id": speaker["id"], "name": speaker["name"]},
         "lang": entry["lang"],
         "text": entry["text"],
         "translations": entry.get("translations", {}),
@@ -79,6 +81,13 @@ def render_txt(lines: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+async def legacy_lines(store: Store, cid: str) -> list[dict[str, Any]]:
+    """Lines that earlier releases kept in the history itself (`kind: "transcript"`)."""
+    top = await store.last_id(cid)
+    entries = await store.messages_range(cid, max(1, top - MAX_LINES + 1), top)
+    return [e for e in entries if e.get("kind") == "transcript"]
+
+
 def add_transcript_routes(app: web.Application, store: Store, secret: bytes) -> None:
     """Register the transcript export route."""
 
@@ -96,17 +105,18 @@ def add_transcript_routes(app: web.Application, store: Store, secret: bytes) -> 
             raise web.HTTPNotFound(text="no such conversation")
         if identity.id not in conversation["participants"]:
             raise web.HTTPForbidden(text="not a participant of this conversation")
-        top = await store.last_id(cid)
-        entries = await store.messages_range(cid, max(1, top - MAX_LINES + 1), top)
         lines = [
             to_line(e)
-            for e in entries
-            if e.get("kind") == "transcript" and (call_id is None or e["call_id"] == call_id)
+            for e in [
+                *await legacy_lines(store, cid),
+                *await store.transcript_lines(cid, MAX_LINES),
+            ]
+            if call_id is None or e["call_id"] == call_id
         ]
         if fmt == "json":
             return web.json_response({"conversation_id": cid, "lines": lines})
         text = render_srt(lines) if fmt == "srt" else render_txt(lines)
-        name = f"transcript-{cid}.{fmt}"
+        name = f"transcript-{call_id or cid}.{fmt}"
         return web.Response(
             text=text,
             content_type=FORMATS[fmt],

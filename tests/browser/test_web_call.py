@@ -61,6 +61,9 @@ def test_subtitled_call_between_korean_and_english(
     expect(listener.locator("#conv-title")).to_have_text("Sample call")
     speaker.locator("#inbox-list li.inbox-item a").click()
     expect(speaker.locator("#conv-title")).to_have_text("Sample call")
+    listener.locator("#composer-text").fill("Is the sample ready?")
+    listener.get_by_role("button", name="Send").click()
+    expect(speaker.locator("#messages li.msg")).to_have_count(1)
     listener.evaluate(RECORD_SUBTITLES)
 
     # The listener starts the call; the speaker is offered to join it.
@@ -125,18 +128,49 @@ def test_subtitled_call_between_korean_and_english(
     listener.set_viewport_size(PHONE)
     shot(listener, "listener-call-phone")
 
-    # Leaving: the listener's call view closes; the transcript stays in the conversation.
+    # Leaving: the listener's call view closes; the subtitles stay out of the chat.
     listener.get_by_role("button", name="Leave").click()
     expect(listener.locator("#call-view")).to_be_hidden()
-    line = listener.locator("#messages li.msg.transcript").filter(has_text=english).first
-    expect(line).to_be_visible()
-    expect(line.locator(".transcript-original")).to_have_text(korean)
-    expect(line.locator(".sender")).to_have_text("김민수 Supplier")
     speaker.get_by_role("button", name="모두 종료").click()
     # call.end answers once every speaker's last line has been closed, translated and sent
     expect(speaker.locator("#call-view")).to_be_hidden(timeout=15_000)
-    expect(listener.get_by_role("button", name="Call", exact=True)).to_be_visible()
-    shot(listener, "listener-transcript-phone")
+    ending = time.monotonic()
+    expect(listener.get_by_role("button", name="Call", exact=True)).to_be_visible(timeout=30_000)
+    print(f"the listener saw the call end {time.monotonic() - ending:.1f} s after the click")
+
+    # The conversation: the typed message and ONE entry for the call, in each reader's language.
+    entry = listener.locator("#messages li.msg.call-entry")
+    expect(entry).to_have_count(1)
+    expect(listener.locator("#messages li.msg")).to_have_count(2)
+    expect(listener.locator("#messages li.msg.transcript")).to_have_count(0)
+    token = listener.evaluate("tradetalk.token")
+    cid = listener.evaluate("tradetalk.conversation.id")
+    kept = listener.request.get(
+        f"{web_server}/api/conversations/{cid}/transcript?format=json",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["lines"]
+    said = [x for x in kept if x["speaker"]["name"] == "김민수 Supplier"]  # (and the listener's?)
+    assert said and said[0]["text"] == korean, kept
+    count = f"{len(kept)} lines" if len(kept) > 1 else "1 line"
+    expect(entry).to_have_text(re.compile(rf"📞 Call, \d+ (s|min), {count} — transcript$"))
+    speaker_entry = speaker.locator("#messages li.msg.call-entry")
+    expect(speaker_entry).to_have_count(1)
+    expect(speaker_entry).to_contain_text("📞 통화, ")
+    expect(speaker_entry).to_contain_text(f"자막 {len(kept)}줄 — 통화 기록")
+    # The inbox previews the typed message, not a subtitle line.
+    expect(listener.locator("#inbox-list .inbox-preview")).to_have_text("You: Is the sample ready?")
+    expect(speaker.locator("#inbox-list .inbox-preview")).to_contain_text("Ann Buyer: ")
+    expect(speaker.locator("#inbox-list .inbox-preview")).not_to_contain_text(korean)
+    shot(listener, "listener-call-entry-phone")
+
+    # The entry opens its call's transcript.
+    with listener.expect_download() as download_info:
+        entry.get_by_role("button", name="transcript").click()
+    download = download_info.value
+    assert download.suggested_filename.startswith("transcript-k_"), download.suggested_filename
+    txt = Path(download.path()).read_text(encoding="utf-8")
+    assert f"김민수 Supplier (ko): {korean}" in txt and f"    en: {english}" in txt, txt
+    assert txt.count("김민수 Supplier (ko): ") == len(said), txt
 
     with listener.expect_download() as download_info:
         listener.get_by_role("button", name="Download transcript").click()
@@ -239,10 +273,9 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     )
     shot(listener, "listener-told-who-ended")
 
-    # The transcript line in the conversation and every export carry the reason.
-    line = listener.locator("#messages li.msg.transcript").first
-    expect(line.locator(".msg-text")).to_have_text(re.compile(r"[\uac00-\ud7a3]"))
-    expect(line.locator(".note.untranslated")).to_contain_text("not translated: no translation")
+    # The conversation has the call's one entry; every export carries the reason.
+    expect(listener.locator("#messages li.msg.call-entry")).to_have_count(1)
+    expect(listener.locator("#messages li.msg.transcript")).to_have_count(0)
     token = listener.evaluate("tradetalk.token")
     cid = listener.evaluate("tradetalk.conversation.id")
     for fmt, marker in (("txt", "en: not translated: "), ("srt", "[en] not translated: ")):

@@ -353,6 +353,11 @@ def test_call_moves_between_media_processes_in_the_browser(
     stored = [(line["start"], line["text"]) for line in response.json()["lines"]]
     sent = [(line["start"], line["text"]) for line in finals]
     assert stored == sent, (stored, sent)
+    # Moved twice, ended once: the conversation has one entry for the call, counting every line.
+    entry = buyer.locator("#messages li.msg.call-entry")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text(re.compile(rf", {len(stored)} lines? — transcript$"))
+    expect(supplier.locator("#messages li.msg.call-entry")).to_have_count(1)
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
     print(f"cluster call test took {time.monotonic() - began:.1f} s")
 

@@ -4,6 +4,7 @@ import { byId, el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
+import { saveDownload } from "./http_api.js";
 
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
@@ -143,9 +144,11 @@ export class ConversationView {
     }
   }
 
-  /** Whether the loaded history holds call transcript lines. */
+  /** Whether the loaded history holds a call (its entry, or transcript lines of older releases). */
   hasTranscript() {
-    for (const message of this.messages.values()) if (message.kind === "transcript") return true;
+    for (const message of this.messages.values()) {
+      if (message.kind === "call" || message.kind === "transcript") return true;
+    }
     return false;
   }
 
@@ -176,6 +179,7 @@ export class ConversationView {
   }
 
   messageNode(message) {
+    if (message.kind === "call") return this.callNode(message);
     if (message.kind === "transcript") return this.transcriptNode(message);
     const mine = message.sender.id === this.app.me.id;
     const showOriginal = this.original.has(message.id);
@@ -214,7 +218,46 @@ export class ConversationView {
     );
   }
 
-  /** A line of a call transcript: the speaker's words in the reader's language, and the original. */
+  /** A call's one entry: "📞 Call, 4 min, 39 lines — transcript" (the link downloads it). */
+  callNode(message) {
+    const call = message.call || {};
+    const lines = Number(call.lines) || 0;
+    const summary = t("conv.call_entry", {
+      duration: callDuration(call.duration_s),
+      lines: lines === 1 ? t("conv.call_line") : t("conv.call_lines", { count: lines }),
+    });
+    const note = el("span", { className: "note call-note", attrs: { role: "status" } });
+    const link = call.transcript
+      ? el("button", {
+          className: "link call-transcript",
+          text: t("conv.call_transcript"),
+          attrs: { type: "button" },
+          on: { click: () => this.downloadCall(call, note) },
+        })
+      : null;
+    return el(
+      "li",
+      { className: "msg call-entry", dataset: { id: String(message.id), callId: message.call_id || "" } },
+      el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
+      el("span", { className: "call-summary", text: summary }),
+      link ? el("span", { className: "call-dash", text: " — " }) : null,
+      link,
+      note,
+    );
+  }
+
+  /** Download one call's transcript as text. */
+  async downloadCall(call, note) {
+    note.textContent = "";
+    try {
+      await saveDownload(this.app.token, `${call.transcript}&format=txt`, `transcript-${call.id}.txt`);
+    } catch (error) {
+      note.textContent = t("conv.call_download_failed", { error: error.message });
+    }
+  }
+
+  /** A line of a call transcript (kept in the history by older releases): the speaker's words in
+   * the reader's language, and the original. */
   transcriptNode(message) {
     const mine = message.sender.id === this.app.me.id;
     const shown = readable(message, this.app.lang);
@@ -443,4 +486,10 @@ export class ConversationView {
   scrollToEnd() {
     this.list.scrollTop = this.list.scrollHeight;
   }
+}
+
+/** A call's length for its entry: seconds under a minute, else whole minutes. */
+function callDuration(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  return s < 60 ? t("conv.call_seconds", { n: s }) : t("conv.call_minutes", { n: Math.round(s / 60) });
 }
