@@ -42,9 +42,17 @@ function setStatus(text, kind = "") {
 // ----- sign-in -------------------------------------------------------------------------------
 
 async function showSignIn(error = "") {
-  setUiLanguage(navigator.language || "en");
+  const langSelect = byId("signin-lang");
+  fillLanguageSelect(langSelect, setUiLanguage(savedLanguage() || navigator.language || "en"));
   translatePage();
-  if (!error && takeInvite()) error = t("signin.invite_pending");
+  // The page speaks the language being chosen, at once (the notice shown too, if it was ours).
+  langSelect.onchange = () => {
+    setUiLanguage(langSelect.value);
+    translatePage();
+    if (pendingInvite) showMessage(byId("signin-error"), t("signin.invite_pending"));
+  };
+  const pendingInvite = !error && takeInvite();
+  if (pendingInvite) error = t("signin.invite_pending");
   byId("app-view").hidden = true;
   byId("me").hidden = true;
   byId("signin-view").hidden = false;
@@ -54,7 +62,6 @@ async function showSignIn(error = "") {
   const tokenForm = byId("token-signin");
   devForm.hidden = !config.dev;
   tokenForm.hidden = config.dev;
-  fillLanguageSelect(byId("signin-lang"), navigator.language?.slice(0, 2) || "en");
   devForm.onsubmit = async (event) => {
     event.preventDefault();
     const submit = byId("signin-submit");
