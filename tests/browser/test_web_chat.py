@@ -50,8 +50,8 @@ def open_chat(
 
 def send(page: Page, text: str) -> None:
     """Type a message and press Enter."""
-    page.get_by_role("textbox", name="Message", exact=True).fill(text)
-    page.get_by_role("textbox", name="Message", exact=True).press("Enter")
+    page.locator("#composer-text").fill(text)
+    page.locator("#composer-text").press("Enter")
 
 
 def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
@@ -91,7 +91,7 @@ def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
     shot(supplier, "supplier-reads-phone")
 
     # Typing indicator, then the reply.
-    supplier.get_by_role("textbox", name="Message", exact=True).press_sequentially("Sí", delay=30)
+    supplier.locator("#composer-text").press_sequentially("Sí", delay=30)
     expect(buyer.locator("#typing")).to_contain_text("María Proveedora is typing")
     shot(buyer, "buyer-sees-typing")
     send(supplier, SUPPLIER_TEXT)
