@@ -64,6 +64,10 @@ def test_the_sign_in_page_switches_language_at_once_then_the_app_speaks_it(
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
     expect(page.locator("#lang-select")).to_have_value("ar")
     shot(page, "app-arabic-rtl")
+    # Signed out, the sign-in page still speaks the language this browser last used.
+    page.locator("#sign-out").click()
+    expect_sign_in_page(page, "تسجيل الدخول", "الاسم", "تسجيل الدخول", "ar", "rtl")
+    expect(page.locator("#signin-lang")).to_have_value("ar")
 
     korean = new_page(PHONE)
     korean.goto(apertium_server + "/")

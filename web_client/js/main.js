@@ -20,8 +20,10 @@ import {
   devIdFor,
   forgetLanguage,
   inviteLink,
+  pageLanguage,
   rememberDevId,
   saveLanguage,
+  savePageLanguage,
   saveToken,
   savedLanguage,
   savedToken,
@@ -43,11 +45,11 @@ function setStatus(text, kind = "") {
 
 async function showSignIn(error = "") {
   const langSelect = byId("signin-lang");
-  fillLanguageSelect(langSelect, setUiLanguage(savedLanguage() || navigator.language || "en"));
+  fillLanguageSelect(langSelect, setUiLanguage(pageLanguage() || navigator.language || "en"));
   translatePage();
   // The page speaks the language being chosen, at once (the notice shown too, if it was ours).
   langSelect.onchange = () => {
-    setUiLanguage(langSelect.value);
+    savePageLanguage(setUiLanguage(langSelect.value));
     translatePage();
     if (pendingInvite) showMessage(byId("signin-error"), t("signin.invite_pending"));
   };
@@ -112,6 +114,7 @@ function boot() {
     startApp(token, user);
   } else {
     clearSession();
+    setUiLanguage(pageLanguage() || navigator.language || "en"); // the notice in the page's language
     const why = !token ? notice : decodeClaims(token) ? t("signin.expired") : t("signin.bad_link");
     showSignIn(why);
   }
@@ -136,7 +139,7 @@ function signOut(notice = "") {
 function startApp(token, user) {
   const connection = new Connection(token);
   const lang = savedLanguage() || user.lang;
-  setUiLanguage(lang);
+  savePageLanguage(setUiLanguage(lang));
   translatePage();
   const app = {
     me: user,
@@ -294,7 +297,7 @@ function applyLanguage(app, lang) {
   app.lang = lang;
   saveLanguage(lang);
   byId("lang-select").value = lang;
-  setUiLanguage(lang);
+  savePageLanguage(setUiLanguage(lang));
   translatePage();
   if (!app.call.active) app.call.buildView();
   app.call.renderSlot();
