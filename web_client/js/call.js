@@ -21,10 +21,18 @@ function endedNote(reason, endedBy, me) {
   return t("call.ended_other", { reason: movedReason(reason) });
 }
 
-/** Why a call or tour moved (or ended), in the interface language when it is a media-node reason
- * (docs/protocol.md "media server lost" / "media server restarting"), else as the server said it. */
+/** Why a call or tour moved (or ended), in the interface language when it is a reason of
+ * docs/protocol.md ("media server lost", "host left", "server shutting down", …), else as the
+ * server said it. */
 export function movedReason(reason) {
-  const key = { "media server lost": "moved.lost", "media server restarting": "moved.restarting" }[reason];
+  const key = {
+    "media server lost": "moved.lost",
+    "media server restarting": "moved.restarting",
+    idle: "ended.idle",
+    "host left": "ended.host_left",
+    "host disconnected": "ended.host_disconnected",
+    "server shutting down": "ended.shutting_down",
+  }[reason];
   return key ? t(key) : reason || t("moved.unknown");
 }
 
