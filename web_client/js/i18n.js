@@ -1,17 +1,16 @@
 // The page's own text in the user's language: a small message catalogue, no build step.
 //
 // Each view module brings its strings with `addStrings({en: {...}, es: {...}, …})` (keys are
-// namespaced by view, e.g. "tour.start"; every language of LANGUAGES has every key, which
+// namespaced by view, e.g. "tour.start"; every language of js/languages.js has every key, which
 // tests/test_ui_catalogues.py checks); `t(key, vars)` looks one up in the current interface
 // language, falls back to English, then to the key itself. Static markup uses `data-i18n="key"`
 // (text), `data-i18n-placeholder`, `data-i18n-title` and `data-i18n-aria-label`, filled by
 // `translatePage()`. Right-to-left languages set `dir="rtl"` on the document.
-import { LANGUAGES } from "./languages.js";
+// This module imports nothing: the catalogues and the pickers import it.
 
-export const UI_LANGUAGES = LANGUAGES.map(([code]) => code);
 const RIGHT_TO_LEFT = new Set(["ar", "fa", "he", "ur"]);
 
-const catalogue = Object.fromEntries(UI_LANGUAGES.map((code) => [code, {}]));
+const catalogue = { en: {} }; // language -> key -> text; a language with strings is offered
 let current = "en";
 
 /** Merge a view's strings into the catalogue (later calls win on the same key). */
@@ -24,7 +23,7 @@ export function addStrings(table) {
 /** Use `lang` for the interface when we have it (else English); returns the language used. */
 export function setUiLanguage(lang) {
   const base = String(lang || "en").toLowerCase().split(/[-_]/)[0];
-  current = UI_LANGUAGES.includes(base) ? base : "en";
+  current = Object.hasOwn(catalogue, base) ? base : "en";
   document.documentElement.lang = current;
   document.documentElement.dir = RIGHT_TO_LEFT.has(current) ? "rtl" : "ltr";
   return current;
@@ -42,7 +41,8 @@ export function t(key, vars = {}) {
 
 const displayNames = new Map(); // interface language -> Intl.DisplayNames (or null)
 
-/** A language's name in the interface language ("영어" for "en" in Korean); the code if unknown. */
+/** A language's name in the interface language ("영어" for "en" in Korean); the code if the
+ * browser cannot name it. */
 export function languageName(code) {
   if (!code) return "";
   if (!displayNames.has(current)) {
@@ -52,8 +52,7 @@ export function languageName(code) {
       displayNames.set(current, null);
     }
   }
-  const name = displayNames.get(current)?.of(code);
-  return name || LANGUAGES.find(([c]) => c === code)?.[1] || code;
+  return displayNames.get(current)?.of(code) || code;
 }
 
 /** Fill every `data-i18n*` element under `root` with the current language's text. */
