@@ -284,7 +284,9 @@ def test_token_from_the_url_fragment_stays_in_the_browser(new_page, web_server, 
     assert page.evaluate("localStorage.getItem('tradetalk.token')") is None
 
     page.goto(f"{web_server}/#token=not-a-valid.token")
-    expect(page.locator("#signin-error")).to_have_text("That sign-in link is not valid.")
+    # The sign-in page keeps speaking the language this browser last used (Spanish).
+    expect(page.locator("#signin-error")).to_have_text("Ese enlace de acceso no es válido.")
+    expect(page.locator("#signin-title")).to_have_text("Iniciar sesión")
     forged = issue_token(b"not-the-server-secret", user)
     page.goto(f"{web_server}/#token={forged}")
     # Refused while the page spoke the token's language (Spanish).
