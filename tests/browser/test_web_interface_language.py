@@ -118,3 +118,39 @@ def test_a_korean_reader_reads_why_a_message_is_untranslated_in_korean(
     for page in (buyer, supplier):
         assert "install" not in page.locator("body").inner_text()
         assert not page.errors, page.errors
+
+
+def test_every_note_code_is_worded_in_the_readers_language(new_page, apertium_server) -> None:
+    """The page words each code of a note itself (and anything else as a plain "not
+    translated"), with the languages named in the reader's language."""
+    page = new_page()
+    page.goto(apertium_server + "/")
+    expect(page.locator("#signin-title")).to_be_visible()
+    notes = page.evaluate(
+        """async () => {
+          const i18n = await import("/static/js/i18n.js");
+          const { untranslatedText } = await import("/static/js/translation_notes.js");
+          const out = {};
+          for (const lang of ["ja", "de", "ar"]) {
+            i18n.setUiLanguage(lang);
+            out[lang] = [
+              untranslatedText({ code: "no_pair", from: "ko", to: lang }, "ko", lang),
+              untranslatedText({ code: "failed", from: "ko", to: lang }, "ko", lang),
+              untranslatedText("no translation engine serves ko->x; install …", "ko", lang),
+            ];
+          }
+          return out;
+        }"""
+    )
+    assert notes["ja"] == [
+        "原文 — このサーバーには韓国語→日本語の翻訳がありません",
+        "原文 — 韓国語→日本語の翻訳に失敗しました",
+        "原文 — 日本語に翻訳されていません",
+    ], notes
+    assert notes["de"] == [
+        "Original – dieser Server hat keine Übersetzung Koreanisch→Deutsch",
+        "Original – die Übersetzung Koreanisch→Deutsch ist fehlgeschlagen",
+        "Original – nicht übersetzt (Deutsch)",
+    ], notes
+    assert notes["ar"][0] == "النص الأصلي — لا تتوفر على هذا الخادم ترجمة من الكورية إلى العربية"
+    assert all("install" not in text for texts in notes.values() for text in texts), notes
