@@ -71,7 +71,7 @@ async def test_missing_pair_is_delivered_at_once_with_translation_error(connect)
     buyer, supplier, cid = await pair(connect, "en", "fi")
     message = await send(buyer, cid, "Hello", "x")
     assert message["text"] == "Hello" and message["translations"] == {}
-    assert "en" in message["translation_error"]["fi"] and "fi" in message["translation_error"]["fi"]
+    assert message["translation_error"] == {"fi": {"code": "no_pair", "from": "en", "to": "fi"}}
     got = (await supplier.wait_for("message.new"))["message"]
     assert got == message
 

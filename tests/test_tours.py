@@ -342,7 +342,7 @@ async def test_tour_list_shows_open_and_inviting_tours_live(tour_app, people):
 
 
 def test_export_says_which_translations_are_missing_and_why():
-    from server.web.tour_routes import render_questions, with_untranslated_notes
+    from server.web.tour_routes import reader_notes, render_tour_txt
     from server.web.transcripts import render_srt, render_txt
 
     line = {
@@ -352,12 +352,26 @@ def test_export_says_which_translations_are_missing_and_why():
         "lang": "ko",
         "text": "안녕하세요",
         "translations": {"en": "Hello"},
-        "translation_error": {"zh": "no translation from ko to zh"},
+        "translation_error": {"zh": {"code": "no_pair", "from": "ko", "to": "zh"}},
     }
-    lines = with_untranslated_notes([line])
-    assert "[zh] (not translated: no translation from ko to zh)" in render_srt(lines)
-    assert "    en: Hello" in render_txt(lines)
-    assert "zh: (not translated: no translation from ko to zh)" in render_txt(lines)
+    # A line kept before notes existed: the engine's message, with the operator's command.
+    legacy = {
+        **line,
+        "translation_error": {
+            "zh": "no translation engine serves ko->zh; install "
+            "one, e.g. `tradetalk models install translate-ko_en`"
+        },
+    }
     question = {"at": 3.0, "asker": {"name": "Li"}, "lang": "zh", "text": "多少钱?"}
-    question |= {"translation": None, "translation_error": "no translation from zh to ko"}
-    assert "(not translated: no translation from zh to ko)" in render_questions([question])
+    question |= {"translation": None, "translation_error": "no translation engine serves zh->ko"}
+    lines, questions = reader_notes([line, legacy], [question], "ko")
+    note = {"code": "no_pair", "from": "ko", "to": "zh"}
+    assert [x["translation_error"] for x in lines] == [{"zh": note}, {"zh": note}]
+    assert questions[0]["translation_error"] == {"code": "no_pair", "from": "zh", "to": "ko"}
+    srt, txt = render_srt(lines), render_txt(lines)
+    assert srt.count("[zh] not translated (no ko→zh translation on this server)") == 2, srt
+    assert "    en: Hello" in txt
+    assert txt.count("    zh: not translated (no ko→zh translation on this server)") == 2, txt
+    asked = render_tour_txt([], questions)
+    assert "    (not translated (no zh→ko translation on this server))" in asked, asked
+    assert "install" not in srt + txt + asked

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import TranslationUnavailable
+from .errors import FAILED, TranslationNote, TranslationUnavailable, translation_note
 from .protect import Glossary
 from .translator import Translator, normalize_lang
 
@@ -84,6 +84,7 @@ class TranslationService:
         self.stats = ServiceStats()
         self._lru: OrderedDict[str, str] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._missing_logged: set[tuple[str, str]] = set()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mt")
 
     async def translate(
@@ -153,29 +154,40 @@ class TranslationService:
         src: str,
         targets: Iterable[str],
         glossary: Glossary | None = None,
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
         """Translate into every target language at once. Returns (translations by language,
-        error message by language); never raises for an unavailable pair or a failing
-        engine, so a message can always be delivered."""
+        reader-facing note by language: ``{"code", "from", "to"}``, see
+        :func:`~translation.errors.translation_note`); never raises for an unavailable pair or
+        a failing engine, so a message can always be delivered. What the operator should do
+        about a missing pair is logged once per pair, never put in a note."""
+        src = normalize_lang(src)
         languages = list(dict.fromkeys(normalize_lang(t) for t in targets if t))
         results = await asyncio.gather(
             *(self.translate(text, src, lang, glossary) for lang in languages),
             return_exceptions=True,
         )
         translations: dict[str, str] = {}
-        errors: dict[str, str] = {}
+        errors: dict[str, TranslationNote] = {}
         for lang, result in zip(languages, results, strict=True):
             if isinstance(result, TranslationUnavailable):
-                errors[lang] = str(result)
+                self._log_missing(result)
+                errors[lang] = result.note
             elif isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 self.stats.errors += 1
                 log.error("translation %s->%s failed: %r", src, lang, result)
-                errors[lang] = f"translation {src}->{lang} failed: {result}"
+                errors[lang] = translation_note(FAILED, src, lang)
             else:
                 translations[lang] = result
         return translations, errors
+
+    def _log_missing(self, exc: TranslationUnavailable) -> None:
+        """Tell the operator (once per pair) what a reader was shown untranslated, and why."""
+        pair = (exc.src, exc.dst)
+        if pair not in self._missing_logged:
+            self._missing_logged.add(pair)
+            log.warning("untranslated for readers: %s", exc)
 
     async def warm(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Load the engines of these pairs now (in the worker threads), so the first messages

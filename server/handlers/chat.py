@@ -20,10 +20,9 @@ from server.storage.presence import Presence
 from server.storage.store import Store, summary
 from server.storage.users import Directory
 from server.tokens import Identity
+from translation.errors import FAILED, NO_PAIR, TranslationNote, translation_note
 
 log = logging.getLogger("tradetalk.chat")
-
-NO_ENGINE = "no translation engine is installed on this server"
 
 
 class Translating(Protocol):
@@ -31,8 +30,8 @@ class Translating(Protocol):
 
     async def translate_many(
         self, text: str, src: str, targets: Iterable[str], glossary: dict | None = None
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Translations by language, and why each missing language couldn't be translated."""
+    ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
+        """Translations by language, and a note (code and pair) for each missing language."""
         ...
 
 
@@ -209,23 +208,27 @@ class Chat:
     ) -> dict[str, Any]:
         """Message fields: the text in the sender's language plus one translation per other
         participant language (`langs`: each participant's language). A language that can't be
-        translated is reported in `translation_error` and the message goes out without it
-        (never held back)."""
+        translated gets a note in `translation_error` (`{code, from, to}`, which the reader's
+        client words in the reader's language) and the message goes out without it (never
+        held back)."""
         src = langs.get(me.id) or me.lang
         targets = sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
         fields: dict[str, Any] = {"text": text, "lang": src, "translations": {}}
         if not targets:
             return fields
         if self.translation is None:
-            fields["translation_error"] = {lang: NO_ENGINE for lang in targets}
+            fields["translation_error"] = {
+                lang: translation_note(NO_PAIR, src, lang) for lang in targets
+            }
             return fields
         try:
             translations, errors = await self.translation.translate_many(
                 text, src, targets, glossary or None
             )
-        except Exception as exc:  # an engine failure must never drop the message
+        except Exception:  # an engine failure must never drop the message
             log.exception("translation failed")
-            translations, errors = {}, {lang: f"translation failed: {exc}" for lang in targets}
+            translations = {}
+            errors = {lang: translation_note(FAILED, src, lang) for lang in targets}
         fields["translations"] = translations
         if errors:
             fields["translation_error"] = errors

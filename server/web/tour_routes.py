@@ -9,19 +9,37 @@ from typing import Any
 from aiohttp import web
 
 from server.media_sessions.tours import MAX_EXPORT, TOUR_ID_RE, tour_key
-from server.web.transcripts import FORMATS, clock, render_srt, render_txt, request_identity
+from server.web.transcripts import (
+    FORMATS,
+    clock,
+    note_text,
+    render_srt,
+    render_txt,
+    request_identity,
+)
+from translation.errors import as_note
 
 
-def with_untranslated_notes(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lines whose missing translations read "(not translated: <reason>)" in the txt/srt export
-    (once per language: the note replaces the line's `translation_error`)."""
-    out = []
-    for line in lines:
-        errors = line.get("translation_error") or {}
-        notes = {lang: f"(not translated: {why})" for lang, why in errors.items()}
-        translations = {**notes, **(line.get("translations") or {})}
-        out.append({**line, "translations": translations, "translation_error": {}})
-    return out
+def reader_notes(
+    lines: list[dict[str, Any]], questions: list[dict[str, Any]], tour_lang: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lines and questions with every `translation_error` as a note (`{code, from, to}`; entries
+    kept before notes existed held the engine's message, which is not for readers)."""
+
+    def line_notes(line: dict[str, Any]) -> dict[str, Any]:
+        errors = line.get("translation_error")
+        if not errors:
+            return line
+        notes = {lang: as_note(why, line["lang"], lang) for lang, why in errors.items()}
+        return {**line, "translation_error": notes}
+
+    def question_note(question: dict[str, Any]) -> dict[str, Any]:
+        why = question.get("translation_error")
+        if not why:
+            return question
+        return {**question, "translation_error": as_note(why, question["lang"], tour_lang)}
+
+    return [line_notes(x) for x in lines], [question_note(q) for q in questions]
 
 
 def question_lines(q: dict[str, Any]) -> list[str]:
@@ -30,13 +48,8 @@ def question_lines(q: dict[str, Any]) -> list[str]:
     if q.get("translation") and q["translation"] != q["text"]:
         out.append(f"    {q['translation']}")
     elif q.get("translation_error"):
-        out.append(f"    (not translated: {q['translation_error']})")
+        out.append(f"    ({note_text(as_note(q['translation_error'], q['lang'], '?'))})")
     return out
-
-
-def render_questions(questions: list[dict[str, Any]]) -> str:
-    """The Q&A alone, as plain text."""
-    return "\n".join(["", "Questions", *(x for q in questions for x in question_lines(q))]) + "\n"
 
 
 def render_tour_txt(lines: list[dict[str, Any]], questions: list[dict[str, Any]]) -> str:
@@ -80,10 +93,9 @@ def add_tour_routes(app: web.Application, redis: Any, secret: bytes) -> None:
         allowed = {meta["host"]["id"], *(meta.get("invite") or []), *record["access"]}
         if identity.id not in allowed:
             raise web.HTTPForbidden(text="not the host, invited or a viewer of this tour")
-        lines, questions = record["lines"], record["questions"]
+        lines, questions = reader_notes(record["lines"], record["questions"], meta["lang"])
         if fmt == "json":
             return web.json_response({"tour": meta, "lines": lines, "questions": questions})
-        lines = with_untranslated_notes(lines)
         if fmt == "srt":
             text = render_srt(lines)
         else:

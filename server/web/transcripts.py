@@ -11,6 +11,7 @@ from aiohttp import web
 from server.realtime.validation import CALL_ID_RE, CONVERSATION_ID_RE
 from server.storage.store import Store
 from server.tokens import Identity, TokenError, verify_token
+from translation.errors import NO_PAIR, TranslationNote, as_note
 
 MAX_LINES = 20_000
 FORMATS = {"txt": "text/plain", "srt": "application/x-subrip", "json": "application/json"}
@@ -48,13 +49,25 @@ def to_line(entry: dict[str, Any]) -> dict[str, Any]:
         "lang": entry["lang"],
         "text": entry["text"],
         "translations": entry.get("translations", {}),
-        "translation_error": entry.get("translation_error", {}),
+        "translation_error": {
+            lang: as_note(value, entry["lang"], lang)
+            for lang, value in (entry.get("translation_error") or {}).items()
+        },
     }
 
 
+def note_text(note: TranslationNote) -> str:
+    """A note as the txt/srt exports word it: short, for a reader (never operator advice)."""
+    pair = f"{note['from']}→{note['to']}"
+    if note["code"] == NO_PAIR:
+        return f"not translated (no {pair} translation on this server)"
+    return f"not translated (the {pair} translation failed)"
+
+
 def untranslated(line: dict[str, Any]) -> list[tuple[str, str]]:
-    """(language, reason) for each language the line could not be translated into."""
-    return sorted(line.get("translation_error", {}).items())
+    """(language, note text) for each language the line could not be translated into."""
+    errors = line.get("translation_error") or {}
+    return sorted((lang, note_text(as_note(v, line["lang"], lang))) for lang, v in errors.items())
 
 
 def render_srt(lines: list[dict[str, Any]]) -> str:
@@ -63,7 +76,7 @@ def render_srt(lines: list[dict[str, Any]]) -> str:
     for n, line in enumerate(lines, 1):
         body = [f"{line['speaker']['name']}: {line['text']}"]
         body += [f"[{lang}] {text}" for lang, text in sorted(line["translations"].items())]
-        body += [f"[{lang}] not translated: {why}" for lang, why in untranslated(line)]
+        body += [f"[{lang}] {why}" for lang, why in untranslated(line)]
         span = f"{clock(line['start'], ',')} --> {clock(line['end'], ',')}"
         cues.append(f"{n}\n{span}\n" + "\n".join(body) + "\n")
     return "\n".join(cues)
@@ -77,7 +90,7 @@ def render_txt(lines: list[dict[str, Any]]) -> str:
             f"[{clock(line['start'])}] {line['speaker']['name']} ({line['lang']}): {line['text']}"
         )
         out += [f"    {lang}: {text}" for lang, text in sorted(line["translations"].items())]
-        out += [f"    {lang}: not translated: {why}" for lang, why in untranslated(line)]
+        out += [f"    {lang}: {why}" for lang, why in untranslated(line)]
     return "\n".join(out) + "\n"
 
 

@@ -221,10 +221,10 @@ def shot(request: pytest.FixtureRequest) -> Callable[[Page, str], Path]:
 def sign_in(page: Page, base_url: str, name: str, role: str, lang: str) -> str:
     """Sign in through the dev form; return the user id the page shows."""
     page.goto(base_url + "/")
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Role").select_option(role)
-    page.locator("#signin-lang").select_option(lang)
-    page.get_by_role("button", name="Sign in").click()
+    page.locator("#signin-name").fill(name)  # by id: the form speaks the browser's last language
+    page.locator("#signin-role").select_option(role)
+    page.locator("#signin-lang").select_option(lang)  # the form now speaks `lang`
+    page.locator("#signin-submit").click()
     my_id = page.locator("#my-id")
     expect(my_id).to_have_text(re.compile(r"\S+"))
     expect(page.locator("#status")).to_be_hidden()

@@ -249,22 +249,22 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     expect(final).to_be_visible(timeout=45000)
     korean = final.get_attribute("data-original") or ""
     assert re.search(r"[\uac00-\ud7a3]", korean), korean
-    # Not translated: the original is shown, with the server's reason.
+    # Not translated: the original is shown, with a short note in the reader's language.
     expect(final.locator(".subtitle-text")).to_have_text(korean)
     expect(final.locator(".subtitle-text")).to_have_attribute("lang", "ko")
     note = final.locator(".subtitle-note")
-    expect(note).to_contain_text("not translated: no translation engine serves ko->en")
+    expect(note).to_have_text("Original — this server has no Korean→English translation")
     shot(listener, "listener-untranslated-subtitle")
 
     # Switching the subtitle language visibly takes effect, on the lines already shown too.
     listener.locator("#call-subtitle-lang").select_option("es")
-    expect(listener.locator("#call-view .call-note")).to_have_text("Subtitles are now in Español.")
-    expect(final.locator(".subtitle-note")).to_contain_text(
-        "not translated: said before you chose this language"
+    expect(listener.locator("#call-view .call-note")).to_have_text("Subtitles are now in Spanish.")
+    expect(final.locator(".subtitle-note")).to_have_text(
+        "Original — said before you chose this language"
     )
     shot(listener, "listener-switched-to-spanish")
     listener.locator("#call-subtitle-lang").select_option("en")
-    expect(final.locator(".subtitle-note")).to_contain_text("no translation engine serves ko->en")
+    expect(final.locator(".subtitle-note")).to_contain_text("no Korean→English translation")
 
     # The speaker ends it; the listener is told who did.
     speaker.locator("#call-end").click()
@@ -278,17 +278,23 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     expect(listener.locator("#messages li.msg.transcript")).to_have_count(0)
     token = listener.evaluate("tradetalk.token")
     cid = listener.evaluate("tradetalk.conversation.id")
-    for fmt, marker in (("txt", "en: not translated: "), ("srt", "[en] not translated: ")):
+    why = "not translated (no ko→en translation on this server)"
+    for fmt, marker in (("txt", f"    en: {why}"), ("srt", f"[en] {why}")):
         response = listener.request.get(
             f"{url}/api/conversations/{cid}/transcript?format={fmt}",
             headers={"Authorization": f"Bearer {token}"},
         )
         assert response.ok and marker in response.text(), response.text()
+        assert "install" not in response.text(), response.text()
     body = listener.request.get(
         f"{url}/api/conversations/{cid}/transcript?format=json",
         headers={"Authorization": f"Bearer {token}"},
     ).json()
-    assert "ko->en" in body["lines"][0]["translation_error"]["en"], body
+    assert body["lines"][0]["translation_error"]["en"] == {
+        "code": "no_pair",
+        "from": "ko",
+        "to": "en",
+    }, body
     listener.set_viewport_size(PHONE)
     shot(listener, "listener-transcript-note-phone")
     shot(speaker, "speaker-after-call-phone")

@@ -50,8 +50,8 @@ def open_chat(
 
 def send(page: Page, text: str) -> None:
     """Type a message and press Enter."""
-    page.get_by_role("textbox", name="Message", exact=True).fill(text)
-    page.get_by_role("textbox", name="Message", exact=True).press("Enter")
+    page.locator("#composer-text").fill(text)
+    page.locator("#composer-text").press("Enter")
 
 
 def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
@@ -91,7 +91,7 @@ def test_buyer_and_supplier_chat(new_page, web_server, shot) -> None:
     shot(supplier, "supplier-reads-phone")
 
     # Typing indicator, then the reply.
-    supplier.get_by_role("textbox", name="Message", exact=True).press_sequentially("Sí", delay=30)
+    supplier.locator("#composer-text").press_sequentially("Sí", delay=30)
     expect(buyer.locator("#typing")).to_contain_text("María Proveedora is typing")
     shot(buyer, "buyer-sees-typing")
     send(supplier, SUPPLIER_TEXT)
@@ -284,7 +284,9 @@ def test_token_from_the_url_fragment_stays_in_the_browser(new_page, web_server, 
     assert page.evaluate("localStorage.getItem('tradetalk.token')") is None
 
     page.goto(f"{web_server}/#token=not-a-valid.token")
-    expect(page.locator("#signin-error")).to_have_text("That sign-in link is not valid.")
+    # The sign-in page keeps speaking the language this browser last used (Spanish).
+    expect(page.locator("#signin-error")).to_have_text("Ese enlace de acceso no es válido.")
+    expect(page.locator("#signin-title")).to_have_text("Iniciar sesión")
     forged = issue_token(b"not-the-server-secret", user)
     page.goto(f"{web_server}/#token={forged}")
     # Refused while the page spoke the token's language (Spanish).

@@ -725,7 +725,7 @@ def test_a_tour_host_whose_signalling_process_dies(
         "Connection lost — rejoining the tour when it is back…"
     )
     expect(viewer.locator("#tour-note")).to_have_text(
-        "The tour has ended (host disconnected).", timeout=15000
+        "The tour has ended (the host lost the connection).", timeout=15000
     )
     shot(viewer, "viewer-told-host-gone")
     restarted = cluster.add("A", a.node_id, False, port=a.server.port)
@@ -804,7 +804,7 @@ def test_sigterm_of_the_last_media_process_ends_the_call_cleanly(
     owner.server.process.send_signal(signal.SIGTERM)
     for page in (buyer, supplier):
         expect(page.locator("#call-view .call-note")).to_have_text(
-            "The call ended (server shutting down).", timeout=20000
+            "The call ended (the server is shutting down).", timeout=20000
         )
     assert owner.server.process.wait(30) == 0, cluster.logs()
     shot(supplier, "supplier-call-ended-shutdown")

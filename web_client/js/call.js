@@ -4,8 +4,8 @@
 // drop, the view re-joins by itself with a fresh offer and keeps its subtitle history.
 import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
-import { t } from "./i18n.js";
-import { LANGUAGES, fillLanguageSelect } from "./languages.js";
+import { languageName, t } from "./i18n.js";
+import { fillLanguageSelect } from "./languages.js";
 import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
 import { SubtitleBoard } from "./subtitles.js";
 
@@ -21,16 +21,19 @@ function endedNote(reason, endedBy, me) {
   return t("call.ended_other", { reason: movedReason(reason) });
 }
 
-/** Why a call or tour moved (or ended), in the interface language when it is a media-node reason
- * (docs/protocol.md "media server lost" / "media server restarting"), else as the server said it. */
+/** Why a call or tour moved (or ended), in the interface language when it is a reason of
+ * docs/protocol.md ("media server lost", "host left", "server shutting down", …), else as the
+ * server said it. */
 export function movedReason(reason) {
-  const key = { "media server lost": "moved.lost", "media server restarting": "moved.restarting" }[reason];
+  const key = {
+    "media server lost": "moved.lost",
+    "media server restarting": "moved.restarting",
+    idle: "ended.idle",
+    "host left": "ended.host_left",
+    "host disconnected": "ended.host_disconnected",
+    "server shutting down": "ended.shutting_down",
+  }[reason];
   return key ? t(key) : reason || t("moved.unknown");
-}
-
-/** A language's name as the pickers show it. */
-function languageName(code) {
-  return LANGUAGES.find(([c]) => c === code)?.[1] || code;
 }
 
 /** The microphone and camera, or as much of them as the browser grants (null: receive only). */
@@ -68,7 +71,7 @@ export class CallView {
 
   buildView() {
     this.stage = el("div", { className: "call-stage" });
-    this.tilesNode = el("div", { className: "tiles", attrs: { "aria-label": "Video" } });
+    this.tilesNode = el("div", { className: "tiles", attrs: { "aria-label": t("call.video") } });
     this.board = new SubtitleBoard();
     this.stage.append(this.tilesNode, this.board.node);
     this.muteButton = el("button", {
@@ -95,7 +98,7 @@ export class CallView {
     this.rejoinButton.hidden = true;
     const controls = el(
       "div",
-      { className: "call-controls", attrs: { role: "toolbar", "aria-label": "Call controls" } },
+      { className: "call-controls", attrs: { role: "toolbar", "aria-label": t("call.controls") } },
       this.rejoinButton,
       this.muteButton,
       this.cameraButton,
@@ -366,8 +369,7 @@ export class CallView {
   /** After a join: say whether our speech is subtitled (or that we have no media), else nothing. */
   showJoinedNote(ack) {
     if (ack.captions && !ack.captions.available) {
-      this.showNote(t("call.no_captions", { lang: ack.captions.lang }));
-      this.note.title = ack.captions.reason || "";
+      this.showNote(t("call.no_captions", { lang: languageName(ack.captions.lang) }));
     } else {
       this.showNote(this.active?.stream ? "" : t("call.no_media"));
     }
@@ -447,7 +449,7 @@ export class CallView {
     let tile = tiles.get(peerId);
     if (!tile) {
       const video = el("video", {
-        attrs: { autoplay: true, playsinline: true, "aria-label": local ? "Your camera" : "Video" },
+        attrs: { autoplay: true, playsinline: true, "aria-label": local ? t("call.your_camera") : t("call.video") },
       });
       video.muted = local;
       const name = el("span", { className: "tile-name" });
@@ -465,9 +467,9 @@ export class CallView {
 
   nameTile(peerId, tile) {
     const member = this.active.call.participants?.find((m) => m.peer_id === peerId);
-    const text = tile.local ? "You" : member ? member.name : "…";
+    const text = tile.local ? t("subtitle.you") : member ? member.name : "…";
     tile.name.textContent = text;
-    tile.video.setAttribute("aria-label", tile.local ? "Your camera" : `Video of ${text}`);
+    tile.video.setAttribute("aria-label", tile.local ? t("call.your_camera") : t("call.video_of", { name: text }));
     if (member) this.app.names.set(member.id, member.name);
   }
 

@@ -5,6 +5,7 @@ import { t } from "./i18n.js";
 import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
 import { saveDownload } from "./http_api.js";
+import { untranslatedText } from "./translation_notes.js";
 
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
@@ -287,9 +288,7 @@ export class ConversationView {
   untranslatedNote(shown, message) {
     return el("span", {
       className: "note untranslated",
-      text: shown.reason
-        ? t("conv.not_translated", { reason: shown.reason })
-        : t("conv.not_translated_plain", { lang: message.lang }),
+      text: untranslatedText(shown.note, message.lang, this.app.lang),
     });
   }
 
@@ -309,7 +308,7 @@ export class ConversationView {
       className: `ticks ${read ? "read" : "sent"}`,
       text: read ? "✓✓" : "✓",
       title: read ? t("conv.read_by", { names }) : t("conv.sent"),
-      attrs: { "aria-label": read ? `read by ${names}` : "sent" },
+      attrs: { "aria-label": read ? t("conv.read_by", { names }) : t("conv.sent") },
     });
   }
 

@@ -1,13 +1,16 @@
 // The page's own text in the user's language: a small message catalogue, no build step.
 //
-// Each view module brings its strings with `addStrings({en: {...}, es: {...}, zh: {...}, ko: {...}})`
-// (keys are namespaced by view, e.g. "tour.start"); `t(key, vars)` looks one up in the current
-// interface language, falls back to English, then to the key itself. Static markup uses
-// `data-i18n="key"` (text), `data-i18n-placeholder`, `data-i18n-title`, filled by `translatePage()`.
+// Each view module brings its strings with `addStrings({en: {...}, es: {...}, …})` (keys are
+// namespaced by view, e.g. "tour.start"; every language of js/languages.js has every key, which
+// tests/test_ui_catalogues.py checks); `t(key, vars)` looks one up in the current interface
+// language, falls back to English, then to the key itself. Static markup uses `data-i18n="key"`
+// (text), `data-i18n-placeholder`, `data-i18n-title` and `data-i18n-aria-label`, filled by
+// `translatePage()`. Right-to-left languages set `dir="rtl"` on the document.
+// This module imports nothing: the catalogues and the pickers import it.
 
-export const UI_LANGUAGES = ["en", "es", "zh", "ko"];
+const RIGHT_TO_LEFT = new Set(["ar", "fa", "he", "ur"]);
 
-const catalogue = { en: {}, es: {}, zh: {}, ko: {} };
+const catalogue = { en: {} }; // language -> key -> text; a language with strings is offered
 let current = "en";
 
 /** Merge a view's strings into the catalogue (later calls win on the same key). */
@@ -20,8 +23,9 @@ export function addStrings(table) {
 /** Use `lang` for the interface when we have it (else English); returns the language used. */
 export function setUiLanguage(lang) {
   const base = String(lang || "en").toLowerCase().split(/[-_]/)[0];
-  current = UI_LANGUAGES.includes(base) ? base : "en";
+  current = Object.hasOwn(catalogue, base) ? base : "en";
   document.documentElement.lang = current;
+  document.documentElement.dir = RIGHT_TO_LEFT.has(current) ? "rtl" : "ltr";
   return current;
 }
 
@@ -35,6 +39,22 @@ export function t(key, vars = {}) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
+const displayNames = new Map(); // interface language -> Intl.DisplayNames (or null)
+
+/** A language's name in the interface language ("영어" for "en" in Korean); the code if the
+ * browser cannot name it. */
+export function languageName(code) {
+  if (!code) return "";
+  if (!displayNames.has(current)) {
+    try {
+      displayNames.set(current, new Intl.DisplayNames([current], { type: "language", fallback: "none" }));
+    } catch {
+      displayNames.set(current, null);
+    }
+  }
+  return displayNames.get(current)?.of(code) || code;
+}
+
 /** Fill every `data-i18n*` element under `root` with the current language's text. */
 export function translatePage(root = document) {
   for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
@@ -42,4 +62,7 @@ export function translatePage(root = document) {
     node.placeholder = t(node.dataset.i18nPlaceholder);
   }
   for (const node of root.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  for (const node of root.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
+  }
 }

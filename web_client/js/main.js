@@ -20,8 +20,10 @@ import {
   devIdFor,
   forgetLanguage,
   inviteLink,
+  pageLanguage,
   rememberDevId,
   saveLanguage,
+  savePageLanguage,
   saveToken,
   savedLanguage,
   savedToken,
@@ -42,9 +44,17 @@ function setStatus(text, kind = "") {
 // ----- sign-in -------------------------------------------------------------------------------
 
 async function showSignIn(error = "") {
-  setUiLanguage(navigator.language || "en");
+  const langSelect = byId("signin-lang");
+  fillLanguageSelect(langSelect, setUiLanguage(pageLanguage() || navigator.language || "en"));
   translatePage();
-  if (!error && takeInvite()) error = t("signin.invite_pending");
+  // The page speaks the language being chosen, at once (the notice shown too, if it was ours).
+  langSelect.onchange = () => {
+    savePageLanguage(setUiLanguage(langSelect.value));
+    translatePage();
+    if (pendingInvite) showMessage(byId("signin-error"), t("signin.invite_pending"));
+  };
+  const pendingInvite = !error && takeInvite();
+  if (pendingInvite) error = t("signin.invite_pending");
   byId("app-view").hidden = true;
   byId("me").hidden = true;
   byId("signin-view").hidden = false;
@@ -54,7 +64,6 @@ async function showSignIn(error = "") {
   const tokenForm = byId("token-signin");
   devForm.hidden = !config.dev;
   tokenForm.hidden = config.dev;
-  fillLanguageSelect(byId("signin-lang"), navigator.language?.slice(0, 2) || "en");
   devForm.onsubmit = async (event) => {
     event.preventDefault();
     const submit = byId("signin-submit");
@@ -105,6 +114,7 @@ function boot() {
     startApp(token, user);
   } else {
     clearSession();
+    setUiLanguage(pageLanguage() || navigator.language || "en"); // the notice in the page's language
     const why = !token ? notice : decodeClaims(token) ? t("signin.expired") : t("signin.bad_link");
     showSignIn(why);
   }
@@ -129,7 +139,7 @@ function signOut(notice = "") {
 function startApp(token, user) {
   const connection = new Connection(token);
   const lang = savedLanguage() || user.lang;
-  setUiLanguage(lang);
+  savePageLanguage(setUiLanguage(lang));
   translatePage();
   const app = {
     me: user,
@@ -287,7 +297,7 @@ function applyLanguage(app, lang) {
   app.lang = lang;
   saveLanguage(lang);
   byId("lang-select").value = lang;
-  setUiLanguage(lang);
+  savePageLanguage(setUiLanguage(lang));
   translatePage();
   if (!app.call.active) app.call.buildView();
   app.call.renderSlot();

@@ -3,7 +3,7 @@
 /**
  * `{text, lang, translated, missing}` for a reader of `lang`: the translation into `lang` if the
  * server made one, else the original (`missing` when the message was in another language, with
- * the server's `reason` from `translation_error` when it gave one).
+ * the server's `note` from `translation_error` when it gave one: see js/translation_notes.js).
  */
 export function readable(message, lang) {
   if (!message) return null;
@@ -14,8 +14,8 @@ export function readable(message, lang) {
   if (typeof translation === "string" && translation) {
     return { text: translation, lang, translated: true, missing: false };
   }
-  const reason = message.translation_error?.[lang] || null;
-  return { text: message.text, lang: message.lang, translated: false, missing: true, reason };
+  const note = message.translation_error?.[lang] || null;
+  return { text: message.text, lang: message.lang, translated: false, missing: true, note };
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });

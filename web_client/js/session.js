@@ -1,11 +1,13 @@
 // The signed-in browser: token and chosen language live in localStorage (kept across tabs and
 // restarts until "Sign out"; no cookie). Dev sign-in ids are remembered per name, even after
-// signing out, so signing in again with the same name is the same user.
+// signing out, so signing in again with the same name is the same user. The language the page
+// last spoke is kept after signing out too, for the sign-in page.
 
 const TOKEN_KEY = "tradetalk.token";
 const LANG_KEY = "tradetalk.lang";
 const DEV_IDS_KEY = "tradetalk.dev_ids";
 const INVITE_KEY = "tradetalk.pending_invite";
+const PAGE_LANG_KEY = "tradetalk.page_lang";
 
 /** Claims of a JWT (its payload, the middle part; not verified: the server verifies), or null. */
 export function decodeClaims(token) {
@@ -62,6 +64,15 @@ export function savedLanguage() {
 
 export function saveLanguage(lang) {
   localStorage.setItem(LANG_KEY, lang);
+}
+
+/** The interface language this browser last used (kept after sign-out), or null. */
+export function pageLanguage() {
+  return localStorage.getItem(PAGE_LANG_KEY);
+}
+
+export function savePageLanguage(lang) {
+  localStorage.setItem(PAGE_LANG_KEY, lang);
 }
 
 export function forgetLanguage() {

@@ -1,43 +1,41 @@
 // Live subtitles over the call's video: one dimmed partial line per speaker while they talk,
 // then at most two final lines in the viewer's language (the original on hover). Older finals
 // move to a scrollable panel below the video. A final that could not be translated into the
-// viewer's language shows the original plus a "not translated: <reason>" note. Text only.
+// viewer's language shows the original plus a short note in the viewer's language (why, from
+// the server's note: js/translation_notes.js). Text only.
 import { el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/call.js";
+import { untranslatedText } from "./translation_notes.js";
 
 const FINALS_OVER_VIDEO = 2;
 const HISTORY_KEPT = 200;
 const PARTIAL_STALE_MS = 8000;
 
 /**
- * `{text, lang, translated, reason, missing}`: a final subtitle as read in `lang` (the original if
- * no translation; `missing` is then the pair, e.g. "ko→en", and `reason` why the server could not
- * translate it, when it said). Reads calls' `translations` map and tours' single `translation` for
- * `target_lang`; `translation_error` is a map per language (calls) or one string (tours).
+ * `{text, lang, translated, note, missing}`: a final subtitle as read in `lang` (the original if
+ * no translation; `missing` is then the pair, e.g. "ko→en", and `note` the server's note
+ * `{code, from, to}` when it said why — none for a line said before `lang` was chosen). Reads
+ * calls' `translations` map and tours' single `translation` for `target_lang`;
+ * `translation_error` is a map of notes per language (calls) or one note for `target_lang` (tours).
  */
 export function subtitleFor(subtitle, lang) {
-  if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false, reason: null };
+  if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false, note: null };
   let translation = subtitle.translations?.[lang];
   if (translation === undefined && subtitle.target_lang === lang) translation = subtitle.translation;
   if (typeof translation === "string" && translation) {
-    return { text: translation, lang, translated: true, reason: null };
+    return { text: translation, lang, translated: true, note: null };
   }
   const errors = subtitle.translation_error;
-  const reason = (typeof errors === "string" ? errors : errors?.[lang]) || null;
+  const single = subtitle.target_lang !== undefined && typeof errors?.code === "string";
+  const note = (single ? (subtitle.target_lang === lang ? errors : null) : errors?.[lang]) || null;
   return {
     text: subtitle.text,
     lang: subtitle.lang,
     translated: false,
-    reason,
+    note,
     missing: `${subtitle.lang}→${lang}`,
   };
-}
-
-/** The first clause of the server's reason (short enough to sit under a line over the video);
- * the whole reason is the note's tooltip. */
-export function shortReason(reason) {
-  return reason ? reason.split(";")[0].trim() : "";
 }
 
 export class SubtitleBoard {
@@ -46,7 +44,7 @@ export class SubtitleBoard {
     this.partials = el("div", { className: "subtitle-partials" });
     this.node = el(
       "div",
-      { className: "subtitles", attrs: { "aria-live": "polite", "aria-label": "Live subtitles" } },
+      { className: "subtitles", attrs: { "aria-live": "polite", "aria-label": t("subtitle.live") } },
       this.finals,
       this.partials,
     );
@@ -54,7 +52,7 @@ export class SubtitleBoard {
     this.historyTitle = el("h3", { className: "subtitle-history-title" });
     this.history = el(
       "section",
-      { className: "subtitle-history", attrs: { "aria-label": "Earlier subtitles" } },
+      { className: "subtitle-history", attrs: { "aria-label": t("subtitle.earlier") } },
       this.historyTitle,
       this.historyList,
     );
@@ -112,10 +110,10 @@ export class SubtitleBoard {
       missing
         ? el("span", {
             className: "subtitle-note",
-            text: t("subtitle.not_translated", {
-              reason: shortReason(shown.reason) || t("subtitle.before_switch"),
-            }),
-            title: shown.reason || shown.missing,
+            text: shown.note
+              ? untranslatedText(shown.note, subtitle.lang, this.lang)
+              : t("subtitle.before_switch"),
+            title: shown.missing,
           })
         : null,
     );

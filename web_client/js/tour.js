@@ -8,11 +8,12 @@
 import { localMedia, movedReason } from "./call.js";
 import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
-import { setUiLanguage, t, translatePage } from "./i18n.js";
+import { languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
 import "./strings/tour.js";
-import { SubtitleBoard, shortReason, subtitleFor } from "./subtitles.js";
+import { SubtitleBoard, subtitleFor } from "./subtitles.js";
+import { untranslatedText } from "./translation_notes.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
 
@@ -210,7 +211,7 @@ export class TourView {
             tour.invite ? el("span", { className: "tour-badge", text: t("tour.private") }) : null,
             el("span", {
               className: "tour-item-meta",
-              text: t("tour.by", { name: tour.host.name, lang: tour.lang, count: tour.viewers }),
+              text: t("tour.by", { name: tour.host.name, lang: languageName(tour.lang), count: tour.viewers }),
             }),
           ),
           mine
@@ -413,10 +414,8 @@ export class TourView {
             ? null
             : el("span", {
                 className: "subtitle-note",
-                text: t("tour.not_translated", {
-                  reason: shortReason(q.translation_error) || `${q.lang}→${this.subtitleLang}`,
-                }),
-                title: q.translation_error || "",
+                text: untranslatedText(q.translation_error, q.lang, this.subtitleLang),
+                title: `${q.lang}→${this.subtitleLang}`,
               }),
         );
         return item;
@@ -532,8 +531,7 @@ export class TourView {
   /** After publishing: say whether the host's speech is subtitled (or that it has no media). */
   showJoinedNote(ack) {
     if (ack.captions && !ack.captions.available) {
-      this.showNote(t("tour.no_captions", { lang: ack.captions.lang }));
-      this.note.title = ack.captions.reason || "";
+      this.showNote(t("tour.no_captions", { lang: languageName(ack.captions.lang) }));
     } else {
       this.showNote(this.active?.stream ? "" : t("tour.no_media"));
     }
@@ -553,7 +551,7 @@ export class TourView {
     const shown = data.final && subtitleFor(data, this.subtitleLang);
     if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
       this.active.unavailable = this.subtitleLang;
-      this.showNote(t("tour.unavailable", { lang: this.subtitleLang, reason: shown.reason || shown.missing }));
+      this.showNote(t("tour.unavailable", { lang: languageName(this.subtitleLang) }));
     }
   }
 

@@ -1,5 +1,5 @@
-// Interface text of the language pickers' capability marks (js/capabilities.js), in the twelve
-// trade languages (those the interface does not offer yet fall back to English until it does).
+// Interface text of the language pickers' capability marks (js/capabilities.js), in every
+// language of js/languages.js.
 import { addStrings } from "../i18n.js";
 
 addStrings({
@@ -15,4 +15,7 @@ addStrings({
   pt: { "caps.legend": "🎙 a fala é legendada · ⇄N traduzido de e para N idiomas neste servidor" },
   ru: { "caps.legend": "🎙 речь с субтитрами · ⇄N перевод с N языков и на них на этом сервере" },
   tr: { "caps.legend": "🎙 konuşma altyazılanır · ⇄N bu sunucuda N dilden ve N dile çevrilir" },
+  it: { "caps.legend": "🎙 il parlato è sottotitolato · ⇄N tradotto da e verso N lingue su questo server" },
+  hi: { "caps.legend": "🎙 बोली के उपशीर्षक बनते हैं · ⇄N इस सर्वर पर N भाषाओं से और में अनुवाद" },
+  id: { "caps.legend": "🎙 ucapan diberi subtitel · ⇄N diterjemahkan dari dan ke N bahasa di server ini" },
 });
