@@ -182,7 +182,8 @@ function startApp(token, user) {
     app.call.onConnected(); // back in the call we were in when the socket dropped
     try {
       const ack = await connection.request("inbox.list", {});
-      app.inbox.setAll(ack.conversations);
+      app.inbox.setAll(ack.conversations); // with each participant's presence
+      app.conversation.onPresence();
       // A call ringing in any conversation rings here too, even after a reload.
       app.call.refreshAllRunning(app.inbox.ids());
     } catch {
@@ -202,6 +203,10 @@ function startApp(token, user) {
       document.body.classList.add("offline");
     }
     app.conversation.joined = false;
+    // What we knew of who is online is stale from now on: unknown until we are back.
+    app.online.clear();
+    app.inbox.render();
+    app.conversation.onPresence();
     app.call.onDisconnected();
     app.tour.onDisconnected();
   });

@@ -42,6 +42,8 @@ addStrings({
     "subtitle.not_translated": "not translated: {reason}",
     "subtitle.you": "You",
     "subtitle.before_switch": "said before you chose this language",
+    "call.sound": "🔊 Tap for sound",
+    "call.play": "▶ Tap to play",
   },
   es: {
     "call.call": "Llamar",
@@ -83,6 +85,8 @@ addStrings({
     "subtitle.not_translated": "sin traducir: {reason}",
     "subtitle.you": "Usted",
     "subtitle.before_switch": "se dijo antes de elegir este idioma",
+    "call.sound": "🔊 Toque para activar el sonido",
+    "call.play": "▶ Toque para reproducir",
   },
   zh: {
     "call.call": "通话",
@@ -124,6 +128,8 @@ addStrings({
     "subtitle.not_translated": "未翻译：{reason}",
     "subtitle.you": "我",
     "subtitle.before_switch": "在您选择此语言之前说的",
+    "call.sound": "🔊 点按开启声音",
+    "call.play": "▶ 点按播放",
   },
   ko: {
     "call.call": "통화",
@@ -165,5 +171,7 @@ addStrings({
     "subtitle.not_translated": "번역 안 됨: {reason}",
     "subtitle.you": "나",
     "subtitle.before_switch": "이 언어를 고르기 전에 말한 내용",
+    "call.sound": "🔊 눌러서 소리 켜기",
+    "call.play": "▶ 눌러서 재생",
   },
 });

@@ -17,6 +17,7 @@ addStrings({
     "inbox.start_failed": "Could not start the conversation: {error}",
     "presence.online": "online",
     "presence.offline": "offline",
+    "presence.unknown": "status unknown",
   },
   es: {
     "inbox.title": "Conversaciones",
@@ -33,6 +34,7 @@ addStrings({
     "inbox.start_failed": "No se pudo iniciar la conversación: {error}",
     "presence.online": "en línea",
     "presence.offline": "desconectado",
+    "presence.unknown": "estado desconocido",
   },
   zh: {
     "inbox.title": "对话",
@@ -49,6 +51,7 @@ addStrings({
     "inbox.start_failed": "无法开始对话：{error}",
     "presence.online": "在线",
     "presence.offline": "离线",
+    "presence.unknown": "状态未知",
   },
   ko: {
     "inbox.title": "대화",
@@ -65,5 +68,6 @@ addStrings({
     "inbox.start_failed": "대화를 시작할 수 없습니다: {error}",
     "presence.online": "온라인",
     "presence.offline": "오프라인",
+    "presence.unknown": "상태 알 수 없음",
   },
 });
