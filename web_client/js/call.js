@@ -210,6 +210,8 @@ export class CallView {
         this.active.call.participants = data.participants;
         this.syncTiles();
       }
+      // Joined from another device: stop ringing here.
+      if (call && this.isIn(call)) this.app.callAlert?.answered(call.conversation_id);
       this.app.inbox.render(); // someone joined or left: the "calling" mark follows
     } else if (event === "call.ended") {
       const ended = this.running.get(data.call_id);
