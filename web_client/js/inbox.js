@@ -23,10 +23,10 @@ export class InboxView {
     });
   }
 
-  /** Replace everything with an `inbox.list` answer. */
-  setAll(conversations) {
+  /** Replace everything with an `inbox.list` answer (asked at `askedAt`, performance.now()). */
+  setAll(conversations, askedAt = performance.now()) {
     this.entries = new Map(conversations.map((entry) => [entry.id, entry]));
-    for (const entry of conversations) this.learn(entry);
+    for (const entry of conversations) this.learn(entry, askedAt);
     this.render();
   }
 
@@ -38,10 +38,13 @@ export class InboxView {
   }
 
   /** Names, languages and presence an entry brings (`inbox.list` and a new conversation's
-   * first `inbox.update`); `presence` events keep the presence live after that. */
-  learn(entry) {
+   * first `inbox.update`); `presence` events keep the presence live after that, and one heard
+   * since the answer was asked for (`since`) is newer than the answer's snapshot. */
+  learn(entry, since = performance.now()) {
     this.app.learnPeople(entry.people);
-    for (const [user, online] of Object.entries(entry.online || {})) this.app.online.set(user, online);
+    for (const [user, online] of Object.entries(entry.online || {})) {
+      if ((this.app.presenceHeard.get(user) ?? -1) < since) this.app.online.set(user, online);
+    }
   }
 
   setActive(id) {

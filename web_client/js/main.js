@@ -146,7 +146,8 @@ function startApp(token, user) {
       }
     },
     updateTitle: () => app.callAlert?.updateTitle(),
-    online: new Map(),
+    online: new Map(), // user id -> connected, as last heard (absent: unknown)
+    presenceHeard: new Map(), // user id -> when the last `presence` event about them came
     openConversation: (id) => {
       location.hash = `#/c/${id}`;
     },
@@ -181,8 +182,9 @@ function startApp(token, user) {
     }
     app.call.onConnected(); // back in the call we were in when the socket dropped
     try {
+      const askedAt = performance.now();
       const ack = await connection.request("inbox.list", {});
-      app.inbox.setAll(ack.conversations); // with each participant's presence
+      app.inbox.setAll(ack.conversations, askedAt); // with each participant's presence
       app.conversation.onPresence();
       // A call ringing in any conversation rings here too, even after a reload.
       app.call.refreshAllRunning(app.inbox.ids());
@@ -223,6 +225,7 @@ function startApp(token, user) {
     else if (event === "read") app.conversation.onRead(data);
     else if (event === "presence") {
       app.online.set(data.user_id, data.online);
+      app.presenceHeard.set(data.user_id, performance.now());
       app.conversation.onPresence();
       app.inbox.render();
     } else if (event === "user.language" && data.user_id === user.id) applyLanguage(app, data.lang);
