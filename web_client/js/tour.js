@@ -116,7 +116,6 @@ export class TourView {
     this.board = new SubtitleBoard();
     const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node, this.sound.node);
     this.sound.render();
-
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
