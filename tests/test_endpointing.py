@@ -12,7 +12,7 @@ import pytest
 from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
 from translation.endpointing import FRAME_BYTES, End, EndpointConfig, Endpointer, Feed, Skip
 from translation.metrics import character_error_rate as cer
-from translation.speech import SpeechResult, transcribe_wav
+from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer, transcribe_wav
 from translation.speech_models import find_speech_model, load_speech_model
 from translation.wav_audio import read_wav_pcm16
 
@@ -79,7 +79,7 @@ def run(endpointer: Endpointer, pcm: bytes, chunk: int = 640) -> list[tuple[str,
                 position += len(event.pcm) / SECOND
             elif isinstance(event, Skip):
                 position += event.nbytes / SECOND
-            else:
+            elif isinstance(event, End):
                 ends.append((event.reason, round(position, 2)))
     return ends
 
@@ -183,7 +183,11 @@ async def captions_of(model, chunks, *, config=None, gap_s=0.5, wait_s=3.0, clos
             finals.append((time.monotonic(), result))
 
     captions = SpeakerCaptions(
-        model, loop, on_result, endpoint=config or EndpointConfig(), gap_s=gap_s
+        StreamingRecognizer(model, pool=RECOGNIZERS),
+        loop,
+        on_result,
+        endpoint=config or EndpointConfig(),
+        gap_s=gap_s,
     )
     last = time.monotonic()
     for chunk in chunks:
@@ -222,10 +226,19 @@ async def test_audio_that_stops_arriving_gives_the_final(ko_model, speech, direc
 async def test_flush_and_close_give_the_final(ko_model, speech, direct_text):
     loop = asyncio.get_running_loop()
     finals: list[SpeechResult] = []
-    captions = SpeakerCaptions(ko_model, loop, lambda r: r.final and finals.append(r), gap_s=30.0)
+    captions = SpeakerCaptions(
+        StreamingRecognizer(ko_model, pool=RECOGNIZERS),
+        loop,
+        lambda r: r.final and finals.append(r),
+        gap_s=30.0,
+    )
     captions.feed(speech)
     captions.flush()  # the track ended
-    await asyncio.sleep(3.0)
+    for _ in range(200):  # decoding takes ~1 s on a quiet machine, longer on a busy one
+        if finals:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # and no second final follows
     assert [like_direct(f.text, direct_text) for f in finals] == [True]
     captions.feed(speech)
     await asyncio.to_thread(captions.close)  # the speaker left

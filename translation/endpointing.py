@@ -2,8 +2,10 @@
 
 `Endpointer.process(pcm)` takes 16 kHz mono s16 audio in chunks of any size and returns
 what to do with it, in order: `Feed(pcm)` (give it to the recognizer), `Skip(nbytes)` (silence
-the recognizer is not fed: it only advances the stream clock) and `End(reason)` (the utterance
-is over: ask the recognizer for its final result). An utterance closes after `silence_s` of
+the recognizer is not fed: it only advances the stream clock), `Pause()` (the open utterance has
+had `pause_s` of trailing silence: a recognizer that decodes whole utterances may start now),
+`Resume()` (speech came back after a `Pause`) and `End(reason)` (the utterance is over: ask the
+recognizer for its final result). An utterance closes after `silence_s` of
 trailing silence once it holds `min_speech_s` of speech (shorter ones wait for
 `long_silence_s`), and one longer than `max_utterance_s` is cut at the next `cap_pause_s`
 pause (or at `max_utterance_s + hard_extra_s` if the speaker never pauses).
@@ -31,6 +33,7 @@ class EndpointConfig:
     """How utterances are closed; seconds throughout."""
 
     silence_s: float = 0.25
+    pause_s: float = 0.09
     min_speech_s: float = 0.3
     long_silence_s: float = 1.0
     max_utterance_s: float = 15.0
@@ -70,7 +73,17 @@ class End:
     reason: str
 
 
-Event = Feed | Skip | End
+@dataclass(frozen=True)
+class Pause:
+    """The open utterance has had `pause_s` of trailing silence (it may be about to end)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Speech came back after a `Pause`: the utterance goes on."""
+
+
+Event = Feed | Skip | Pause | Resume | End
 
 
 class Endpointer:
@@ -85,6 +98,7 @@ class Endpointer:
         self._length = 0.0
         self._speech = 0.0
         self._trailing = 0.0
+        self._paused = False
         self.utterances = 0
         self.fed_bytes = 0
         self.skipped_bytes = 0
@@ -142,12 +156,18 @@ class Endpointer:
             self._preroll.clear()
         self._feed(frame, events)
         self._length += FRAME_S
+        eps = 1e-6
         if speech:
             self._speech += FRAME_S
             self._trailing = 0.0
+            if self._paused:
+                self._paused = False
+                events.append(Resume())
         else:
             self._trailing += FRAME_S
-        eps = 1e-6
+            if not self._paused and self._trailing + eps >= config.pause_s:
+                self._paused = True
+                events.append(Pause())
         if self._trailing + eps >= config.silence_s and self._speech + eps >= config.min_speech_s:
             self._close("silence", events)
         elif self._trailing + eps >= config.long_silence_s:
@@ -165,6 +185,7 @@ class Endpointer:
     def _close(self, reason: str, events: list[Event]) -> None:
         events.append(End(reason))
         self._open = False
+        self._paused = False
         self.utterances += 1
         self._length = self._speech = self._trailing = 0.0
 

@@ -6,7 +6,13 @@ prices and currencies ("2.35 USD/unit", "$1,200", "¥8.50", "USD 3,000"); contai
 ("40HQ", "20GP"); quantities with a unit ("500 pcs", "20 kg", "3.5 mm"); model and SKU codes
 ("M8x40", "TL-2045-B"); and any other number. On top of these, a per-conversation glossary
 ``{term: fixed translation}`` (``None`` = keep the term as is) is matched case-insensitively
-on word boundaries, longest term first, before the patterns.
+on word boundaries (none beside CJK characters), longest term first, before the patterns.
+The pair's default trade glossary (``glossary.py``) comes next, in what the conversation's
+glossary and the URL, e-mail, Incoterm, standard, price, container and quantity patterns left
+(a conversation's term wins; "www.bolts.com" and "500 pcs" stay whole); codes and bare numbers
+give way to a glossary term ("stainless steel 304"). A default-glossary term carries its
+gender and number, so the article the engine wrote before its placeholder is made to agree
+(``glossary_grammar.agree``: "el ZXQ0" -> "los pernos").
 
 How the spans survive an engine (engine-agnostic, because engines differ):
 
@@ -29,6 +35,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from .glossary import PairGlossary, bounded_term
+from .glossary_grammar import agree, uncapitalize
 
 Glossary = Mapping[str, str | None]
 
@@ -65,9 +74,13 @@ PATTERNS: dict[str, str] = {
     "number": rf"[+-]?(?:{_NUMBER})(?:\s?[-–~]\s?(?:{_NUMBER}))?%?",
 }
 _PROTECTED = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in PATTERNS.items()))
+# Patterns the default glossary may not cut into ("www.bolts.com", "500 pcs"); the others
+# ("304", "SS304") give way to a glossary term ("stainless steel 304").
+LATE_PATTERNS = frozenset({"code", "number"})
 
-PLACEHOLDER = "ZXQ{}"
-_PLACEHOLDER_RE = re.compile(r"ZXQ(\d+)")
+TOKEN = "ZXQ"  # placeholders: ZXQ0, ZXQ1, ...
+_SENTENCE_START = re.compile(r"(?:^|[.!?…:]\s)[\s\"'“‘(¿¡-]*$")
+MASK = "\ue000"  # hides a conversation term from the default glossary (not a word char)
 _HAS_WORD = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter: worth sending to an engine
 
 
@@ -78,32 +91,56 @@ class Span:
     source: str
     output: str
     kind: str
+    gender: str | None = None  # a default-glossary noun's gender and number (agreement)
+    plural: bool | None = None
 
 
 @dataclass
 class ProtectedText:
     """A text cut into alternating free pieces and protected spans (``free[i]`` precedes
-    ``spans[i]``; ``len(free) == len(spans) + 1``)."""
+    ``spans[i]``; ``len(free) == len(spans) + 1``). ``token`` prefixes the placeholders;
+    ``dst`` (the target language) enables article agreement."""
 
     text: str
     free: list[str] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
+    token: str = TOKEN
+    dst: str | None = None
 
     def with_placeholders(self) -> str:
         """The text with every span replaced by its placeholder token."""
         out = [self.free[0]]
         for i, free in enumerate(self.free[1:]):
-            out.append(PLACEHOLDER.format(i))
+            out.append(f"{self.token}{i}")
             out.append(free)
         return "".join(out)
+
+    def _tokens(self) -> re.Pattern[str]:
+        return re.compile(rf"{self.token}(\d+)")
 
     def restore(self, translated: str) -> str | None:
         """Put the spans back into a translation of :meth:`with_placeholders`; ``None`` if
         the engine lost, duplicated or altered a placeholder."""
-        found = [int(n) for n in _PLACEHOLDER_RE.findall(translated)]
+        tokens = self._tokens()
+        found = [int(n) for n in tokens.findall(translated)]
         if sorted(found) != list(range(len(self.spans))):
             return None
-        return _PLACEHOLDER_RE.sub(lambda m: self.spans[int(m.group(1))].output, translated)
+        return self._fill(translated, tokens)
+
+    def _fill(self, translated: str, tokens: re.Pattern[str]) -> str:
+        if self.dst:
+            translated = agree(self.dst, translated, self.token, self._term)
+        if self.dst and self.spans and self._opens_with_span():
+            translated = uncapitalize(self.dst, translated, self.text)
+        return tokens.sub(lambda m: self.spans[int(m.group(1))].output, translated)
+
+    def _opens_with_span(self) -> bool:
+        """Whether a sentence of the text opens with a protected span."""
+        return any(_SENTENCE_START.search(free) for free in self.free[:-1])
+
+    def _term(self, n: int) -> tuple[str, str | None, bool | None]:
+        span = self.spans[n]
+        return span.output, span.gender, span.plural
 
     def reassemble(self, translated_free: list[str]) -> str:
         """Rebuild the text from translated free pieces (keeping each piece's outer spacing)."""
@@ -111,8 +148,8 @@ class ProtectedText:
         for i, (original, translated) in enumerate(zip(self.free, translated_free, strict=True)):
             out.append(_keep_spacing(original, translated))
             if i < len(self.spans):
-                out.append(self.spans[i].output)
-        return "".join(out)
+                out.append(f"{self.token}{i}")
+        return self._fill("".join(out), self._tokens())
 
 
 def _keep_spacing(original: str, translated: str) -> str:
@@ -125,13 +162,24 @@ def _glossary_regex(glossary: Glossary) -> re.Pattern[str] | None:
     terms = sorted((t for t in glossary if t.strip()), key=len, reverse=True)
     if not terms:
         return None
-    return re.compile("|".join(rf"(?<!\w){re.escape(t)}(?!\w)" for t in terms), re.IGNORECASE)
+    return re.compile("|".join(bounded_term(t, exact_capitals=False) for t in terms), re.I)
 
 
-def find_spans(text: str, glossary: Glossary | None = None) -> list[tuple[int, int, Span]]:
-    """Protected spans of ``text`` as (start, end, span), sorted, non-overlapping."""
+def find_spans(
+    text: str,
+    glossary: Glossary | None = None,
+    default: PairGlossary | None = None,
+    patterns: bool = True,
+) -> list[tuple[int, int, Span]]:
+    """Protected spans of ``text`` as (start, end, span), sorted, non-overlapping: the
+    conversation's ``glossary``, then the ``default`` glossary, then (if ``patterns``) the
+    trade-term patterns, each in what the ones before left."""
     found: list[tuple[int, int, Span]] = []
     taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return not any(s < end and start < e for s, e in taken)
+
     if glossary:
         lowered = {k.lower(): v for k, v in glossary.items()}
         regex = _glossary_regex(glossary)
@@ -139,20 +187,42 @@ def find_spans(text: str, glossary: Glossary | None = None) -> list[tuple[int, i
             fixed = lowered.get(m.group(0).lower())
             found.append((m.start(), m.end(), Span(m.group(0), fixed or m.group(0), "glossary")))
             taken.append((m.start(), m.end()))
-    for m in _PROTECTED.finditer(text):
-        start, end = m.span()
-        if start == end or any(s < end and start < e for s, e in taken):
-            continue
-        found.append((start, end, Span(m.group(0), m.group(0), m.lastgroup or "term")))
+    matches = [m for m in _PROTECTED.finditer(text) if m.end() > m.start()] if patterns else []
+    late = []
+    for m in matches:
+        if m.lastgroup in LATE_PATTERNS:
+            late.append(m)
+        elif free(*m.span()):
+            found.append((m.start(), m.end(), Span(m.group(0), m.group(0), m.lastgroup or "")))
+            taken.append(m.span())
+    if default is not None:
+        masked = text
+        for start, end in taken:
+            masked = masked[:start] + MASK * (end - start) + masked[end:]
+        for hit in default.find(masked):
+            span = Span(hit.source, hit.output, "default", hit.gender, hit.plural)
+            found.append((hit.start, hit.end, span))
+            taken.append((hit.start, hit.end))
+    for m in late:
+        if free(*m.span()):
+            found.append((m.start(), m.end(), Span(m.group(0), m.group(0), m.lastgroup or "")))
     found.sort(key=lambda item: item[0])
     return found
 
 
-def protect(text: str, glossary: Glossary | None = None) -> ProtectedText:
-    """Cut ``text`` into free pieces and protected spans (see the module docstring)."""
-    result = ProtectedText(text)
+def protect(
+    text: str,
+    glossary: Glossary | None = None,
+    default: PairGlossary | None = None,
+    patterns: bool = True,
+    token: str = TOKEN,
+    dst: str | None = None,
+) -> ProtectedText:
+    """Cut ``text`` into free pieces and protected spans (see the module docstring);
+    ``dst``, the target language, enables the agreement and capitals fixes."""
+    result = ProtectedText(text, token=token, dst=dst or (default.dst if default else None))
     position = 0
-    for start, end, span in find_spans(text, glossary):
+    for start, end, span in find_spans(text, glossary, default, patterns):
         result.free.append(text[position:start])
         result.spans.append(span)
         position = end

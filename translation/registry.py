@@ -9,6 +9,7 @@ from .engines.apertium import ApertiumEngine
 from .engines.apertium import is_installed as apertium_installed
 from .engines.argos import ArgosEngine
 from .engines.base import Engine
+from .glossary import TradeGlossaries
 from .translator import Translator
 
 log = logging.getLogger(__name__)
@@ -32,5 +33,6 @@ def discover_engines(data_dir: Path | str) -> list[Engine]:
 
 def build_translator(data_dir: Path | str) -> Translator:
     """A Translator over :func:`discover_engines` (may have no engines: every pair then
-    raises TranslationUnavailable)."""
-    return Translator(discover_engines(data_dir))
+    raises TranslationUnavailable), with the default trade glossaries (shipped, and the
+    deployer's ``<data>/glossaries``)."""
+    return Translator(discover_engines(data_dir), TradeGlossaries(data_dir))

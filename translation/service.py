@@ -2,7 +2,8 @@
 
 One message shown to N people in K languages costs at most K translations: results are cached
 in process (LRU) and in a shared cache (Redis, plugged in by the server), keyed by the engine
-route, source and target language, glossary and text; concurrent identical requests wait for
+route (with each hop's default-glossary version), source and target language, the
+conversation's glossary and text; concurrent identical requests wait for
 one computation. Engine calls run in a bounded ThreadPoolExecutor, so a burst queues there and
 the event loop keeps serving chat.
 """

@@ -173,6 +173,12 @@ class StreamingRecognizer:
             return []
         return [SpeechResult(text, False, [], self._utterance_start, self.position)]
 
+    def pause(self) -> None:
+        """The endpointer heard a short silence: nothing to do for a streaming decoder."""
+
+    def resume(self) -> None:
+        """Speech went on after a pause: nothing to do for a streaming decoder."""
+
     @property
     def pending(self) -> bool:
         """Whether words were heard since the last final (a partial is showing)."""

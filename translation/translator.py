@@ -1,4 +1,13 @@
-"""Routing over engines, sentence splitting and protected terms: the ``Translator``."""
+"""Routing over engines, sentence splitting, protected terms and default glossaries: the
+``Translator``.
+
+Default trade glossaries (``glossary.py``) apply per hop pair: on a direct route the pair's
+glossary is matched with the conversation's glossary and the protected patterns, in one
+placeholder pass; on a pivot route (``ko -> en -> es``) each hop's glossary (``ko-en``,
+``en-es``) is applied to that hop's input, with placeholders of its own (``ZXG0``) inside
+the route's. Each hop's glossary version is part of the route key, so cached translations
+made with another glossary are never served.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,12 @@ from typing import NamedTuple
 
 from .engines.base import Engine
 from .errors import TranslationUnavailable
+from .glossary import PairGlossary, TradeGlossaries
 from .protect import Glossary, protect, translate_protected
 from .sentences import join_sentences, split_sentences
 
 PIVOT = "en"
+HOP_TOKEN = "ZXG"  # placeholders of a pivot hop's default glossary
 
 
 def normalize_lang(code: str) -> str:
@@ -34,11 +45,19 @@ class Translator:
 
     ``engines`` are listed best first. A direct pair goes to the first engine that has it;
     otherwise ``src -> en`` and ``en -> dst`` are each served by their best engine (possibly
-    two different engines). Synchronous and thread-safe as far as the engines are.
+    two different engines). ``glossaries`` are the default trade glossaries (none if
+    omitted). Synchronous and thread-safe as far as the engines are.
     """
 
-    def __init__(self, engines: Sequence[Engine]) -> None:
+    def __init__(
+        self, engines: Sequence[Engine], glossaries: TradeGlossaries | None = None
+    ) -> None:
         self.engines = list(engines)
+        self.glossaries = glossaries
+
+    def default_glossary(self, src: str, dst: str) -> PairGlossary | None:
+        """The default trade glossary of one hop pair, if any."""
+        return self.glossaries.get(src, dst) if self.glossaries is not None else None
 
     def pairs(self) -> dict[tuple[str, str], str]:
         """Every direct pair with the name of the engine that serves it."""
@@ -77,8 +96,13 @@ class Translator:
         raise TranslationUnavailable(src, dst, f"{detail}; installed pairs: {installed}", missing)
 
     def route_key(self, src: str, dst: str) -> str:
-        """A string naming the route (part of cache keys): ``argos:ko-en>apertium:en-es``."""
-        return ">".join(str(hop) for hop in self.route(src, dst)) or "identity"
+        """A string naming the route and each hop's default-glossary version (part of cache
+        keys): ``argos:ko-en>apertium:en-es#3f2a9c01d4e7``."""
+        keys = []
+        for hop in self.route(src, dst):
+            default = self.default_glossary(hop.src, hop.dst)
+            keys.append(f"{hop}#{default.version}" if default else str(hop))
+        return ">".join(keys) or "identity"
 
     def translate(self, text: str, src: str, dst: str, glossary: Glossary | None = None) -> str:
         """Translate one text; raises TranslationUnavailable for an unserved pair."""
@@ -103,7 +127,8 @@ class Translator:
                 counts.append(len(sentences))
                 units.extend(sentences)
             layout.append(counts)
-        protected = [protect(unit, glossary) for unit in units]
+        direct = self.default_glossary(hops[0].src, hops[0].dst) if len(hops) == 1 else None
+        protected = [protect(unit, glossary, direct, dst=dst) for unit in units]
         translated = translate_protected(protected, lambda batch: self._run(hops, batch))
         results: list[str] = []
         position = 0
@@ -115,10 +140,19 @@ class Translator:
             results.append("\n".join(lines))
         return results
 
-    @staticmethod
-    def _run(hops: list[Hop], batch: list[str]) -> list[str]:
+    def _run(self, hops: list[Hop], batch: list[str]) -> list[str]:
         for hop in hops:
-            batch = hop.engine.translate_batch(batch, hop.src, hop.dst)
+            default = self.default_glossary(hop.src, hop.dst) if len(hops) > 1 else None
+            if default is None:
+                batch = hop.engine.translate_batch(batch, hop.src, hop.dst)
+                continue
+            items = [
+                protect(t, default=default, patterns=False, token=HOP_TOKEN, dst=hop.dst)
+                for t in batch
+            ]
+            batch = translate_protected(
+                items, lambda texts, hop=hop: hop.engine.translate_batch(texts, hop.src, hop.dst)
+            )
         return batch
 
     def close(self) -> None:

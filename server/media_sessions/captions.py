@@ -23,10 +23,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from translation.endpointing import End, EndpointConfig, Endpointer, Event, Feed, Skip
-from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer
+from translation.endpointing import (
+    End,
+    EndpointConfig,
+    Endpointer,
+    Event,
+    Feed,
+    Pause,
+    Resume,
+    Skip,
+)
+from translation.speech import SpeechResult
+from translation.speech_engines import Recognizer
 
 log = logging.getLogger("tradetalk.captions")
 
@@ -68,7 +77,7 @@ class SpeakerCaptions:
 
     def __init__(
         self,
-        model: Any,
+        recognizer: Recognizer,
         loop: asyncio.AbstractEventLoop,
         on_result: Callable[[SpeechResult], None],
         name: str = "captions",
@@ -76,8 +85,9 @@ class SpeakerCaptions:
         endpoint: EndpointConfig | None = None,
         gap_s: float = DEFAULT_GAP_S,
     ) -> None:
-        """`endpoint`: server-side endpointing (None: Vosk's own rules); `gap_s`: no audio for
-        this long closes an open utterance (with `endpoint` only)."""
+        """`recognizer`: this speaker's own (`translation.speech_engines.open_recognizer`), closed
+        with the captions; `endpoint`: server-side endpointing (None: Vosk's own rules);
+        `gap_s`: no audio for this long closes an open utterance (with `endpoint` only)."""
         self.loop = loop
         self.on_result = on_result
         self.dropped_bytes = 0
@@ -88,7 +98,7 @@ class SpeakerCaptions:
         self._endpointer = Endpointer(endpoint) if endpoint is not None else None
         self._last_audio = time.monotonic()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
-        self._recognizer = StreamingRecognizer(model, pool=RECOGNIZERS)
+        self._recognizer = recognizer
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -167,10 +177,11 @@ class SpeakerCaptions:
                     self._end_utterance("flush")
                 if pending[-1] is None:
                     self._end_utterance("flush")
-                    self._recognizer.close()  # a warm recognizer for the next speaker
                     return
         except Exception:
             log.exception("speech recognition failed")
+        finally:
+            self._recognizer.close()  # a Vosk recognizer goes back to its pool
 
     def _decode(self, audio: bytes) -> None:
         if self._endpointer is None:
@@ -187,6 +198,10 @@ class SpeakerCaptions:
                     self._post(result)
             elif isinstance(event, Skip):
                 self._recognizer.skip(event.nbytes)
+            elif isinstance(event, Pause):
+                self._recognizer.pause()
+            elif isinstance(event, Resume):
+                self._recognizer.resume()
             elif isinstance(event, End):
                 self._finish(event.reason)
 

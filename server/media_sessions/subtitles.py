@@ -23,7 +23,8 @@ from server.media_sessions.captions import (
 )
 from translation.endpointing import EndpointConfig
 from translation.speech import SpeechResult
-from translation.speech_models import SpeechModelMissing, find_speech_model, load_speech_model
+from translation.speech_engines import NoSpeechEngine, endpoint_for, engine_for, open_recognizer
+from translation.speech_models import SpeechModelMissing
 
 log = logging.getLogger("tradetalk.subtitles")
 
@@ -71,6 +72,8 @@ class SpeakerSubtitles:
         self.name = name
         self.origin = time.monotonic() if origin is None else origin
         self.captions: SpeakerCaptions | None = None
+        #: the speech engine recognizing this speaker (once started)
+        self.engine: str | None = None
         #: why this speaker gets no subtitles (no model for the language), else None
         self.note: str | None = None
         self.audio_offset: float | None = None
@@ -87,12 +90,18 @@ class SpeakerSubtitles:
         self.gap_s = audio_gap_from_env()
 
     def status(self) -> dict[str, Any]:
-        """`{lang, available, reason?}`: whether a speech model serves the language."""
+        """`{lang, available, code?, reason?}`: whether an engine recognizes the
+        language. The reason is short and for readers; how to install a model is for the
+        operator only (`tradetalk models list`, the server log)."""
         status: dict[str, Any] = {"lang": self.lang, "available": True}
         try:
-            find_speech_model(self.lang, self.data_dir)
-        except SpeechModelMissing as exc:
-            status.update(available=False, reason=str(exc))
+            engine_for(self.lang, self.data_dir)
+        except SpeechModelMissing:
+            status.update(
+                available=False,
+                code="no_speech_model",
+                reason=f"{self.lang} speech is not recognized on this server",
+            )
         return status
 
     @property
@@ -103,10 +112,12 @@ class SpeakerSubtitles:
     async def start(self) -> None:
         """Load the model off the event loop, then recognize (the early audio first)."""
         try:
-            path = find_speech_model(self.lang, self.data_dir)
-            model = await asyncio.to_thread(load_speech_model, path)
-        except SpeechModelMissing as exc:
-            self.note = str(exc)
+            self.engine, recognizer = await asyncio.to_thread(
+                open_recognizer, self.lang, self.data_dir
+            )
+        except (SpeechModelMissing, NoSpeechEngine) as exc:
+            log.warning("no subtitles for a %s speaker: %s", self.lang, exc)
+            self.note = f"{self.lang} speech is not recognized on this server"
             self._early.clear()
             return
         except Exception:
@@ -115,13 +126,14 @@ class SpeakerSubtitles:
             self._early.clear()
             return
         if self._stopped or self._closing:
+            recognizer.close()
             return
         self.captions = SpeakerCaptions(
-            model,
+            recognizer,
             asyncio.get_running_loop(),
             self._on_result,
             name=self.name,
-            endpoint=self.endpoint,  # type: ignore[arg-type]
+            endpoint=endpoint_for(self.engine, self.endpoint),  # type: ignore[arg-type]
             gap_s=self.gap_s,
         )
         for chunk in self._early:
