@@ -135,11 +135,23 @@ def _translate(text: str, src: str, dst: str, data_dir: Path) -> int:
 
 def _transcribe(args: argparse.Namespace, data_dir: Path) -> int:
     from .speech import transcribe_wav
+    from .speech_engines import WHISPER, engine_for, load_engine
 
     if not args.file.is_file():
         raise FileNotFoundError(f"no such file: {args.file}")
-    results = transcribe_wav(args.file, args.lang, data_dir=data_dir)
-    transcript = " ".join(r.text for r in results)
+    if engine_for(args.lang, data_dir) == WHISPER:
+        import numpy as np
+
+        from .wav_audio import read_wav_pcm16
+        from .whisper_speech import transcribe_whole
+
+        _, model = load_engine(args.lang, data_dir)
+        pcm = np.frombuffer(read_wav_pcm16(args.file, 16000), dtype=np.int16)
+        results = []  # Whisper gives no word timings here
+        transcript = transcribe_whole(pcm.astype(np.float32) / 32768.0, args.lang, model)
+    else:
+        results = transcribe_wav(args.file, args.lang, data_dir=data_dir)
+        transcript = " ".join(r.text for r in results)
     print(transcript)
     if args.words:
         for result in results:

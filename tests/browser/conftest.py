@@ -137,11 +137,12 @@ SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
 SILENCE_S = 3.0
 
 
-def speech_with_silence(folder: Path) -> Path:
-    """The Korean recording followed by silence (Chromium loops the fake microphone's file)."""
-    assert SPEECH.is_file(), f"missing test recording {SPEECH}"
-    out = folder / "ko_speech_then_silence.wav"
-    with wave.open(str(SPEECH), "rb") as source:
+def speech_with_silence(folder: Path, speech: Path = SPEECH) -> Path:
+    """A recording (the Korean one by default) followed by silence (Chromium loops the fake
+    microphone's file)."""
+    assert speech.is_file(), f"missing test recording {speech}"
+    out = folder / f"{speech.stem}_then_silence.wav"
+    with wave.open(str(speech), "rb") as source:
         params = source.getparams()
         frames = source.readframes(source.getnframes())
     silence = b"\0" * int(SILENCE_S * params.framerate) * params.sampwidth * params.nchannels

@@ -1,0 +1,67 @@
+"""The case TradeTalk exists for, in two real browsers: a supplier in Guangdong speaks Mandarin
+(Chromium's fake microphone plays a real Mandarin recording) to a buyer in Texas who reads
+English. The buyer sees the Mandarin line, in Simplified characters, recognized by the Whisper
+engine; this server has no zh->en translation, so a short note in English says so, and no
+operator advice (an install command) appears anywhere on the page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Playwright, expect
+
+from tests.browser.conftest import MEDIA_ARGS, launch_chromium, sign_in, speech_with_silence
+from tests.browser.test_web_call import wait_remote_video
+from tests.peers import SHARED
+from translation.chinese_script import to_script
+from translation.metrics import character_error_rate
+
+MANDARIN = SHARED / "testdata" / "speech" / "zh_aishell1_BAC009S0764W0121.wav"
+REFERENCE = "甚至出现交易几乎停滞的情况"
+
+
+@pytest.fixture(scope="module")
+def mandarin_mic_browser(
+    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    audio = speech_with_silence(tmp_path_factory.mktemp("zh-mic"), MANDARIN)
+    browser = launch_chromium(
+        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
+    )
+    yield browser
+    browser.close()
+
+
+def test_a_mandarin_suppliers_call_is_subtitled_for_an_english_buyer(
+    new_page, web_server, shot, mandarin_mic_browser, media_browser
+) -> None:
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=mandarin_mic_browser)
+    sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, web_server, "李伟 Supplier", "supplier", "zh")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_role("button", name="Start").click()
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    expect(buyer.locator("#call-view")).to_be_visible()
+    supplier.locator("#call-start").click()
+    wait_remote_video(buyer)
+
+    final = buyer.locator("#call-view .subtitle.final[data-original-lang='zh']").first
+    expect(final).to_be_visible(timeout=60000)
+    mandarin = final.get_attribute("data-original") or ""
+    assert re.search(r"[\u4e00-\u9fff]", mandarin), f"no Mandarin recognized: {mandarin!r}"
+    assert to_script(mandarin, "zh") == mandarin, f"not Simplified: {mandarin!r}"
+    assert character_error_rate(mandarin.rstrip("。"), REFERENCE) <= 0.25, mandarin
+    # No zh->en engine on this server: the original, and a short note in the reader's language.
+    note = final.locator(".subtitle-note")
+    expect(note).to_be_visible()
+    assert re.search(r"[A-Za-z]", note.inner_text()), note.inner_text()
+    shot(buyer, "buyer-reads-mandarin-line")
+    shot(supplier, "supplier-speaks-mandarin")
+    for page in (buyer, supplier):  # text, titles and attributes alike
+        assert "models install" not in page.content()
+    supplier.locator("#call-end").click()
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
