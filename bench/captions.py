@@ -557,6 +557,7 @@ class Server:
             "PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
             "TRADETALK_ENDPOINT": self.endpoint,
+            "TRADETALK_PROVISION": "off",  # no model downloads during a measurement
         }
         env["REDIS_URL"] = self.redis.url
         return env

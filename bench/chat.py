@@ -169,6 +169,7 @@ async def main() -> None:
                 "TRADETALK_SECRET": SECRET,
                 "TRADETALK_RATE_PER_SECOND": "100000",
                 "TRADETALK_RATE_BURST": "100000",
+                "TRADETALK_PROVISION": "off",  # no model downloads during a measurement
             }
             ours = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve"],

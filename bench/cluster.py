@@ -475,6 +475,7 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         "TRADETALK_RATE_PER_SECOND": "100000",
         "TRADETALK_RATE_BURST": "100000",
         "TRADETALK_NODE_TTL_S": str(args.ttl),
+        "TRADETALK_PROVISION": "off",  # no model downloads during a measurement
     }
     host_env = [{"TRADETALK_NODE_ID": node_ids[0], "TRADETALK_MEDIA": "0"}] + [
         {"TRADETALK_NODE_ID": node_ids[i], "TRADETALK_MEDIA": "1"} for i in MEDIA

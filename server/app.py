@@ -39,6 +39,7 @@ from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, TokenKey, verify_token
 from server.web import metrics
+from server.web.capabilities import MODELS, add_capability_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
@@ -309,6 +310,7 @@ async def healthz(request: web.Request) -> web.Response:
             "node": node.node_id,
             "media": node.media,
             "draining": node.draining,
+            "models": request.app[MODELS].operator(),  # for the operator: what to install
         }
     )
 
@@ -356,6 +358,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
     add_tour_routes(app, realtime.redis, settings.secret)
+    add_capability_routes(app, realtime)
 
     async def lifecycle(app: web.Application):
         await realtime.start()

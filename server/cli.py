@@ -17,6 +17,7 @@ from translation.commands import add_commands, run_command
 def serve(settings: Settings) -> None:
     """Run the server until Ctrl-C, with an embedded Redis when REDIS_URL isn't set."""
     from server.app import create_app
+    from server.provisioning import add_provisioning
 
     embedded = None
     redis_url = settings.redis_url
@@ -32,6 +33,7 @@ def serve(settings: Settings) -> None:
         print(f"metrics on http://127.0.0.1:{settings.metrics_port}/metrics")
     try:
         app = create_app(settings, redis_url)
+        add_provisioning(app, settings)  # after the engines load; never delays serving
         print(f"TradeTalk on http://{settings.host}:{settings.port}", flush=True)
         web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
     finally:

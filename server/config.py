@@ -62,6 +62,9 @@ class Settings:
     node_ttl_s: float = 3.0  # a node silent this long is dead; its sessions move
     forward_timeout_s: float = 5.0  # a forwarded call/tour event unanswered → node_unavailable
     heartbeat_s: float = 30.0  # presence: a process silent this long has its sockets swept
+    # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
+    # Built in code (tests' servers) it is off; `from_env` defaults to auto.
+    provision: str = "off"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,8 +76,9 @@ class Settings:
         is served: `TRADETALK_METRICS_TOKEN` (public port, bearer token) or
         `TRADETALK_METRICS_PORT` (its own loopback port); the node: `TRADETALK_NODE_ID`,
         `TRADETALK_CLUSTER`, `TRADETALK_MEDIA` (1; 0: signalling only), `TRADETALK_MEDIA_ADDRESS`,
-        `TRADETALK_NODE_TTL_S` (3), `TRADETALK_FORWARD_TIMEOUT_S` (5) and the presence
-        heartbeat `TRADETALK_HEARTBEAT_S` (30)."""
+        `TRADETALK_NODE_TTL_S` (3), `TRADETALK_FORWARD_TIMEOUT_S` (5), the presence
+        heartbeat `TRADETALK_HEARTBEAT_S` (30), and first-run model provisioning
+        `TRADETALK_PROVISION` (auto; off)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
         secret_text = env.get("TRADETALK_SECRET")
@@ -100,7 +104,11 @@ class Settings:
         node_id = env.get("TRADETALK_NODE_ID") or "n" + secrets.token_hex(4)
         if not NODE_ID_RE.match(node_id):
             raise SettingError(f"TRADETALK_NODE_ID={node_id!r}: use 1-40 of a-z A-Z 0-9 . _ -")
+        provision = (env.get("TRADETALK_PROVISION") or "auto").strip().lower()
+        if provision not in ("auto", "off"):
+            raise SettingError(f"TRADETALK_PROVISION={provision!r}: use auto or off")
         return cls(
+            provision=provision,
             node_id=node_id,
             cluster=env.get("TRADETALK_CLUSTER") or "main",
             media=parse_flag("TRADETALK_MEDIA", env.get("TRADETALK_MEDIA", "1")),

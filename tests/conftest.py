@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -12,6 +13,10 @@ from server.storage.embedded_redis import EmbeddedRedis
 from server.tokens import Identity
 from tests.peers import SECRET, Peer
 from translation.translator import Translator
+
+# Servers the tests start (`tradetalk serve` children inherit this) install no models from the
+# internet; the provisioning tests turn it on against a local catalogue.
+os.environ["TRADETALK_PROVISION"] = "off"
 
 # Session fixtures on the real engines: apertium_engine, argos_engine, argos_data_dir, translator.
 pytest_plugins = ["tests.translation_fixtures", "tests.hosts"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -18,10 +17,10 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
+from tests.catalogue import serve_catalogue
 from translation import model_downloads
 from translation.commands import add_commands, format_model_list, run_command
 from translation.installer import (
@@ -212,29 +211,11 @@ def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
         assert time.monotonic() - start < 3
 
 
-class _Catalogue(http.server.BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        body = self.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def catalogue_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Catalogue)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Catalogue.files
-    server.shutdown()
-    server.server_close()
-    _Catalogue.files = {}
+    catalogue = serve_catalogue()
+    yield catalogue.base, catalogue.files
+    catalogue.stop()
 
 
 def test_catalogue_download_with_wrong_checksum_is_refused(tmp_path, monkeypatch, catalogue_server):

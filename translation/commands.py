@@ -14,6 +14,7 @@ from typing import Any
 from .errors import TranslationUnavailable
 from .installer import InstallError, install, remove, speech_entries
 from .speech_models import SpeechModelMissing
+from .translator import Translator
 from .wav_audio import AudioFormatError
 
 COMMANDS = ("models", "translate", "transcribe")
@@ -33,8 +34,13 @@ def add_commands(subparsers: Any) -> None:
         help="install a Vosk model (folder or .zip), an Argos .argosmodel, or a catalogue "
         "name (translate-en_es, vosk-model-small-en-us-0.15; needs internet)",
     )
-    inst.add_argument("source", help="file, folder or catalogue name")
+    inst.add_argument("source", nargs="+", help="files, folders or catalogue names")
     inst.add_argument("--lang", help="language of a Vosk model whose name doesn't say it")
+    actions.add_parser(
+        "provision",
+        help="install the default translation packages (Argos en<->zh, ko, ja, de, fr, es) "
+        "now; `serve` does this once by itself (TRADETALK_PROVISION)",
+    )
     rem = actions.add_parser("remove", help="remove a Vosk language (ko) or Argos pair (en-es)")
     rem.add_argument("name")
 
@@ -70,7 +76,10 @@ def run_command(args: argparse.Namespace, data_dir: Path) -> int | None:
 def _models(args: argparse.Namespace, data_dir: Path) -> int:
     action = args.models_action
     if action == "install":
-        print(install(args.source, data_dir, args.lang))
+        for source in args.source:
+            print(install(source, data_dir, args.lang), flush=True)
+    elif action == "provision":
+        return _provision(data_dir)
     elif action == "remove":
         print(remove(args.name, data_dir))
     else:
@@ -78,29 +87,96 @@ def _models(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def translation_pairs(data_dir: Path) -> dict[tuple[str, str], str] | str:
-    """Every translation pair with its engine's name, or a line saying why there are none."""
+def _provision(data_dir: Path) -> int:
+    from .provisioning import DEFAULT_SET, missing_line, provision
+
+    outcome = provision(data_dir, DEFAULT_SET, progress=sys.stdout, reinstall_removed=True)
+    if outcome.busy:
+        print("tradetalk models provision: another process is installing models now")
+        return 2
+    for name in outcome.installed:
+        print(f"installed {name}")
+    if outcome.failed:
+        why = "offline" if outcome.offline else "failed"
+        print(missing_line(list(outcome.failed), why), file=sys.stderr)
+        for name, reason in outcome.failed.items():
+            print(f"  {name}: {reason}", file=sys.stderr)
+        return 2
+    print("the default translation packages are installed")
+    return 0
+
+
+def _build_translator(data_dir: Path) -> Translator | str:
+    """The installed engines' Translator, or a line saying why there is none."""
     try:
         from .registry import build_translator
     except ImportError as exc:
         return f"(translation engines unavailable: {exc})"
-    translator = build_translator(data_dir)
+    return build_translator(data_dir)
+
+
+def translation_pairs(data_dir: Path) -> dict[tuple[str, str], str] | str:
+    """Every translation pair with its engine's name, or a line saying why there are none."""
+    translator = _build_translator(data_dir)
+    if isinstance(translator, str):
+        return translator
     try:
         return dict(sorted(translator.pairs().items()))
     finally:
         translator.close()
 
 
+def format_language_table(document: dict[str, Any]) -> list[str]:
+    """Per language: speech ✓/✗ with its engine, and translation to and from every other
+    offered language ✓/✗ with the route (``argos>apertium``: through English)."""
+    languages, speech = document["languages"], document["speech"]
+    routes = document["translation"]
+    lines = ["Languages (speech recognition; translation to and from the others):"]
+    for lang in languages:
+        engine = speech.get(lang)
+        lines.append(f"  {lang:<4} speech {'✓ ' + engine if engine else '✗'}")
+        for label, route_of in (
+            ("to  ", lambda other, lang=lang: routes.get(lang, {}).get(other)),
+            ("from", lambda other, lang=lang: routes.get(other, {}).get(lang)),
+        ):
+            served, unserved = [], []
+            for other in languages:
+                if other != lang:
+                    route = route_of(other)
+                    (served if route else unserved).append(f"{other} {route}" if route else other)
+            text = "✓ " + ", ".join(served) if served else ""
+            if unserved:
+                text += ("; " if text else "") + "✗ " + " ".join(unserved)
+            lines.append(f"       {label} {text}")
+    return lines
+
+
 def format_model_list(data_dir: Path) -> str:
     """The text of ``tradetalk models list``."""
-    lines = ["Speech recognition (language, engine, where found):"]
+    from .capabilities import capabilities, missing_speech_line
+    from .provisioning import DEFAULT_SET, missing, missing_line
+
+    lines: list[str] = []
+    notes: list[str | None] = []  # for the operator: what is missing, how to install it
+    translator = _build_translator(data_dir)
+    pairs: dict[tuple[str, str], str] | str
+    if isinstance(translator, str):
+        pairs = translator
+    else:
+        try:
+            document = capabilities(translator, data_dir)
+            lines += format_language_table(document)
+            notes.append(missing_speech_line(document["speech"]))
+            pairs = dict(sorted(translator.pairs().items()))
+        finally:
+            translator.close()
+    lines.append("Vosk speech models (language, engine, where found):")
     entries = speech_entries(data_dir)
     for entry in entries:
         lines.append(f"  {entry.lang:<6} vosk      {entry.source}: {entry.path}")
     if not entries:
         lines.append("  (none; `tradetalk models install` a Vosk model)")
     lines.append("Translation (pair, engine):")
-    pairs = translation_pairs(data_dir)
     if isinstance(pairs, str):
         lines.append(f"  {pairs}")
     else:
@@ -108,6 +184,9 @@ def format_model_list(data_dir: Path) -> str:
             lines.append(f"  {src}->{dst:<6} {engine}")
         if not pairs:
             lines.append("  (none; install Apertium pairs or Argos packages)")
+    absent = missing(data_dir, DEFAULT_SET)
+    notes.append(missing_line(absent) if absent else None)
+    lines += [note for note in notes if note]
     return "\n".join(lines)
 
 

@@ -153,6 +153,18 @@ def install_vosk_model(source: Path, data_dir: Path, lang: str | None = None) ->
 # --- Argos ------------------------------------------------------------------------------------
 
 
+def check_zip_crcs(zip_path: Path) -> None:
+    """Read every member of an archive and check its CRC-32 (a truncated or corrupted download
+    fails here even when the catalogue publishes no checksum)."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InstallError(f"{zip_path}: not a valid zip archive ({exc})") from exc
+    if bad is not None:
+        raise InstallError(f"{zip_path}: member {bad!r} fails its CRC check; download it again")
+
+
 def install_argos_package(source: Path, data_dir: Path) -> tuple[str, str]:
     """Install an ``.argosmodel`` through argostranslate; returns its (from, to) pair."""
     meta = _zip_argos_metadata(source)
@@ -196,14 +208,33 @@ def _version_key(version: object) -> list[int]:
     return [int(x) for x in re.findall(r"\d+", str(version or "0"))]
 
 
+def argos_catalogue_name(src: str, dst: str) -> str:
+    """The catalogue name of an Argos pair: ``translate-en_zh``."""
+    return f"translate-{src}_{dst}"
+
+
+def argos_name_pair(name: str) -> tuple[str, str] | None:
+    """The (from, to) pair of an Argos catalogue name, or None if it isn't one."""
+    match = _ARGOS_NAME.match(name)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def install_from_catalogue(
-    name: str, data_dir: Path, lang: str | None = None, progress: IO[str] | None = None
+    name: str,
+    data_dir: Path,
+    lang: str | None = None,
+    progress: IO[str] | None = None,
+    argos_index: list[dict] | None = None,
 ) -> str:
-    """Download a catalogue model by name, verify it, install it; returns a summary line."""
+    """Download a catalogue model by name, verify it, install it; returns a summary line.
+
+    ``argos_index``: the Argos index already fetched (several installs share one fetch)."""
     argos = _ARGOS_NAME.match(name)
     if argos:
         src, dst, version = argos.groups()
-        index = model_downloads.fetch_json(model_downloads.argos_index_url())
+        index = argos_index
+        if index is None:
+            index = model_downloads.fetch_json(model_downloads.argos_index_url())
         candidates = [
             p
             for p in index
@@ -215,7 +246,11 @@ def install_from_catalogue(
         if not candidates:
             raise InstallError(f"{name}: not in the Argos package index")
         entry = max(candidates, key=lambda p: _version_key(p.get("package_version")))
-        links = entry.get("links") or []
+        links = [
+            link
+            for link in entry.get("links") or []
+            if isinstance(link, str) and link.startswith(("https://", "http://", "file:"))
+        ]  # the index also lists ipfs:// mirrors
         if not links:
             raise InstallError(f"{name}: the index lists no download link")
         version_tag = str(entry.get("package_version", "0")).replace(".", "_")
@@ -231,6 +266,7 @@ def install_from_catalogue(
             progress=progress,
         )
         try:
+            check_zip_crcs(path)
             pair = install_argos_package(path, data_dir)
         finally:
             path.unlink(missing_ok=True)
@@ -250,6 +286,7 @@ def install_from_catalogue(
             progress=progress,
         )
         try:
+            check_zip_crcs(path)
             target = install_vosk_model(path, data_dir, lang)
         finally:
             path.unlink(missing_ok=True)

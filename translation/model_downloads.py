@@ -108,12 +108,16 @@ def download(
         with _open(url, timeout or CONNECT_TIMEOUT) as response, part.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or size
             done = 0
+            shown = -1  # the bar is redrawn once per whole percent (or MB without a size)
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 for digest in hashes.values():
                     digest.update(chunk)
                 done += len(chunk)
-                _progress(done, total, progress, label)
+                step = 100 * done // total if total else done // 1_000_000
+                if step != shown:
+                    shown = step
+                    _progress(done, total, progress, label)
         progress.write("\n")
     except DownloadError:
         part.unlink(missing_ok=True)

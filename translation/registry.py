@@ -36,3 +36,17 @@ def build_translator(data_dir: Path | str) -> Translator:
     raises TranslationUnavailable), with the default trade glossaries (shipped, and the
     deployer's ``<data>/glossaries``)."""
     return Translator(discover_engines(data_dir), TradeGlossaries(data_dir))
+
+
+def refresh_engines(translator: Translator, data_dir: Path | str) -> bool:
+    """Add the Argos engine to a running ``translator`` once packages appear in the data dir
+    (installed while it runs); True when it was added. An existing Argos engine sees new
+    packages by itself (it re-reads its folder when that changes)."""
+    if any(isinstance(engine, ArgosEngine) for engine in translator.engines):
+        return False
+    argos = ArgosEngine(Path(data_dir))
+    if not argos.pairs():
+        return False
+    translator.engines = [argos, *translator.engines]  # one rebinding: readers see old or new
+    log.info("translation engines: argos added (%d pairs)", len(argos.pairs()))
+    return True

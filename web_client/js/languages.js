@@ -1,4 +1,6 @@
-// Languages offered in the pickers (codes the server accepts; translation depends on its engines).
+// Languages offered in the pickers (codes the server accepts; translation depends on its engines,
+// which js/capabilities.js marks in each picker).
+import { markLanguageSelect } from "./capabilities.js";
 
 export const LANGUAGES = [
   ["en", "English"], ["es", "Español"], ["zh", "中文"], ["fr", "Français"], ["de", "Deutsch"],
@@ -18,4 +20,5 @@ export function fillLanguageSelect(select, current) {
     select.append(option);
   }
   select.value = current || "en";
+  markLanguageSelect(select);
 }
