@@ -70,6 +70,15 @@ IceServerSpec = RTCIceServer | dict[str, Any]
 LIVE_PEER_CONNECTIONS: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
 
 
+def stop_decoders(pc: RTCPeerConnection) -> None:
+    """End the decoder threads of a peer connection's receivers now. aiortc runs one
+    non-daemon thread per started receiver and ends it only when the connection closes: one
+    left running holds the interpreter at exit for ever."""
+    for transceiver in pc.getTransceivers():
+        with contextlib.suppress(Exception):
+            transceiver.receiver._handle_disconnect()
+
+
 def _ice_server(spec: IceServerSpec) -> RTCIceServer:
     if isinstance(spec, RTCIceServer):
         return spec

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -31,6 +30,7 @@ from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
 from server.realtime.validation import CALL_ID_RE
+from server.shutdown import Stopping
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
@@ -38,6 +38,7 @@ from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, TokenKey, verify_token
+from server.warmup import Warmup
 from server.web import metrics
 from server.web.capabilities import MODELS, add_capability_routes
 from server.web.tour_routes import add_tour_routes
@@ -122,6 +123,9 @@ class Realtime:
         self.sio.on("disconnect", self.disconnect)
         self._tasks = TaskSet()
         self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
+        self.stopping = Stopping(settings.stop_timeout_s)
+        self.warmup = Warmup(settings.data_dir, settings.media)
+        self.owns_process = False  # `tradetalk serve`: this is the process's only server
         metrics.add_source(self)
 
     async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
@@ -227,22 +231,10 @@ class Realtime:
         self.registry.start()
         await self.registry.beat()  # registered before the first socket is served
         await self.failover.start()
-        if self.settings.media:  # the first subtitle of a call here must not wait for its model
-            self._tasks.spawn(self._preload_speech())
+        # the first call here must not wait for a model, a cold recognizer or codec: /healthz
+        # says ready once they are warm
+        self._tasks.spawn(self.warmup.run())
         self.bounds.start()
-
-    async def _preload_speech(self) -> None:
-        from translation.speech_engines import preload
-
-        began = time.monotonic()
-        langs = await asyncio.to_thread(preload, self.settings.data_dir)
-        engines = sorted({engine for engine in langs.values()})
-        log.info(
-            "speech recognition ready for %d languages (%s) in %.1f s",
-            len(langs),
-            ", ".join(engines) or "no engine",
-            time.monotonic() - began,
-        )
 
     async def _beat(self) -> None:
         """Presence: this instance is alive; sockets of dead instances are swept."""
@@ -250,42 +242,98 @@ class Realtime:
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
 
-    async def drain(self) -> None:
-        """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM)."""
+    async def drain(self, finish_s: float | None = None) -> int:
+        """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM), each
+        one's open lines within `finish_s` when given; returns how many moved."""
         try:
-            moved = await self.failover.drain()
+            return await self.failover.drain(finish_s)
         except Exception:
             log.exception("drain failed; the calls left here end")
-            return
-        if moved:
-            log.info("handed %d calls and tours to other nodes", moved)
+            return 0
 
-    async def close_sockets(self) -> None:
-        """Disconnect every socket of this process (on shutdown), so clients reconnect elsewhere."""
-        await asyncio.gather(
-            *(self.sio.disconnect(sid) for sid in list(self.sessions)), return_exceptions=True
+    async def end_sessions(self, finish_s: float | None = None) -> tuple[int, int]:
+        """End the calls and tours still here (nowhere to move them): open lines finished
+        first (within `finish_s`), members told `call.ended` / `tour.ended` ("server shutting
+        down")."""
+        calls, tours = await asyncio.gather(
+            self.calls.end_all(finish_s=finish_s), self.tours.end_all(finish_s=finish_s)
         )
+        return calls, tours
+
+    async def close_sockets(self) -> int:
+        """Disconnect every socket of this process (on shutdown), so clients reconnect elsewhere;
+        returns how many."""
+        sids = list(self.sessions)
+        await asyncio.gather(*(self.sio.disconnect(sid) for sid in sids), return_exceptions=True)
         await self.sio.shutdown()
+        return len(sids)
+
+    async def shutdown(self) -> None:
+        """SIGTERM / Ctrl-C, while the sockets are still connected: hand the calls and tours
+        to other nodes, end the rest (their members hear why), then close the sockets."""
+        stopping = self.stopping
+        stopping.begin()
+        log.info(
+            "stopping: %d sockets, %d calls and %d tours here",
+            len(self.sessions),
+            len(self.calls.sessions),
+            len(self.tours.sessions),
+        )
+        # Budget (× the bound): the open lines (a recognizer behind on a busy machine decodes
+        # its backlog first) until 0.55 (drain) / 0.6 (end); sockets 0.7; aiohttp's wait for
+        # its connections ≈ 1 s; the rest of the stop 0.9; the embedded Redis last.
+        drain = self.drain(finish_s=stopping.left(0.55))
+        moved = await stopping.step("drain", drain, until=0.6)
+        if moved:
+            log.info("stopping: handed %d calls and tours to other nodes", moved)
+        end = self.end_sessions(finish_s=stopping.left(0.6))
+        ended = await stopping.step("end the calls and tours left", end, until=0.65)
+        if ended:
+            log.info("stopping: ended %d calls and %d tours (server shutting down)", *ended)
+        closed = await stopping.step("close sockets", self.close_sockets(), until=0.7)
+        if closed is not None:
+            log.info("stopping: closed %d sockets", closed)
 
     async def stop(self) -> None:
-        """Stop background work and remove this process's sockets from presence."""
-        await self._heartbeat.stop()
-        await self._tasks.cancel()
-        await self.bounds.stop()
-        await self.failover.stop()
-        await self.calls.close()
-        await self.tours.close()
-        await self.registry.stop(forget=True)
-        await self.bus.close()
-        with contextlib.suppress(Exception):
-            for user in await self.presence.sweep(include_self=True):
-                await self.chat.announce_presence(user, False)
-        await self.manager.close()
-        await self.redis.aclose()
+        """Stop background work and remove this process's sockets from presence; each step is
+        bounded by the stop's deadline and logged."""
+        step = self.stopping.step
+        await step("presence heartbeat", self._heartbeat.stop())
+        await step("background tasks", self._tasks.cancel(timeout=2))
+        await step("idle sweep", self.bounds.stop())
+        await step("node check", self.failover.stop())
+        await step("calls", self.calls.close())
+        await step("tours", self.tours.close())
+        if self.owns_process:  # one server per process: what no room closed goes too
+            await step("peer connections left", close_peer_connections())
+        await step("node registry", self.registry.stop(forget=True))
+        await step("bus", self.bus.close())
+        await step("presence", self._sweep_self())
+        await step("socket.io manager", self.manager.close())
+        await step("redis connections", self.redis.aclose())
         if self.chat.translation is not None:
             self.chat.translation.close()
         if self._owns_translator:
-            await asyncio.to_thread(self.translator.close)
+            await step("translation engines", asyncio.to_thread(self.translator.close))
+        log.info("stopping: done in %.2f s", self.stopping.elapsed())
+
+    async def _sweep_self(self) -> None:
+        for user in await self.presence.sweep(include_self=True):
+            await self.chat.announce_presence(user, False)
+
+
+async def close_peer_connections() -> int:
+    """Close any WebRTC peer connection still open (each holds a decoder thread the
+    interpreter would wait for at exit); returns how many were left."""
+    from media.room import LIVE_PEER_CONNECTIONS, stop_decoders
+
+    left = [pc for pc in list(LIVE_PEER_CONNECTIONS) if pc.connectionState != "closed"]
+    if left:
+        log.warning("stopping: %d peer connections were still open; closing them", len(left))
+        for pc in left:  # now, whatever happens to the closes
+            stop_decoders(pc)
+        await asyncio.gather(*(pc.close() for pc in left), return_exceptions=True)
+    return len(left)
 
 
 def refuse(code: str, message: str) -> None:
@@ -296,23 +344,26 @@ def refuse(code: str, message: str) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 with whether Redis answers, and this node's id, media role and drain state."""
+    """Whether Redis answers and the node is warm (503 with the reason until it is), and this
+    node's id, media role and drain state."""
     realtime: Realtime = request.app[SERVICES]["realtime"]
     try:
         redis_ok = bool(await asyncio.wait_for(realtime.redis.ping(), timeout=2))
     except (aioredis.RedisError, OSError, TimeoutError):
         redis_ok = False
-    node = realtime.registry
-    return web.json_response(
-        {
-            "ok": redis_ok,
-            "redis": redis_ok,
-            "node": node.node_id,
-            "media": node.media,
-            "draining": node.draining,
-            "models": request.app[MODELS].operator(),  # for the operator: what to install
-        }
-    )
+    node, warmup = realtime.registry, realtime.warmup
+    body: dict[str, Any] = {
+        "ok": redis_ok and warmup.ready,
+        "ready": warmup.ready,
+        "redis": redis_ok,
+        "node": node.node_id,
+        "media": node.media,
+        "draining": node.draining,
+        "models": request.app[MODELS].operator(),  # for the operator: what to install
+    }
+    if not warmup.ready:
+        body["reason"] = warmup.reason
+    return web.json_response(body, status=200 if warmup.ready else 503)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -366,8 +417,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
         await realtime.stop()
 
     async def on_shutdown(app: web.Application) -> None:
-        await realtime.drain()
-        await realtime.close_sockets()
+        await realtime.shutdown()
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(on_shutdown)

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aiohttp import web
 
 from server.config import SettingError, Settings
+from server.shutdown import WATCHDOG_EXIT, Stopping, Watchdog, lingering_threads
 from server.storage.embedded_redis import EmbeddedRedis
 from server.tokens import DEFAULT_TTL, TokenError, TokenKey, check_identity, issue_token
 from translation.commands import add_commands, run_command
 
+log = logging.getLogger("tradetalk")
+
 
 def serve(settings: Settings) -> None:
-    """Run the server until Ctrl-C, with an embedded Redis when REDIS_URL isn't set."""
-    from server.app import create_app
+    """Run the server until SIGTERM or Ctrl-C, with an embedded Redis when REDIS_URL isn't set.
+
+    A stop ends within `settings.stop_timeout_s`: the app ends or moves its calls and tours and
+    closes its sockets (`Realtime.shutdown`/`stop`), then the embedded Redis stops (it is never
+    restarted once the stop began); a watchdog ends the process if anything hangs past that.
+    """
+    from server.app import SERVICES, create_app
     from server.provisioning import add_provisioning
 
     embedded = None
@@ -31,14 +40,40 @@ def serve(settings: Settings) -> None:
 
         start_http_server(settings.metrics_port, addr="127.0.0.1")
         print(f"metrics on http://127.0.0.1:{settings.metrics_port}/metrics")
+    last_words = (lambda: embedded.stop(timeout=1.0)) if embedded is not None else None
+    watchdog = Watchdog(settings.stop_timeout_s, last_words, exit_code=WATCHDOG_EXIT)
+    stopping = Stopping(settings.stop_timeout_s)
     try:
         app = create_app(settings, redis_url)
+        realtime = app[SERVICES]["realtime"]
+        realtime.owns_process = True
+        stopping = realtime.stopping
+        stopping.hooks.append(watchdog.arm)
         add_provisioning(app, settings)  # after the engines load; never delays serving
-        print(f"TradeTalk on http://{settings.host}:{settings.port}", flush=True)
-        web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
-    finally:
         if embedded is not None:
-            embedded.stop()
+            stopping.hooks.append(embedded.hold)
+        print(f"TradeTalk on http://{settings.host}:{settings.port}", flush=True)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            shutdown_timeout=0.5,  # per connection, twice: the sockets were closed already
+        )
+    finally:
+        stopping.begin("the server stopped")
+        if embedded is not None:
+            embedded.stop(timeout=stopping.left(0.95))
+        lingering = lingering_threads(min(0.3, stopping.left(0.95)))
+        if lingering:  # the interpreter would wait for them
+            log.warning("stopping: threads still running: %s", ", ".join(lingering))
+        log.info("stopped in %.2f s", stopping.elapsed())
+    # Everything is stored and stopped. Skip the interpreter's teardown: freeing the loaded
+    # speech models alone takes seconds, and a thread left running would be waited for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,7 @@ class Settings:
     node_ttl_s: float = 3.0  # a node silent this long is dead; its sessions move
     forward_timeout_s: float = 5.0  # a forwarded call/tour event unanswered → node_unavailable
     heartbeat_s: float = 30.0  # presence: a process silent this long has its sockets swept
+    stop_timeout_s: float = 10.0  # SIGTERM / Ctrl-C: the process has exited within this long
     # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
     # Built in code (tests' servers) it is off; `from_env` defaults to auto.
     provision: str = "off"
@@ -77,8 +78,9 @@ class Settings:
         `TRADETALK_METRICS_PORT` (its own loopback port); the node: `TRADETALK_NODE_ID`,
         `TRADETALK_CLUSTER`, `TRADETALK_MEDIA` (1; 0: signalling only), `TRADETALK_MEDIA_ADDRESS`,
         `TRADETALK_NODE_TTL_S` (3), `TRADETALK_FORWARD_TIMEOUT_S` (5), the presence
-        heartbeat `TRADETALK_HEARTBEAT_S` (30), and first-run model provisioning
-        `TRADETALK_PROVISION` (auto; off)."""
+        heartbeat `TRADETALK_HEARTBEAT_S` (30), first-run model provisioning
+        `TRADETALK_PROVISION` (auto; off), and `TRADETALK_STOP_TIMEOUT_S` (10): a stop
+        (SIGTERM, Ctrl-C) ends within this long."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
         secret_text = env.get("TRADETALK_SECRET")
@@ -119,6 +121,9 @@ class Settings:
             ),
             heartbeat_s=max(
                 1.0, positive("TRADETALK_HEARTBEAT_S", env.get("TRADETALK_HEARTBEAT_S"), 30.0)
+            ),
+            stop_timeout_s=between(
+                "TRADETALK_STOP_TIMEOUT_S", env.get("TRADETALK_STOP_TIMEOUT_S"), 10.0, 2.0, 120.0
             ),
             limits=limits,
             dev=parse_flag("TRADETALK_DEV", env.get("TRADETALK_DEV", "")),
@@ -164,6 +169,14 @@ def positive(name: str, value: str | None, default: float) -> float:
         raise SettingError(f"{name}={value!r}: not a number of seconds") from None
     if not 0 < number < 86_400:
         raise SettingError(f"{name}={value!r}: must be above 0 seconds")
+    return number
+
+
+def between(name: str, value: str | None, default: float, low: float, high: float) -> float:
+    """A number of seconds from `low` to `high` (unset: `default`)."""
+    number = positive(name, value, default)
+    if not low <= number <= high:
+        raise SettingError(f"{name}={value!r}: must be {low:g} to {high:g} seconds")
     return number
 
 

@@ -158,13 +158,14 @@ class ServerProcess:
             )
         return self
 
-    async def start(self, timeout: float = 30) -> ServerProcess:
-        """Start and wait until /healthz says Redis is reachable."""
+    async def start(self, timeout: float = 30, ready: bool = False) -> ServerProcess:
+        """Start and wait until /healthz says Redis is reachable (`ready`: and the node warm)."""
         self.spawn()
-        return await self.healthy(timeout)
+        return await self.healthy(timeout, ready)
 
-    async def healthy(self, timeout: float = 30) -> ServerProcess:
-        """Wait until the spawned server's /healthz says Redis is reachable."""
+    async def healthy(self, timeout: float = 30, ready: bool = False) -> ServerProcess:
+        """Wait until the spawned server's /healthz says Redis is reachable (`ready`: and that
+        the node is warm, i.e. answers 200)."""
         assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
@@ -173,7 +174,7 @@ class ServerProcess:
                     raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
                 try:
                     async with http.get(self.url + "/healthz") as resp:
-                        if (await resp.json())["redis"]:
+                        if (await resp.json())["redis"] and (resp.status == 200 or not ready):
                             return self
                 except (aiohttp.ClientError, OSError):
                     pass

@@ -25,11 +25,22 @@ async def converse(connect, *langs: str):
 
 
 async def test_healthz_reports_redis(server_url) -> None:
-    async with aiohttp.ClientSession() as http, http.get(server_url + "/healthz") as resp:
-        assert resp.status == 200
-        health = await resp.json()
-        assert health["redis"] is True and health["ok"] is True
-        assert health["media"] is True and health["draining"] is False and health["node"]
+    """503 with the step in progress while the node warms up (docs/protocol.md), then 200."""
+    deadline = time.monotonic() + 120
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(server_url + "/healthz") as resp:
+                health = await resp.json()
+                if resp.status == 200:
+                    break
+                assert resp.status == 503 and health["ok"] is False, (resp.status, health)
+                assert health["ready"] is False and health["reason"].startswith("warming up")
+                assert health["redis"] is True
+            assert time.monotonic() < deadline, health
+            await asyncio.sleep(0.1)
+    assert health["redis"] is True and health["ok"] is True and health["ready"] is True
+    assert health["media"] is True and health["draining"] is False and health["node"]
+    assert "reason" not in health
 
 
 @pytest.mark.parametrize(

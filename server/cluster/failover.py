@@ -14,6 +14,7 @@ line and hands each session to another node, which tells the members to re-join 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -138,24 +139,31 @@ class Failover:
         await self.kinds[record["kind"]].adopt(record, body["reason"])
         return {"ok": True}
 
-    async def drain(self) -> int:
-        """Hand every session of this node to another media node; returns how many moved
-        (those with nowhere to go stay and end with the process)."""
+    async def drain(self, finish_s: float | None = None) -> int:
+        """Hand every session of this node to another media node (each one's open lines
+        within `finish_s` when given); returns how many moved (those with nowhere to go stay
+        and end with the process)."""
         with contextlib.suppress(Exception):
             await self.registry.set_draining()
-        moved = 0
+        moves = []
         for kind in self.kinds.values():
             for session in list(kind.sessions.values()):
                 target = await self.registry.place(exclude=[self.node_id])
-                if target is None:
-                    continue
-                record = await kind.hand_over(session, target)
-                if record is None:
-                    continue
-                body = {"id": session.id, "handed": True, "reason": RESTARTING}
-                try:
-                    await self.bus.request(target, "adopt", body)
-                    moved += 1
-                except (NodeUnavailable, BusError) as exc:  # the others' check re-places it
-                    log.warning("node %s did not take %s (%s)", target, session.id, exc)
-        return moved
+                if target is not None:
+                    moves.append(self._hand(kind, session, target, finish_s))
+        return sum(await asyncio.gather(*moves))  # at once: each waits for its open lines
+
+    async def _hand(
+        self, kind: MediaSessions[Any], session: Any, target: str, finish_s: float | None
+    ) -> int:
+        """Hand one session to `target` and ask it to adopt it; 1 if it moved."""
+        record = await kind.hand_over(session, target, finish_s)
+        if record is None:
+            return 0
+        body = {"id": session.id, "handed": True, "reason": RESTARTING}
+        try:
+            await self.bus.request(target, "adopt", body)
+        except (NodeUnavailable, BusError) as exc:  # the others' check re-places it
+            log.warning("node %s did not take %s (%s)", target, session.id, exc)
+            return 0
+        return 1

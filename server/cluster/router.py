@@ -80,13 +80,16 @@ class Router:
     async def run_here(
         self, name: str, session: Session, sid: str, data: Any, hops: int = 0
     ) -> dict[str, Any]:
-        """Run the handler on this node; a session started elsewhere meanwhile is asked there."""
+        """Run the handler on this node; a session started elsewhere meanwhile is asked there
+        (one that is gone again, or is here after all, is asked for here once more)."""
         try:
             return await self.handlers[name](session, sid, data)
         except Elsewhere as exc:
-            record = await self.records.get(exc.session_id)
-            if record is None or record["owner"] == self.node_id or hops:
+            if hops:
                 raise AppError(NODE_UNAVAILABLE, UNANSWERED) from None
+            record = await self.records.get(exc.session_id)
+            if record is None or record["owner"] == self.node_id:
+                return await self.run_here(name, session, sid, data, hops + 1)
             return await self.forward(record["owner"], name, session, sid, data, hops + 1)
 
     async def forward(

@@ -10,8 +10,10 @@ drains or dies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +78,13 @@ class Calls(MediaSessions[Call]):
     left_event = "call.left"
     moved_event = "call.moved"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # a lock per conversation whose call is being started here (gone once unused)
+        self._starting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
     @property
     def calls(self) -> dict[str, Call]:
         """The calls running on this node."""
@@ -106,21 +115,41 @@ class Calls(MediaSessions[Call]):
         data = v.payload(data, {"conversation_id"})
         cid = v.conversation_id(data)
         conversation = await self.chat.conversation_for(session.identity, cid)
-        call = self.of_conversation(cid)
-        if call is None:
-            call_id = "k_" + secrets.token_hex(8)
-            call = Call(call_id, self.new_room(call_id), conversation=conversation)
-            call.started_by, call.started_at = session.identity.id, now_iso()
-            await self.keep(call)
-            winner = await self.records.claim_conversation(cid, call_id)
-            if winner != call_id:  # another node started this conversation's call meanwhile
-                await self.records.delete({"id": call_id})
-                await call.room.close()
-                raise Elsewhere(winner)
-            self.sessions[call_id] = call
-            rooms = [user_room(p) for p in call.participants]
-            await self.sio.emit("call.started", {"call": self.public(call)}, to=rooms)
+        lock = self._starting.setdefault(cid, asyncio.Lock())
+        async with lock:  # one start of a conversation's call at a time on this node
+            call = self.of_conversation(cid) or await self._new_call(session, conversation)
         return ok_ack(call=self.public(call), ice_servers=list(self.settings.ice_servers))
+
+    async def _new_call(self, session: Session, conversation: dict[str, Any]) -> Call:
+        """Start the conversation's call here, unless one runs on another node (`Elsewhere`)."""
+        cid = conversation["id"]
+        call_id = "k_" + secrets.token_hex(8)
+        call = Call(call_id, self.new_room(call_id), conversation=conversation)
+        call.started_by, call.started_at = session.identity.id, now_iso()
+        await self.keep(call)
+        winner = await self.records.claim_conversation(cid, call_id)
+        if winner != call_id and await self._gone(winner):
+            # the key names a call that ended (or is ending here): it must not block this one
+            winner = await self.records.replace_conversation(cid, winner, call_id)
+        if winner != call_id:  # another node started this conversation's call meanwhile
+            await self.records.delete({"id": call_id})
+            await call.room.close()
+            raise Elsewhere(winner)
+        self.sessions[call_id] = call
+        rooms = [user_room(p) for p in call.participants]
+        await self.sio.emit("call.started", {"call": self.public(call)}, to=rooms)
+        return call
+
+    async def _gone(self, call_id: str) -> bool:
+        """Whether a call a conversation key names no longer runs: no record, or its record
+        names this node, which ended it or is ending it."""
+        if not call_id:
+            return True
+        record = await self.records.get(call_id)
+        if record is None:
+            return True
+        running = self.sessions.get(call_id)
+        return record.get("owner") == self.node_id and (running is None or running.ending)
 
     async def get(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """call.get {conversation_id}: the conversation's running call, or null."""
@@ -190,8 +219,11 @@ class Calls(MediaSessions[Call]):
         await self.end_session(call, reason, ended_by)
 
     def of_conversation(self, cid: str) -> Call | None:
-        """The conversation's call running on this node."""
-        return next((c for c in self.sessions.values() if c.conversation_id == cid), None)
+        """The conversation's call running on this node (not one that is ending)."""
+        return next(
+            (c for c in self.sessions.values() if c.conversation_id == cid and not c.ending),
+            None,
+        )
 
     def rooms_of(self, session: Call, member: Member) -> list[str]:
         return [call_room(session.id)]

@@ -36,6 +36,7 @@ from server.tokens import Identity
 log = logging.getLogger("tradetalk.media")
 
 MEDIA_ERROR = "media_error"
+SHUTTING_DOWN = "server shutting down"
 SPEAKER, HOST, VIEWER = "speaker", "host", "viewer"
 PUBLISHERS = (SPEAKER, HOST)
 SUBSCRIBERS = (SPEAKER, VIEWER)
@@ -75,6 +76,7 @@ class MediaSession:
     epoch: int = 0  # +1 each time another node takes the session over
     members: dict[str, Member] = field(default_factory=dict)
     pending: PendingAnswers = field(default_factory=PendingAnswers)
+    ending: bool = False  # ending or handed over: a new start gets a new session
 
     @property
     def started(self) -> float:
@@ -276,20 +278,28 @@ class MediaSessions(Generic[S]):
         if self.sessions.get(session.id) is session:
             await self.member_removed(session, member)
 
-    async def end_session(self, session: S, reason: str, ended_by: Identity | None = None) -> None:
+    async def end_session(
+        self,
+        session: S,
+        reason: str,
+        ended_by: Identity | None = None,
+        finish_s: float | None = None,
+    ) -> None:
         """End for everyone: every speaker's last line goes out, then the room, the recognizers
-        and the record go, and the kind tells the clients."""
+        and the record go, and the kind tells the clients. `finish_s` (a server stopping):
+        the media stops first and the open lines get at most this long."""
         if self.sessions.get(session.id) is not session:
             return
-        await self._stop_speakers(session)
+        session.ending = True
+        await self._finish_lines(session, finish_s)
         if self.sessions.pop(session.id, None) is None:
             return
         members = list(session.members.values())
-        await self._tear_down(session)
-        try:
+        try:  # first: a start right after this one ended must not find it (17.10)
             await self.records.delete(self.full_record(session), owner=self.node_id)
         except Exception:
             log.exception("could not forget the record of %s %s", self.kind, session.id)
+        await self._tear_down(session)
         await self.ended(session, reason, ended_by)  # while the members are still in its rooms
         for member in members:
             for room in self.rooms_of(session, member):
@@ -313,10 +323,23 @@ class MediaSessions(Generic[S]):
             for member in [m for m in session.members.values() if m.node == node_id]:
                 await self.socket_gone(session, member.sid)
 
+    async def end_all(self, reason: str = SHUTTING_DOWN, finish_s: float | None = None) -> int:
+        """End every session here at once (each finishes its open lines first, within
+        `finish_s` when given); returns how many ended."""
+        sessions = list(self.sessions.values())
+        results = await asyncio.gather(
+            *(self.end_session(s, reason, finish_s=finish_s) for s in sessions),
+            return_exceptions=True,
+        )
+        for session, result in zip(sessions, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("%s %s did not end cleanly", self.kind, session.id, exc_info=result)
+        return len(sessions)
+
     async def close(self) -> None:
-        """End every session (server shutting down with no node to move them to)."""
-        for session in list(self.sessions.values()):
-            await self.end_session(session, "server shutting down")
+        """End every session (server shutting down with no node to move them to) and stop the
+        background tasks."""
+        await self.end_all(SHUTTING_DOWN, finish_s=2.0)
         await self._tasks.cancel()
 
     def stats(self) -> dict[str, int]:
@@ -332,13 +355,17 @@ class MediaSessions(Generic[S]):
 
     # ------------------------------------------------------------------ moving between nodes
 
-    async def hand_over(self, session: S, target: str) -> dict[str, Any] | None:
-        """Give a session to node `target` (drain): every open line goes out first, then the
-        record names the target; this node lets go of the media without telling anyone (the
-        target does). Returns the moved record, or None if the session is not ours any more."""
+    async def hand_over(
+        self, session: S, target: str, finish_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """Give a session to node `target` (drain): every open line goes out first (within
+        `finish_s`, the media stopped first, when given), then the record names the target;
+        this node lets go of the media without telling anyone (the target does). Returns the
+        moved record, or None if the session is not ours any more."""
         if self.sessions.get(session.id) is not session:
             return None
-        await self._stop_speakers(session)
+        session.ending = True
+        await self._finish_lines(session, finish_s)
         record = await self.records.take_over(session.id, self.node_id, target)
         self.sessions.pop(session.id, None)
         await self._tear_down(session)
@@ -366,6 +393,7 @@ class MediaSessions(Generic[S]):
         missed): drop the local media silently; the new owner has told the members."""
         session = self.sessions.pop(session_id, None)
         if session is not None:
+            session.ending = True
             await self._stop_speakers(session)
             await self._tear_down(session)
 
@@ -389,6 +417,19 @@ class MediaSessions(Generic[S]):
         await session.room.close()
         for member in members:
             await self._stop_subtitles(member)
+
+    async def _finish_lines(self, session: S, finish_s: float | None) -> None:
+        """Close every speaker's open utterance and deliver its line. With `finish_s` (a stop)
+        the room closes first (no more audio, and its decoding and encoding free the CPU the
+        recognizers need) and the lines get at most `finish_s`."""
+        if finish_s is None:
+            await self._stop_speakers(session)
+            return
+        await session.room.close()
+        try:
+            await asyncio.wait_for(self._stop_speakers(session), finish_s)
+        except TimeoutError:
+            log.warning("%s %s: open lines not finished in %.1f s", self.kind, session.id, finish_s)
 
     async def _stop_speakers(self, session: S) -> None:
         """Close every speaker's open utterance together; their lines go out first."""

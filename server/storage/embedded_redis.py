@@ -70,6 +70,7 @@ class EmbeddedRedis:
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stopping = threading.Event()
+        self._held = threading.Event()
         self._watcher: threading.Thread | None = None
 
     @property
@@ -105,7 +106,12 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        # Its own session: a Ctrl-C in the terminal (SIGINT to the whole foreground group)
+        # reaches the server only, which still needs Redis to finish its calls, and stops it
+        # last. PDEATHSIG still takes it down with a server that dies.
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -153,10 +159,22 @@ class EmbeddedRedis:
         )
         self._watcher.start()
 
+    def hold(self) -> None:
+        """The server is stopping: never restart redis-server from now on (`stop()` ends it).
+        The supervisor thread stays: a redis-server it restarted dies with it (PDEATHSIG
+        follows the thread that started it)."""
+        self._held.set()
+
     def _watch(self, interval: float) -> None:
+        told = False
         while not self._stopping.wait(interval):
             process = self.process
             if process is None or process.poll() is None:
+                continue
+            if self._held.is_set():
+                if not told:
+                    log.warning("embedded redis-server exited while stopping: not restarted")
+                told = True
                 continue
             log.warning("embedded redis-server exited with %s; restarting", process.returncode)
             try:
@@ -174,9 +192,16 @@ class EmbeddedRedis:
             self._watcher = None
         if self.process is None or self.process.poll() is not None:
             return
+        began = time.monotonic()
         self.process.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            log.warning("embedded redis-server did not stop in %.1f s: killed", timeout)
             self.process.kill()
             self.process.wait()
+        log.info(
+            "embedded redis-server stopped (exit %s, %.2f s)",
+            self.process.returncode,
+            time.monotonic() - began,
+        )

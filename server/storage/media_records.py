@@ -31,6 +31,15 @@ return out
 """
 
 
+# KEYS: conversation key  ARGV: stale call id, new call id, ttl ms -> the call id it now holds
+REPLACE_CONVERSATION = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
+return ARGV[2]
+"""
+
+
 def record_key(session_id: str) -> str:
     """`tt:media:{id}`."""
     return f"{PREFIX}media:{session_id}"
@@ -48,6 +57,7 @@ class MediaRecords:
         self.redis = client
         self.ttl_ms = int(ttl_s * 1000)
         self._take_over = client.register_script(TAKE_OVER)
+        self._replace_conversation = client.register_script(REPLACE_CONVERSATION)
 
     async def put(self, record: dict[str, Any]) -> None:
         """Write (or rewrite) a record and index it."""
@@ -70,6 +80,14 @@ class MediaRecords:
         if current is None:  # expired in between: try once more
             return call_id if await self.redis.set(key, call_id, nx=True, px=self.ttl_ms) else ""
         return current.decode()
+
+    async def replace_conversation(self, cid: str, stale: str, call_id: str) -> str:
+        """Make `call_id` the conversation's call if it still names `stale` (a call that no
+        longer runs) or none; return the call it names now."""
+        current = await self._replace_conversation(
+            keys=[conversation_key(cid)], args=[stale, call_id, self.ttl_ms]
+        )
+        return current.decode() if isinstance(current, bytes) else str(current)
 
     async def by_conversation(self, cid: str) -> dict[str, Any] | None:
         """The record of the conversation's running call, or None."""

@@ -14,6 +14,7 @@ import json
 import re
 import signal
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,6 +158,9 @@ def healthy(node: Node, timeout: float = 60) -> None:
             with urllib.request.urlopen(node.url + "/healthz", timeout=2) as resp:
                 if json.loads(resp.read())["redis"]:
                     return
+        except urllib.error.HTTPError as exc:  # 503 while the node warms up, with its body
+            if exc.code == 503 and json.loads(exc.read())["redis"]:
+                return
         except OSError:
             pass
         time.sleep(0.2)
