@@ -240,6 +240,31 @@ async def test_agent_inbox_with_50_leads_updates_live(connect) -> None:
     assert inbox["conversations"][0]["unread"] == 2
 
 
+async def test_inbox_carries_each_participants_presence(connect) -> None:
+    """An agent whose leads were online before any conversation existed learns their presence
+    from `inbox.list` and from the creation `inbox.update`, not only from later `presence`."""
+    agent = await connect(new_user(role="agent"))
+    leads = [await connect(new_user(lang="es")) for _ in range(3)]
+    offline = await connect(new_user(lang="ko"))
+    for lead in [*leads, offline]:
+        ack = await lead.call("conversation.create", {"participants": [agent.id]})
+        assert ack["conversation"]["online"] == {lead.id: True, agent.id: True}, ack
+        created = await agent.wait_for(
+            "inbox.update", lambda u, lead=lead: lead.id in u["conversation"]["participants"]
+        )
+        assert created["conversation"]["online"] == {lead.id: True, agent.id: True}, created
+    await offline.close()
+    await agent.wait_for("presence", lambda e: e["user_id"] == offline.id and not e["online"])
+    inbox = await agent.call("inbox.list", {})
+    seen = {
+        p: entry["online"][p]
+        for entry in inbox["conversations"]
+        for p in entry["participants"]
+        if p != agent.id
+    }
+    assert seen == {**{lead.id: True for lead in leads}, offline.id: False}, inbox
+
+
 BAD_PAYLOADS = [
     ("conversation.create", None),
     ("conversation.create", "text"),

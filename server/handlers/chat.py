@@ -99,12 +99,17 @@ class Chat:
             )
         conversation = await self.store.create_conversation(session.identity, people, title)
         people_info = await self.directory.people(conversation["participants"])
+        online = await self.presence.online(conversation["participants"])
         await self.sio.manager.emit_batch(
             self.inbox_updates(
-                conversation, {p: None for p in conversation["participants"]}, None, people_info
+                conversation,
+                {p: None for p in conversation["participants"]},
+                None,
+                people_info,
+                online,
             )
         )
-        return ok_ack(conversation={**conversation, "people": people_info})
+        return ok_ack(conversation={**conversation, "people": people_info, "online": online})
 
     async def join(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """conversation.join {conversation_id, since?}: enter the live room, get what was missed."""
@@ -266,17 +271,18 @@ class Chat:
         unread: dict[str, int | None],
         last_message: dict[str, Any] | None,
         people: dict[str, dict[str, Any]] | None = None,
+        online: dict[str, bool] | None = None,
     ) -> list[tuple[str, str, dict[str, Any]]]:
         """`inbox.update` for each given participant's sockets, with their unread count (and
-        the participants' names and languages, `people`, when given)."""
-        return [
-            (
-                "inbox.update",
-                user_room(user),
-                {"conversation": summary(conversation, last_message, count or 0, people)},
-            )
-            for user, count in unread.items()
-        ]
+        the participants' names and languages, `people`, and whether each is connected,
+        `online`, when given)."""
+        updates = []
+        for user, count in unread.items():
+            entry = summary(conversation, last_message, count or 0, people)
+            if online is not None:
+                entry["online"] = online
+            updates.append(("inbox.update", user_room(user), {"conversation": entry}))
+        return updates
 
     async def history(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """history.get {conversation_id, before?, limit?}: a page of older messages."""
@@ -322,13 +328,16 @@ class Chat:
         return ok_ack(message_id=marker, unread=entry["unread"])
 
     async def inbox(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
-        """inbox.list {}: every conversation of the user, newest activity first."""
+        """inbox.list {}: every conversation of the user, newest activity first, with each
+        participant's name, language and presence (so the inbox shows who is online at once)."""
         v.payload(data, set())
         entries = await self.store.inbox(session.identity.id)
         everyone = sorted({p for entry in entries for p in entry["participants"]})
         people = await self.directory.people(everyone)
+        online = await self.presence.online(everyone)
         for entry in entries:
             entry["people"] = {p: people[p] for p in entry["participants"]}
+            entry["online"] = {p: online[p] for p in entry["participants"]}
         return ok_ack(conversations=entries)
 
     async def announce_presence(self, user: str, online: bool) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 import threading
+import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,7 +126,8 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium (never a downloaded browser)."""
+    """Debian's Chromium (never a downloaded browser), with no camera or microphone and
+    Chromium's own autoplay policy: sound only after a click in the page (no capture runs)."""
     browser = launch_chromium(playwright_driver)
     yield browser
     browser.close()
@@ -229,3 +231,36 @@ def sign_in(page: Page, base_url: str, name: str, role: str, lang: str) -> str:
     expect(my_id).to_have_text(re.compile(r"\S+"))
     expect(page.locator("#status")).to_be_hidden()
     return my_id.inner_text()
+
+
+# Playwright runs `page.evaluate`, `wait_for_function` and every `expect(...)` with a user
+# gesture (CDP `userGesture: true`), which gives the page the activation Chromium's autoplay
+# policy asks for. A test of what a page does *without* a click reads it through its own CDP
+# session instead, whose evaluations carry no gesture.
+
+
+def quiet_eval(page: Page, expression: str) -> Any:
+    """Evaluate `expression` in the page without a user gesture; return its value."""
+    session = getattr(page, "quiet_cdp", None)
+    if session is None:
+        session = page.context.new_cdp_session(page)
+        page.quiet_cdp = session  # type: ignore[attr-defined]
+    answer = session.send(
+        "Runtime.evaluate",
+        {"expression": expression, "returnByValue": True, "awaitPromise": True},
+    )
+    if "exceptionDetails" in answer:
+        raise AssertionError(f"{expression!r} failed: {answer['exceptionDetails']}")
+    return answer["result"].get("value")
+
+
+def wait_quietly(page: Page, expression: str, timeout_s: float = 30, what: str = "") -> Any:
+    """Poll `expression` without a user gesture until it is truthy; return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = quiet_eval(page, expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or expression}; last {value!r}")
+        time.sleep(0.2)

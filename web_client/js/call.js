@@ -7,6 +7,8 @@ import { downloadTranscript } from "./http_api.js";
 import { languageName, t } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
+import { SoundGate } from "./playback.js";
+import { forgetCall, saveCall, savedCall } from "./session.js";
 import { SubtitleBoard } from "./subtitles.js";
 
 const ENDED_NOTE_MS = 8000;
@@ -64,6 +66,8 @@ export class CallView {
     // replaced on every re-join, the rest stays for the whole call.
     this.active = null;
     this.subtitleLang = null;
+    // The others' sound, once the browser allows it (a page reloaded mid-call has had no click).
+    this.sound = new SoundGate("call-sound", () => ({ sound: t("call.sound"), play: t("call.play") }));
     this.buildView();
   }
 
@@ -73,7 +77,8 @@ export class CallView {
     this.stage = el("div", { className: "call-stage" });
     this.tilesNode = el("div", { className: "tiles", attrs: { "aria-label": t("call.video") } });
     this.board = new SubtitleBoard();
-    this.stage.append(this.tilesNode, this.board.node);
+    this.stage.append(this.tilesNode, this.board.node, this.sound.node);
+    this.sound.render();
     this.muteButton = el("button", {
       className: "call-toggle",
       text: t("call.mute"),
@@ -178,6 +183,14 @@ export class CallView {
     return null;
   }
 
+  /** Whether we are in `call` (this page, joining it now, or on another device): then it does
+   * not ring, and the inbox does not mark it "calling". */
+  isIn(call) {
+    if (!call) return false;
+    if (this.active?.call.id === call.id || this.joining === call.conversation_id) return true;
+    return (call.participants || []).some((member) => member.id === this.app.me.id);
+  }
+
   /** The conversation shown changed. */
   conversationChanged() {
     this.refreshRunning(this.app.conversation.id);
@@ -200,6 +213,9 @@ export class CallView {
         this.active.call.participants = data.participants;
         this.syncTiles();
       }
+      // Joined from another device: stop ringing here.
+      if (call && this.isIn(call)) this.app.callAlert?.answered(call.conversation_id);
+      this.app.inbox.render(); // someone joined or left: the "calling" mark follows
     } else if (event === "call.ended") {
       const ended = this.running.get(data.call_id);
       this.running.delete(data.call_id);
@@ -247,22 +263,52 @@ export class CallView {
     this.showNote(t("call.reconnecting"));
   }
 
-  /** The socket is connected (again): re-join the call we were in when it dropped. */
+  /** The socket is connected (again): re-join the call we were in when it dropped, or, on a
+   * page just reloaded mid-call, the call this tab was in (kept in sessionStorage). */
   onConnected() {
     const active = this.active;
-    if (!active?.offline) return;
+    if (!active) {
+      const saved = savedCall();
+      if (saved) this.resume(saved);
+      return;
+    }
+    if (!active.offline) return;
     active.offline = false;
     this.rejoin(active, t("call.reconnecting"));
   }
 
+  /** Back into the call this tab was in before a reload, by itself, if it still runs. */
+  async resume(saved) {
+    const cid = saved.conversation_id;
+    if (this.joining) return;
+    this.joining = cid; // no ringing for it meanwhile
+    try {
+      const { call } = await this.app.connection.request("call.get", { conversation_id: cid });
+      if (!call || call.id !== saved.id) {
+        forgetCall(); // it ended while the page reloaded
+        return;
+      }
+      this.running.set(call.id, call);
+      if (this.app.conversation.id !== cid) this.app.openConversation(cid);
+      await this.start(cid, null, t("call.rejoining"));
+    } catch {
+      /* offline again: the next connect tries again */
+    } finally {
+      if (this.joining === cid) this.joining = null;
+      this.app.inbox.render();
+    }
+  }
+
   // ----- joining and leaving ------------------------------------------------------------------
 
-  async start(cid, button) {
+  /** Start or join the call of conversation `cid` (`button` pressed, if any; `note` meanwhile). */
+  async start(cid, button = null, note = t("call.starting")) {
     if (this.active) return;
-    button.disabled = true;
+    if (button) button.disabled = true;
+    this.joining = cid;
     clearTimeout(this.endedTimer);
     this.view.classList.remove("ended");
-    this.showNote(t("call.starting"));
+    this.showNote(note);
     this.rejoinButton.hidden = true;
     this.app.callAlert?.answered(cid);
     this.view.hidden = false;
@@ -289,6 +335,7 @@ export class CallView {
       this.board.setLanguage(this.subtitleLang);
       const ack = await this.connectMedia(active);
       if (!ack) return; // left, or a re-join took over
+      saveCall(active.call); // a reload joins it again by itself
       fillLanguageSelect(this.langSelect, this.subtitleLang);
       this.updateToggles();
       this.syncTiles();
@@ -298,7 +345,9 @@ export class CallView {
       if (!active) stream?.getTracks().forEach((track) => track.stop());
       if (!this.active || this.active === active) this.teardown(t("call.join_failed", { error: error.message }));
     } finally {
-      button.disabled = false;
+      if (button) button.disabled = false;
+      if (this.joining === cid) this.joining = null;
+      this.app.inbox.render();
     }
   }
 
@@ -363,6 +412,7 @@ export class CallView {
       tile.node.remove();
       active.tiles.delete(peerId);
     }
+    this.sound.forget();
     this.tilesNode.dataset.count = String(active.tiles.size);
   }
 
@@ -393,6 +443,7 @@ export class CallView {
   teardown(note) {
     const active = this.active;
     this.active = null;
+    forgetCall();
     if (active) {
       active.joined?.();
       active.stream?.getTracks().forEach((track) => track.stop());
@@ -403,6 +454,7 @@ export class CallView {
       }
     }
     this.tilesNode.replaceChildren();
+    this.sound.forget();
     this.board.clear();
     this.rejoinButton.hidden = true;
     this.view.classList.remove("moving");
@@ -440,7 +492,7 @@ export class CallView {
     event.track.addEventListener("ended", () => this.syncTiles());
     stream.addEventListener("removetrack", () => this.syncTiles());
     tile.video.srcObject = stream;
-    tile.video.play().catch(() => {});
+    this.sound.play(tile.video);
   }
 
   /** A video tile for `peerId` ("local" for ours), created once. */
@@ -451,7 +503,7 @@ export class CallView {
       const video = el("video", {
         attrs: { autoplay: true, playsinline: true, "aria-label": local ? t("call.your_camera") : t("call.video") },
       });
-      video.muted = local;
+      video.muted = local; // our own camera plays muted by its autoplay attribute
       const name = el("span", { className: "tile-name" });
       const node = el("figure", { className: `tile${local ? " local" : " remote"}`, dataset: { peer: peerId } }, video, name);
       tile = { node, video, name, local };
@@ -489,6 +541,7 @@ export class CallView {
         if (!peers.has(peerId)) {
           tile.node.remove();
           active.tiles.delete(peerId);
+          this.sound.forget(tile.video);
         }
       } else {
         this.nameTile(peerId, tile);

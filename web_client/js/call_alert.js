@@ -21,7 +21,7 @@ export class CallAlert {
   /** `call.started` (or a running call learned otherwise): ring unless it's ours or known. */
   started(call) {
     if (call.started_by === this.app.me.id || this.dismissed.has(call.id)) return;
-    if (this.app.call.active?.call.id === call.id) return;
+    if (this.app.call.isIn(call)) return; // in it (or joining it), here or on another device
     this.ringing = call;
     this.render();
   }

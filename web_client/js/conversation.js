@@ -435,13 +435,14 @@ export class ConversationView {
       this.conversation.title || others.map((p) => this.nameOf(p)).join(", ") || t("inbox.just_you");
     this.presenceNode.replaceChildren(
       ...others.map((user) => {
-        const online = Boolean(this.app.online.get(user));
+        // Unknown while our own connection is down: never "online" on stale news.
+        const presence = !this.app.online.has(user) ? "unknown" : this.app.online.get(user) ? "online" : "offline";
         const lang = this.app.people.get(user)?.lang;
-        const state = t(online ? "presence.online" : "presence.offline");
+        const state = t(`presence.${presence}`);
         return el(
           "li",
-          { className: "presence-item", dataset: { user } },
-          el("span", { className: `dot ${online ? "on" : "off"}` }),
+          { className: "presence-item", dataset: { user, presence } },
+          el("span", { className: `dot ${{ online: "on", offline: "off", unknown: "unknown" }[presence]}` }),
           el("span", { text: `${this.nameOf(user)}${lang ? ` (${lang})` : ""} · ${state}` }),
         );
       }),

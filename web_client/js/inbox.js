@@ -23,18 +23,28 @@ export class InboxView {
     });
   }
 
-  /** Replace everything with an `inbox.list` answer. */
-  setAll(conversations) {
+  /** Replace everything with an `inbox.list` answer (asked at `askedAt`, performance.now()). */
+  setAll(conversations, askedAt = performance.now()) {
     this.entries = new Map(conversations.map((entry) => [entry.id, entry]));
-    for (const entry of conversations) this.app.learnPeople(entry.people);
+    for (const entry of conversations) this.learn(entry, askedAt);
     this.render();
   }
 
   /** Apply one `inbox.update` entry. */
   upsert(entry) {
     this.entries.set(entry.id, { ...this.entries.get(entry.id), ...entry });
-    this.app.learnPeople(entry.people);
+    this.learn(entry);
     this.render();
+  }
+
+  /** Names, languages and presence an entry brings (`inbox.list` and a new conversation's
+   * first `inbox.update`); `presence` events keep the presence live after that, and one heard
+   * since the answer was asked for (`since`) is newer than the answer's snapshot. */
+  learn(entry, since = performance.now()) {
+    this.app.learnPeople(entry.people);
+    for (const [user, online] of Object.entries(entry.online || {})) {
+      if ((this.app.presenceHeard.get(user) ?? -1) < since) this.app.online.set(user, online);
+    }
   }
 
   setActive(id) {
@@ -69,14 +79,18 @@ export class InboxView {
     if (last?.sender) this.app.names.set(last.sender.id, last.sender.name);
     const shown = readable(last, this.app.lang);
     const others = (entry.participants || []).filter((p) => p !== this.app.me.id);
+    // Presence as last heard; unknown (a hollow dot, never "online") while we are offline.
     const known = others.some((p) => this.app.online.has(p));
     const online = others.some((p) => this.app.online.get(p));
+    const presence = !known ? "unknown" : online ? "online" : "offline";
     const preview = last
       ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text}`
       : t("inbox.no_messages");
     // The agent sees each lead's language beside their name.
     const langs = others.map((p) => this.app.people.get(p)?.lang).filter(Boolean);
-    const calling = this.app.call?.callOf(entry.id);
+    // A call running here that we are not in (ringing, or joinable); none once we joined.
+    const call = this.app.call?.callOf(entry.id);
+    const calling = call && !this.app.call.isIn(call);
     const link = el(
       "a",
       {
@@ -86,11 +100,12 @@ export class InboxView {
       el(
         "span",
         { className: "inbox-top" },
-        known
+        others.length
           ? el("span", {
-              className: `dot ${online ? "on" : "off"}`,
-              title: t(online ? "presence.online" : "presence.offline"),
-              attrs: { role: "img", "aria-label": t(online ? "presence.online" : "presence.offline") },
+              className: `dot ${{ online: "on", offline: "off", unknown: "unknown" }[presence]}`,
+              title: t(`presence.${presence}`),
+              dataset: { presence },
+              attrs: { role: "img", "aria-label": t(`presence.${presence}`) },
             })
           : null,
         el("span", { className: "inbox-title", text: this.title(entry) }),

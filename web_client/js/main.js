@@ -156,7 +156,8 @@ function startApp(token, user) {
       }
     },
     updateTitle: () => app.callAlert?.updateTitle(),
-    online: new Map(),
+    online: new Map(), // user id -> connected, as last heard (absent: unknown)
+    presenceHeard: new Map(), // user id -> when the last `presence` event about them came
     openConversation: (id) => {
       location.hash = `#/c/${id}`;
     },
@@ -191,8 +192,10 @@ function startApp(token, user) {
     }
     app.call.onConnected(); // back in the call we were in when the socket dropped
     try {
+      const askedAt = performance.now();
       const ack = await connection.request("inbox.list", {});
-      app.inbox.setAll(ack.conversations);
+      app.inbox.setAll(ack.conversations, askedAt); // with each participant's presence
+      app.conversation.onPresence();
       // A call ringing in any conversation rings here too, even after a reload.
       app.call.refreshAllRunning(app.inbox.ids());
     } catch {
@@ -212,6 +215,10 @@ function startApp(token, user) {
       document.body.classList.add("offline");
     }
     app.conversation.joined = false;
+    // What we knew of who is online is stale from now on: unknown until we are back.
+    app.online.clear();
+    app.inbox.render();
+    app.conversation.onPresence();
     app.call.onDisconnected();
     app.tour.onDisconnected();
   });
@@ -228,6 +235,7 @@ function startApp(token, user) {
     else if (event === "read") app.conversation.onRead(data);
     else if (event === "presence") {
       app.online.set(data.user_id, data.online);
+      app.presenceHeard.set(data.user_id, performance.now());
       app.conversation.onPresence();
       app.inbox.render();
     } else if (event === "user.language" && data.user_id === user.id) applyLanguage(app, data.lang);

@@ -8,6 +8,7 @@ const LANG_KEY = "tradetalk.lang";
 const DEV_IDS_KEY = "tradetalk.dev_ids";
 const INVITE_KEY = "tradetalk.pending_invite";
 const PAGE_LANG_KEY = "tradetalk.page_lang";
+const CALL_KEY = "tradetalk.call"; // the call this tab is in, so a reload joins it again
 
 /** Claims of a JWT (its payload, the middle part; not verified: the server verifies), or null. */
 export function decodeClaims(token) {
@@ -97,6 +98,25 @@ export function rememberDevId(name, id) {
   }
   ids[name] = id;
   localStorage.setItem(DEV_IDS_KEY, JSON.stringify(ids));
+}
+
+/** Remember the call this tab joined (sessionStorage: this tab only, kept over a reload). */
+export function saveCall(call) {
+  sessionStorage.setItem(CALL_KEY, JSON.stringify({ id: call.id, conversation_id: call.conversation_id }));
+}
+
+/** The call this tab was in before a reload, or null. */
+export function savedCall() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(CALL_KEY) || "null");
+    return saved && typeof saved.id === "string" && typeof saved.conversation_id === "string" ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+export function forgetCall() {
+  sessionStorage.removeItem(CALL_KEY);
 }
 
 /** Forget the signed-in user (token, language, this tab's queued state); dev ids stay. */

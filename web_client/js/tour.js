@@ -11,11 +11,19 @@ import { saveDownload } from "./http_api.js";
 import { languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
+import { SoundGate, playMuted } from "./playback.js";
 import "./strings/tour.js";
 import { SubtitleBoard, subtitleFor } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
+const QUESTION_FRESH_MS = 10000; // a new question stands out this long
+
+/** Seconds since the tour started as m:ss. */
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
 
 /** Ids typed into the invite field: split on commas and white space, duplicates dropped. */
 function parseIds(text) {
@@ -33,6 +41,8 @@ export class TourView {
     this.wanted = null; // a tour id from a share link, joined once connected
     this.questions = [];
     setUiLanguage(app.lang);
+    // The host's sound, once the browser allows it (a share link opened without a click).
+    this.sound = new SoundGate("tour-sound", () => ({ sound: t("tour.sound"), play: t("tour.play") }));
     this.build();
   }
 
@@ -105,7 +115,8 @@ export class TourView {
     this.stageTitle = el("h3", { className: "tour-stage-title", attrs: { id: "tour-stage-title" } });
     this.video = el("video", { attrs: { autoplay: true, playsinline: true, id: "tour-video" } });
     this.board = new SubtitleBoard();
-    const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node);
+    const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node, this.sound.node);
+    this.sound.render();
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
@@ -144,11 +155,16 @@ export class TourView {
       event.preventDefault();
       this.ask(askText);
     });
-    this.questionList = el("ol", { className: "tour-questions", attrs: { id: "tour-questions" } });
+    // The viewers' questions, newest first, beside the video (not below the share link).
+    this.questionList = el("ol", {
+      className: "tour-questions",
+      attrs: { id: "tour-questions", "aria-live": "polite" },
+    });
+    this.questionCount = el("span", { className: "badge tour-question-count", attrs: { id: "tour-question-count" } });
     this.questionsNode = el(
       "section",
-      { className: "tour-qa", attrs: { "aria-label": t("tour.questions") } },
-      el("h4", { text: t("tour.questions") }),
+      { className: "tour-qa", attrs: { "aria-label": t("tour.questions"), id: "tour-qa" } },
+      el("h4", {}, t("tour.questions"), " ", this.questionCount),
       this.questionList,
     );
     this.downloads = el(
@@ -161,13 +177,12 @@ export class TourView {
       "section",
       { className: "call tour-stage", attrs: { id: "tour-stage", "aria-labelledby": "tour-stage-title" } },
       this.stageTitle,
-      screen,
+      el("div", { className: "tour-main" }, screen, this.questionsNode),
       this.note,
       this.controls,
       this.board.history,
       this.shareNode,
       this.askForm,
-      this.questionsNode,
       this.downloads,
     );
   }
@@ -318,6 +333,7 @@ export class TourView {
     active.offline = true;
     active.pc?.close();
     if (!active.host) this.video.srcObject = null;
+    this.sound.forget();
     this.rejoinButton.hidden = true;
     this.showNote(t("tour.reconnecting"));
   }
@@ -367,10 +383,9 @@ export class TourView {
       this.questions = [];
       this.showTour();
       this.showNote(t("tour.starting"));
-      this.video.muted = true; // our own preview
       this.video.srcObject = stream;
       this.video.setAttribute("aria-label", t("tour.preview"));
-      this.video.play().catch(() => {});
+      playMuted(this.video); // our own preview
       const ack = await this.connectMedia(active);
       if (!ack) return;
       this.showJoinedNote(ack);
@@ -391,37 +406,72 @@ export class TourView {
   }
 
   addQuestion(question) {
-    this.questions.push(question);
+    this.questions.push({ ...question, arrived: Date.now() });
     this.renderQuestions();
+    this.questionList.scrollTop = 0; // the newest is on top
+    clearTimeout(this.freshTimer);
+    this.freshTimer = setTimeout(() => this.renderQuestions(), QUESTION_FRESH_MS);
   }
 
-  /** The viewers' questions in the host's language, the original on hover (or a note). */
+  /** The viewers' questions, newest first, in the host's language (the original one click
+   * away, and on hover), or the original with a note when no engine translates it. */
   renderQuestions() {
-    this.questionList.replaceChildren(
-      ...this.questions.map((q) => {
-        const translated = typeof q.translation === "string" && q.translation;
-        const differs = translated && q.translation !== q.text;
-        const item = el(
-          "li",
-          {
-            className: `tour-question${differs ? " translated" : ""}`,
-            title: differs ? q.text : "",
-            dataset: { original: q.text, lang: q.lang },
+    const count = this.questions.length;
+    this.questionCount.textContent = String(count);
+    this.questionCount.hidden = !count;
+    this.questionCount.setAttribute("aria-label", t("tour.questions_count", { count }));
+    const now = Date.now();
+    this.questionList.replaceChildren(...[...this.questions].reverse().map((q) => this.questionItem(q, now)));
+    if (!count) this.questionList.append(el("li", { className: "hint", text: t("tour.no_questions") }));
+  }
+
+  questionItem(q, now) {
+    const translated = typeof q.translation === "string" && q.translation;
+    const differs = translated && q.translation !== q.text;
+    const fresh = now - (q.arrived || 0) < QUESTION_FRESH_MS;
+    const original = el("p", { className: "tour-question-original", text: q.text, attrs: { lang: q.lang } });
+    original.hidden = !q.showOriginal;
+    const toggle = differs
+      ? el("button", {
+          className: "quiet tour-question-toggle",
+          text: q.showOriginal ? t("tour.hide_original") : t("tour.show_original"),
+          attrs: { type: "button", "aria-expanded": String(Boolean(q.showOriginal)) },
+          on: {
+            click: () => {
+              q.showOriginal = !q.showOriginal;
+              this.renderQuestions();
+            },
           },
-          el("span", { className: "subtitle-speaker", text: `${q.asker.name} (${q.lang}): ` }),
-          el("span", { className: "tour-question-text", text: translated ? q.translation : q.text }),
-          translated
-            ? null
-            : el("span", {
-                className: "subtitle-note",
-                text: untranslatedText(q.translation_error, q.lang, this.subtitleLang),
-                title: `${q.lang}→${this.subtitleLang}`,
-              }),
-        );
-        return item;
+        })
+      : null;
+    return el(
+      "li",
+      {
+        className: `tour-question${differs ? " translated" : ""}${fresh ? " new" : ""}`,
+        title: differs ? q.text : "",
+        dataset: { original: q.text, lang: q.lang, id: String(q.id) },
+      },
+      el(
+        "div",
+        { className: "tour-question-meta" },
+        el("span", { className: "subtitle-speaker", text: `${q.asker.name} (${q.lang})` }),
+        typeof q.at === "number" ? el("span", { className: "tour-question-at", text: clock(q.at) }) : null,
+      ),
+      el("p", {
+        className: "tour-question-text",
+        text: translated ? q.translation : q.text,
+        attrs: { lang: translated ? this.subtitleLang : q.lang },
       }),
+      translated
+        ? null
+        : el("span", {
+            className: "subtitle-note",
+            text: untranslatedText(q.translation_error, q.lang, this.subtitleLang),
+            title: `${q.lang}→${this.subtitleLang}`,
+          }),
+      toggle,
+      original,
     );
-    if (!this.questions.length) this.questionList.append(el("li", { className: "hint", text: t("tour.no_questions") }));
   }
 
   async copyShare(button) {
@@ -487,7 +537,7 @@ export class TourView {
         if (!current()) return;
         const stream = trackEvent.streams[0];
         if (stream && this.video.srcObject !== stream) this.video.srcObject = stream;
-        this.video.play().catch(() => {});
+        this.sound.play(this.video);
       });
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
@@ -506,6 +556,7 @@ export class TourView {
     this.rejoinButton.hidden = true;
     this.showNote(note);
     if (!active.host) this.video.srcObject = null; // the old connection's picture is frozen
+    this.sound.forget();
     try {
       const ack = await this.connectMedia(active);
       if (!ack) return;
@@ -599,7 +650,6 @@ export class TourView {
       this.renderQuestions();
     } else {
       fillLanguageSelect(this.langSelect, this.subtitleLang || this.app.lang);
-      this.video.muted = false;
       this.video.setAttribute("aria-label", t("tour.video"));
     }
     this.render();
@@ -621,6 +671,7 @@ export class TourView {
       this.ended = { ...active.tour, host: active.host, ran };
     }
     this.video.srcObject = null;
+    this.sound.forget();
     this.board.clear();
     this.rejoinButton.hidden = true;
     this.render();

@@ -52,6 +52,8 @@ addStrings({
     "ended.host_left": "the host left",
     "ended.host_disconnected": "the host lost the connection",
     "ended.shutting_down": "the server is shutting down",
+    "call.sound": "🔊 Tap for sound",
+    "call.play": "▶ Tap to play",
   },
   es: {
     "call.call": "Llamar",
@@ -103,6 +105,8 @@ addStrings({
     "ended.host_left": "el anfitrión se fue",
     "ended.host_disconnected": "el anfitrión perdió la conexión",
     "ended.shutting_down": "el servidor se está apagando",
+    "call.sound": "🔊 Toque para activar el sonido",
+    "call.play": "▶ Toque para reproducir",
   },
   zh: {
     "call.call": "通话",
@@ -154,6 +158,8 @@ addStrings({
     "ended.host_left": "主持人已离开",
     "ended.host_disconnected": "主持人断开了连接",
     "ended.shutting_down": "服务器正在关闭",
+    "call.sound": "🔊 点按开启声音",
+    "call.play": "▶ 点按播放",
   },
   ko: {
     "call.call": "통화",
@@ -205,6 +211,8 @@ addStrings({
     "ended.host_left": "진행자가 나갔습니다",
     "ended.host_disconnected": "진행자의 연결이 끊겼습니다",
     "ended.shutting_down": "서버가 종료되는 중입니다",
+    "call.sound": "🔊 눌러서 소리 켜기",
+    "call.play": "▶ 눌러서 재생",
   },
   fr: {
     "call.call": "Appeler",
@@ -256,6 +264,8 @@ addStrings({
     "ended.host_left": "l’animateur est parti",
     "ended.host_disconnected": "l’animateur a perdu la connexion",
     "ended.shutting_down": "le serveur s’arrête",
+    "call.sound": "🔊 Touchez pour le son",
+    "call.play": "▶ Touchez pour lire",
   },
   de: {
     "call.call": "Anrufen",
@@ -307,6 +317,8 @@ addStrings({
     "ended.host_left": "der Gastgeber ist gegangen",
     "ended.host_disconnected": "der Gastgeber hat die Verbindung verloren",
     "ended.shutting_down": "der Server wird heruntergefahren",
+    "call.sound": "🔊 Tippen für Ton",
+    "call.play": "▶ Zum Abspielen tippen",
   },
   pt: {
     "call.call": "Ligar",
@@ -358,6 +370,8 @@ addStrings({
     "ended.host_left": "o anfitrião saiu",
     "ended.host_disconnected": "o anfitrião perdeu a conexão",
     "ended.shutting_down": "o servidor está sendo desligado",
+    "call.sound": "🔊 Toque para ativar o som",
+    "call.play": "▶ Toque para reproduzir",
   },
   it: {
     "call.call": "Chiama",
@@ -409,6 +423,8 @@ addStrings({
     "ended.host_left": "l’organizzatore è uscito",
     "ended.host_disconnected": "l’organizzatore ha perso la connessione",
     "ended.shutting_down": "il server si sta spegnendo",
+    "call.sound": "🔊 Tocca per l’audio",
+    "call.play": "▶ Tocca per riprodurre",
   },
   ru: {
     "call.call": "Позвонить",
@@ -460,6 +476,8 @@ addStrings({
     "ended.host_left": "ведущий вышел",
     "ended.host_disconnected": "ведущий потерял связь",
     "ended.shutting_down": "сервер завершает работу",
+    "call.sound": "🔊 Нажмите, чтобы включить звук",
+    "call.play": "▶ Нажмите, чтобы воспроизвести",
   },
   ar: {
     "call.call": "اتصال",
@@ -511,6 +529,8 @@ addStrings({
     "ended.host_left": "غادر المضيف",
     "ended.host_disconnected": "انقطع اتصال المضيف",
     "ended.shutting_down": "الخادم قيد الإيقاف",
+    "call.sound": "🔊 انقر لتشغيل الصوت",
+    "call.play": "▶ انقر للتشغيل",
   },
   tr: {
     "call.call": "Ara",
@@ -562,6 +582,8 @@ addStrings({
     "ended.host_left": "ev sahibi ayrıldı",
     "ended.host_disconnected": "ev sahibinin bağlantısı koptu",
     "ended.shutting_down": "sunucu kapatılıyor",
+    "call.sound": "🔊 Ses için dokunun",
+    "call.play": "▶ Oynatmak için dokunun",
   },
   ja: {
     "call.call": "通話",
@@ -613,6 +635,8 @@ addStrings({
     "ended.host_left": "ホストが退出しました",
     "ended.host_disconnected": "ホストの接続が切れました",
     "ended.shutting_down": "サーバーを停止しています",
+    "call.sound": "🔊 タップして音声をオン",
+    "call.play": "▶ タップして再生",
   },
   vi: {
     "call.call": "Gọi",
@@ -664,6 +688,8 @@ addStrings({
     "ended.host_left": "người chủ trì đã rời đi",
     "ended.host_disconnected": "người chủ trì bị mất kết nối",
     "ended.shutting_down": "máy chủ đang tắt",
+    "call.sound": "🔊 Chạm để bật âm thanh",
+    "call.play": "▶ Chạm để phát",
   },
   hi: {
     "call.call": "कॉल करें",
@@ -715,6 +741,8 @@ addStrings({
     "ended.host_left": "होस्ट चले गए",
     "ended.host_disconnected": "होस्ट का कनेक्शन टूट गया",
     "ended.shutting_down": "सर्वर बंद हो रहा है",
+    "call.sound": "🔊 आवाज़ के लिए टैप करें",
+    "call.play": "▶ चलाने के लिए टैप करें",
   },
   id: {
     "call.call": "Panggil",
@@ -766,5 +794,7 @@ addStrings({
     "ended.host_left": "pemandu keluar",
     "ended.host_disconnected": "koneksi pemandu terputus",
     "ended.shutting_down": "server sedang dimatikan",
+    "call.sound": "🔊 Ketuk untuk suara",
+    "call.play": "▶ Ketuk untuk memutar",
   },
 });

@@ -17,6 +17,7 @@ addStrings({
     "inbox.start_failed": "Could not start the conversation: {error}",
     "presence.online": "online",
     "presence.offline": "offline",
+    "presence.unknown": "status unknown",
   },
   es: {
     "inbox.title": "Conversaciones",
@@ -33,6 +34,7 @@ addStrings({
     "inbox.start_failed": "No se pudo iniciar la conversación: {error}",
     "presence.online": "en línea",
     "presence.offline": "desconectado",
+    "presence.unknown": "estado desconocido",
   },
   zh: {
     "inbox.title": "对话",
@@ -49,6 +51,7 @@ addStrings({
     "inbox.start_failed": "无法开始对话：{error}",
     "presence.online": "在线",
     "presence.offline": "离线",
+    "presence.unknown": "状态未知",
   },
   ko: {
     "inbox.title": "대화",
@@ -65,6 +68,7 @@ addStrings({
     "inbox.start_failed": "대화를 시작할 수 없습니다: {error}",
     "presence.online": "온라인",
     "presence.offline": "오프라인",
+    "presence.unknown": "상태 알 수 없음",
   },
   fr: {
     "inbox.title": "Conversations",
@@ -81,6 +85,7 @@ addStrings({
     "inbox.start_failed": "Impossible de démarrer la conversation : {error}",
     "presence.online": "en ligne",
     "presence.offline": "hors ligne",
+    "presence.unknown": "statut inconnu",
   },
   de: {
     "inbox.title": "Unterhaltungen",
@@ -97,6 +102,7 @@ addStrings({
     "inbox.start_failed": "Die Unterhaltung konnte nicht begonnen werden: {error}",
     "presence.online": "online",
     "presence.offline": "offline",
+    "presence.unknown": "Status unbekannt",
   },
   pt: {
     "inbox.title": "Conversas",
@@ -113,6 +119,7 @@ addStrings({
     "inbox.start_failed": "Não foi possível iniciar a conversa: {error}",
     "presence.online": "online",
     "presence.offline": "offline",
+    "presence.unknown": "status desconhecido",
   },
   it: {
     "inbox.title": "Conversazioni",
@@ -129,6 +136,7 @@ addStrings({
     "inbox.start_failed": "Impossibile iniziare la conversazione: {error}",
     "presence.online": "online",
     "presence.offline": "offline",
+    "presence.unknown": "stato sconosciuto",
   },
   ru: {
     "inbox.title": "Беседы",
@@ -145,6 +153,7 @@ addStrings({
     "inbox.start_failed": "Не удалось начать беседу: {error}",
     "presence.online": "в сети",
     "presence.offline": "не в сети",
+    "presence.unknown": "статус неизвестен",
   },
   ar: {
     "inbox.title": "المحادثات",
@@ -161,6 +170,7 @@ addStrings({
     "inbox.start_failed": "تعذّر بدء المحادثة: {error}",
     "presence.online": "متصل",
     "presence.offline": "غير متصل",
+    "presence.unknown": "الحالة غير معروفة",
   },
   tr: {
     "inbox.title": "Görüşmeler",
@@ -177,6 +187,7 @@ addStrings({
     "inbox.start_failed": "Görüşme başlatılamadı: {error}",
     "presence.online": "çevrimiçi",
     "presence.offline": "çevrimdışı",
+    "presence.unknown": "durum bilinmiyor",
   },
   ja: {
     "inbox.title": "会話",
@@ -193,6 +204,7 @@ addStrings({
     "inbox.start_failed": "会話を開始できませんでした：{error}",
     "presence.online": "オンライン",
     "presence.offline": "オフライン",
+    "presence.unknown": "状態不明",
   },
   vi: {
     "inbox.title": "Cuộc trò chuyện",
@@ -209,6 +221,7 @@ addStrings({
     "inbox.start_failed": "Không bắt đầu được cuộc trò chuyện: {error}",
     "presence.online": "trực tuyến",
     "presence.offline": "ngoại tuyến",
+    "presence.unknown": "không rõ trạng thái",
   },
   hi: {
     "inbox.title": "बातचीत",
@@ -225,6 +238,7 @@ addStrings({
     "inbox.start_failed": "बातचीत शुरू नहीं हो सकी: {error}",
     "presence.online": "ऑनलाइन",
     "presence.offline": "ऑफ़लाइन",
+    "presence.unknown": "स्थिति अज्ञात",
   },
   id: {
     "inbox.title": "Percakapan",
@@ -241,5 +255,6 @@ addStrings({
     "inbox.start_failed": "Tidak dapat memulai percakapan: {error}",
     "presence.online": "daring",
     "presence.offline": "luring",
+    "presence.unknown": "status tidak diketahui",
   },
 });
