@@ -332,8 +332,10 @@ def test_call_moves_between_media_processes_in_the_browser(
     finals = buyer.evaluate("() => window.finals")
     for line in finals:
         print(f"{line['at'] / 1000:6.1f} s  [{line['start']}-{line['end']}] {line['text']}")
-    spans = [(line["start"], line["end"]) for line in finals]
-    assert len(set(spans)) == len(spans), spans
+    # The Korean speaker's lines (the buyer's fake microphone beeps; Whisper may write a line
+    # for that too, on its own clock).
+    spans = [(line["start"], line["end"]) for line in finals if line["lang"] == "ko"]
+    assert spans and len(set(spans)) == len(spans), spans
     assert spans == sorted(spans), spans
 
     # The call still ends normally, for both.

@@ -56,7 +56,9 @@ def test_tour_questions_show_prominently_newest_first_with_the_original_one_clic
     newest, older = questions.nth(0), questions.nth(1)
     expect(newest.locator(".subtitle-speaker")).to_have_text("Claire Acheteuse (fr)")
     expect(newest.locator(".tour-question-text")).to_have_text("Quel est le délai de livraison ?")
-    expect(newest.locator(".subtitle-note")).to_contain_text("번역 안 됨")
+    expect(newest.locator(".subtitle-note")).to_have_text(
+        "원문 — 이 서버에는 프랑스어→한국어 번역이 없습니다"
+    )
     expect(newest.locator(".tour-question-toggle")).to_have_count(0)  # it is the original
     expect(older.locator(".subtitle-speaker")).to_have_text("Ann Buyer (en)")
     expect(older.locator(".tour-question-text")).to_have_text("가격은 얼마입니까?")
