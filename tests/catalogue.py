@@ -1,7 +1,8 @@
 """A model catalogue served on loopback for the download and provisioning tests.
 
 `serve_catalogue()` starts a threaded HTTP server answering GET for the paths in its `files`
-(404 otherwise) and counting every request in `requests`; `stop()` ends it.
+(404 otherwise) and counting every request in `requests`; `stop()` ends it. Clearing `open`
+holds every answer but the index until the test sets it again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Catalogue:
     base: str
     files: dict[str, bytes]
     requests: list[str] = field(default_factory=list)
+    open: threading.Event = field(default_factory=threading.Event)
     server: http.server.ThreadingHTTPServer | None = None
 
     def stop(self) -> None:
@@ -29,10 +31,13 @@ class Catalogue:
 def serve_catalogue(files: dict[str, bytes] | None = None) -> Catalogue:
     """Serve `files` (path -> body) on 127.0.0.1 at a free port."""
     catalogue = Catalogue("", dict(files or {}))
+    catalogue.open.set()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             catalogue.requests.append(self.path)
+            if not self.path.endswith("/index.json"):
+                catalogue.open.wait(120)
             body = catalogue.files.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Length", str(len(body or b"")))

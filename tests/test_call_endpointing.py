@@ -83,7 +83,9 @@ async def talk(people, tmp_path, *, mute: bool = False):
 def check_line(final: dict, direct: str) -> None:
     assert final["lang"] == "ko" and final["translations"].get("en"), final
     assert cer(final["text"], KO_REFERENCE) <= cer(direct, KO_REFERENCE) + 0.06, final["text"]
-    assert final["text"].split()[-1] == direct.split()[-1]  # nothing cut off at the end
+    # Nothing cut off at the end (Vosk splits words differently from run to run: compare
+    # the last syllables, spaces removed).
+    assert final["text"].replace(" ", "")[-2:] == direct.replace(" ", "")[-2:], final["text"]
 
 
 async def transcript_lines(peer, cid: str) -> list[dict]:

@@ -90,9 +90,11 @@ async def test_first_start_installs_the_default_set_once_and_uses_it_without_res
         catalogue.files.update(catalogue_files(catalogue.base))
         index_url = f"{catalogue.base}/index.json"
         data = tmp_path / "data"
+        catalogue.open.clear()  # the packages come only once "before" is seen
         server = await serve(data, redis_server.url, index_url).start(120)
         try:
             before = await get_json(server.url + "/api/capabilities")
+            catalogue.open.set()
             assert "ko" not in before["translation"].get("en", {})
 
             async def installed():
