@@ -331,12 +331,6 @@ class Calls(MediaSessions[Call]):
         translations, errors = await translate_line(
             self.chat.translation, line.text, member.lang, listeners, glossary
         )
-        payload = self._subtitle(call, member, line.text, final=True)
-        payload.update(translations=translations, start=line.start, end=line.end)
-        if errors:
-            payload["translation_error"] = errors
-        await self.sio.emit("subtitle", payload, room=call_room(call.id))
-        metrics.subtitle_sent(call.started + line.end)
         call.lines += 1
         line_entry: dict[str, Any] = {
             "call_id": call.id,
@@ -354,12 +348,19 @@ class Calls(MediaSessions[Call]):
         line_id = (
             f"{call.id}.{call.epoch}.{call.lines}" if call.epoch else f"{call.id}.{call.lines}"
         )
+        # Kept before it is shown: a listener never reads a line the transcript lacks (kill -9).
         try:
             await self.chat.store.add_transcript_line(
                 call.conversation_id, call.id, line_id, line_entry
             )
         except Exception:
             log.exception("could not store a transcript line of call %s", call.id)
+        payload = self._subtitle(call, member, line.text, final=True)
+        payload.update(translations=translations, start=line.start, end=line.end)
+        if errors:
+            payload["translation_error"] = errors
+        await self.sio.emit("subtitle", payload, room=call_room(call.id))
+        metrics.subtitle_sent(call.started + line.end)
 
 
 def transcript_path(cid: str, call_id: str) -> str:

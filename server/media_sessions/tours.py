@@ -440,16 +440,7 @@ class Tours(MediaSessions[Tour]):
             "start": line.start,
             "end": line.end,
         }
-        for lang in sorted(languages):
-            payload = {**base, "target_lang": lang}
-            if lang == tour.lang:
-                payload["translation"] = line.text
-            else:
-                payload["translation"] = translations.get(lang)
-                if lang in errors:
-                    payload["translation_error"] = errors[lang]
-            await self.sio.emit("subtitle", payload, room=lang_room(tour.id, lang))
-        metrics.subtitle_sent(tour.started + line.end)
+        # Kept before it is shown: a viewer never reads a line the transcript lacks (kill -9).
         entry = {
             "tour_id": tour.id,
             "start": line.start,
@@ -462,6 +453,16 @@ class Tours(MediaSessions[Tour]):
         if errors:
             entry["translation_error"] = errors
         await self.redis.rpush(tour_key(tour.id, "lines"), json.dumps(entry))
+        for lang in sorted(languages):
+            payload = {**base, "target_lang": lang}
+            if lang == tour.lang:
+                payload["translation"] = line.text
+            else:
+                payload["translation"] = translations.get(lang)
+                if lang in errors:
+                    payload["translation_error"] = errors[lang]
+            await self.sio.emit("subtitle", payload, room=lang_room(tour.id, lang))
+        metrics.subtitle_sent(tour.started + line.end)
 
 
 def tour_id(data: dict[str, Any]) -> str:
