@@ -507,10 +507,19 @@ class Server:
     """Embedded Redis plus `tradetalk serve` in a child process, on a throw-away data dir."""
 
     def __init__(
-        self, root: Path, endpoint: str = "vad", extra_env: dict[str, str] | None = None
+        self,
+        root: Path,
+        endpoint: str = "vad",
+        extra_env: dict[str, str] | None = None,
+        source: Path = REPO,
+        label: str = "",
     ) -> None:
-        """`extra_env`: more environment for the server (e.g. `TRADETALK_SPEECH_ENGINES`)."""
+        """`extra_env`: more environment for the server (e.g. `TRADETALK_SPEECH_ENGINES`);
+        `source`: the source tree it runs (another revision's, to compare in one run), named
+        `label` in reports."""
         self.root = root
+        self.source = source
+        self.label = label
         self.endpoint = endpoint
         self.extra_env = dict(extra_env or {})
         self.data = root / "data"
@@ -545,11 +554,12 @@ class Server:
         return install_argos_ko_en(self.data)
 
     async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.redis.start()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "serve"],
-                cwd=REPO,
+                cwd=self.source,
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

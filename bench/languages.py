@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/languages.py [--langs zh,en,es,ko] [--speakers 1,2] [--repeats 3]
                                           [--pause 2.0] [--capacity 1,2,3,4,6] [--verbose]
+                                          [--baseline REV]
 
 Runs (one row each): Whisper for zh, en, es and ko, and Vosk for ko. Set-up as in
 bench/captions.py (`bench/call_harness.py`, all real): an embedded Redis and `tradetalk serve`
@@ -28,6 +29,11 @@ Columns:
 - CPU: the server process's CPU seconds (from /proc) per second of audio the speakers sent
   (pauses included; the VAD gates silence, so the cost is the speech's).
 
+`--baseline REV` measures another git revision's server beside this tree's in the same run
+(`git archive REV` into the run's temporary directory; both servers up at once, each language
+run on the baseline and then on this tree, so load drifts hit both alike): its rows are
+labelled `<engine>@REV`.
+
 Capacity (`--capacity`, no WebRTC, in this process): N streams, each the Korean clip with its
 pauses fed in 20 ms chunks at real-time pace into the server's own `SpeakerCaptions` (VAD
 endpointing + a recognizer from `open_recognizer`, one thread per stream) with the starts
@@ -53,6 +59,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import (
+    REPO,
     SPEECH,
     Layout,
     LevelResult,
@@ -123,6 +130,7 @@ class Run:
     direct: str
     levels: list[LevelResult]
     warm_ms: float | None = None
+    label: str = ""  # the engine, and `@REV` for a baseline revision's server
 
 
 def vad_span_s(wav: Path) -> tuple[float, float]:
@@ -177,10 +185,11 @@ async def run_language(
         listener_lang=listener,
         settle_s=args.settle,
     )
-    run = Run(lang, engine, clip, layout, reference_text(clip), direct, [])
+    label = engine + (f"@{server.label}" if server.label else "")
+    run = Run(lang, engine, clip, layout, reference_text(clip), direct, [], label=label)
     run.warm_ms = warm.utterances[0].latency_ms
     print(
-        f"  {lang}/{engine} warm-up: {fmt(run.warm_ms)} ms {warm.utterances[0].text!r}",
+        f"  {lang}/{label} warm-up: {fmt(run.warm_ms)} ms {warm.utterances[0].text!r}",
         flush=True,
     )
     for count in args.speakers:
@@ -197,7 +206,7 @@ async def run_language(
         )
         got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
         print(
-            f"  {lang}/{engine} {count} speaker(s): {len(got)}/{len(result.utterances)} "
+            f"  {lang}/{label} {count} speaker(s): {len(got)}/{len(result.utterances)} "
             f"finals, p50 {fmt(percentile(got, 50))} ms, load {load_avg()}",
             flush=True,
         )
@@ -205,34 +214,61 @@ async def run_language(
     return run
 
 
+def baseline_tree(rev: str, root: Path) -> Path:
+    """Revision `rev` of this repository extracted under `root` (for `--baseline`)."""
+    import subprocess
+
+    tree = root / f"baseline-{rev.replace('/', '-')}"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=REPO, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 async def run_server(
     engine_env: str, runs: list[tuple[str, str]], args: argparse.Namespace, root: Path, directs
 ) -> list[Run]:
-    """One server (`TRADETALK_SPEECH_ENGINES=engine_env`) for the given (lang, engine) runs."""
-    server = Server(
-        root / engine_env.replace("=", "-"), "vad", {"TRADETALK_SPEECH_ENGINES": engine_env}
-    )
+    """One server (`TRADETALK_SPEECH_ENGINES=engine_env`) for the given (lang, engine) runs;
+    with `--baseline`, one more running that revision, measured first for each language."""
+    sources = [("", REPO)]
+    if args.baseline and any(engine == "whisper" for _, engine in runs):
+        sources.insert(0, (args.baseline, baseline_tree(args.baseline, root / engine_env)))
+    servers = []
+    for label, source in sources:
+        server = Server(
+            root / engine_env.replace("=", "-") / (label or "this"),
+            "vad",
+            {"TRADETALK_SPEECH_ENGINES": engine_env},
+            source,
+            label,
+        )
+        servers.append(server)
     out = []
     try:
-        if any(lang == "ko" for lang, _ in runs):
-            listing = await asyncio.to_thread(server.install_argos_ko_en)
-            if "ko" not in listing:
-                raise RuntimeError(f"the server's data dir lacks ko: {listing}")
-        await server.start()
+        for server in servers:
+            if any(lang == "ko" for lang, _ in runs):
+                listing = await asyncio.to_thread(server.install_argos_ko_en)
+                if "ko" not in listing:
+                    raise RuntimeError(f"the server's data dir lacks ko: {listing}")
+            await server.start()
         await asyncio.sleep(3.0)  # a server without a warm-up state preloads its models now
         for lang, engine in runs:
-            out.append(
-                await run_language(server, lang, engine, args, root, directs[(lang, engine)][0])
-            )
+            for server in servers:
+                out.append(
+                    await run_language(server, lang, engine, args, root, directs[(lang, engine)][0])
+                )
     finally:
-        server.stop()
-        log = server.log.read_text(errors="replace") if server.log.exists() else ""
-        if "Traceback" in log:
-            print(f"server log ({engine_env}): {log.count('Traceback')} traceback(s):")
-            print(log[-3000:])
-        engines = [line for line in log.splitlines() if "speech" in line.lower()][:3]
-        for line in engines:
-            print(f"  server: {line[:200]}")
+        for server in servers:
+            server.stop()
+            log = server.log.read_text(errors="replace") if server.log.exists() else ""
+            if "Traceback" in log:
+                print(f"server log ({engine_env}): {log.count('Traceback')} traceback(s):")
+                print(log[-3000:])
+            engines = [line for line in log.splitlines() if "speech" in line.lower()][:3]
+            for line in engines:
+                print(f"  server: {line[:200]}")
     return out
 
 
@@ -386,7 +422,7 @@ async def capacity(args: argparse.Namespace, root: Path) -> dict[str, list[Capac
 def print_runs(runs: list[Run]) -> None:
     print("\nThrough a call (WebRTC, server in its own process); times in ms")
     header = (
-        f"{'lang':>4} {'engine':>7} {'spk':>3} {'utt':>4} {'got':>4} {'p50':>5} {'p95':>5} "
+        f"{'lang':>4} {'engine':>16} {'spk':>3} {'utt':>4} {'got':>4} {'p50':>5} {'p95':>5} "
         f"{'max':>5} {'1st-part':>8} {'gap':>5} {'part/u':>6} {'err':>4} {'call':>6} "
         f"{'direct':>6} {'ratio':>5} {'cpu/s':>6} {'srv':>5} {'load1':>5} {'pace':>5}"
     )
@@ -406,7 +442,8 @@ def print_runs(runs: list[Run]) -> None:
             ratio = f"{err / base:.2f}" if base else ("1.00" if err == 0 else f"+{err:.2f}")
             cpu = r.server_cpu_s / r.audio_s if r.audio_s else math.nan
             print(
-                f"{run.lang:>4} {run.engine:>7} {r.speakers:>3} {len(r.utterances):>4} "
+                f"{run.lang:>4} {run.label or run.engine:>16} {r.speakers:>3} "
+                f"{len(r.utterances):>4} "
                 f"{len(every):>4} {fmt(percentile(every, 50)):>5} {fmt(percentile(every, 95)):>5} "
                 f"{fmt(max(every) if every else None):>5} {fmt(percentile(firsts, 50)):>8} "
                 f"{fmt(percentile(gaps, 50)):>5} {parts:>6.1f} {metric(run.lang):>4} "
@@ -425,7 +462,7 @@ def print_runs(runs: list[Run]) -> None:
 def print_texts(runs: list[Run]) -> None:
     print("\nTexts (direct whole-file decode; then what the listener read, per speaker)")
     for run in runs:
-        print(f"  {run.lang}/{run.engine} reference {run.reference!r}")
+        print(f"  {run.lang}/{run.label or run.engine} reference {run.reference!r}")
         print(f"    direct {run.direct!r}")
         for r in run.levels:
             for text in r.texts:
@@ -537,6 +574,9 @@ def main() -> int:
         "--ko-clips", default="", help="more Korean WAVs (in a manifest.json beside them) to decode"
     )
     parser.add_argument("--verbose", action="store_true", help="print every text")
+    parser.add_argument(
+        "--baseline", default="", help="a git revision whose server is measured beside this one"
+    )
     parser.add_argument("--timeout", type=float, default=1200.0, help="abort the run after (s)")
     args = parser.parse_args()
     args.langs = [x.strip() for x in args.langs.split(",") if x.strip()]

@@ -27,7 +27,8 @@ from translation.speech_engines import (
     speech_languages,
 )
 from translation.speech_models import SpeechModelMissing
-from translation.whisper_speech import SpeechResult, transcribe_whole
+from translation.voice_presence import SpeechMeter
+from translation.whisper_speech import SpeechResult, WhisperStreamingRecognizer, transcribe_whole
 
 SPEECH = SHARED / "testdata" / "speech"
 MANIFEST = {f["file"]: f for f in json.loads((SPEECH / "manifest.json").read_text())["files"]}
@@ -52,12 +53,16 @@ def model():
     return loaded
 
 
-def run_live(lang: str, pcm: bytes, realtime: bool = False) -> list[SpeechResult]:
-    """Audio through the server's endpointing into a Whisper recognizer, 20 ms at a time."""
+def live(
+    lang: str, pcm: bytes, realtime: bool = False
+) -> tuple[list[SpeechResult], WhisperStreamingRecognizer, list[str]]:
+    """Audio through the server's endpointing into a Whisper recognizer, 20 ms at a time: the
+    results, the (closed) recognizer and the endpointer's events by name."""
     engine, recognizer = open_recognizer(lang, Path("/nonexistent"))
-    assert engine == WHISPER
+    assert engine == WHISPER and isinstance(recognizer, WhisperStreamingRecognizer)
     endpointer = Endpointer(endpoint_for(engine, EndpointConfig()))  # the server's settings
     out: list[SpeechResult] = []
+    events: list[str] = []
     began = time.monotonic()
     audio = pcm + b"\0" * 32000
     try:
@@ -65,6 +70,8 @@ def run_live(lang: str, pcm: bytes, realtime: bool = False) -> list[SpeechResult
             if realtime:
                 time.sleep(max(0.0, began + offset / 32000 - time.monotonic()))
             for event in endpointer.process(audio[offset : offset + 640]):
+                if not isinstance(event, Feed | Skip):
+                    events.append(type(event).__name__)
                 if isinstance(event, Feed):
                     out += recognizer.feed(event.pcm)
                 elif isinstance(event, Skip):
@@ -78,7 +85,12 @@ def run_live(lang: str, pcm: bytes, realtime: bool = False) -> list[SpeechResult
                     out += [final] if final else []
     finally:
         recognizer.close()
-    return out
+    return out, recognizer, events
+
+
+def run_live(lang: str, pcm: bytes, realtime: bool = False) -> list[SpeechResult]:
+    """The results of `live`."""
+    return live(lang, pcm, realtime)[0]
 
 
 def test_packaged_weights_are_verified_and_a_wrong_digest_leaves_nothing(tmp_path, monkeypatch):
@@ -177,3 +189,66 @@ def test_decoder_loops_are_cut():
 def test_silence_gives_no_final_and_no_text(model):
     noise = (np.random.default_rng(1).normal(0, 30, 16000 * 2)).astype(np.int16).tobytes()
     assert [r for r in run_live("en", noise) if r.final] == []
+
+
+def tone(seconds: float, freq: float, on_s: float, every_s: float, amplitude: float) -> np.ndarray:
+    """A square wave of `freq` Hz sounding `on_s` of every `every_s` (float32, 16 kHz)."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    square = amplitude * np.sign(np.sin(2 * np.pi * freq * t))
+    return np.where(t % every_s < on_s, square, 0.0).astype(np.float32)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+#: Chromium's fake microphone (--use-fake-device-for-media-stream): 20 ms of 400 Hz every 0.5 s
+#: (media/audio/fake_audio_input_stream.cc); Whisper wrote "I'm sorry." / "I don't know." for it
+BEEPS = tone(6.0, 400, 0.02, 0.5, 0.5)
+NON_SPEECH = {
+    "chromium beep": BEEPS,
+    "1 kHz tone": np.concatenate([np.zeros(16000), tone(2.0, 1000, 2.0, 2.0, 0.3)]),
+    "noise": np.random.default_rng(1).normal(0, 0.02, 16000 * 4).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_beep_a_tone_or_noise_give_no_line(lang, model):
+    for name, samples in NON_SPEECH.items():
+        results, recognizer, events = live(lang, pcm16(samples))
+        assert "End" in events or name == "noise", (name, events)  # the endpointer opened one
+        assert results == [], (name, results)  # no final, no partial
+        assert recognizer.decodes == 0, name  # and no CPU spent on it
+
+
+def test_speech_between_beeps_is_still_recognized(model):
+    speech = np.frombuffer(pcm_of(CLIPS["en"]), np.int16).astype(np.float32) / 32768
+    finals = [r for r in run_live("en", pcm16(np.concatenate([BEEPS, speech, BEEPS]))) if r.final]
+    assert len(finals) == 1, finals
+    assert error_rate(finals[0].text, MANIFEST[CLIPS["en"]]["reference"], "en") == 0, finals
+
+
+def test_a_knock_after_the_last_word_does_not_void_the_early_final(model):
+    # es_arenas_blanquecinas.wav ends on two knocks (8.09-8.66 s) that the WebRTC VAD calls
+    # speech and Silero does not: the decode started at the pause before them stays the final
+    knock = pcm_of(CLIPS["es"])[int(8.09 * 16000) * 2 :]
+    speech = pcm_of(CLIPS["en"])  # its voice ends 0.44 s before the file does
+    results, recognizer, events = live("en", speech + knock)
+    finals = [r for r in results if r.final]
+    assert events[-4:] == ["Pause", "Resume", "Pause", "End"], events  # the knock resumed it
+    assert len(finals) == 1 and recognizer.speculative_hits == 1, finals
+    assert finals[0].end < len(speech) / 32000, finals  # decoded up to the pause before it
+    assert error_rate(finals[0].text, MANIFEST[CLIPS["en"]]["reference"], "en") == 0, finals
+
+
+def test_the_speech_meter_hears_speech_not_beeps_fed_in_any_pieces():
+    speech = np.frombuffer(pcm_of(CLIPS["zh"]), np.int16).astype(np.float32) / 32768
+    whole, pieces, beeps = SpeechMeter(), SpeechMeter(), SpeechMeter()
+    whole.feed(speech)
+    for offset in range(0, len(speech), 320):
+        pieces.feed(speech[offset : offset + 320])
+    beeps.feed(BEEPS)
+    assert whole.speech_s > 2.5 and abs(whole.speech_s - pieces.speech_s) <= 0.064
+    assert beeps.speech_s < 0.1
+    pieces.reset()
+    assert pieces.speech_s == 0

@@ -152,8 +152,9 @@ def open_recognizer(lang: str, data_dir: Path | str) -> tuple[str, Recognizer]:
 
 
 def preload(data_dir: Path | str) -> dict[str, str]:
-    """Load every engine's models now (a first call must not wait for them) and run one
-    decode of silence through Whisper (its first decode is slower); returns lang -> engine."""
+    """Load every engine's models now (a first call must not wait for them; Whisper's with
+    the Silero VAD that guards it) and run one decode of silence through Whisper (its first
+    decode is slower); returns lang -> engine."""
     languages = speech_languages(data_dir)
     for lang, engine in languages.items():
         if engine == VOSK:
@@ -161,7 +162,10 @@ def preload(data_dir: Path | str) -> dict[str, str]:
     if WHISPER in languages.values():
         import numpy as np
 
+        from . import voice_presence
         from .whisper_speech import WhisperDecoder
+
+        voice_presence.preload()
 
         model = load_whisper_model(find_whisper_model(data_dir))
         decoder = _decoders.setdefault(id(model), WhisperDecoder(model))

@@ -35,6 +35,7 @@ import numpy as np
 from .agreement import LocalAgreement, collapse_repeats
 from .chinese_script import to_script
 from .speech import SpeechResult
+from .voice_presence import SpeechMeter
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -45,15 +46,28 @@ BYTES_PER_SECOND = 2 * SAMPLE_RATE
 #: repeats a short utterance ("las arenas son blanquecinas las arenas son…"); with 5 s it did not.
 WINDOW_PAD_S = 5.0
 MIN_WINDOW_S = 8.0
+#: The final's window: speech + FINAL_PAD_S (at least MIN_WINDOW_S).
+FINAL_PAD_S = 5.0
+#: Partials (greedy, shown only where two agree) take a shorter window: cheaper, so they
+#: rarely hold up a final.
+PARTIAL_PAD_S = 2.0
+PARTIAL_MIN_WINDOW_S = 4.0
+PARTIAL_INTERVAL_S = 0.5
+#: Less speech than this (Silero VAD, ``translation.voice_presence``) in an utterance: no
+#: line, no decode (a beep, a click, a tone, noise).
+MIN_SPEECH_S = 0.2
+#: Speech heard after a speculative final decode started that voids it (Silero's probability
+#: trails the voice by a chunk or two, so less does not count).
+NEW_SPEECH = 5  # Silero chunks of 32 ms
 MAX_WINDOW_S = 30.0
 #: Whisper's own language code for ours where they differ.
 _WHISPER_CODE = {"zh-tw": "zh", "zh-hant": "zh", "zh-hk": "zh", "zh-cn": "zh", "he": "he"}
 
 
-def window_for(seconds: float) -> float:
-    """The encoder window for an utterance of ``seconds``: speech + 5 s, whole seconds,
-    between 8 and 30 s."""
-    return float(min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(seconds + WINDOW_PAD_S))))
+def window_for(seconds: float, pad_s: float = WINDOW_PAD_S, min_s: float = MIN_WINDOW_S) -> float:
+    """The encoder window for an utterance of ``seconds``: speech + ``pad_s``, whole seconds,
+    between ``min_s`` and 30 s."""
+    return float(min(MAX_WINDOW_S, max(min_s, math.ceil(seconds + pad_s))))
 
 
 def whisper_languages() -> frozenset[str]:
@@ -101,15 +115,28 @@ class WhisperDecoder:
                 self._tokenizers[lang] = tokenizer
             return tokenizer
 
-    def decode(self, audio: np.ndarray, lang: str, beam_size: int | None = None) -> Decoded:
-        """Transcribe float32 16 kHz ``audio`` (one utterance) spoken in ``lang``."""
+    def decode(
+        self,
+        audio: np.ndarray,
+        lang: str,
+        beam_size: int | None = None,
+        *,
+        pad_s: float = WINDOW_PAD_S,
+        min_window_s: float = MIN_WINDOW_S,
+        cancelled: threading.Event | None = None,
+    ) -> Decoded | None:
+        """Transcribe float32 16 kHz ``audio`` (one utterance) spoken in ``lang`` with an
+        encoder window of the speech + ``pad_s`` (``window_for``). None when ``cancelled`` was
+        set before the decoder started (the encoder's work is then all that was spent)."""
         import ctranslate2
 
         began = time.monotonic()
         seconds = len(audio) / SAMPLE_RATE
-        window = window_for(seconds)
+        window = window_for(seconds, pad_s, min_window_s)
         padded = np.zeros(int(window * SAMPLE_RATE), dtype=np.float32)
         padded[: min(len(audio), len(padded))] = audio[: len(padded)]
+        if cancelled is not None and cancelled.is_set():
+            return None
         features = self.model.feature_extractor(padded)
         frames = int(window * 100)
         features = np.ascontiguousarray(features[:, :frames], dtype=np.float32)
@@ -118,6 +145,8 @@ class WhisperDecoder:
         encoded = self.model.model.encode(
             ctranslate2.StorageView.from_array(features[None]), to_cpu=False
         )
+        if cancelled is not None and cancelled.is_set():
+            return None
         # about 12 tokens a second of speech is generous for every language; a loop stops there
         result = self.model.model.generate(
             encoded,
@@ -155,6 +184,16 @@ def plausible(decoded: Decoded) -> bool:
     return _compression_ratio(decoded.text) <= 2.4
 
 
+@dataclass
+class _Job:
+    """One decode on the speaker's decode thread, cancellable until its decoder starts."""
+
+    future: concurrent.futures.Future[Decoded | None]
+    cancel: threading.Event
+    speech_chunks: int = 0  # what Silero had heard when it started
+    position: float = 0.0  # the stream position its audio ends at
+
+
 class WhisperStreamingRecognizer:
     """One speaker's audio recognized utterance by utterance (see the module docstring).
 
@@ -166,9 +205,10 @@ class WhisperStreamingRecognizer:
         decoder: WhisperDecoder,
         lang: str,
         sample_rate: int = SAMPLE_RATE,
-        partial_interval_s: float = 0.5,
+        partial_interval_s: float = PARTIAL_INTERVAL_S,
         first_partial_s: float = 0.5,
         final_beam_size: int = 5,
+        min_speech_s: float = MIN_SPEECH_S,
     ) -> None:
         if sample_rate != SAMPLE_RATE:
             raise ValueError("the Whisper recognizer takes 16 kHz audio")
@@ -177,6 +217,7 @@ class WhisperStreamingRecognizer:
         self.partial_interval_s = partial_interval_s
         self.first_partial_s = first_partial_s
         self.final_beam_size = final_beam_size
+        self.min_speech_s = min_speech_s
         self._decoder = decoder
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whisper")
         self._audio = bytearray()
@@ -185,16 +226,17 @@ class WhisperStreamingRecognizer:
         self._bytes_skipped = 0
         self._utterance_start = 0.0
         self._agreement = LocalAgreement(lang)
-        self._inflight: concurrent.futures.Future[Decoded] | None = None
-        self._inflight_bytes = 0
+        self._meter = SpeechMeter()
+        self._partial: _Job | None = None
         self._last_decode_at = 0.0
         self._last_decode_s = 0.0
-        self._speculative: concurrent.futures.Future[Decoded] | None = None
-        self._speech_end: float | None = None
-        self._pause_wanted = False
-        #: decodes run (partial and speculative) and how many finals reused a speculative one
+        self._speculative: _Job | None = None
+        self._paused_at: float | None = None
+        #: decodes started, finals that reused a speculative decode, utterances dropped as
+        #: non-speech
         self.decodes = 0
         self.speculative_hits = 0
+        self.non_speech = 0
 
     @property
     def position(self) -> float:
@@ -205,6 +247,11 @@ class WhisperStreamingRecognizer:
     def pending(self) -> bool:
         """Whether an utterance holds audio."""
         return bool(self._audio)
+
+    @property
+    def speech_s(self) -> float:
+        """Seconds of the open utterance that Silero VAD calls speech."""
+        return self._meter.speech_s
 
     def skip(self, nbytes: int) -> None:
         """Audio between utterances that is not decoded: only the clock moves on."""
@@ -223,24 +270,33 @@ class WhisperStreamingRecognizer:
                 self._utterance_start = self.position
             self._audio += data
             self._bytes_fed += len(data)
+            self._meter.feed(np.frombuffer(data, dtype=np.int16).astype(np.float32) / 32768.0)
+            job = self._speculative
+            if job is not None and self._meter.speech_chunks - job.speech_chunks >= NEW_SPEECH:
+                self._drop(job)  # the speaker went on: the speculative decode misses words
+                self._speculative = None
         results = self._collect()
-        self._maybe_decode()
+        self._maybe_partial()
         return results
 
     def pause(self) -> None:
-        """The speaker fell silent: decode the whole utterance now (it may be the final)."""
+        """The speaker fell silent: decode the whole utterance now (it may be the final). A
+        partial decode not yet past its encoder is dropped: the final goes first."""
         if not self._audio:
             return
-        self._speech_end = self.position
-        self._speculative = None
-        self._pause_wanted = True
-        self._maybe_decode()
+        self._paused_at = self.position
+        if self._speculative is not None:
+            return  # no speech since the last pause (a breath, a click): it still holds
+        if self._meter.speech_s < self.min_speech_s:
+            return  # nothing said yet (the onset's flicker): no final to prepare
+        if self._partial is not None:
+            self._partial.cancel.set()
+        self._speculative = self._submit(self.final_beam_size, FINAL_PAD_S, MIN_WINDOW_S)
 
     def resume(self) -> None:
-        """Speech went on after a pause: a speculative decode no longer covers it."""
-        self._speculative = None
-        self._pause_wanted = False
-        self._speech_end = None
+        """Sound came back after a pause. The speculative decode is kept until Silero hears
+        `NEW_SPEECH` chunks of speech (a knock or a breath does not void it; a word does)."""
+        self._paused_at = None
 
     def end_utterance(self, max_silence_s: float = 1.5) -> SpeechResult | None:
         """Close the open utterance: its final result, or None if nothing was said."""
@@ -248,21 +304,22 @@ class WhisperStreamingRecognizer:
         if not self._audio:
             self._reset()
             return None
-        future = self._speculative
-        if future is not None:
+        if self._meter.speech_s < self.min_speech_s:
+            self.non_speech += 1
+            self._reset()
+            return None
+        job = self._speculative
+        if job is not None:
             self.speculative_hits += 1
         else:
-            if self._inflight is not None:
-                concurrent.futures.wait([self._inflight])
-            future = self._executor.submit(
-                self._decoder.decode, self._samples(), self.lang, self.final_beam_size
-            )
-            self.decodes += 1
-        decoded = future.result()
-        end = self._speech_end if self._speech_end is not None else self.position
+            if self._partial is not None:
+                self._partial.cancel.set()
+            job = self._submit(self.final_beam_size, FINAL_PAD_S, MIN_WINDOW_S)
+        decoded = job.future.result()
+        end = job.position if job is self._speculative else (self._paused_at or job.position)
         start = self._utterance_start
         self._reset()
-        if not plausible(decoded):
+        if decoded is None or not plausible(decoded):
             return None
         return SpeechResult(decoded.text, True, [], round(start, 3), round(end, 3))
 
@@ -278,15 +335,37 @@ class WhisperStreamingRecognizer:
     def _samples(self) -> np.ndarray:
         return np.frombuffer(bytes(self._audio), dtype=np.int16).astype(np.float32) / 32768.0
 
+    def _submit(self, beam: int, pad_s: float, min_window_s: float) -> _Job:
+        cancel = threading.Event()
+        future = self._executor.submit(
+            self._decoder.decode,
+            self._samples(),
+            self.lang,
+            beam,
+            pad_s=pad_s,
+            min_window_s=min_window_s,
+            cancelled=cancel,
+        )
+        self.decodes += 1
+        return _Job(future, cancel, self._meter.speech_chunks, self.position)
+
+    @staticmethod
+    def _drop(job: _Job | None) -> None:
+        if job is not None:
+            job.cancel.set()
+            job.future.cancel()
+
     def _collect(self) -> list[SpeechResult]:
         """A finished partial decode's contribution: the agreed text when it grew."""
-        inflight = self._inflight
-        if inflight is None or not inflight.done():
+        job = self._partial
+        if job is None or not job.future.done():
             return []
-        self._inflight = None
+        self._partial = None
         try:
-            decoded = inflight.result()
-        except Exception:
+            decoded = job.future.result()
+        except (Exception, concurrent.futures.CancelledError):
+            return []
+        if decoded is None:
             return []
         self._last_decode_s = decoded.seconds
         if not plausible(decoded):
@@ -296,44 +375,31 @@ class WhisperStreamingRecognizer:
             return []
         return [SpeechResult(agreed, False, [], self._utterance_start, self.position)]
 
-    def _maybe_decode(self) -> None:
-        """Start a decode when none runs: the speculative one first, else a partial at the
-        bounded rate (at least `partial_interval_s`, and never more often than a decode
-        takes: at most half of the time busy per speaker)."""
-        if self._inflight is not None:
+    def _maybe_partial(self) -> None:
+        """Start a partial decode when none runs, the speaker is talking (no pause), speech
+        was heard, and at the bounded rate: at least `partial_interval_s` apart, and never
+        more often than a decode takes (at most half of the time busy per speaker)."""
+        if self._partial is not None or self._paused_at is not None:
+            return
+        if self._speculative is not None and not self._speculative.future.done():
+            return
+        seconds = len(self._audio) / BYTES_PER_SECOND
+        if seconds < self.first_partial_s or self._meter.speech_s < self.min_speech_s:
             return
         now = time.monotonic()
-        seconds = len(self._audio) / BYTES_PER_SECOND
-        if self._pause_wanted:
-            self._pause_wanted = False
-        elif seconds < self.first_partial_s:
+        if now - self._last_decode_at < max(self.partial_interval_s, 2 * self._last_decode_s):
             return
-        elif now - self._last_decode_at < max(self.partial_interval_s, 2 * self._last_decode_s):
-            return
-        else:
-            self._submit(speculative=False)
-            return
-        self._submit(speculative=True)
-
-    def _submit(self, speculative: bool) -> None:
-        beam = self.final_beam_size if speculative else 1
-        future = self._executor.submit(self._decoder.decode, self._samples(), self.lang, beam)
-        self.decodes += 1
-        self._inflight = future
-        self._inflight_bytes = len(self._audio)
-        self._last_decode_at = time.monotonic()
-        if speculative:
-            self._speculative = future
+        self._partial = self._submit(1, PARTIAL_PAD_S, PARTIAL_MIN_WINDOW_S)
+        self._last_decode_at = now
 
     def _reset(self) -> None:
         self._audio = bytearray()
         self._agreement.reset()
+        self._meter.reset()
+        self._drop(self._partial)
+        self._partial = None
         self._speculative = None
-        self._speech_end = None
-        self._pause_wanted = False
-        if self._inflight is not None and not self._inflight.done():
-            self._inflight.cancel()
-        self._inflight = None
+        self._paused_at = None
 
 
 def transcribe_whole(audio: np.ndarray | str, lang: str, model: WhisperModel) -> str:
