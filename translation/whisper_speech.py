@@ -3,21 +3,28 @@
 Whisper is not a streaming model. The server's endpointing (``translation.endpointing``)
 opens and closes utterances; this recognizer keeps the open utterance's audio and:
 
-- **partials**: re-decodes the growing utterance at a bounded rate on its own decode thread
-  (one decode at a time per speaker, the newest audio wins) and shows only the prefix two
-  successive decodes agree on (``translation.agreement.LocalAgreement``);
-- **finals**: at the first moment of silence (the endpointer's ``Pause``) a decode of the
-  whole utterance starts at once; if the silence holds until the utterance closes, that
-  decode *is* the final, so the final arrives a decode after the speech ended, not a decode
-  after the endpoint. Speech that resumes (``Resume``) voids it.
+- **hears whether it is speech**: Silero VAD (``translation.voice_presence``) scores the audio
+  as it arrives; an utterance with less than ``MIN_SPEECH_S`` of speech gets no decode and no
+  line (Whisper writes "I'm sorry." for Chromium's fake-microphone beep, "BEEP!" for a tone);
+- **partials**: re-decodes the growing utterance on its own decode thread (one decode at a
+  time per speaker, the newest audio wins; greedy, on a short window) and shows only the
+  prefix two successive decodes agree on (``translation.agreement.LocalAgreement``). Until a
+  first word is agreed the decodes follow each other every 0.2 s of audio, then at a bounded
+  rate (never more than half of one speaker's time busy);
+- **finals**: at the first moment of silence (the endpointer's ``Pause``) a beam-5 decode of
+  the whole utterance starts at once, ahead of any partial not yet past its encoder; if the
+  silence holds until the utterance closes, that decode *is* the final, so the final arrives
+  a decode after the speech ended, not a decode after the endpoint. It is voided only when
+  Silero hears more speech: a knock or a breath after the last word (``Resume`` from the
+  WebRTC VAD) leaves it standing.
 
 The encoder runs on a window just longer than the utterance (``window_for``), not Whisper's
 fixed 30 s: CTranslate2 accepts shorter mel inputs, and the cost falls with the window (beam 5,
 3.9-8.7 s clips: 2.1-2.4 s CPU at 30 s, 0.7-1.0 s at 9-14 s; same text). Mandarin is written in
 the script its readers expect (``translation.chinese_script``).
 
-The interface is ``translation.speech.StreamingRecognizer``'s: ``feed``/``skip``/
-``end_utterance``/``finish``/``close``, times in seconds from the stream start.
+The interface is ``translation.speech.StreamingRecognizer``'s: ``feed``/``skip``/``pause``/
+``resume``/``end_utterance``/``finish``/``close``, times in seconds from the stream start.
 """
 
 from __future__ import annotations
@@ -47,12 +54,16 @@ BYTES_PER_SECOND = 2 * SAMPLE_RATE
 WINDOW_PAD_S = 5.0
 MIN_WINDOW_S = 8.0
 #: The final's window: speech + FINAL_PAD_S (at least MIN_WINDOW_S).
-FINAL_PAD_S = 5.0
+FINAL_PAD_S = 3.0
 #: Partials (greedy, shown only where two agree) take a shorter window: cheaper, so they
 #: rarely hold up a final.
 PARTIAL_PAD_S = 2.0
 PARTIAL_MIN_WINDOW_S = 4.0
 PARTIAL_INTERVAL_S = 0.5
+#: Until two decodes agree on a first word, partial decodes follow each other this closely
+#: (each on 0.2 s more audio): the first partial comes ~1 s into the speech, not at the third
+#: decode ~1.5-2 s in. After that, the bounded rate.
+FIRST_INTERVAL_S = 0.2
 #: Less speech than this (Silero VAD, ``translation.voice_presence``) in an utterance: no
 #: line, no decode (a beep, a click, a tone, noise).
 MIN_SPEECH_S = 0.2
@@ -378,7 +389,8 @@ class WhisperStreamingRecognizer:
     def _maybe_partial(self) -> None:
         """Start a partial decode when none runs, the speaker is talking (no pause), speech
         was heard, and at the bounded rate: at least `partial_interval_s` apart, and never
-        more often than a decode takes (at most half of the time busy per speaker)."""
+        more often than a decode takes (at most half of the time busy per speaker); before
+        the first agreement, every `FIRST_INTERVAL_S`."""
         if self._partial is not None or self._paused_at is not None:
             return
         if self._speculative is not None and not self._speculative.future.done():
@@ -387,7 +399,11 @@ class WhisperStreamingRecognizer:
         if seconds < self.first_partial_s or self._meter.speech_s < self.min_speech_s:
             return
         now = time.monotonic()
-        if now - self._last_decode_at < max(self.partial_interval_s, 2 * self._last_decode_s):
+        if self._agreement.committed:
+            interval = max(self.partial_interval_s, 2 * self._last_decode_s)
+        else:
+            interval = FIRST_INTERVAL_S
+        if now - self._last_decode_at < interval:
             return
         self._partial = self._submit(1, PARTIAL_PAD_S, PARTIAL_MIN_WINDOW_S)
         self._last_decode_at = now
