@@ -8,9 +8,9 @@ opens and closes utterances; this recognizer keeps the open utterance's audio an
   line (Whisper writes "I'm sorry." for Chromium's fake-microphone beep, "BEEP!" for a tone);
 - **partials**: re-decodes the growing utterance on its own decode thread (one decode at a
   time per speaker, the newest audio wins; greedy, on a short window) and shows only the
-  prefix two successive decodes agree on (``translation.agreement.LocalAgreement``). Until a
-  first word is agreed the decodes follow each other every 0.2 s of audio, then at a bounded
-  rate (never more than half of one speaker's time busy);
+  prefix two successive decodes agree on (``translation.agreement.LocalAgreement``), at a
+  bounded rate (never more than half of one speaker's time busy): every 0.25 s until a first
+  word is agreed, then every 0.5 s;
 - **finals**: at the first moment of silence (the endpointer's ``Pause``) a beam-5 decode of
   the whole utterance starts at once, ahead of any partial not yet past its encoder; if the
   silence holds until the utterance closes, that decode *is* the final, so the final arrives
@@ -62,10 +62,10 @@ FINAL_PAD_S = 3.0
 PARTIAL_PAD_S = 2.0
 PARTIAL_MIN_WINDOW_S = 4.0
 PARTIAL_INTERVAL_S = 0.5
-#: Until two decodes agree on a first word, partial decodes follow each other this closely
-#: (each on 0.2 s more audio): the first partial comes ~1 s into the speech, not at the third
-#: decode ~1.5-2 s in. After that, the bounded rate.
-FIRST_INTERVAL_S = 0.2
+#: Until two decodes agree on a first word, partial decodes may follow each other this closely
+#: (still at most half of the time busy): the first partial comes ~1 s into the speech, not at
+#: the third decode 1.5-2 s in. After that, at least PARTIAL_INTERVAL_S apart.
+FIRST_INTERVAL_S = 0.25
 #: Less speech than this (Silero VAD, ``translation.voice_presence``) in an utterance: no
 #: line, no decode (a beep, a click, a tone, noise).
 MIN_SPEECH_S = 0.2
@@ -390,9 +390,9 @@ class WhisperStreamingRecognizer:
 
     def _maybe_partial(self) -> None:
         """Start a partial decode when none runs, the speaker is talking (no pause), speech
-        was heard, and at the bounded rate: at least `partial_interval_s` apart, and never
-        more often than a decode takes (at most half of the time busy per speaker); before
-        the first agreement, every `FIRST_INTERVAL_S`."""
+        was heard, and at the bounded rate: at least `partial_interval_s` apart (before the
+        first agreement `FIRST_INTERVAL_S`), and never more often than a decode takes (at
+        most half of the time busy per speaker)."""
         if self._partial is not None or self._paused_at is not None:
             return
         if self._speculative is not None and not self._speculative.future.done():
@@ -401,17 +401,15 @@ class WhisperStreamingRecognizer:
         if seconds < self.first_partial_s or self._meter.speech_s < self.min_speech_s:
             return
         now = time.monotonic()
-        if self._agreement.committed:
-            interval = max(self.partial_interval_s, 2 * self._last_decode_s)
-        else:
-            interval = FIRST_INTERVAL_S
-        if now - self._last_decode_at < interval:
+        floor = self.partial_interval_s if self._agreement.committed else FIRST_INTERVAL_S
+        if now - self._last_decode_at < max(floor, 2 * self._last_decode_s):
             return
         self._partial = self._submit(1, PARTIAL_PAD_S, PARTIAL_MIN_WINDOW_S)
         self._last_decode_at = now
 
     def _reset(self) -> None:
         self._audio = bytearray()
+        self._last_decode_s = 0.0
         self._agreement.reset()
         self._meter.reset()
         self._drop(self._partial)
