@@ -12,7 +12,8 @@ opens and closes utterances; this recognizer keeps the open utterance's audio an
   bounded rate (never more than half of one speaker's time busy): every 0.25 s until a first
   word is agreed, then every 0.5 s;
 - **finals**: at the first moment of silence (the endpointer's ``Pause``) a beam-5 decode of
-  the whole utterance starts at once, ahead of any partial not yet past its encoder; if the
+  the whole utterance starts at once on a thread of its own (a partial not yet past its
+  encoder is dropped; one already decoding shares the cores with it); if the
   silence holds until the utterance closes, that decode *is* the final, so the final arrives
   a decode after the speech ended, not a decode after the endpoint. It is voided only when
   Silero hears more speech: a knock or a breath after the last word (``Resume`` from the
@@ -199,7 +200,8 @@ def plausible(decoded: Decoded) -> bool:
 
 @dataclass
 class _Job:
-    """One decode on the speaker's decode thread, cancellable until its decoder starts."""
+    """One decode on one of the speaker's decode threads, cancellable until its decoder
+    starts."""
 
     future: concurrent.futures.Future[Decoded | None]
     cancel: threading.Event
@@ -210,7 +212,8 @@ class _Job:
 class WhisperStreamingRecognizer:
     """One speaker's audio recognized utterance by utterance (see the module docstring).
 
-    Used from one thread (the speaker's captions thread); decodes run on a thread of its own.
+    Used from one thread (the speaker's captions thread); decodes run on two threads of its
+    own, one for partials and one for finals.
     """
 
     def __init__(
@@ -232,7 +235,11 @@ class WhisperStreamingRecognizer:
         self.final_beam_size = final_beam_size
         self.min_speech_s = min_speech_s
         self._decoder = decoder
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whisper")
+        # partials and finals on threads of their own: a final never queues behind a partial
+        # (on an idle machine the two share the cores, the final done when it would have been
+        # after the partial; on a busy one it is not held up by it)
+        self._partials = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whisper")
+        self._finals = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="whisper-final")
         self._audio = bytearray()
         self._odd_byte = b""
         self._bytes_fed = 0
@@ -342,15 +349,17 @@ class WhisperStreamingRecognizer:
         return self.end_utterance()
 
     def close(self) -> None:
-        """Stop the decode thread (a decode running finishes; nothing more is started)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the decode threads (a decode running finishes; nothing more is started)."""
+        self._partials.shutdown(wait=False, cancel_futures=True)
+        self._finals.shutdown(wait=False, cancel_futures=True)
 
     def _samples(self) -> np.ndarray:
         return np.frombuffer(bytes(self._audio), dtype=np.int16).astype(np.float32) / 32768.0
 
     def _submit(self, beam: int, pad_s: float, min_window_s: float) -> _Job:
         cancel = threading.Event()
-        future = self._executor.submit(
+        executor = self._partials if beam == 1 else self._finals
+        future = executor.submit(
             self._decoder.decode,
             self._samples(),
             self.lang,
