@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .agreement import LocalAgreement, collapse_repeats
+from .agreement import CHARACTER_LANGS, LocalAgreement, collapse_repeats, join_units
 from .chinese_script import to_script
 from .speech import SpeechResult
 from .voice_presence import SpeechMeter
@@ -138,10 +138,12 @@ class WhisperDecoder:
         pad_s: float = WINDOW_PAD_S,
         min_window_s: float = MIN_WINDOW_S,
         cancelled: threading.Event | None = None,
+        prefix: str = "",
     ) -> Decoded | None:
         """Transcribe float32 16 kHz ``audio`` (one utterance) spoken in ``lang`` with an
-        encoder window of the speech + ``pad_s`` (``window_for``). None when ``cancelled`` was
-        set before the decoder started (the encoder's work is then all that was spent)."""
+        encoder window of the speech + ``pad_s`` (``window_for``); the text begins with
+        ``prefix`` (the decoder continues it). None when ``cancelled`` was set before the
+        decoder started (the encoder's work is then all that was spent)."""
         import ctranslate2
 
         began = time.monotonic()
@@ -156,6 +158,9 @@ class WhisperDecoder:
         features = np.ascontiguousarray(features[:, :frames], dtype=np.float32)
         tokenizer = self._tokenizer(whisper_code(lang))
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        if prefix:
+            spaced = prefix if whisper_code(lang) in CHARACTER_LANGS else " " + prefix
+            prompt += tokenizer.encode(spaced)
         encoded = self.model.model.encode(
             ctranslate2.StorageView.from_array(features[None]), to_cpu=False
         )
@@ -166,7 +171,7 @@ class WhisperDecoder:
             encoded,
             [prompt],
             beam_size=beam_size or self.beam_size,
-            max_length=min(224, int(10 * seconds) + 10),
+            max_length=min(224, int(10 * seconds) + 10 + len(prompt)),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -356,7 +361,7 @@ class WhisperStreamingRecognizer:
     def _samples(self) -> np.ndarray:
         return np.frombuffer(bytes(self._audio), dtype=np.int16).astype(np.float32) / 32768.0
 
-    def _submit(self, beam: int, pad_s: float, min_window_s: float) -> _Job:
+    def _submit(self, beam: int, pad_s: float, min_window_s: float, prefix: str = "") -> _Job:
         cancel = threading.Event()
         executor = self._partials if beam == 1 else self._finals
         future = executor.submit(
@@ -367,6 +372,7 @@ class WhisperStreamingRecognizer:
             pad_s=pad_s,
             min_window_s=min_window_s,
             cancelled=cancel,
+            prefix=prefix,
         )
         self.decodes += 1
         return _Job(future, cancel, self._meter.speech_chunks, self.position)
@@ -413,7 +419,10 @@ class WhisperStreamingRecognizer:
         floor = self.partial_interval_s if self._agreement.committed else FIRST_INTERVAL_S
         if now - self._last_decode_at < max(floor, 2 * self._last_decode_s):
             return
-        self._partial = self._submit(1, PARTIAL_PAD_S, PARTIAL_MIN_WINDOW_S)
+        # what was shown is the decoder's prefix (as in whisper_streaming): later hypotheses
+        # extend it, so one early wrong word does not stop the partials for the utterance
+        committed = join_units(self._agreement.committed, self.lang)
+        self._partial = self._submit(1, PARTIAL_PAD_S, PARTIAL_MIN_WINDOW_S, committed)
         self._last_decode_at = now
 
     def _reset(self) -> None:
