@@ -31,6 +31,7 @@ from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
 from server.realtime.validation import CALL_ID_RE
 from server.shutdown import Stopping
+from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
@@ -40,6 +41,7 @@ from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, TokenKey, verify_token
 from server.warmup import Warmup
 from server.web import metrics
+from server.web.attachment_routes import AttachmentLimits, add_attachment_routes
 from server.web.capabilities import MODELS, add_capability_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
@@ -76,7 +78,9 @@ class Realtime:
         self.translator = translator
         self._owns_translator = False
         limits = settings.limits
-        rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        self.rate_limit = rate_limit = UserRateLimit(
+            self.redis, limits.rate_per_second, limits.rate_burst
+        )
         self.dispatcher = dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
         self.chat = Chat(
             self.sio,
@@ -88,6 +92,9 @@ class Realtime:
             settings.limits,
         )
         self.node_id = node = settings.node_id
+        self.blobs = BlobStore(settings.data_dir / "attachments", node)
+        self.attachments = Attachments(self.redis, self.blobs, node, settings.secret)
+        self.chat.attachments = self.attachments
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
             self.redis,
@@ -226,6 +233,7 @@ class Realtime:
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
+        await asyncio.to_thread(self.blobs.clean_temp)  # uploads a crash cut short
         self._heartbeat.start()
         await self.bus.start()
         self.registry.start()
@@ -310,6 +318,7 @@ class Realtime:
         await step("bus", self.bus.close())
         await step("presence", self._sweep_self())
         await step("socket.io manager", self.manager.close())
+        await step("attachment fetches", self.attachments.close())
         await step("redis connections", self.redis.aclose())
         if self.chat.translation is not None:
             self.chat.translation.close()
@@ -410,6 +419,14 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_transcript_routes(app, realtime.store, settings.secret)
     add_tour_routes(app, realtime.redis, settings.secret)
     add_capability_routes(app, realtime)
+    add_attachment_routes(
+        app,
+        realtime.store,
+        realtime.attachments,
+        settings.secret,
+        AttachmentLimits(settings.limits.max_attachment_bytes, settings.keep_location),
+        realtime.rate_limit,
+    )
 
     async def lifecycle(app: web.Application):
         await realtime.start()
