@@ -93,8 +93,6 @@ class Realtime:
         )
         self.node_id = node = settings.node_id
         self.blobs = BlobStore(settings.data_dir / "attachments", node)
-        self.attachments = Attachments(self.redis, self.blobs, node, settings.secret)
-        self.chat.attachments = self.attachments
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
             self.redis,
@@ -107,6 +105,10 @@ class Realtime:
             cluster=settings.cluster,
         )
         self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        self.attachments = Attachments(
+            self.redis, self.blobs, node, settings.secret, registry=self.registry
+        )
+        self.chat.attachments = self.attachments
         self.router = router = Router(node, self.bus, dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)

@@ -11,8 +11,10 @@ Redis (prefix `tt:`):
 A node asked for a blob it lacks reads `blob:{sha}`, finds each holder's URL in the cluster
 registry (`tt:node:{id}`), GETs `/api/internal/blobs/{sha}` there (authenticated by an HMAC
 of the sha256 with the cluster's shared secret), checks the sha256, keeps the copy and adds
-itself to `blob:{sha}`. With one shared volume mounted as every node's
-`TRADETALK_DATA/attachments`, every blob is local and nothing is fetched.
+itself to `blob:{sha}`. After an upload the node asks one other live node of its cluster to copy
+it the same way (in the background), so a file outlives the loss of any one node. With one
+shared volume mounted as every node's `TRADETALK_DATA/attachments`, every blob is local and
+nothing is fetched.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from server.cluster.nodes import NodeInfo, node_key
+from server.cluster.nodes import NodeInfo, NodeRegistry, node_key
 
 log = logging.getLogger("tradetalk.attachments")
 
@@ -150,7 +152,11 @@ class Attachments:
         node_id: str,
         secret: bytes,
         fetch_timeout_s: float = 60.0,
+        registry: NodeRegistry | None = None,
+        copies: int = 1,
     ) -> None:
+        self.registry = registry
+        self.copies = copies
         self.redis = redis
         self.store = store
         self.node_id = node_id
@@ -237,15 +243,13 @@ class Attachments:
         raise BlobUnavailable(f"blob {sha[:12]}… not reachable ({'; '.join(problems)})")
 
     async def _fetch_from(self, base_url: str, sha: str) -> Path:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.fetch_timeout_s, sock_connect=3)
-            )
         temp = await asyncio.to_thread(self.store.new_temp)
         digest = hashlib.sha256()
         try:
             headers = {BLOB_AUTH_HEADER: blob_token(self.secret, sha)}
-            async with self._http.get(f"{base_url}/api/internal/blobs/{sha}", headers=headers) as r:
+            async with self.client().get(
+                f"{base_url}/api/internal/blobs/{sha}", headers=headers
+            ) as r:
                 if r.status != 200:
                     raise ValueError(f"HTTP {r.status}")
                 out = await asyncio.to_thread(open, temp, "wb")
@@ -261,6 +265,38 @@ class Attachments:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+    def client(self) -> aiohttp.ClientSession:
+        """The HTTP client for node-to-node requests (made on first use)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.fetch_timeout_s, sock_connect=3)
+            )
+        return self._http
+
+    async def replicate(self, shas: list[str]) -> int:
+        """Ask `copies` other live nodes of the cluster (least loaded first) to copy these
+        blobs from us, so a file outlives this node; how many nodes took them. Failures are
+        logged: the blobs stay here and are fetched on demand."""
+        if self.registry is None or self.copies < 1:
+            return 0
+        nodes = [n for n in await self.registry.live() if n.id != self.node_id and n.url]
+        done = 0
+        for node in nodes:
+            try:
+                for sha in shas:
+                    headers = {BLOB_AUTH_HEADER: blob_token(self.secret, sha)}
+                    url = f"{node.url}/api/internal/blobs/{sha}/pull"
+                    async with self.client().post(url, headers=headers) as r:
+                        if r.status != 200:
+                            raise ValueError(f"HTTP {r.status}")
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+                log.warning("could not copy blobs to %s (%s)", node.id, exc)
+                continue
+            done += 1
+            if done >= self.copies:
+                break
+        return done
 
     async def close(self) -> None:
         """Close the HTTP client used for fetches."""

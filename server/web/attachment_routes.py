@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
+from server.background import TaskSet
 from server.files.uploads import Prepared, Refused, prepare
 from server.realtime.validation import ATTACHMENT_ID_RE, CONVERSATION_ID_RE
 from server.storage.attachments import (
@@ -115,6 +116,7 @@ def add_attachment_routes(
 ) -> None:
     """Register the upload, download, thumbnail and node-to-node blob routes."""
     blobs = attachments.store
+    tasks = TaskSet()  # copies to other nodes, after the upload was answered
 
     async def participant(identity: Identity, cid: str) -> web.Response | None:
         conversation = await store.get_conversation(cid)
@@ -188,6 +190,8 @@ def add_attachment_routes(
             "created_at": now_iso(),
         }
         await attachments.save(meta)
+        shas = [prepared.sha256, *([thumb] if thumb else [])]
+        tasks.spawn(attachments.replicate(shas))
         return meta
 
     async def readable(request: web.Request) -> dict[str, Any] | web.Response:
@@ -257,4 +261,22 @@ def add_attachment_routes(
     app.router.add_post("/api/conversations/{cid}/attachments", upload)
     app.router.add_get("/api/attachments/{aid}", download)
     app.router.add_get("/api/attachments/{aid}/thumbnail", thumbnail)
+
+    async def pull_blob(request: web.Request) -> web.StreamResponse:
+        """Another node asks this one to keep a copy of a blob (fetched from a holder)."""
+        sha = request.match_info["sha"]
+        given = request.headers.get(BLOB_AUTH_HEADER, "")
+        if not SHA256_RE.match(sha) or not hmac.compare_digest(given, blob_token(secret, sha)):
+            return error(403, "forbidden", "nodes only")
+        try:
+            await attachments.local_path(sha)
+        except BlobUnavailable as exc:
+            return error(503, "unavailable", str(exc))
+        return web.json_response({"ok": True})
+
+    async def stop_tasks(app: web.Application) -> None:
+        await tasks.cancel(timeout=2)
+
     app.router.add_get("/api/internal/blobs/{sha}", internal_blob)
+    app.router.add_post("/api/internal/blobs/{sha}/pull", pull_blob)
+    app.on_shutdown.append(stop_tasks)
