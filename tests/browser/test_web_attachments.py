@@ -51,7 +51,9 @@ def paste_file(page: Page, name: str, data: bytes, mime: str) -> None:
             const dt = new DataTransfer();
             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
             dt.items.add(new File([bytes], name, { type }));
-            const event = new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true });
+            const event = new ClipboardEvent(
+                "paste", { clipboardData: dt, bubbles: true, cancelable: true }
+            );
             document.getElementById("composer-text").dispatchEvent(event);
         }""",
         [name, base64.b64encode(data).decode(), mime],
