@@ -105,25 +105,38 @@ async def throughput(ours_url: str, token: str, cid: str, base_url: str, size_mb
         k: [] for k in ("up ours", "up base", "down ours", "down base")
     }
     async with aiohttp.ClientSession() as http:
-        for _ in range(rounds):
+
+        async def up_ours() -> None:
             began = time.perf_counter()
-            ours = await post_file(
-                http, f"{ours_url}/api/conversations/{cid}/attachments", data, auth
-            )
+            url = f"{ours_url}/api/conversations/{cid}/attachments"
+            ids.append((await post_file(http, url, data, auth))["attachment"]["id"])
             times["up ours"].append(time.perf_counter() - began)
+
+        async def up_base() -> None:
             began = time.perf_counter()
-            base = await post_file(http, f"{base_url}/upload", data)
+            names.append((await post_file(http, f"{base_url}/upload", data))["name"])
             times["up base"].append(time.perf_counter() - began)
+
+        async def down_ours() -> None:
             began = time.perf_counter()
-            got = await get_all(
-                http, f"{ours_url}/api/attachments/{ours['attachment']['id']}", auth
-            )
+            got = await get_all(http, f"{ours_url}/api/attachments/{ids[-1]}", auth)
             times["down ours"].append(time.perf_counter() - began)
             assert got == len(data)
+
+        async def down_base() -> None:
             began = time.perf_counter()
-            got = await get_all(http, f"{base_url}/static/{base['name']}")
+            got = await get_all(http, f"{base_url}/static/{names[-1]}")
             times["down base"].append(time.perf_counter() - began)
             assert got == len(data)
+
+        ids: list[str] = []
+        names: list[str] = []
+        for n in range(rounds):  # who goes first alternates, so neither always follows the other
+            order = [up_ours, up_base, down_ours, down_base]
+            if n % 2:
+                order = [up_base, up_ours, down_base, down_ours]
+            for step in order:
+                await step()
     print(f"\n{size_mb} MB ZIP, {rounds} rounds each, alternating (MB/s, median / best):")
     for kind in ("up", "down"):
         ours_mid, ours_best = mbps(len(data), times[f"{kind} ours"])
