@@ -85,11 +85,14 @@ XLSX_PARTS = {
 
 
 def xlsx_price_list() -> bytes:
-    """A minimal but valid Excel workbook (one sheet, one row: "M8 bolt", 0.12)."""
+    """A minimal but valid Excel workbook (one sheet, one row: "M8 bolt", 0.12), the same
+    bytes every time."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
-        for name, text in XLSX_PARTS.items():
-            book.writestr(name, text)
+        for name, text in XLSX_PARTS.items():  # fixed times: the same bytes on every call
+            book.writestr(
+                zipfile.ZipInfo(name, (2026, 11, 30, 9, 0, 0)), text, zipfile.ZIP_DEFLATED
+            )
     return out.getvalue()
 
 
