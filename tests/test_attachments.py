@@ -11,11 +11,13 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
+from server.app import create_app
 from server.config import Limits, Settings
 from tests.attachment_files import (
     DXF_DRAWING,
     GPS_IFD,
     HTML_PAGE,
+    LATITUDE,
     download,
     jpeg_with_gps,
     pdf_document,
@@ -23,7 +25,7 @@ from tests.attachment_files import (
     upload,
     xlsx_price_list,
 )
-from tests.peers import SECRET, new_user, token_for
+from tests.peers import SECRET, Peer, new_user, token_for
 from tests.test_chat import converse
 
 LIMIT = 2 * 1024 * 1024  # these servers take files up to 2 MB (the default is 25 MB)
@@ -294,3 +296,30 @@ async def test_an_office_zip_that_is_not_office_is_a_zip(connect, server_url) ->
     status, body = await upload(server_url, tok(buyer), conv["id"], "fake.xlsx", out.getvalue())
     assert status == 201 and body["attachment"]["mime"] == "application/zip", body
     assert body["attachment"]["name"] == "fake.xlsx.zip"
+
+
+async def test_keep_location_setting_keeps_gps(
+    aiohttp_server, redis_server, settings, server_translator
+) -> None:
+    """`TRADETALK_KEEP_LOCATION=1`: files are kept exactly as uploaded (GPS included)."""
+    app = create_app(replace(settings, keep_location=True), redis_server.url, server_translator)
+    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    buyer, supplier = new_user(), new_user(lang="es")
+    peers = [await Peer(buyer).connect(url), await Peer(supplier).connect(url)]
+    try:
+        created = await peers[0].call("conversation.create", {"participants": [supplier.id]})
+        original = png_with_gps()
+        status, body = await upload(
+            url, token_for(buyer), created["conversation"]["id"], "a.png", original
+        )
+        assert (
+            status == 201 and body["attachment"]["sha256"] == hashlib.sha256(original).hexdigest()
+        )
+        _, got, _ = await download(
+            url, token_for(supplier), f"/api/attachments/{body['attachment']['id']}"
+        )
+        assert got == original
+        assert Image.open(io.BytesIO(got)).getexif().get_ifd(GPS_IFD)[2] == LATITUDE
+    finally:
+        for peer in peers:
+            await peer.close()
