@@ -258,10 +258,17 @@ def add_attachment_routes(
             },
         )
 
-    async def internal_blob(request: web.Request) -> web.StreamResponse:
+    def node_asks(request: web.Request) -> str | None:
+        """The blob's sha256 if the request carries the cluster's HMAC for it, else None."""
         sha = request.match_info["sha"]
         given = request.headers.get(BLOB_AUTH_HEADER, "")
-        if not SHA256_RE.match(sha) or not hmac.compare_digest(given, blob_token(secret, sha)):
+        if SHA256_RE.match(sha) and hmac.compare_digest(given, blob_token(secret, sha)):
+            return sha
+        return None
+
+    async def internal_blob(request: web.Request) -> web.StreamResponse:
+        sha = node_asks(request)
+        if sha is None:
             return error(403, "forbidden", "nodes only")
         path = blobs.path(sha)
         if not os.path.isfile(path):  # noqa: ASYNC240 (one stat, no thread hop)
@@ -274,9 +281,8 @@ def add_attachment_routes(
 
     async def pull_blob(request: web.Request) -> web.StreamResponse:
         """Another node asks this one to keep a copy of a blob (fetched from a holder)."""
-        sha = request.match_info["sha"]
-        given = request.headers.get(BLOB_AUTH_HEADER, "")
-        if not SHA256_RE.match(sha) or not hmac.compare_digest(given, blob_token(secret, sha)):
+        sha = node_asks(request)
+        if sha is None:
             return error(403, "forbidden", "nodes only")
         try:
             await attachments.local_path(sha)
