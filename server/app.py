@@ -23,6 +23,7 @@ from server.cluster.router import Router
 from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
+from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
 from server.media_sessions.tours import TOUR_ID_RE, Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
@@ -34,6 +35,7 @@ from server.shutdown import Stopping
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
+from server.storage.quotes import QuoteStore
 from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
@@ -87,6 +89,7 @@ class Realtime:
             None,
             settings.limits,
         )
+        self.quotes = Quotes(dispatcher, self.chat, QuoteStore(self.redis))
         self.node_id = node = settings.node_id
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
