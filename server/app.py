@@ -43,6 +43,7 @@ from server.tokens import TokenError, TokenKey, verify_token
 from server.warmup import Warmup
 from server.web import metrics
 from server.web.capabilities import MODELS, add_capability_routes
+from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
@@ -412,6 +413,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
     add_tour_routes(app, realtime.redis, settings.secret)
+    add_quote_routes(app, realtime, settings.secret)
     add_capability_routes(app, realtime)
 
     async def lifecycle(app: web.Application):
