@@ -4,6 +4,7 @@ it, parsed back with pypdf; participants only. Real Redis, real Apertium en<->es
 from __future__ import annotations
 
 import io
+import json
 
 import aiohttp
 import pytest
@@ -78,8 +79,6 @@ async def test_each_side_downloads_the_quote_in_their_language(connect, server_u
     status, body, _ = await fetch(url, buyer)  # json by default
     quote = (await buyer.call("quote.get", {"conversation_id": cid, "quote_id": qid}))["quote"]
     assert status == 200
-    import json
-
     assert json.loads(body) == {"quote": quote, "lang": "en"}
 
 
@@ -167,7 +166,8 @@ def sample_quote(product: str, lang: str) -> dict:
 
 
 def test_chinese_pdf_embeds_a_cjk_font_and_reads_back() -> None:
-    body = render(sample_quote("不锈钢螺栓 M8", "zh"), "en", {"items": ["stainless steel bolts M8"]})
+    view = {"items": ["stainless steel bolts M8"]}
+    body = render(sample_quote("不锈钢螺栓 M8", "zh"), "en", view)
     text = pdf_text(body)
     assert "不锈钢螺栓 M8" in text and "stainless steel bolts M8" in text and "李伟" in text
     assert "1175.00 CNY" in text and "Original (zh)" in text
