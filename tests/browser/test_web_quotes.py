@@ -105,3 +105,65 @@ def test_buyer_reads_a_spanish_quote_in_english_and_accepts_it(new_page, web_ser
     expect(buyer.locator("#messages li.quote-card .quote-status")).to_have_text("Accepted")
     expect(buyer.locator("#messages li.quote-event.accept")).to_have_count(1)
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+def test_request_quote_counter_and_accept_in_the_browser(new_page, web_server, shot) -> None:
+    buyer, supplier = new_page(), new_page()
+    open_chat(buyer, supplier, web_server)
+    supplier.locator("#inbox-list li.inbox-item a").click()
+
+    # A buyer's form starts as a request for quotation: no price column.
+    buyer.get_by_role("button", name="Quote").click()
+    expect(buyer.locator("#quote-form-title")).to_have_text("Request for quotation")
+    row = buyer.locator("#quote-panel .quote-lines tbody tr").first
+    row.locator(".quote-product").fill("hexagon nuts")
+    row.locator(".quote-quantity").fill("500")
+    expect(row.locator(".quote-unit_price")).to_be_hidden()
+    buyer.get_by_label("Named place").fill("Shenzhen")
+    buyer.get_by_role("button", name="Send request").click()
+    expect(buyer.locator("#quote-panel")).to_be_hidden()
+
+    # The supplier answers the request from its card: the form comes prefilled in Spanish.
+    request = supplier.locator('#messages li.quote-card.theirs[data-action="request"]')
+    expect(request.locator(".quote-head")).to_contain_text("Solicitud de cotización")
+    request.get_by_role("button", name="Enviar una cotización").click()
+    expect(supplier.locator("#quote-form-title")).to_have_text(
+        "Cotización en respuesta a la solicitud"
+    )
+    line = supplier.locator("#quote-panel .quote-lines tbody tr").first
+    expect(line.locator(".quote-product")).to_have_value(re.compile("tuercas", re.I))
+    expect(line.locator(".quote-quantity")).to_have_value("500")
+    line.locator(".quote-unit_price").fill("0.40")
+    supplier.get_by_role("button", name="Enviar cotización").click()
+    expect(supplier.locator("#quote-panel")).to_be_hidden()
+
+    # The buyer counters at 0.35: version 2 answers version 1.
+    offer = buyer.locator('#messages li.quote-card.theirs[data-action="send"]')
+    expect(offer.locator(".quote-total")).to_have_text("Total: 200.00 USD")
+    offer.get_by_role("button", name="Counter").click()
+    expect(buyer.locator("#quote-form-title")).to_have_text("Counter-offer to version 1")
+    buyer.locator("#quote-panel .quote-lines tbody tr").first.locator(".quote-unit_price").fill(
+        "0.35"
+    )
+    buyer.get_by_role("button", name="Send counter-offer").click()
+    expect(offer.locator(".quote-status")).to_have_text("Replaced by v2")
+    expect(offer.get_by_role("button", name="Accept")).to_have_count(0)
+
+    # The supplier sees the counter in Spanish and accepts it.
+    counter = supplier.locator('#messages li.quote-card.theirs[data-action="counter"]')
+    expect(counter.locator(".quote-head")).to_contain_text("Contraoferta · v2")
+    expect(counter.locator(".quote-total")).to_have_text("Total: 175.00 USD")
+    expect(counter.locator("td.quote-product").first).to_contain_text(re.compile("tuercas", re.I))
+    mine = supplier.locator('#messages li.quote-card.mine[data-action="send"]')
+    expect(mine.locator(".quote-status")).to_have_text("Sustituida por v2")
+    expect(request.locator(".quote-status")).to_have_text("Respondida")
+    shot(supplier, "supplier-sees-the-counter")
+    counter.get_by_role("button", name="Aceptar").click()
+    expect(counter.locator(".quote-status")).to_have_text("Aceptada")
+    expect(buyer.locator("#messages li.quote-event.accept")).to_contain_text("accepted v2")
+    mine_counter = buyer.locator('#messages li.quote-card.mine[data-action="counter"]')
+    expect(mine_counter.locator(".quote-status")).to_have_text("Accepted")
+    inbox = buyer.locator("#inbox-list li.inbox-item .inbox-preview")
+    expect(inbox).to_contain_text("Quote v2 · Accepted")
+    shot(buyer, "buyer-counter-accepted")
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)

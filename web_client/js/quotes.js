@@ -58,6 +58,7 @@ export class QuoteDesk {
     this.toggleButton.addEventListener("click", () => (this.panel.hidden ? this.openForm() : this.closeForm()));
     this.state = new Map(); // quote id -> {status, version, kind, author, entry} from the newest entry seen
     this.original = new Set(); // entry ids shown in the original
+    this.answered = new Set(); // ids of the requests a quote has answered
   }
 
   /** The conversation changed: close the form, forget what we knew. */
@@ -65,6 +66,7 @@ export class QuoteDesk {
     this.closeForm();
     this.state.clear();
     this.original.clear();
+    this.answered.clear();
   }
 
   // ----- what the entries tell ---------------------------------------------------------------
@@ -72,6 +74,13 @@ export class QuoteDesk {
   /** Take a quote entry's news (the newest entry of a quote decides its state); the view
    * re-renders the quote's other entries so their status and buttons follow. */
   learned(view, message) {
+    const answers = message.quote?.in_reply_to;
+    if (answers && !this.answered.has(answers)) {
+      this.answered.add(answers);
+      for (const [id, other] of view.messages) {
+        if (other.kind === "quote" && other.quote_id === answers) view.rerender(id);
+      }
+    }
     const known = this.state.get(message.quote_id);
     if (known && known.entry >= message.id) return;
     const version = message.quote;
@@ -118,7 +127,8 @@ export class QuoteDesk {
     const textLang = texts.translated ? lang : version.lang;
     const state = this.state.get(message.quote_id) || { status: message.status, version: message.version };
     const latest = state.version === version.version;
-    const status = !latest ? "superseded" : state.status;
+    let status = !latest ? "superseded" : state.status;
+    if (status === "open" && version.kind === "rfq" && this.answered.has(message.quote_id)) status = "answered";
     const title = version.kind === "rfq" ? "quote.title_rfq" : version.answers ? "quote.title_counter" : "quote.title_quote";
     const priced = version.kind !== "rfq";
     const head = el(
