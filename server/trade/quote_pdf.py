@@ -31,6 +31,24 @@ CJK_RE = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u300
 DEVANAGARI_RE = re.compile(r"[\u0900-\u097f]")
 COMPLEX_RE = re.compile(r"[\u0590-\u08ff\u0900-\u0dff\ufb1d-\ufdff\ufe70-\ufeff]")
 GREY = (110, 110, 110)
+RIGHT_TO_LEFT = {"ar", "fa", "he", "ur"}
+
+
+class Isolate:
+    """Bidi isolates for a right-to-left reader: data (dates, amounts, ids, Incoterm and place)
+    keeps its left-to-right order inside an Arabic line, and the parts of a line joined by
+    " · " do not run into each other. For other readers it changes nothing."""
+
+    def __init__(self, lang: str) -> None:
+        self.on = lang.split("-")[0].lower() in RIGHT_TO_LEFT
+
+    def data(self, text: object) -> str:
+        """Left-to-right text (LRI … PDI)."""
+        return f"\u2066{text}\u2069" if self.on else str(text)
+
+    def parts(self, *parts: str) -> str:
+        """Segments joined by " · ", each isolated by its own first strong character."""
+        return " · ".join(f"\u2068{p}\u2069" for p in parts) if self.on else " · ".join(parts)
 
 
 class FontMissing(RuntimeError):
@@ -66,7 +84,7 @@ def _texts(quote: dict[str, Any], view: dict[str, Any] | None, lang: str) -> str
 class _Document(FPDF):
     """A4, one font family with the fallbacks this document's scripts need."""
 
-    def __init__(self, sample: str) -> None:
+    def __init__(self, sample: str, shaped: bool = False) -> None:
         super().__init__(format="A4")
         self.set_auto_page_break(True, margin=15)
         self.add_font("body", "", str(_first(REGULAR, "fonts-dejavu-core")))
@@ -81,7 +99,7 @@ class _Document(FPDF):
             fallbacks.append("deva")
         if fallbacks:
             self.set_fallback_fonts(fallbacks, exact_match=False)
-        if COMPLEX_RE.search(sample):
+        if shaped or COMPLEX_RE.search(sample):
             self.set_text_shaping(True)
         self.set_font("body", size=10)
 
@@ -100,17 +118,24 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
     latest = quote["versions"][-1]
     src = latest["lang"]
     translated = view is not None and lang != src
-    pdf = _Document(_texts(quote, view, lang))
+    iso = Isolate(lang)
+    pdf = _Document(_texts(quote, view, lang), shaped=iso.on)
     pdf.add_page()
     pdf.line(label(lang, "rfq" if quote["kind"] == "rfq" else "quote"), size=18, bold=True)
     status = label(lang, quote["status"])
     version = label(lang, "version", n=latest["version"], total=len(quote["versions"]))
-    pdf.line(f"{quote['id']} · {version} · {label(lang, 'status')}: {status}", bold=True)
-    pdf.line(f"{label(lang, 'from')}: {latest['by']['name']} · {when(latest['at'])}")
+    pdf.line(
+        iso.parts(iso.data(quote["id"]), version, f"{label(lang, 'status')}: {status}"), bold=True
+    )
+    pdf.line(
+        iso.parts(f"{label(lang, 'from')}: {latest['by']['name']}", iso.data(when(latest["at"])))
+    )
     closed = quote.get("closed")
     if closed:
         key = "closed_accept" if closed["action"] == "accept" else "closed_decline"
-        pdf.line(label(lang, key, name=closed["by"]["name"], at=when(closed["at"])), bold=True)
+        pdf.line(
+            label(lang, key, name=closed["by"]["name"], at=iso.data(when(closed["at"]))), bold=True
+        )
     if translated:
         pdf.line(label(lang, "machine", lang=src), size=8, grey=True)
     pdf.ln(3)
@@ -118,13 +143,14 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
     pdf.ln(2)
     for currency, total in latest.get("totals", {}).items():
         pdf.set_font("body", "B", 11)
-        text = f"{label(lang, 'total')}: {total} {currency}"
+        text = f"{label(lang, 'total')}: {iso.data(f'{total} {currency}')}"
         pdf.cell(0, 7, text, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
     place = f" {latest['place']}" if latest.get("place") else ""
-    pdf.line(f"{label(lang, 'incoterm')}: {latest['incoterm']}{place} (Incoterms 2020)")
+    incoterm = iso.data(f"{latest['incoterm']}{place} (Incoterms 2020)")
+    pdf.line(f"{label(lang, 'incoterm')}: {incoterm}")
     pdf.line(f"{label(lang, 'lead_time')}: {label(lang, 'days', n=latest['lead_time_days'])}")
-    pdf.line(f"{label(lang, 'valid_until')}: {latest['valid_until']}")
+    pdf.line(f"{label(lang, 'valid_until')}: {iso.data(latest['valid_until'])}")
     for field in ("payment_terms", "notes"):
         original = latest.get(field)
         if not original:
@@ -140,8 +166,10 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
         pdf.line(label(lang, "earlier"), bold=True)
         for v in earlier:
             sums = ", ".join(f"{t} {c}" for c, t in v.get("totals", {}).items())
-            total = f" · {label(lang, 'total')}: {sums}" if sums else ""
-            pdf.line(f"v{v['version']} · {v['by']['name']} · {when(v['at'])}{total}", size=9)
+            parts = [iso.data(f"v{v['version']}"), v["by"]["name"], iso.data(when(v["at"]))]
+            if sums:
+                parts.append(f"{label(lang, 'total')}: {iso.data(sums)}")
+            pdf.line(iso.parts(*parts), size=9)
     return bytes(pdf.output())
 
 
