@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from server.app import create_app
+from server.app import SERVICES, create_app
 from server.config import Limits, Settings
 from server.trade.codes import CURRENCIES, INCOTERMS
 from server.trade.quotes import QuoteLimits, line_amount, parse_terms, totals
@@ -394,3 +394,54 @@ def test_amounts_are_exact_and_rounded_to_the_currencys_minor_units() -> None:
     )  # fmt: skip
     assert terms["items"][0]["amount"] == "2.01" and terms["totals"] == {"EUR": "2.01"}
     assert terms["place"] is None and terms["notes"] is None
+
+
+async def test_a_retry_after_a_crash_between_state_and_history_stores_the_entry_once(
+    aiohttp_server, redis_server, tmp_path, server_translator
+) -> None:
+    """The quote's state is written first, its history entry second: a process that died in
+    between leaves the entry to the client's retry (same client_id), which stores it once."""
+    app = create_app(
+        Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, server_translator
+    )
+    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    quotes = app[SERVICES]["realtime"].quotes.store
+    buyer = await Peer(new_user("buyer", "en")).connect(url)
+    supplier = await Peer(new_user("supplier", "es")).connect(url)
+    try:
+        cid = (await buyer.call("conversation.create", {"participants": [supplier.id]}))[
+            "conversation"
+        ]["id"]
+        # The first attempt stored the quote and died before its entry.
+        payload = spanish_quote(cid, client_id="crash1")
+        terms = parse_terms(payload, True, QuoteLimits())
+        version = {"quote_id": "q_00000000000000aa", "version": 1, "at": "2026-12-03T00:00:00Z",
+                   "lang": "es", "kind": "quote", **terms, "translations": {}}  # fmt: skip
+        created, qid = await quotes.create(cid, supplier.id, "crash1", "quote", version, None)
+        assert created and qid == "q_00000000000000aa"
+        retry = await supplier.call("quote.send", payload)
+        assert retry["ok"] and retry["quote_id"] == qid, retry
+        assert retry["message"]["quote"] == version  # the stored version, not a new one
+        again = await supplier.call("quote.send", payload)
+        assert again["duplicate"] and again["message"] == retry["message"]
+
+        # The accept was applied and the process died before its entry: the retry posts it.
+        entry = {"kind": "quote", "quote_id": qid, "action": "accept", "version": 1,
+                 "status": "accepted", "quote": None}  # fmt: skip
+        closed = {"action": "accept", "version": 1, "by": buyer.identity.public(), "at": "now"}
+        outcome, _ = await quotes.respond(
+            qid, buyer.id, "acc1", "accept", 1, entry, None, closed, 50
+        )
+        assert outcome == "ok"
+        accept = {"conversation_id": cid, "client_id": "acc1", "quote_id": qid, "action": "accept"}
+        ack = await buyer.call("quote.respond", accept)
+        assert ack["ok"] and ack["duplicate"] and ack["message"]["status"] == "accepted", ack
+        history = (await buyer.call("history.get", {"conversation_id": cid}))["messages"]
+        assert [(m["action"], m["sender"]["id"]) for m in history] == [
+            ("send", supplier.id),
+            ("accept", buyer.id),
+        ]
+        assert (await supplier.wait_for("message.new", quote_entry(supplier, "accept")))["message"]
+    finally:
+        await buyer.close()
+        await supplier.close()
