@@ -445,3 +445,34 @@ async def test_a_retry_after_a_crash_between_state_and_history_stores_the_entry_
     finally:
         await buyer.close()
         await supplier.close()
+
+
+async def test_an_expired_quote_cannot_be_accepted(
+    aiohttp_server, redis_server, tmp_path, server_translator
+) -> None:
+    app = create_app(
+        Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, server_translator
+    )
+    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    quotes = app[SERVICES]["realtime"].quotes.store
+    buyer = await Peer(new_user("buyer", "en")).connect(url)
+    supplier = await Peer(new_user("supplier", "es")).connect(url)
+    try:
+        cid = (await buyer.call("conversation.create", {"participants": [supplier.id]}))[
+            "conversation"
+        ]["id"]
+        terms = parse_terms(spanish_quote(cid), True, QuoteLimits())
+        yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+        version = {"quote_id": "q_00000000000000bb", "version": 1, "at": "2026-01-01T00:00:00Z",
+                   "lang": "es", "kind": "quote", "by": supplier.identity.public(),
+                   **terms, "valid_until": yesterday, "translations": {}}  # fmt: skip
+        await quotes.create(cid, supplier.id, "old", "quote", version, None)
+        base = {"conversation_id": cid, "quote_id": "q_00000000000000bb"}
+        late = await buyer.call("quote.respond", {**base, "client_id": "a", "action": "accept"})
+        assert late["error"]["code"] == "conflict" and yesterday in late["error"]["message"]
+        # Declining (or countering) an expired quote is still possible.
+        ack = await buyer.call("quote.respond", {**base, "client_id": "d", "action": "decline"})
+        assert ack["ok"] and ack["message"]["status"] == "declined"
+    finally:
+        await buyer.close()
+        await supplier.close()
