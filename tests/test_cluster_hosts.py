@@ -442,12 +442,14 @@ async def test_tour_with_viewers_on_three_hosts(tmp_path) -> None:
             print(f"[cluster] viewer on host{i + 1} ({langs[i]}): {line}")
             for line in finals(viewer):
                 assert line["tour_id"] == tid and line["lang"] == "ko", line
-                assert line["target_lang"] == langs[i], line
-                if langs[i] == "ko":
-                    assert line["translation"] == line["text"], line
-                else:  # no Korean engine in a spawned server: null with a note
+                assert set(line["translations"]) <= {langs[i]}, line  # its language only
+                notes = line.get("translation_error", {})
+                assert set(notes) <= {langs[i]}, line
+                if langs[i] == "ko":  # the host's own language: the text itself
+                    assert not line["translations"] and not notes, line
+                else:  # no Korean engine in a spawned server: none, with a note
                     note = {"code": "no_pair", "from": "ko", "to": langs[i]}
-                    assert line["translation"] or line.get("translation_error") == note, line
+                    assert line["translations"].get(langs[i]) or notes == {langs[i]: note}, line
         assert (await host.call("tour.end", {"tour_id": tid}))["ok"]
         for viewer in viewers:
             ended = await viewer.wait_for("tour.ended", lambda e: e["tour_id"] == tid)
