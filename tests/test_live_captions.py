@@ -122,10 +122,14 @@ def test_the_stable_source_is_what_two_partials_agree_on():
 
 
 def test_committed_translation_never_shrinks_and_erasure_counts_flicker():
+    said = ["the house", "the house is red", "a house is red now", "the house is red now"]
     commit = TargetCommit("en")
-    shown = [commit.update(t) for t in ["the house", "the house is red", "a house is red now"]]
-    assert [s.text[: s.committed] for s in shown] == ["", "the house", "the house"]
-    assert shown[2].text == "the house is red now"  # the disagreeing tail after what is steady
+    shown = [commit.update(t) for t in said]
+    assert [s.text[: s.committed] for s in shown] == ["", "the house", "the house", "the house"]
+    # the tail but its last word, dimmed; none while a committed word is contradicted
+    assert [s.text for s in shown] == ["the", "the house is", "the house", "the house is red"]
+    whole = TargetCommit("en", tail_mask=0)
+    assert [whole.update(t).text for t in said][:2] == ["the house", "the house is red"]
     assert normalized_erasure(["a b", "a b c", "a x c d"], "en") == 2 / 4
     assert normalized_erasure(["a", "a b", "a b c"], "en") == 0.0
     chinese = TargetCommit("zh")

@@ -8,9 +8,9 @@ utterance is translated again as it grows. Two rules keep what a reader sees fro
   translated (a streaming recognizer rewrites its last words); a recognizer whose partials are
   already agreed (Whisper's LocalAgreement) is taken as it is.
 - **Commit on agreement** (`TargetCommit`): in the target language, the units two successive
-  translations agree on are *committed* and never taken back within the utterance; the rest is a
-  *tentative* tail the client dims. A later translation that disagrees with the committed part
-  keeps it and shows its own units after it as the tail.
+  translations agree on are *committed* and never taken back within the utterance; the rest,
+  but its last unit, is a *tentative* tail the client dims, shown while the translation still
+  agrees with the committed part.
 
 `normalized_erasure` is the flicker measure: units erased from the end of what was shown, summed
 over the updates, per unit of the final text. Pure helpers: no engines, no threads.
@@ -57,12 +57,16 @@ class Shown:
 class TargetCommit:
     """Commit-on-agreement over one utterance's successive translations into one language.
 
-    `mask` units at the end of each translation are never committed by agreement alone (0:
-    commit whatever two successive translations share)."""
+    `mask`: units at the end of each translation never committed by agreement alone;
+    `tail_mask`: units at the end of each translation never shown at all (its last word is the
+    one most often revised). The tentative tail is shown only while the translation still starts
+    with the committed units (a revision of a committed word shows the committed part alone
+    until the final). Chosen by `bench/retranslation.py` (docs/architecture.md)."""
 
-    def __init__(self, lang: str, mask: int = 0) -> None:
+    def __init__(self, lang: str, mask: int = 0, tail_mask: int = 1) -> None:
         self.lang = lang
         self.mask = mask
+        self.tail_mask = tail_mask
         self.committed: list[str] = []
         self._previous: list[str] = []
 
@@ -75,7 +79,8 @@ class TargetCommit:
         if keeps and agreed > len(self.committed):
             self.committed = current[:agreed]
         steady = join_units(self.committed, self.lang)
-        tail = current[len(self.committed) :]  # after what is committed, agreeing or not
+        tail = current[len(self.committed) :] if keeps else []
+        tail = tail[: max(0, len(tail) - self.tail_mask)]
         if not tail:
             return Shown(steady, len(steady))
         rest = join_units(tail, self.lang)
