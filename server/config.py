@@ -66,6 +66,8 @@ class Settings:
     # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
     # Built in code (tests' servers) it is off; `from_env` defaults to auto.
     provision: str = "off"
+    # A speaker's open line is translated for its readers while they talk (else only finals).
+    partial_translation: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -127,6 +129,9 @@ class Settings:
             ),
             limits=limits,
             dev=parse_flag("TRADETALK_DEV", env.get("TRADETALK_DEV", "")),
+            partial_translation=parse_flag(
+                "TRADETALK_PARTIAL_TRANSLATION", env.get("TRADETALK_PARTIAL_TRANSLATION", "1")
+            ),
             token_issuer=env.get("TRADETALK_TOKEN_ISSUER") or None,
             token_audience=env.get("TRADETALK_TOKEN_AUDIENCE") or None,
             metrics_token=env.get("TRADETALK_METRICS_TOKEN") or None,

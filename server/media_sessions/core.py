@@ -288,7 +288,7 @@ class MediaSessions(Generic[S]):
             )
             member.live = LiveLine(
                 member.lang,
-                targets=lambda: self.reader_languages(session, member),
+                targets=lambda: self._partial_languages(session, member),
                 agreed=lambda: member.subtitles is not None and member.subtitles.engine == WHISPER,
                 translate=lambda text, lang: self._translate_partial(session, member, text, lang),
                 emit=lambda text, shown: self._send_partial(session, member, text, shown),
@@ -543,6 +543,11 @@ class MediaSessions(Generic[S]):
             "text": text,
         }
 
+    def _partial_languages(self, session: S, member: Member) -> set[str]:
+        if not self.settings.partial_translation:
+            return set()
+        return self.reader_languages(session, member)
+
     async def _translate_partial(
         self, session: S, member: Member, text: str, lang: str
     ) -> str | None:
@@ -552,7 +557,10 @@ class MediaSessions(Generic[S]):
             return None
         glossary = await self.line_glossary(session)
         try:
-            return str(await service.translate(text, member.lang, lang, glossary or None))
+            translated = await service.translate(
+                text, member.lang, lang, glossary or None, background=True
+            )
+            return str(translated)
         except TranslationUnavailable:
             return None
         except Exception:
