@@ -23,6 +23,7 @@ from server.cluster.router import Router
 from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
+from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
 from server.media_sessions.tours import TOUR_ID_RE, Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
@@ -34,6 +35,7 @@ from server.shutdown import Stopping
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
+from server.storage.quotes import QuoteStore
 from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
@@ -41,6 +43,7 @@ from server.tokens import TokenError, TokenKey, verify_token
 from server.warmup import Warmup
 from server.web import metrics
 from server.web.capabilities import MODELS, add_capability_routes
+from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
@@ -87,6 +90,7 @@ class Realtime:
             None,
             settings.limits,
         )
+        self.quotes = Quotes(dispatcher, self.chat, QuoteStore(self.redis))
         self.node_id = node = settings.node_id
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
@@ -409,6 +413,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, settings.secret)
     add_tour_routes(app, realtime.redis, settings.secret)
+    add_quote_routes(app, realtime, settings.secret)
     add_capability_routes(app, realtime)
 
     async def lifecycle(app: web.Application):

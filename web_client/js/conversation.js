@@ -163,6 +163,7 @@ export class ConversationView {
       if (this.messages.has(message.id)) continue;
       this.messages.set(message.id, message);
       this.app.names.set(message.sender.id, message.sender.name);
+      if (message.kind === "quote") this.app.quotes.learned(this, message);
       this.insert(message);
       added = true;
     }
@@ -182,6 +183,7 @@ export class ConversationView {
   messageNode(message) {
     if (message.kind === "call") return this.callNode(message);
     if (message.kind === "transcript") return this.transcriptNode(message);
+    if (message.kind === "quote") return this.app.quotes.node(this, message);
     const mine = message.sender.id === this.app.me.id;
     const showOriginal = this.original.has(message.id);
     const shown = showOriginal

@@ -2,6 +2,7 @@
 import { byId, el, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
+import { quotePreview } from "./quotes.js";
 import "./strings/inbox.js";
 
 function activity(entry) {
@@ -77,7 +78,7 @@ export class InboxView {
   item(entry) {
     const last = entry.last_message;
     if (last?.sender) this.app.names.set(last.sender.id, last.sender.name);
-    const shown = readable(last, this.app.lang);
+    const shown = last?.kind === "quote" ? { text: quotePreview(last) } : readable(last, this.app.lang);
     const others = (entry.participants || []).filter((p) => p !== this.app.me.id);
     // Presence as last heard; unknown (a hollow dot, never "online") while we are offline.
     const known = others.some((p) => this.app.online.has(p));
