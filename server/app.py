@@ -32,6 +32,7 @@ from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
 from server.realtime.validation import CALL_ID_RE
 from server.shutdown import Stopping
+from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
@@ -42,6 +43,7 @@ from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, TokenKey, verify_token
 from server.warmup import Warmup
 from server.web import metrics
+from server.web.attachment_routes import AttachmentLimits, add_attachment_routes
 from server.web.capabilities import MODELS, add_capability_routes
 from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
@@ -79,7 +81,9 @@ class Realtime:
         self.translator = translator
         self._owns_translator = False
         limits = settings.limits
-        rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        self.rate_limit = rate_limit = UserRateLimit(
+            self.redis, limits.rate_per_second, limits.rate_burst
+        )
         self.dispatcher = dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
         self.chat = Chat(
             self.sio,
@@ -92,6 +96,7 @@ class Realtime:
         )
         self.quotes = Quotes(dispatcher, self.chat, QuoteStore(self.redis))
         self.node_id = node = settings.node_id
+        self.blobs = BlobStore(settings.data_dir / "attachments", node)
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
             self.redis,
@@ -104,6 +109,10 @@ class Realtime:
             cluster=settings.cluster,
         )
         self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        self.attachments = Attachments(
+            self.redis, self.blobs, node, settings.secret, registry=self.registry
+        )
+        self.chat.attachments = self.attachments
         self.router = router = Router(node, self.bus, dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
@@ -230,6 +239,7 @@ class Realtime:
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
+        await asyncio.to_thread(self.blobs.clean_temp)  # uploads a crash cut short
         self._heartbeat.start()
         await self.bus.start()
         self.registry.start()
@@ -314,6 +324,7 @@ class Realtime:
         await step("bus", self.bus.close())
         await step("presence", self._sweep_self())
         await step("socket.io manager", self.manager.close())
+        await step("attachment fetches", self.attachments.close())
         await step("redis connections", self.redis.aclose())
         if self.chat.translation is not None:
             self.chat.translation.close()
@@ -415,6 +426,14 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_tour_routes(app, realtime.redis, settings.secret)
     add_quote_routes(app, realtime, settings.secret)
     add_capability_routes(app, realtime)
+    add_attachment_routes(
+        app,
+        realtime.store,
+        realtime.attachments,
+        settings.secret,
+        AttachmentLimits(settings.limits.max_attachment_bytes, settings.keep_location),
+        realtime.rate_limit,
+    )
 
     async def lifecycle(app: web.Application):
         await realtime.start()

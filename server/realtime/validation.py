@@ -12,6 +12,7 @@ from server.tokens import LANG_RE, USER_ID_RE
 CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}\Z")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}\Z")
+ATTACHMENT_ID_RE = re.compile(r"^a_[0-9a-f]{16}\Z")
 
 
 def invalid(message: str) -> AppError:
@@ -75,6 +76,21 @@ def client_id(data: dict[str, Any]) -> str:
     value = data.get("client_id")
     if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
         raise invalid("client_id must be 1-64 characters of letters, digits, _ . : -")
+    return value
+
+
+def attachment_ids(data: dict[str, Any], max_count: int) -> list[str]:
+    """`attachments`: 1..max_count distinct attachment ids (absent or null: none)."""
+    value = data.get("attachments")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not 1 <= len(value) <= max_count:
+        raise invalid(f"attachments must be a list of 1-{max_count} attachment ids")
+    for item in value:
+        if not isinstance(item, str) or not ATTACHMENT_ID_RE.match(item):
+            raise invalid("attachments[] must be attachment ids like a_0123456789abcdef")
+    if len(set(value)) != len(value):
+        raise invalid("attachments[] must not repeat an id")
     return value
 
 

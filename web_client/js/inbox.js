@@ -2,6 +2,7 @@
 import { byId, el, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
+import { attachmentsPreview } from "./attachments.js";
 import { quotePreview } from "./quotes.js";
 import "./strings/inbox.js";
 
@@ -85,7 +86,7 @@ export class InboxView {
     const online = others.some((p) => this.app.online.get(p));
     const presence = !known ? "unknown" : online ? "online" : "offline";
     const preview = last
-      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text}`
+      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text || attachmentsPreview(last)}`
       : t("inbox.no_messages");
     // The agent sees each lead's language beside their name.
     const langs = others.map((p) => this.app.people.get(p)?.lang).filter(Boolean);
