@@ -5,45 +5,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
+from server import metrics
 from server.background import Periodic, TaskSet
 from server.cluster.bus import Bus
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
-from server.cluster.router import Router
+from server.cluster.router import Locate, Router
 from server.config import Settings
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
 from server.media_sessions.calls import Calls
-from server.media_sessions.tours import TOUR_ID_RE, Tours
+from server.media_sessions.tours import Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
-from server.realtime.validation import CALL_ID_RE
+from server.realtime.validation import CALL_ID_RE, TOUR_ID_RE
 from server.shutdown import Stopping
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
-from server.storage.ratelimit import UserRateLimit
+from server.storage.ratelimit import HourlyQuota, UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
-from server.tokens import TokenError, TokenKey, verify_token
+from server.tokens import TokenError, verify_token
 from server.warmup import Warmup
-from server.web import metrics
 from server.web.capabilities import MODELS, add_capability_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
+
+if TYPE_CHECKING:
+    from translation.service import TranslationService
 
 log = logging.getLogger("tradetalk")
 
@@ -61,6 +66,7 @@ class Realtime:
 
     def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
         self.settings = settings
+        self.keys = settings.token_key()
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
         self.sio = SocketServer(
@@ -74,6 +80,7 @@ class Realtime:
         self.presence = Presence(self.redis, settings.heartbeat_s)
         self.languages = Languages(self.redis)
         self.translator = translator
+        self.translation: TranslationService | None = None
         self._owns_translator = False
         limits = settings.limits
         rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
@@ -105,6 +112,7 @@ class Realtime:
         self.calls = Calls(*kinds)
         self.tours = Tours(*kinds)
         for name, handler in self.calls.handlers().items():
+            locate: dict[str, Locate | None]
             locate = {"call.start": router.place_call, "call.get": router.by_conversation}
             undo = self.calls.withdraw if name == "call.join" else None
             by_id = router.by_id("call_id", CALL_ID_RE)
@@ -118,7 +126,15 @@ class Realtime:
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
         self.bus.on("drop_socket", self._drop_forwarded)
-        self.bounds = Bounds(self)
+        self.bounds = Bounds(
+            limits,
+            self.records,
+            HourlyQuota(self.redis, "created"),
+            self.sessions,
+            self.drop_media,
+            [self.calls, self.tours],
+        )
+        self.bounds.install(dispatcher)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
         self._tasks = TaskSet()
@@ -128,11 +144,11 @@ class Realtime:
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
         metrics.add_source(self)
 
-    async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Accept a socket only with a valid token in `auth={"token": ...}`."""
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            identity = verify_token(self.settings.secret, token)
+            identity = verify_token(self.keys, token)
         except TokenError as exc:
             refuse(UNAUTHORIZED, str(exc))
         limit = self.settings.limits.max_sockets_per_user
@@ -192,11 +208,11 @@ class Realtime:
         sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
         streams = [m.subtitles for s in sessions for m in s.members.values()]
         for subtitles in streams:
-            captions = getattr(subtitles, "captions", None)
-            queue = getattr(captions, "_queue", None)
-            backlog += queue.qsize() if queue is not None else 0
-            dropped += getattr(captions, "dropped_bytes", 0)
-        stats = getattr(self.chat.translation, "stats", None)
+            captions = subtitles.captions if subtitles is not None else None
+            if captions is not None:
+                backlog += captions.backlog
+                dropped += captions.dropped_bytes
+        stats = self.translation.stats if self.translation is not None else None
         return {
             "sockets": len(self.sessions),
             "calls": calls["calls"],
@@ -218,11 +234,12 @@ class Realtime:
         if self.translator is None:
             self.translator = await asyncio.to_thread(build_translator, self.settings.data_dir)
             self._owns_translator = True
-        self.chat.translation = TranslationService(
+        self.translation = TranslationService(
             self.translator, shared_cache=RedisTranslationCache(self.redis)
         )
+        self.chat.translation = self.translation
         # Load models and start engine processes before serving, not on the first message.
-        await self.chat.translation.warm(self.translator.pairs())
+        await self.translation.warm(self.translator.pairs())
         await self.presence.heartbeat()
         for user in await self.presence.sweep():
             await self.chat.announce_presence(user, False)
@@ -311,8 +328,8 @@ class Realtime:
         await step("presence", self._sweep_self())
         await step("socket.io manager", self.manager.close())
         await step("redis connections", self.redis.aclose())
-        if self.chat.translation is not None:
-            self.chat.translation.close()
+        if self.translation is not None:
+            self.translation.close()
         if self._owns_translator:
             await step("translation engines", asyncio.to_thread(self.translator.close))
         log.info("stopping: done in %.2f s", self.stopping.elapsed())
@@ -371,12 +388,12 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(web_client_dir() / "index.html")
 
 
-def polling_body_limit(max_bytes: int) -> Any:
+def polling_body_limit(max_bytes: int) -> Middleware:
     """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
     drop the session and leave the request hanging)."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         length = request.content_length
         if request.method == "POST" and length is not None and length > max_bytes:
             if request.path.startswith("/socket.io"):
@@ -392,8 +409,7 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     `translator` (a `translation.translator.Translator`) is built from the data dir's installed
     engines when not given; tests pass one shared across the session.
     """
-    token_key = TokenKey.of(settings.secret, settings.token_issuer, settings.token_audience)
-    settings = replace(settings, secret=token_key)
+    keys = settings.token_key()
     app = web.Application(
         client_max_size=settings.limits.max_payload_bytes,
         middlewares=[polling_body_limit(settings.limits.max_payload_bytes)],
@@ -407,11 +423,11 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     add_static_routes(app, web_client_dir())
     add_metrics_routes(app, settings)
     add_web_routes(app, settings)
-    add_transcript_routes(app, realtime.store, settings.secret)
-    add_tour_routes(app, realtime.redis, settings.secret)
+    add_transcript_routes(app, realtime.store, keys)
+    add_tour_routes(app, realtime.tours.archive, keys)
     add_capability_routes(app, realtime)
 
-    async def lifecycle(app: web.Application):
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await realtime.start()
         yield
         await realtime.stop()

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.tokens import TokenKey
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -66,6 +68,10 @@ class Settings:
     # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
     # Built in code (tests' servers) it is off; `from_env` defaults to auto.
     provision: str = "off"
+
+    def token_key(self) -> TokenKey:
+        """The secret with the `iss`/`aud` claims tokens must carry."""
+        return TokenKey(self.secret, self.token_issuer, self.token_audience)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -24,9 +24,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.storage.keys import PREFIX
+
 log = logging.getLogger("tradetalk.bus")
 
-PREFIX = "tt:"
 BROADCAST_CHANNEL = f"{PREFIX}bus:all"
 MAX_IN_FLIGHT = 10_000  # requests waiting for a reply, and handlers running, each
 CLOSE_GRACE_S = 1.0  # how long close() lets running handlers finish (and reply)

@@ -27,9 +27,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.storage.keys import PREFIX
+
 log = logging.getLogger("tradetalk.nodes")
 
-PREFIX = "tt:"
 NODES_KEY = f"{PREFIX}nodes"  # + ":{cluster}" for a named cluster
 NODE_KEY_PREFIX = f"{PREFIX}node:"
 

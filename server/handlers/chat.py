@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -268,7 +268,7 @@ class Chat:
     @staticmethod
     def inbox_updates(
         conversation: dict[str, Any],
-        unread: dict[str, int | None],
+        unread: Mapping[str, int | None],
         last_message: dict[str, Any] | None,
         people: dict[str, dict[str, Any]] | None = None,
         online: dict[str, bool] | None = None,

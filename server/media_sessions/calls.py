@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from media.room import MediaRoom
+from server import metrics
 from server.media_sessions.core import SPEAKER, Elsewhere, MediaSession, MediaSessions, Member
 from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
@@ -26,7 +27,6 @@ from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.storage.store import now_iso
 from server.tokens import Identity
-from server.web import metrics
 
 log = logging.getLogger("tradetalk.calls")
 

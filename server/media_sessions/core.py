@@ -308,7 +308,9 @@ class MediaSessions(Generic[S]):
     async def withdraw(self, sid: str, data: Any) -> None:
         """Take back a membership `data` (a join's payload) gave `sid` (the join was answered
         too late for its client)."""
-        session = self.sessions.get(data.get(self.id_field)) if isinstance(data, dict) else None
+        session = (
+            self.sessions.get(str(data.get(self.id_field))) if isinstance(data, dict) else None
+        )
         if session is not None and sid in session.members:
             await self.remove_member(session, sid, "join answered too late")
 

@@ -95,7 +95,7 @@ class SpeakerSubtitles:
         data_dir: Path,
         *,
         spawn: Spawn,
-        on_partial: Callable[[str], Awaitable[Any]],
+        on_partial: Callable[[str], Coroutine[Any, Any, Any]],
         on_final: Callable[[FinalLine], Awaitable[Any]],
         origin: float | None = None,
         name: str = "captions",

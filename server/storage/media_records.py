@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.storage.store import PREFIX
+from server.storage.keys import PREFIX, text
 
 INDEX = f"{PREFIX}media:index"
 
@@ -79,7 +79,7 @@ class MediaRecords:
         current = await self.redis.get(key)
         if current is None:  # expired in between: try once more
             return call_id if await self.redis.set(key, call_id, nx=True, px=self.ttl_ms) else ""
-        return current.decode()
+        return text(current)
 
     async def replace_conversation(self, cid: str, stale: str, call_id: str) -> str:
         """Make `call_id` the conversation's call if it still names `stale` (a call that no
@@ -92,11 +92,11 @@ class MediaRecords:
     async def by_conversation(self, cid: str) -> dict[str, Any] | None:
         """The record of the conversation's running call, or None."""
         call_id = await self.redis.get(conversation_key(cid))
-        return await self.get(call_id.decode()) if call_id else None
+        return await self.get(text(call_id)) if call_id else None
 
     async def all(self) -> list[dict[str, Any]]:
         """Every running session's record (ids whose record expired leave the index)."""
-        ids = sorted(m.decode() for m in await self.redis.smembers(INDEX))
+        ids = sorted(text(m) for m in await self.redis.smembers(INDEX))
         if not ids:
             return []
         raws = await self.redis.mget([record_key(i) for i in ids])
@@ -116,7 +116,7 @@ class MediaRecords:
                     pipe.pexpire(conversation_key(record["conversation_id"]), self.ttl_ms)
             await pipe.execute()
 
-    async def take_over(self, session_id: str, owner: str, new_owner: str) -> dict | None:
+    async def take_over(self, session_id: str, owner: str, new_owner: str) -> dict[str, Any] | None:
         """Move a record from `owner` to `new_owner` (epoch + 1) if `owner` still has it."""
         raw = await self._take_over(
             keys=[record_key(session_id)], args=[owner, new_owner, self.ttl_ms]
@@ -137,5 +137,5 @@ class MediaRecords:
         if cid:
             key = conversation_key(cid)
             current_call = await self.redis.get(key)
-            if current_call is not None and current_call.decode() == record["id"]:
+            if current_call is not None and text(current_call) == record["id"]:
                 await self.redis.delete(key)

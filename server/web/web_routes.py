@@ -28,8 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
-from server.tokens import TokenError, check_identity, issue_token
-from server.web import metrics
+from server import metrics
+from server.config import Settings
+from server.tokens import TokenError, TokenKey, check_identity, issue_token
 
 DEV_TOKEN_TTL = 12 * 3600
 VENDOR_FILES = {
@@ -91,7 +92,7 @@ def bad_request(message: str) -> web.Response:
     )
 
 
-def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+def dev_token_handler(secret: TokenKey) -> Callable[[web.Request], Awaitable[web.Response]]:
     """`POST /api/dev/token {name, role, lang, user_id?}` → a 12-hour token, for `user_id` when
     it fits the name (a returning browser), else for a new user id."""
 
@@ -123,14 +124,14 @@ def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Re
     return handler
 
 
-def add_web_routes(app: web.Application, settings: Any) -> None:
+def add_web_routes(app: web.Application, settings: Settings) -> None:
     """Add the client's vendor files and config; the dev token endpoint only in dev mode."""
     for name, relative in VENDOR_FILES.items():
         app.router.add_get(f"/vendor/{name}", vendor_handler(relative))
-    dev = bool(getattr(settings, "dev", False))
+    dev = settings.dev
     app.router.add_get("/api/client-config", client_config_handler(dev))
     if dev:
-        app.router.add_post("/api/dev/token", dev_token_handler(settings.secret))
+        app.router.add_post("/api/dev/token", dev_token_handler(settings.token_key()))
 
 
 def add_static_routes(app: web.Application, root: Path) -> None:
@@ -146,10 +147,10 @@ def add_static_routes(app: web.Application, root: Path) -> None:
     app.router.add_get("/static/{path:.*}", handler)
 
 
-def add_metrics_routes(app: web.Application, settings: Any) -> None:
+def add_metrics_routes(app: web.Application, settings: Settings) -> None:
     """`GET /metrics` (Prometheus text) with `Authorization: Bearer <TRADETALK_METRICS_TOKEN>`;
     not on the public port at all without a token (use `TRADETALK_METRICS_PORT` then)."""
-    token = getattr(settings, "metrics_token", None)
+    token = settings.metrics_token
     if not token:
         return
     expected = f"Bearer {token}".encode()
