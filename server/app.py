@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from server import metrics
 from server.background import Periodic, TaskSet
-from server.cluster.bus import Bus
+from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
@@ -183,11 +183,11 @@ class Realtime:
         await self.calls.drop_socket(sid)
         await self.tours.drop_socket(sid)
         try:
-            await self.bus.broadcast("drop_socket", {"sid": sid})
+            await self.bus.broadcast("drop_socket", DropSocketBody(sid=sid))
         except Exception as exc:  # the owners drop it when its media fails
             log.warning("could not tell the other nodes that %s left (%s)", sid, exc)
 
-    async def _drop_forwarded(self, body: dict[str, Any]) -> None:
+    async def _drop_forwarded(self, body: DropSocketBody) -> None:
         await self.calls.drop_socket(body["sid"])
         await self.tours.drop_socket(body["sid"])
 

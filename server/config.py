@@ -8,6 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from server.tokens import TokenKey
 
@@ -49,7 +50,7 @@ class Settings:
     secret: bytes = b""
     redis_max_connections: int = 256
     dev: bool = False
-    ice_servers: tuple[dict, ...] = ()
+    ice_servers: tuple[dict[str, Any], ...] = ()
     token_issuer: str | None = None
     token_audience: str | None = None
     metrics_token: str | None = None

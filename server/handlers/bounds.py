@@ -24,7 +24,7 @@ from server.config import Limits
 from server.realtime.dispatch import Dispatcher
 from server.realtime.errors import LIMIT_REACHED, error_ack
 from server.realtime.sessions import Session
-from server.storage.media_records import MediaRecords
+from server.storage.media_records import MediaRecord, MediaRecords
 from server.storage.ratelimit import HourlyQuota
 
 log = logging.getLogger("tradetalk.bounds")
@@ -85,7 +85,7 @@ class Bounds:
 
     # ------------------------------------------------------------------ caps
 
-    async def _running(self, kind: str) -> list[dict[str, Any]]:
+    async def _running(self, kind: str) -> list[MediaRecord]:
         """The records of the running calls or tours on every node."""
         return [r for r in await self.records.all() if r.get("kind") == kind]
 

@@ -30,7 +30,7 @@ from server.media_sessions.reoffers import PendingAnswers
 from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError
-from server.storage.media_records import MediaRecords
+from server.storage.media_records import MediaRecord, MediaRecords, as_record
 from server.tokens import Identity
 
 log = logging.getLogger("tradetalk.media")
@@ -144,7 +144,7 @@ class MediaSessions(Generic[S]):
         """What another node needs to take the session over (kind-specific fields)."""
         raise NotImplementedError
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> S:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> S:
         """The session again, from its record, on a fresh room (no members yet)."""
         raise NotImplementedError
 
@@ -191,17 +191,19 @@ class MediaSessions(Generic[S]):
             renegotiation_timeout=self.settings.limits.renegotiation_timeout_s,
         )
 
-    def full_record(self, session: S) -> dict[str, Any]:
+    def full_record(self, session: S) -> MediaRecord:
         """The ownership record: id, kind, owner, epoch, start, and the kind's fields."""
-        return {
-            "id": session.id,
-            "kind": self.kind,
-            "cluster": self.settings.cluster,
-            "owner": self.node_id,
-            "epoch": session.epoch,
-            "started_wall": session.started_wall,
-            **self.record(session),
-        }
+        return as_record(
+            {
+                "id": session.id,
+                "kind": self.kind,
+                "cluster": self.settings.cluster,
+                "owner": self.node_id,
+                "epoch": session.epoch,
+                "started_wall": session.started_wall,
+                **self.record(session),
+            }
+        )
 
     async def keep(self, session: S) -> None:
         """Write the session's ownership record (on start and when its public view changes)."""
@@ -359,7 +361,7 @@ class MediaSessions(Generic[S]):
 
     async def hand_over(
         self, session: S, target: str, finish_s: float | None = None
-    ) -> dict[str, Any] | None:
+    ) -> MediaRecord | None:
         """Give a session to node `target` (drain): every open line goes out first (within
         `finish_s`, the media stopped first, when given), then the record names the target;
         this node lets go of the media without telling anyone (the target does). Returns the
@@ -373,7 +375,7 @@ class MediaSessions(Generic[S]):
         await self._tear_down(session)
         return record
 
-    async def adopt(self, record: dict[str, Any], reason: str, tell: bool = True) -> S:
+    async def adopt(self, record: MediaRecord, reason: str, tell: bool = True) -> S:
         """Run a session another node owned (it drained or died), from its record (which must
         already name this node); tell its members to re-join here."""
         existing = self.sessions.get(record["id"])

@@ -31,6 +31,7 @@ from server.realtime import validation as v
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.realtime.validation import TOUR_ID_RE
+from server.storage.media_records import MediaRecord
 from server.storage.store import now_iso
 from server.storage.tour_archive import TourArchive, tour_key
 from server.tokens import Identity
@@ -345,7 +346,7 @@ class Tours(MediaSessions[Tour]):
             "public": self.public(session),
         }
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> Tour:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> Tour:
         tour = Tour(record["id"], room, title=record["title"], lang=record["lang"])
         tour.host, tour.host_sid = Identity(**record["host"]), record["host_sid"]
         tour.invite, tour.started_at = record.get("invite"), record["started_at"]

@@ -288,7 +288,9 @@ class Store:
         """The newest message id (0 when there are none)."""
         return int(await self.redis.get(self.key("conv", cid, "seq")) or 0)
 
-    async def messages_after(self, cid: str, since: int, limit: int) -> tuple[list[dict], bool]:
+    async def messages_after(
+        self, cid: str, since: int, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` messages after id `since`, oldest first; and whether more follow."""
         top = await self.last_id(cid)
         last = min(top, since + limit)
@@ -296,7 +298,7 @@ class Store:
 
     async def messages_before(
         self, cid: str, before: int | None, limit: int
-    ) -> tuple[list[dict], bool]:
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` messages before id `before` (or the newest), oldest first; more older?"""
         top = await self.last_id(cid)
         end = top if before is None else min(top, before - 1)
