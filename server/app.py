@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -22,8 +23,9 @@ from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
-from server.cluster.router import Locate, Router
+from server.cluster.router import Router
 from server.config import Settings
+from server.events import install_caps, route_media_events, serve_bus
 from server.handlers.bounds import Bounds
 from server.handlers.chat import Chat
 from server.media_sessions.calls import Calls
@@ -32,7 +34,6 @@ from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
-from server.realtime.validation import CALL_ID_RE, TOUR_ID_RE
 from server.shutdown import Stopping
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
@@ -46,9 +47,7 @@ from server.web.capabilities import MODELS, add_capability_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
-
-if TYPE_CHECKING:
-    from translation.service import TranslationService
+from translation.service import TranslationService
 
 log = logging.getLogger("tradetalk")
 
@@ -61,41 +60,58 @@ def web_client_dir() -> Path:
     return Path(str(files("web_client")))
 
 
+@dataclass(frozen=True)
+class Step:
+    """One part of a node's lifecycle: what `start()` does for it (in list order) and what
+    `stop()` does (in reverse order, each bounded and logged under `name`)."""
+
+    name: str
+    start: Callable[[], Awaitable[Any] | None] | None = None
+    stop: Callable[[], Awaitable[Any]] | None = None
+
+
 class Realtime:
-    """Socket.IO connection handling; composes the chat (and later call) services."""
+    """One node: its services, built in dependency order; its connections; its lifecycle."""
 
     def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
         self.settings = settings
         self.keys = settings.token_key()
+        limits = settings.limits
+        node = self.node_id = settings.node_id
+        # connections: Redis (storage, bus) and Socket.IO (its rooms shared through Redis)
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
         self.sio = SocketServer(
             async_mode="aiohttp",
             client_manager=self.manager,
             cors_allowed_origins=[],
-            max_http_buffer_size=settings.limits.max_payload_bytes,
+            max_http_buffer_size=limits.max_payload_bytes,
         )
         self.sessions: dict[str, Session] = {}
+        self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        # storage
         self.store = Store(self.redis)
         self.presence = Presence(self.redis, settings.heartbeat_s)
         self.languages = Languages(self.redis)
-        self.translator = translator
-        self.translation: TranslationService | None = None
-        self._owns_translator = False
-        limits = settings.limits
+        self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
-        self.dispatcher = dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
+        # engines: the translator is given (tests) or loaded at start, off the event loop
+        self.translator = translator
+        self._owns_translator = translator is None
+        self.translation = TranslationService(
+            translator, shared_cache=RedisTranslationCache(self.redis)
+        )
+        # events: chat, calls and tours on the dispatcher; call and tour events on their node
+        self.dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
         self.chat = Chat(
             self.sio,
-            dispatcher,
+            self.dispatcher,
             self.store,
             self.presence,
             self.languages,
-            None,
-            settings.limits,
+            self.translation,
+            limits,
         )
-        self.node_id = node = settings.node_id
-        self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
         self.registry = NodeRegistry(
             self.redis,
             node,
@@ -106,26 +122,13 @@ class Realtime:
             load=self.load,
             cluster=settings.cluster,
         )
-        self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
-        self.router = router = Router(node, self.bus, dispatcher, self.registry, self.records)
+        self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
         self.tours = Tours(*kinds)
-        for name, handler in self.calls.handlers().items():
-            locate: dict[str, Locate | None]
-            locate = {"call.start": router.place_call, "call.get": router.by_conversation}
-            undo = self.calls.withdraw if name == "call.join" else None
-            by_id = router.by_id("call_id", CALL_ID_RE)
-            router.register(name, handler, locate.get(name, by_id), undo)
-        for name, handler in self.tours.handlers().items():
-            locate = {"tour.start": router.place, "tour.list": None}
-            undo = self.tours.withdraw if name in ("tour.join", "tour.publish") else None
-            by_id = router.by_id("tour_id", TOUR_ID_RE)
-            router.register(name, handler, locate.get(name, by_id), undo)
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
-        self.bus.on("drop_socket", self._drop_forwarded)
         self.bounds = Bounds(
             limits,
             self.records,
@@ -134,15 +137,39 @@ class Realtime:
             self.drop_media,
             [self.calls, self.tours],
         )
-        self.bounds.install(dispatcher)
+        route_media_events(self.router, self.calls, self.tours)
+        install_caps(self.dispatcher, self.bounds)
+        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
+        # background work
         self._tasks = TaskSet()
         self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
-        self.stopping = Stopping(settings.stop_timeout_s)
         self.warmup = Warmup(settings.data_dir, settings.media)
+        self.stopping = Stopping(settings.stop_timeout_s)
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
+        self.lifecycle = self._lifecycle()
         metrics.add_source(self)
+
+    def _lifecycle(self) -> list[Step]:
+        """Everything that starts and stops, in start order (stopped in reverse)."""
+        return [
+            Step("translation engines", self._load_translation, self._close_translation),
+            Step("redis connections", stop=self.redis.aclose),
+            Step("socket.io manager", stop=self.manager.close),
+            Step("presence", self._beat, self._sweep_self),
+            Step("bus", self.bus.start, self.bus.close),
+            Step("node registry", self._register, lambda: self.registry.stop(forget=True)),
+            Step("peer connections left", stop=self._close_peer_connections),
+            Step("tours", stop=self.tours.close),
+            Step("calls", stop=self.calls.close),
+            Step("node check", self.failover.start, self.failover.stop),
+            Step("idle sweep", self.bounds.start, self.bounds.stop),
+            # the first call here must not wait for a model, a cold recognizer or codec:
+            # /healthz says ready once they are warm
+            Step("background tasks", self._warm, lambda: self._tasks.cancel(timeout=2)),
+            Step("presence heartbeat", self._heartbeat.start, self._heartbeat.stop),
+        ]
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Accept a socket only with a valid token in `auth={"token": ...}`."""
@@ -227,31 +254,36 @@ class Realtime:
         }
 
     async def start(self) -> None:
-        """Load the translation engines, start the instance heartbeat, clear stale presence."""
+        """Load and warm the translation engines, then start every part in `lifecycle` order:
+        presence, bus, node registry (registered before the first socket is served), node
+        check, idle sweep, warm-up, presence heartbeat."""
+        for step in self.lifecycle:
+            if step.start is not None:
+                started = step.start()
+                if inspect.isawaitable(started):
+                    await started
+
+    async def _load_translation(self) -> None:
+        """Load the engines (unless given) and start them before serving, not on the first
+        message."""
         from translation.registry import build_translator
-        from translation.service import TranslationService
 
         if self.translator is None:
             self.translator = await asyncio.to_thread(build_translator, self.settings.data_dir)
-            self._owns_translator = True
-        self.translation = TranslationService(
-            self.translator, shared_cache=RedisTranslationCache(self.redis)
-        )
-        self.chat.translation = self.translation
-        # Load models and start engine processes before serving, not on the first message.
+            self.translation.use(self.translator)
         await self.translation.warm(self.translator.pairs())
-        await self.presence.heartbeat()
-        for user in await self.presence.sweep():
-            await self.chat.announce_presence(user, False)
-        self._heartbeat.start()
-        await self.bus.start()
+
+    async def _close_translation(self) -> None:
+        self.translation.close()
+        if self._owns_translator and self.translator is not None:
+            await asyncio.to_thread(self.translator.close)
+
+    async def _register(self) -> None:
         self.registry.start()
-        await self.registry.beat()  # registered before the first socket is served
-        await self.failover.start()
-        # the first call here must not wait for a model, a cold recognizer or codec: /healthz
-        # says ready once they are warm
+        await self.registry.beat()
+
+    def _warm(self) -> None:
         self._tasks.spawn(self.warmup.run())
-        self.bounds.start()
 
     async def _beat(self) -> None:
         """Presence: this instance is alive; sockets of dead instances are swept."""
@@ -312,27 +344,16 @@ class Realtime:
             log.info("stopping: closed %d sockets", closed)
 
     async def stop(self) -> None:
-        """Stop background work and remove this process's sockets from presence; each step is
-        bounded by the stop's deadline and logged."""
-        step = self.stopping.step
-        await step("presence heartbeat", self._heartbeat.stop())
-        await step("background tasks", self._tasks.cancel(timeout=2))
-        await step("idle sweep", self.bounds.stop())
-        await step("node check", self.failover.stop())
-        await step("calls", self.calls.close())
-        await step("tours", self.tours.close())
-        if self.owns_process:  # one server per process: what no room closed goes too
-            await step("peer connections left", close_peer_connections())
-        await step("node registry", self.registry.stop(forget=True))
-        await step("bus", self.bus.close())
-        await step("presence", self._sweep_self())
-        await step("socket.io manager", self.manager.close())
-        await step("redis connections", self.redis.aclose())
-        if self.translation is not None:
-            self.translation.close()
-        if self._owns_translator:
-            await step("translation engines", asyncio.to_thread(self.translator.close))
+        """Stop every part in reverse `lifecycle` order; each step is bounded by the stop's
+        deadline and logged."""
+        for step in reversed(self.lifecycle):
+            if step.stop is not None:
+                await self.stopping.step(step.name, step.stop())
         log.info("stopping: done in %.2f s", self.stopping.elapsed())
+
+    async def _close_peer_connections(self) -> None:
+        if self.owns_process:  # one server per process: what no room closed goes too
+            await close_peer_connections()
 
     async def _sweep_self(self) -> None:
         for user in await self.presence.sweep(include_self=True):

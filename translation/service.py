@@ -73,11 +73,13 @@ class TranslationService:
 
     def __init__(
         self,
-        translator: Translator,
+        translator: Translator | None,
         max_workers: int = 2,
         cache_size: int = 10_000,
         shared_cache: AsyncCache | None = None,
     ) -> None:
+        """`translator` None: the engines come later (`use`; a server loads them at start, off
+        the event loop); until then no pair is served."""
         self.translator = translator
         self.shared_cache = shared_cache
         self.cache_size = cache_size
@@ -87,6 +89,15 @@ class TranslationService:
         self._missing_logged: set[tuple[str, str]] = set()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mt")
 
+    def use(self, translator: Translator) -> None:
+        """Serve with `translator` (the engines loaded after this service was built)."""
+        self.translator = translator
+
+    def _engines(self, src: str, dst: str) -> Translator:
+        if self.translator is None:
+            raise TranslationUnavailable(src, dst, "the translation engines are still loading")
+        return self.translator
+
     async def translate(
         self, text: str, src: str, dst: str, glossary: Glossary | None = None
     ) -> str:
@@ -95,7 +106,7 @@ class TranslationService:
         if src == dst or not text.strip():
             return text
         try:
-            route = self.translator.route_key(src, dst)
+            route = self._engines(src, dst).route_key(src, dst)
         except TranslationUnavailable:
             self.stats.errors += 1
             raise
@@ -137,7 +148,7 @@ class TranslationService:
                 return shared
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(
-            self._executor, self.translator.translate, text, src, dst, glossary
+            self._executor, self._engines(src, dst).translate, text, src, dst, glossary
         )
         self.stats.computed += 1
         self._lru_set(key, result)
@@ -196,7 +207,7 @@ class TranslationService:
         for src, dst in pairs:
             try:
                 await loop.run_in_executor(
-                    self._executor, self.translator.translate, "Hello", src, dst
+                    self._executor, self._engines(src, dst).translate, "Hello", src, dst
                 )
             except TranslationUnavailable:
                 continue

@@ -52,7 +52,6 @@ class Failover:
         self.interval = max(0.05, registry.ttl_s / 3)
         self._seen: set[str] = set()
         self._loop = Periodic("node check", self.interval, self.check)
-        bus.on("adopt", self._adopt)
 
     async def start(self) -> None:
         """Re-place what an earlier run of this node id left, then check the nodes in the
@@ -125,8 +124,9 @@ class Failover:
             await kind.end_session(session, reason)
         return False
 
-    async def _adopt(self, body: AdoptBody) -> AdoptReply:
-        """Take a session over (from a dead owner, or handed over by a draining one)."""
+    async def adopt(self, body: AdoptBody) -> AdoptReply:
+        """Bus op `adopt`: take a session over (from a dead owner, or handed over by a
+        draining one)."""
         if body.get("handed"):
             record = await self.records.get(body["id"])
             if record is None or record.get("owner") != self.node_id:

@@ -56,7 +56,6 @@ class Router:
         self.handlers: dict[str, Handler] = {}
         self.undo: dict[str, Undo] = {}
         self.forwarded = 0  # events this node sent to another one
-        bus.on("event", self._serve)
 
     def register(
         self, name: str, handler: Handler, locate: Locate | None, undo: Undo | None = None
@@ -113,8 +112,8 @@ class Router:
         ack: dict[str, Any] = reply["ack"]  # the other node's EventReply
         return ack
 
-    async def _serve(self, body: EventBody) -> EventReply:
-        """An event forwarded here by another node."""
+    async def serve(self, body: EventBody) -> EventReply:
+        """Bus op `event`: an event forwarded here by another node."""
         name = body["event"]
         if name not in self.handlers:
             return {"ack": error_ack(NODE_UNAVAILABLE, f"this node does not serve {name}")}

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from server.background import Periodic
 from server.config import Limits
-from server.realtime.dispatch import Dispatcher
 from server.realtime.errors import LIMIT_REACHED, error_ack
 from server.realtime.sessions import Session
 from server.storage.media_records import MediaRecord, MediaRecords
@@ -50,7 +49,7 @@ class MediaKind(Protocol):
 
 
 class Bounds:
-    """The caps (guards the app installs on the dispatcher) and the idle sweep of one process."""
+    """The caps (guards `server/events.py` puts on events) and the idle sweep of one process."""
 
     def __init__(
         self,
@@ -73,23 +72,14 @@ class Bounds:
         interval = max(0.05, min(5.0, self.limits.idle_end_s / 4))
         self._loop = Periodic("idle sweep", interval, self.sweep)
 
-    def install(self, dispatcher: Dispatcher) -> None:
-        """Put the caps before `call.start`, `tour.start` and `conversation.create`, count the
-        conversations created, and drop a media join whose socket left meanwhile."""
-        dispatcher.before("call.start", self._call_cap)
-        dispatcher.before("tour.start", self._tour_cap)
-        dispatcher.before("conversation.create", self._conversation_cap)
-        dispatcher.after("conversation.create", self._count_conversation)
-        for name in MEDIA_JOINS:
-            dispatcher.after(name, self._drop_if_gone)
-
     # ------------------------------------------------------------------ caps
 
     async def _running(self, kind: str) -> list[MediaRecord]:
         """The records of the running calls or tours on every node."""
         return [r for r in await self.records.all() if r.get("kind") == kind]
 
-    async def _call_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+    async def call_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+        """Before `call.start`: at most `max_calls_per_user` running calls started."""
         cid = data.get("conversation_id") if isinstance(data, dict) else None
         if isinstance(cid, str) and await self.records.by_conversation(cid):
             return None  # call.start returns the running call
@@ -100,7 +90,8 @@ class Bounds:
             return error_ack(LIMIT_REACHED, f"a user may run at most {cap} calls at once")
         return None
 
-    async def _tour_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+    async def tour_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+        """Before `tour.start`: at most `max_tours_per_user` running tours hosted."""
         tours = await self._running("tour")
         mine = sum(1 for t in tours if t["host"]["id"] == session.identity.id)
         if mine >= self.limits.max_tours_per_user:
@@ -108,20 +99,23 @@ class Bounds:
             return error_ack(LIMIT_REACHED, f"a user may host at most {cap} tours at once")
         return None
 
-    async def _conversation_cap(
+    async def conversation_cap(
         self, session: Session, sid: str, data: Any
     ) -> dict[str, Any] | None:
+        """Before `conversation.create`: at most `conversations_per_hour`."""
         cap = self.limits.conversations_per_hour
         made = await self.created.used(session.identity.id)
         if made and made >= cap:
             return error_ack(LIMIT_REACHED, f"a user may create at most {cap} conversations/hour")
         return None
 
-    async def _count_conversation(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+    async def count_conversation(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+        """After `conversation.create`: count it when it was created."""
         if ack.get("ok"):
             await self.created.count(session.identity.id)
 
-    async def _drop_if_gone(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+    async def drop_if_gone(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+        """After a media join: drop what it gave a socket that disconnected meanwhile."""
         if sid not in self.sockets:
             await self.drop_media(sid)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Limits
+from server.events import install_caps
 from server.handlers.bounds import IDLE_REASON, Bounds
 from server.realtime.errors import ok_ack
 from server.realtime.sessions import Session
@@ -86,7 +87,7 @@ def app_with(made: Bounds) -> Events:
 
     for name in ("call.start", "tour.start", "conversation.create", "call.join"):
         dispatcher.register(name, handler)
-    made.install(dispatcher)
+    install_caps(dispatcher, made)
     return events
 
 

@@ -67,14 +67,16 @@ class Cluster:
         for node in nodes:
             self.registry.beat(node, media=media is None or node in media)
             self.calls[node] = Calls(node, self.records)
+            bus = self.network.bus(node)
             self.failover[node] = Failover(
                 node,
                 self.registry,  # type: ignore[arg-type]
                 self.records,  # type: ignore[arg-type]
-                self.network.bus(node),  # type: ignore[arg-type]
+                bus,  # type: ignore[arg-type]
                 [self.calls[node]],  # type: ignore[list-item]
                 "main",
             )
+            bus.on("adopt", self.failover[node].adopt)
 
     def beat(self, *nodes: str) -> None:
         for node in nodes:

@@ -35,6 +35,7 @@ class Node:
         registry = MemoryRegistry(FakeClock(), node_id)
         self.bus = network.bus(node_id, timeout_s=5.0)
         self.router = Router(node_id, self.bus, dispatcher, registry, records)  # type: ignore[arg-type]
+        self.bus.on("event", self.router.serve)
         self.seen: list[tuple[str, str, str, Any]] = []
         self.undone: list[tuple[str, Any]] = []
         self.delay = 0.0
