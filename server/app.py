@@ -26,7 +26,7 @@ from server.cluster.redis_manager import PooledRedisManager, blocking_pool
 from server.cluster.router import Router
 from server.config import Settings
 from server.events import install_caps, route_media_events, serve_bus
-from server.handlers.bounds import Bounds
+from server.handlers.bounds import Bounds, MediaKind
 from server.handlers.chat import Chat
 from server.media_sessions.calls import Calls
 from server.media_sessions.tours import Tours
@@ -103,25 +103,9 @@ class Realtime:
         )
         # events: chat, calls and tours on the dispatcher; call and tour events on their node
         self.dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
-        self.chat = Chat(
-            self.sio,
-            self.dispatcher,
-            self.store,
-            self.presence,
-            self.languages,
-            self.translation,
-            limits,
-        )
-        self.registry = NodeRegistry(
-            self.redis,
-            node,
-            ttl_s=settings.node_ttl_s,
-            media=settings.media,
-            media_address=settings.media_address,
-            url=f"http://{settings.host}:{settings.port}",
-            load=self.load,
-            cluster=settings.cluster,
-        )
+        chat_parts = (self.store, self.presence, self.languages, self.translation, limits)
+        self.chat = Chat(self.sio, self.dispatcher, *chat_parts)
+        self.registry = node_registry(self.redis, settings, self.load)
         self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
@@ -129,14 +113,9 @@ class Realtime:
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
-        self.bounds = Bounds(
-            limits,
-            self.records,
-            HourlyQuota(self.redis, "created"),
-            self.sessions,
-            self.drop_media,
-            [self.calls, self.tours],
-        )
+        created = HourlyQuota(self.redis, "created")
+        kept: list[MediaKind] = [self.calls, self.tours]
+        self.bounds = Bounds(limits, self.records, created, self.sessions, self.drop_media, kept)
         route_media_events(self.router, self.calls, self.tours)
         install_caps(self.dispatcher, self.bounds)
         serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
@@ -358,6 +337,22 @@ class Realtime:
     async def _sweep_self(self) -> None:
         for user in await self.presence.sweep(include_self=True):
             await self.chat.announce_presence(user, False)
+
+
+def node_registry(
+    redis: aioredis.Redis, settings: Settings, load: Callable[[], dict[str, float]]
+) -> NodeRegistry:
+    """This node's entry in the cluster: its id, media role and address, URL, load."""
+    return NodeRegistry(
+        redis,
+        settings.node_id,
+        ttl_s=settings.node_ttl_s,
+        media=settings.media,
+        media_address=settings.media_address,
+        url=f"http://{settings.host}:{settings.port}",
+        load=load,
+        cluster=settings.cluster,
+    )
 
 
 async def close_peer_connections() -> int:
