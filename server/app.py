@@ -48,6 +48,7 @@ from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
 from translation.service import TranslationService
+from translation.translator import Translator
 
 log = logging.getLogger("tradetalk")
 
@@ -73,7 +74,9 @@ class Step:
 class Realtime:
     """One node: its services, built in dependency order; its connections; its lifecycle."""
 
-    def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, redis_url: str, translator: Translator | None = None
+    ) -> None:
         self.settings = settings
         self.keys = settings.token_key()
         limits = settings.limits
@@ -419,7 +422,9 @@ def polling_body_limit(max_bytes: int) -> Middleware:
     return middleware
 
 
-def create_app(settings: Settings, redis_url: str, translator: Any = None) -> web.Application:
+def create_app(
+    settings: Settings, redis_url: str, translator: Translator | None = None
+) -> web.Application:
     """Build the application for one server process on the given Redis.
 
     `translator` (a `translation.translator.Translator`) is built from the data dir's installed
