@@ -128,7 +128,10 @@ def test_a_call_page_reloaded_mid_call_joins_again_by_itself_and_asks_for_sound(
 
     # The speaker ends it: Ann's view says so, no mark stays, and a reload joins nothing.
     speaker.locator("#call-end").click()
-    expect(ann.locator("#call-view .call-note")).to_have_text("김민수 Supplier 结束了通话。")
+    # Ending finishes and stores the last spoken line first: give a loaded machine time.
+    expect(ann.locator("#call-view .call-note")).to_have_text(
+        "김민수 Supplier 结束了通话。", timeout=30000
+    )
     expect(ann_mark).to_have_count(0)
     ann.reload()
     expect(ann.locator("#call-start")).to_have_text("通话")
