@@ -30,7 +30,7 @@ from server.media_sessions.reoffers import PendingAnswers
 from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError
-from server.storage.media_records import MediaRecord, MediaRecords, as_record
+from server.storage.media_records import MediaRecord, MediaRecords
 from server.tokens import Identity
 
 log = logging.getLogger("tradetalk.media")
@@ -191,19 +191,17 @@ class MediaSessions(Generic[S]):
             renegotiation_timeout=self.settings.limits.renegotiation_timeout_s,
         )
 
-    def full_record(self, session: S) -> MediaRecord:
+    def full_record(self, session: S) -> dict[str, Any]:
         """The ownership record: id, kind, owner, epoch, start, and the kind's fields."""
-        return as_record(
-            {
-                "id": session.id,
-                "kind": self.kind,
-                "cluster": self.settings.cluster,
-                "owner": self.node_id,
-                "epoch": session.epoch,
-                "started_wall": session.started_wall,
-                **self.record(session),
-            }
-        )
+        return {
+            "id": session.id,
+            "kind": self.kind,
+            "cluster": self.settings.cluster,
+            "owner": self.node_id,
+            "epoch": session.epoch,
+            "started_wall": session.started_wall,
+            **self.record(session),
+        }
 
     async def keep(self, session: S) -> None:
         """Write the session's ownership record (on start and when its public view changes)."""

@@ -105,8 +105,9 @@ class MediaRecords:
         self._take_over = client.register_script(TAKE_OVER)
         self._replace_conversation = client.register_script(REPLACE_CONVERSATION)
 
-    async def put(self, record: MediaRecord) -> None:
-        """Write (or rewrite) a record and index it."""
+    async def put(self, record: Mapping[str, Any]) -> None:
+        """Write (or rewrite) a record (a `MediaRecord`, as a session kind builds it) and
+        index it."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(record_key(record["id"]), json.dumps(record), px=self.ttl_ms)
             pipe.sadd(INDEX, record["id"])
@@ -151,7 +152,7 @@ class MediaRecords:
             await self.redis.srem(INDEX, *gone)
         return [as_record(json.loads(raw)) for raw in raws if raw is not None]
 
-    async def refresh(self, records: list[MediaRecord]) -> None:
+    async def refresh(self, records: list[dict[str, Any]]) -> None:
         """Push back the expiry of an owner's records (every heartbeat)."""
         if not records:
             return
