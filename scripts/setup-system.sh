@@ -3,9 +3,12 @@
 set -euo pipefail
 # redis-server: embedded Redis; apertium*: rule-based en<->es translation;
 # chromium*, fonts-noto-*: browser tests (CJK and emoji glyphs in screenshots);
+# fonts-dejavu-core, fonts-wqy-microhei, fonts-lohit-deva: quote PDFs (Latin/Cyrillic/Arabic,
+# Chinese/Japanese/Korean, Hindi);
 # nodejs/npm (only when there is no npm at all): the web client's packages.
 # iproute2: the multi-host tests (network namespaces, veth, bridge).
-packages=(redis-server apertium apertium-eng-spa chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji iproute2)
+packages=(redis-server apertium apertium-eng-spa chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji
+  fonts-dejavu-core fonts-wqy-microhei fonts-lohit-deva iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -28,6 +28,7 @@ from server.config import Settings
 from server.events import install_caps, route_media_events, serve_bus
 from server.handlers.bounds import Bounds, MediaKind
 from server.handlers.chat import Chat
+from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
@@ -35,15 +36,19 @@ from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
 from server.shutdown import Stopping
+from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
+from server.storage.quotes import QuoteStore
 from server.storage.ratelimit import HourlyQuota, UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, verify_token
 from server.warmup import Warmup
+from server.web.attachment_routes import AttachmentLimits, add_attachment_routes
 from server.web.capabilities import MODELS, add_capability_routes
+from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
 from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
@@ -97,7 +102,8 @@ class Realtime:
         self.presence = Presence(self.redis, settings.heartbeat_s)
         self.languages = Languages(self.redis)
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
-        rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        self.rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        self.blobs = BlobStore(settings.data_dir / "attachments", node)
         # engines: the translator is given (tests) or loaded at start, off the event loop
         self.translator = translator
         self._owns_translator = translator is None
@@ -105,10 +111,15 @@ class Realtime:
             translator, shared_cache=RedisTranslationCache(self.redis)
         )
         # events: chat, calls and tours on the dispatcher; call and tour events on their node
-        self.dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
+        self.dispatcher = Dispatcher(self.sio, self.sessions, self.rate_limit)
+        self.registry = node_registry(self.redis, settings, self.load)
+        self.attachments = Attachments(
+            self.redis, self.blobs, node, settings.secret, registry=self.registry
+        )
         chat_parts = (self.store, self.presence, self.languages, self.translation, limits)
         self.chat = Chat(self.sio, self.dispatcher, *chat_parts)
-        self.registry = node_registry(self.redis, settings, self.load)
+        self.chat.attachments = self.attachments
+        self.quotes = Quotes(self.dispatcher, self.chat, QuoteStore(self.redis))
         self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
@@ -138,6 +149,8 @@ class Realtime:
         return [
             Step("translation engines", self._load_translation, self._close_translation),
             Step("redis connections", stop=self.redis.aclose),
+            # uploads a crash cut short are removed; fetches of other nodes' copies stop
+            Step("attachment fetches", self._clean_uploads, self.attachments.close),
             Step("socket.io manager", stop=self.manager.close),
             Step("presence", self._beat, self._sweep_self),
             Step("bus", self.bus.start, self.bus.close),
@@ -259,6 +272,9 @@ class Realtime:
         self.translation.close()
         if self._owns_translator and self.translator is not None:
             await asyncio.to_thread(self.translator.close)
+
+    async def _clean_uploads(self) -> None:
+        await asyncio.to_thread(self.blobs.clean_temp)
 
     async def _register(self) -> None:
         self.registry.start()
@@ -446,7 +462,18 @@ def create_app(
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, keys)
     add_tour_routes(app, realtime.tours.archive, keys)
+    add_quote_routes(
+        app, realtime.store, realtime.quotes.store, realtime.languages, realtime.translation, keys
+    )
     add_capability_routes(app, realtime)
+    add_attachment_routes(
+        app,
+        realtime.store,
+        realtime.attachments,
+        keys,
+        AttachmentLimits(settings.limits.max_attachment_bytes, settings.keep_location),
+        realtime.rate_limit,
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await realtime.start()

@@ -36,6 +36,8 @@ class Limits:
     max_tours_per_user: int = 3
     conversations_per_hour: int = 100
     idle_end_s: float = 60.0
+    max_attachment_bytes: int = 25 * 1024 * 1024  # one uploaded file (413 over it)
+    max_attachments_per_message: int = 10
     undelivered_kept: int = 1000  # stored messages kept for re-delivery when Redis was away
 
 
@@ -69,6 +71,7 @@ class Settings:
     # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
     # Built in code (tests' servers) it is off; `from_env` defaults to auto.
     provision: str = "off"
+    keep_location: bool = False  # images keep their EXIF GPS / XMP location (default: removed)
 
     def token_key(self) -> TokenKey:
         """The secret with the `iss`/`aud` claims tokens must carry."""
@@ -86,7 +89,8 @@ class Settings:
         `TRADETALK_CLUSTER`, `TRADETALK_MEDIA` (1; 0: signalling only), `TRADETALK_MEDIA_ADDRESS`,
         `TRADETALK_NODE_TTL_S` (3), `TRADETALK_FORWARD_TIMEOUT_S` (5), the presence
         heartbeat `TRADETALK_HEARTBEAT_S` (30), first-run model provisioning
-        `TRADETALK_PROVISION` (auto; off), and `TRADETALK_STOP_TIMEOUT_S` (10): a stop
+        `TRADETALK_PROVISION` (auto; off), attachments `TRADETALK_ATTACHMENT_MAX_MB` (25) and
+        `TRADETALK_KEEP_LOCATION` (0), and `TRADETALK_STOP_TIMEOUT_S` (10): a stop
         (SIGTERM, Ctrl-C) ends within this long."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TRADETALK_DATA") or "var").resolve()
@@ -108,6 +112,7 @@ class Settings:
                 env.get("TRADETALK_CONVERSATIONS_PER_HOUR") or Limits.conversations_per_hour
             ),
             idle_end_s=float(env.get("TRADETALK_IDLE_END_S") or Limits.idle_end_s),
+            max_attachment_bytes=attachment_bytes(env.get("TRADETALK_ATTACHMENT_MAX_MB")),
         )
         metrics_port = env.get("TRADETALK_METRICS_PORT")
         node_id = env.get("TRADETALK_NODE_ID") or "n" + secrets.token_hex(4)
@@ -117,6 +122,9 @@ class Settings:
         if provision not in ("auto", "off"):
             raise SettingError(f"TRADETALK_PROVISION={provision!r}: use auto or off")
         return cls(
+            keep_location=parse_flag(
+                "TRADETALK_KEEP_LOCATION", env.get("TRADETALK_KEEP_LOCATION", "0")
+            ),
             provision=provision,
             node_id=node_id,
             cluster=env.get("TRADETALK_CLUSTER") or "main",
@@ -185,6 +193,19 @@ def between(name: str, value: str | None, default: float, low: float, high: floa
     if not low <= number <= high:
         raise SettingError(f"{name}={value!r}: must be {low:g} to {high:g} seconds")
     return number
+
+
+def attachment_bytes(value: str | None) -> int:
+    """`TRADETALK_ATTACHMENT_MAX_MB` (MB of 2^20 bytes, 0.001-2048; unset: 25) in bytes."""
+    if not value:
+        return Limits.max_attachment_bytes
+    try:
+        megabytes = float(value)
+    except ValueError:
+        raise SettingError(f"TRADETALK_ATTACHMENT_MAX_MB={value!r}: not a number") from None
+    if not 0.001 <= megabytes <= 2048:
+        raise SettingError(f"TRADETALK_ATTACHMENT_MAX_MB={value!r}: use 0.001 to 2048")
+    return int(megabytes * 1024 * 1024)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:

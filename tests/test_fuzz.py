@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -52,7 +53,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "tour.ask": ("tour_id", "text"),
     "tour.leave": ("tour_id",),
     "tour.end": ("tour_id",),
-}
+    "quote.send": ("conversation_id", "client_id", "items", "incoterm", "lead_time_days",
+                   "valid_until", "in_reply_to"),
+    "quote.request": ("conversation_id", "client_id", "items", "incoterm", "valid_until"),
+    "quote.respond": ("conversation_id", "client_id", "quote_id", "action", "version"),
+    "quote.get": ("conversation_id", "quote_id"),
+}  # fmt: skip
 
 
 def documented_codes() -> set[str]:
@@ -135,6 +141,12 @@ async def test_fuzz_every_event(aiohttp_server, redis_server, settings_, server_
     call_id = (await peer.call("call.start", {"conversation_id": cid}))["call"]["id"]
     tour_id = (await peer.call("tour.start", {"title": "Line 3", "lang": "en"}))["tour"]["id"]
     offer = await sample_offer()
+    item = {"product": "bolt", "quantity": "5", "unit": "pcs", "currency": "USD"}
+    priced = {**item, "unit_price": "1.5"}
+    valid = (datetime.now(UTC).date() + timedelta(days=9)).isoformat()
+    terms = {"items": [priced], "incoterm": "FOB", "lead_time_days": 9, "valid_until": valid}
+    quote = {"conversation_id": cid, "client_id": "q0", **terms}
+    quote_id = (await partner.call("quote.send", quote))["quote_id"]
     bases: dict[str, dict[str, Any]] = {
         "conversation.create": {"participants": [other.id], "title": "t"},
         "conversation.join": {"conversation_id": cid, "since": 0},
@@ -160,7 +172,12 @@ async def test_fuzz_every_event(aiohttp_server, redis_server, settings_, server_
         "tour.ask": {"tour_id": tour_id, "text": "How many per day?"},
         "tour.leave": {"tour_id": tour_id},
         "tour.end": {"tour_id": tour_id},
-    }
+        "quote.send": {**quote, "client_id": "q1"},
+        "quote.request": {**quote, "client_id": "q2", "items": [item]},
+        "quote.respond": {"conversation_id": cid, "client_id": "q3", "quote_id": quote_id,
+                          "action": "decline"},
+        "quote.get": {"conversation_id": cid, "quote_id": quote_id},
+    }  # fmt: skip
     specials: list[Any] = [
         cid,
         "c_0123456789abcdef",
@@ -168,6 +185,11 @@ async def test_fuzz_every_event(aiohttp_server, redis_server, settings_, server_
         tour_id,
         "k_0123456789abcdef",
         "t_0123456789abcdef",
+        quote_id,
+        "q_0123456789abcdef",
+        "accept",
+        "counter",
+        "2.35",
         other.id,
         "seed",
         "en",

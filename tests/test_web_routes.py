@@ -35,7 +35,10 @@ async def test_dev_token_signs_a_fresh_identity(aiohttp_client) -> None:
         )
     ).json()
     assert again["user"]["id"] != user["id"]
-    assert (await (await client.get("/api/client-config")).json()) == {"dev": True}
+    assert (await (await client.get("/api/client-config")).json()) == {
+        "dev": True,
+        "max_attachment_bytes": 25 * 1024 * 1024,
+    }
 
 
 async def test_dev_token_keeps_a_returning_browsers_id(aiohttp_client) -> None:
@@ -85,7 +88,8 @@ async def test_dev_token_absent_outside_dev_mode(aiohttp_client) -> None:
     client = await aiohttp_client(web_app(dev=False))
     resp = await client.post("/api/dev/token", json={"name": "Ann", "role": "buyer", "lang": "en"})
     assert resp.status in (404, 405)
-    assert (await (await client.get("/api/client-config")).json()) == {"dev": False}
+    config = await (await client.get("/api/client-config")).json()
+    assert config["dev"] is False and config["max_attachment_bytes"] == 25 * 1024 * 1024
 
 
 async def test_vendor_socket_io_client_is_served(aiohttp_client) -> None:

@@ -55,6 +55,7 @@ class Chat:
         self.translation = translation
         self.limits = limits
         self.directory = Directory(store.redis)
+        self.attachments: Any = None  # server.storage.attachments.Attachments, set by the app
         # Stored messages whose delivery failed (Redis went away between store and publish),
         # by (conversation, sender, client_id): delivered when the sender retries.
         self._undelivered: OrderedDict[tuple[str, str, str], list[tuple[str, Any, Any]]] = (
@@ -137,11 +138,13 @@ class Chat:
         )
 
     async def send(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
-        """message.send {conversation_id, client_id, text}: stored before the ack, fanned out."""
-        data = v.payload(data, {"conversation_id", "client_id", "text"})
+        """message.send {conversation_id, client_id, text?, attachments?}: stored before the
+        ack, fanned out. `text` may be left out when the message carries attachments."""
+        data = v.payload(data, {"conversation_id", "client_id", "text", "attachments"})
         cid = v.conversation_id(data)
         client_id = v.client_id(data)
-        text = v.text(data, "text", self.limits.max_text_chars)
+        files = v.attachment_ids(data, self.limits.max_attachments_per_message)
+        text = v.text(data, "text", self.limits.max_text_chars, required=not files)
         me = session.identity
         conversation = await self.conversation_for(me, cid)
         earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
@@ -150,9 +153,31 @@ class Chat:
                 (cid, me.id, client_id), self._undelivered.pop((cid, me.id, client_id), None)
             )
             return ok_ack(message=earlier, duplicate=True)
-        fields = await self.translated(me, text, langs, glossary)
+        attached = await self.attached(cid, me.id, files)
+        if text is None:
+            fields: dict[str, Any] = {
+                "text": "",
+                "lang": langs.get(me.id) or me.lang,
+                "translations": {},
+            }
+        else:
+            fields = await self.translated(me, text, langs, glossary)
+        if attached:
+            fields["attachments"] = attached
         created, message = await self.post(conversation, me, client_id, fields)
         return ok_ack(message=message, duplicate=not created)
+
+    async def attached(self, cid: str, sender: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Each attachment's metadata for a message; `invalid` unless all are the sender's
+        uploads to this conversation."""
+        if not ids:
+            return []
+        if self.attachments is None:
+            raise v.invalid("this server takes no attachments")
+        try:
+            return await self.attachments.for_message(cid, sender, ids)
+        except ValueError as exc:
+            raise v.invalid(str(exc)) from None
 
     async def post(
         self,

@@ -13,6 +13,7 @@ UNAUTHORIZED = "unauthorized"
 UNAVAILABLE = "unavailable"
 LIMIT_REACHED = "limit_reached"
 UNKNOWN_USER = "unknown_user"
+CONFLICT = "conflict"
 INTERNAL = "internal"
 
 

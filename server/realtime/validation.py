@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal, overload
 
 from media import sdp_check
@@ -13,6 +14,7 @@ CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}\Z")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}\Z")
 TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
+ATTACHMENT_ID_RE = re.compile(r"^a_[0-9a-f]{16}\Z")
 
 
 def invalid(message: str) -> AppError:
@@ -20,7 +22,7 @@ def invalid(message: str) -> AppError:
     return AppError(INVALID, message)
 
 
-def payload(data: Any, allowed: set[str]) -> dict[str, Any]:
+def payload(data: Any, allowed: AbstractSet[str]) -> dict[str, Any]:
     """The event payload as a dict with no fields outside `allowed`."""
     if data is None:
         data = {}
@@ -86,6 +88,21 @@ def client_id(data: dict[str, Any]) -> str:
     value = data.get("client_id")
     if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
         raise invalid("client_id must be 1-64 characters of letters, digits, _ . : -")
+    return value
+
+
+def attachment_ids(data: dict[str, Any], max_count: int) -> list[str]:
+    """`attachments`: 1..max_count distinct attachment ids (absent or null: none)."""
+    value = data.get("attachments")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not 1 <= len(value) <= max_count:
+        raise invalid(f"attachments must be a list of 1-{max_count} attachment ids")
+    for item in value:
+        if not isinstance(item, str) or not ATTACHMENT_ID_RE.match(item):
+            raise invalid("attachments[] must be attachment ids like a_0123456789abcdef")
+    if len(set(value)) != len(value):
+        raise invalid("attachments[] must not repeat an id")
     return value
 
 

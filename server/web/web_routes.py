@@ -4,7 +4,8 @@
 
 - `GET /vendor/socket.io.esm.min.js` (and its `.map`): the ESM build of `socket.io-client`,
   installed from the npm registry into `web_client/node_modules` (never committed).
-- `GET /api/client-config` → `{"dev": bool}`: tells the page whether to offer the dev sign-in form.
+- `GET /api/client-config` → `{"dev": bool, "max_attachment_bytes": int}`: whether the page offers
+  the dev sign-in form, and the largest file it may attach.
 - `POST /api/dev/token {name, role, lang, user_id?}` → `{token, user: {id, name, role, lang}}`,
   only when the server runs in dev mode (`TRADETALK_DEV=1`); the route does not exist otherwise.
   `user_id` (an id this browser was given before for the same name) is kept, so signing in again
@@ -76,11 +77,17 @@ def vendor_handler(relative: str) -> Callable[[web.Request], Awaitable[web.Strea
     return handler
 
 
-def client_config_handler(dev: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """`GET /api/client-config` → what the page needs to know before sign-in."""
+def client_config_handler(
+    dev: bool, max_attachment_bytes: int | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`GET /api/client-config` → what the page needs to know before sign-in (and the largest
+    attachment, so the page refuses a larger file before uploading it)."""
+    config: dict[str, Any] = {"dev": dev}
+    if max_attachment_bytes:
+        config["max_attachment_bytes"] = max_attachment_bytes
 
     async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"dev": dev})
+        return web.json_response(config)
 
     return handler
 
@@ -129,7 +136,8 @@ def add_web_routes(app: web.Application, settings: Settings) -> None:
     for name, relative in VENDOR_FILES.items():
         app.router.add_get(f"/vendor/{name}", vendor_handler(relative))
     dev = settings.dev
-    app.router.add_get("/api/client-config", client_config_handler(dev))
+    max_bytes = settings.limits.max_attachment_bytes
+    app.router.add_get("/api/client-config", client_config_handler(dev, max_bytes))
     if dev:
         app.router.add_post("/api/dev/token", dev_token_handler(settings.token_key()))
 

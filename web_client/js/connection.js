@@ -1,11 +1,13 @@
 // The Socket.IO connection: requests with acks, and connection state for the UI.
 import { io } from "/vendor/socket.io.esm.min.js";
 
-/** A request the server refused (`code` from docs/protocol.md) or that got no answer (`timeout`). */
+/** A request the server refused (`code` from docs/protocol.md) or that got no answer (`timeout`);
+ * `field`: the payload field an `invalid` refusal names, when it names one. */
 export class RequestError extends Error {
-  constructor(code, message) {
+  constructor(code, message, field = null) {
     super(message);
     this.code = code;
+    this.field = field;
   }
 }
 
@@ -71,7 +73,7 @@ export class Connection extends EventTarget {
       throw new RequestError("timeout", `${event}: no answer in ${timeoutMs} ms`);
     }
     if (!ack || ack.ok !== true) {
-      throw new RequestError(ack?.error?.code || "internal", ack?.error?.message || "request failed");
+      throw new RequestError(ack?.error?.code || "internal", ack?.error?.message || "request failed", ack?.error?.field);
     }
     return ack;
   }

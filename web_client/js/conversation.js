@@ -6,6 +6,7 @@ import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
 import { saveDownload } from "./http_api.js";
 import { untranslatedText } from "./translation_notes.js";
+import { AttachTray, attachmentsNode } from "./attachments.js";
 
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
@@ -23,6 +24,17 @@ export class ConversationView {
     this.typingNode = byId("typing");
     this.input = byId("composer-text");
     this.reset(null);
+    this.tray = new AttachTray(this, {
+      tray: byId("attach-tray"),
+      button: byId("attach-button"),
+      input: byId("attach-input"),
+      dropZone: this.body,
+      composer: this.input,
+    });
+    // A message may be files alone: the text is required only when nothing is attached.
+    this.tray.changed = () => {
+      this.input.required = this.tray.ready().length === 0;
+    };
 
     byId("composer").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -69,6 +81,7 @@ export class ConversationView {
   async open(id) {
     if (id === this.id && this.joined) return;
     this.reset(id);
+    this.tray.clear();
     this.list.replaceChildren();
     this.typingNode.textContent = "";
     this.body.hidden = !id;
@@ -163,6 +176,7 @@ export class ConversationView {
       if (this.messages.has(message.id)) continue;
       this.messages.set(message.id, message);
       this.app.names.set(message.sender.id, message.sender.name);
+      if (message.kind === "quote") this.app.quotes.learned(this, message);
       this.insert(message);
       added = true;
     }
@@ -182,6 +196,7 @@ export class ConversationView {
   messageNode(message) {
     if (message.kind === "call") return this.callNode(message);
     if (message.kind === "transcript") return this.transcriptNode(message);
+    if (message.kind === "quote") return this.app.quotes.node(this, message);
     const mine = message.sender.id === this.app.me.id;
     const showOriginal = this.original.has(message.id);
     const shown = showOriginal
@@ -210,11 +225,14 @@ export class ConversationView {
         el("span", { className: "sender", text: mine ? t("conv.you") : this.nameOf(message.sender) }),
         el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
       ),
-      el("p", {
-        className: `msg-text${shown.translated ? " translated" : ""}`,
-        text: shown.text,
-        attrs: { lang: shown.lang },
-      }),
+      message.text
+        ? el("p", {
+            className: `msg-text${shown.translated ? " translated" : ""}`,
+            text: shown.text,
+            attrs: { lang: shown.lang },
+          })
+        : null,
+      attachmentsNode(message, this.app.token),
       foot,
     );
   }
@@ -341,7 +359,10 @@ export class ConversationView {
       "li",
       { className: `msg mine pending${failure ? " failed" : ""}`, dataset: { clientId: item.client_id } },
       el("div", { className: "msg-meta" }, el("span", { className: "sender", text: t("conv.you") })),
-      el("p", { className: "msg-text", text: item.text }),
+      item.text ? el("p", { className: "msg-text", text: item.text }) : null,
+      item.attachments?.length
+        ? el("p", { className: "msg-text pending-files", text: item.attachments.map((a) => `📎 ${a.name}`).join("\n") })
+        : null,
       el(
         "div",
         { className: "msg-foot" },
@@ -362,10 +383,16 @@ export class ConversationView {
 
   send() {
     const text = this.input.value.trim();
-    if (!text || !this.id) return;
+    const files = this.tray.ready();
+    if ((!text && !files.length) || !this.id) return;
+    if (this.tray.busy()) {
+      this.typingNode.textContent = t("att.wait");
+      return;
+    }
     this.input.value = "";
+    this.tray.clear({ abort: false });
     this.stopTyping();
-    const item = this.app.outbox.add(this.id, text);
+    const item = this.app.outbox.add(this.id, text, files);
     if (!this.list.querySelector(`li.pending[data-client-id="${item.client_id}"]`)) {
       this.list.append(this.pendingNode(item));
     }

@@ -2,6 +2,8 @@
 import { byId, el, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
+import { attachmentsPreview } from "./attachments.js";
+import { quotePreview } from "./quotes.js";
 import "./strings/inbox.js";
 
 function activity(entry) {
@@ -77,14 +79,14 @@ export class InboxView {
   item(entry) {
     const last = entry.last_message;
     if (last?.sender) this.app.names.set(last.sender.id, last.sender.name);
-    const shown = readable(last, this.app.lang);
+    const shown = last?.kind === "quote" ? { text: quotePreview(last) } : readable(last, this.app.lang);
     const others = (entry.participants || []).filter((p) => p !== this.app.me.id);
     // Presence as last heard; unknown (a hollow dot, never "online") while we are offline.
     const known = others.some((p) => this.app.online.has(p));
     const online = others.some((p) => this.app.online.get(p));
     const presence = !known ? "unknown" : online ? "online" : "offline";
     const preview = last
-      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text}`
+      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text || attachmentsPreview(last)}`
       : t("inbox.no_messages");
     // The agent sees each lead's language beside their name.
     const langs = others.map((p) => this.app.people.get(p)?.lang).filter(Boolean);

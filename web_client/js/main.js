@@ -5,6 +5,7 @@ import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
 import { byId, showMessage } from "./dom.js";
 import { GlossaryPanel } from "./glossary.js";
+import { QuoteDesk } from "./quotes.js";
 import { clientConfig, devToken } from "./http_api.js";
 import { setUiLanguage, t, translatePage } from "./i18n.js";
 import { InboxView } from "./inbox.js";
@@ -166,6 +167,7 @@ function startApp(token, user) {
   app.conversation = new ConversationView(app);
   app.call = new CallView(app);
   app.glossary = new GlossaryPanel(app);
+  app.quotes = new QuoteDesk(app);
   app.callAlert = new CallAlert(app);
   app.tour = new TourView(app);
   window.tradetalk = app; // for debugging and the browser tests
@@ -256,6 +258,7 @@ function route(app) {
   app.conversation.open(id);
   app.call.conversationChanged();
   app.glossary.conversationChanged();
+  app.quotes.conversationChanged();
 }
 
 /** Show (and try to copy) the link that opens a conversation with me. */

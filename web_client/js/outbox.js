@@ -12,7 +12,7 @@ export function newClientId() {
 }
 
 /**
- * Queue of `{conversation_id, client_id, text, queued_at}`. Sends one at a time, in order.
+ * Queue of `{conversation_id, client_id, text, attachments?, queued_at}`. Sends one at a time, in order.
  * Dispatches `sent` (detail: {item, message}) and `failed` (detail: {item, error}).
  */
 export class Outbox extends EventTarget {
@@ -43,14 +43,15 @@ export class Outbox extends EventTarget {
     return this.items.filter((item) => item.conversation_id === conversationId);
   }
 
-  /** Queue a message and try to send it now. */
-  add(conversationId, text) {
+  /** Queue a message (text and/or uploaded attachments, `[{id, name, ...}]`) and try to send it now. */
+  add(conversationId, text, attachments = []) {
     const item = {
       conversation_id: conversationId,
       client_id: newClientId(),
       text,
       queued_at: new Date().toISOString(),
     };
+    if (attachments.length) item.attachments = attachments;
     this.items.push(item);
     this.save();
     this.flush();
@@ -71,11 +72,10 @@ export class Outbox extends EventTarget {
       while (this.items.length && this.connection.connected) {
         const item = this.items[0];
         try {
-          const ack = await this.connection.request("message.send", {
-            conversation_id: item.conversation_id,
-            client_id: item.client_id,
-            text: item.text,
-          });
+          const payload = { conversation_id: item.conversation_id, client_id: item.client_id };
+          if (item.text) payload.text = item.text;
+          if (item.attachments?.length) payload.attachments = item.attachments.map((a) => a.id);
+          const ack = await this.connection.request("message.send", payload);
           this.remove(item);
           this.dispatchEvent(new CustomEvent("sent", { detail: { item, message: ack.message } }));
         } catch (error) {

@@ -1,0 +1,157 @@
+"""Files in the web client, in Chromium, in German and Spanish: the buyer drops a photo and a
+drawing into the chat (drag-and-drop, upload progress, thumbnails inline), the supplier sees
+them, is refused an HTML page named .png with a clear Spanish error, pastes a photo and attaches
+a price list by the button; the buyer downloads it byte for byte."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.attachment_files import HTML_PAGE, pdf_document, png_with_gps, xlsx_price_list
+from tests.browser.conftest import PHONE, sign_in
+
+REFUSED_ES = "fue rechazado: este tipo de archivo no se acepta"
+
+
+def drop_files(
+    page: Page, target: str, files: list[tuple[str, bytes, str]], leave_hovering: bool = False
+):
+    """Drag files from outside the page onto `target`: dragenter, dragover, drop, with a
+    DataTransfer holding real File objects (what a desktop file manager hands Chromium)."""
+    payload = [
+        {"name": name, "data": base64.b64encode(data).decode(), "type": mime}
+        for name, data, mime in files
+    ]
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            return dt;
+        }""",
+        payload,
+    )
+    page.dispatch_event(target, "dragenter", {"dataTransfer": transfer})
+    page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
+    if leave_hovering:
+        return transfer
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+    return transfer
+
+
+def paste_file(page: Page, name: str, data: bytes, mime: str) -> None:
+    """Paste a file into the composer (as a screenshot tool's copy puts it on the clipboard)."""
+    page.evaluate(
+        """([name, data, type]) => {
+            const dt = new DataTransfer();
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            dt.items.add(new File([bytes], name, { type }));
+            const event = new ClipboardEvent(
+                "paste", { clipboardData: dt, bubbles: true, cancelable: true }
+            );
+            document.getElementById("composer-text").dispatchEvent(event);
+        }""",
+        [name, base64.b64encode(data).decode(), mime],
+    )
+
+
+def thumbnails_loaded(page: Page, message) -> None:
+    """Every thumbnail in the message decoded in the browser (a real image, 320 px a side)."""
+    thumbs = message.locator("img.att-thumb")
+    for i in range(thumbs.count()):
+        expect(thumbs.nth(i)).to_have_js_property("complete", True)
+        size = thumbs.nth(i).evaluate("img => [img.naturalWidth, img.naturalHeight]")
+        assert max(size) == 320, size
+
+
+def test_drop_a_drawing_and_photo_then_refusal_paste_and_button(new_page, web_server, shot) -> None:
+    buyer, supplier = new_page(), new_page(PHONE)
+    sign_in(buyer, web_server, "Anna Käuferin", "buyer", "de")
+    supplier_id = sign_in(supplier, web_server, "María Proveedora", "supplier", "es")
+    buyer.locator("#new-participants").fill(supplier_id)
+    buyer.locator("#new-title").fill("Flansch DN50")
+    buyer.locator("#new-submit").click()
+    expect(buyer.locator("#conv-title")).to_have_text("Flansch DN50")
+    expect(buyer.locator("#attach-button")).to_have_attribute("aria-label", "Dateien anhängen")
+
+    # Drag-and-drop: the conversation shows where to drop while files hover over it.
+    photo, drawing = png_with_gps(), pdf_document("blue")
+    files = [
+        ("muster.png", photo, "image/png"),
+        ("zeichnung-rev-b.pdf", drawing, "application/pdf"),
+    ]
+    hovering = drop_files(buyer, "#conv-body", files, leave_hovering=True)
+    expect(buyer.locator(".drop-hint")).to_be_visible()
+    expect(buyer.locator(".drop-hint")).to_have_text("Dateien hier ablegen, um sie anzuhängen")
+    shot(buyer, "buyer-drag-over-de")
+    buyer.dispatch_event("#conv-body", "drop", {"dataTransfer": hovering})
+    expect(buyer.locator(".drop-hint")).to_be_hidden()
+    tray = buyer.locator("#attach-tray li.tray-item")
+    expect(tray).to_have_count(2)
+    expect(buyer.locator("#attach-tray li.tray-item.ready")).to_have_count(2)
+    shot(buyer, "buyer-tray-uploaded-de")
+    buyer.locator("#send").click()  # no text: the files are the message
+    expect(buyer.locator("#attach-tray")).to_be_hidden()
+    mine = buyer.locator("#messages li.msg.mine")
+    expect(mine).to_have_count(1)
+    expect(mine.locator("li.attachment")).to_have_count(2)
+    thumbnails_loaded(buyer, mine)
+    expect(mine.locator(".att-download").first).to_have_text("Herunterladen")
+
+    # The supplier (Spanish, phone) sees both files with their thumbnails.
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    theirs = supplier.locator("#messages li.msg.theirs")
+    expect(theirs).to_have_count(1)
+    expect(theirs.locator("li.attachment .att-name")).to_have_text(
+        ["muster.png", "zeichnung-rev-b.pdf"]
+    )
+    expect(theirs.locator("li.attachment.image")).to_have_count(1)
+    thumbnails_loaded(supplier, theirs)
+    expect(theirs.locator(".att-download").first).to_have_text("Descargar")
+    shot(supplier, "supplier-sees-photo-and-drawing-es")
+
+    # An HTML page renamed .png is refused, with the reason in Spanish.
+    drop_files(supplier, "#conv-body", [("foto.png", HTML_PAGE, "image/png")])
+    refused = supplier.locator("#attach-tray li.tray-item.failed .att-error")
+    expect(refused).to_contain_text(REFUSED_ES)
+    expect(refused).to_contain_text("foto.png")
+    shot(supplier, "supplier-refused-html-es")
+    supplier.locator("#attach-tray .tray-remove").click()
+    expect(supplier.locator("#attach-tray")).to_be_hidden()
+
+    # Paste a photo, attach a price list with the button, add a caption, send.
+    paste_file(supplier, "captura.png", png_with_gps((400, 300), "green"), "image/png")
+    with supplier.expect_file_chooser() as chooser:
+        supplier.locator("#attach-button").click()
+    chooser.value.set_files(
+        files=[
+            {
+                "name": "precios.xlsx",
+                "mimeType": "application/octet-stream",
+                "buffer": xlsx_price_list(),
+            }
+        ]
+    )
+    expect(supplier.locator("#attach-tray li.tray-item.ready")).to_have_count(2)
+    supplier.locator("#composer-text").fill("Aquí está la lista de precios.")
+    supplier.locator("#composer-text").press("Enter")
+
+    reply = buyer.locator("#messages li.msg.theirs")
+    expect(reply).to_have_count(1)
+    expect(reply.locator(".msg-text")).to_have_attribute("lang", "es")  # no Spanish→German
+    expect(reply.locator("li.attachment .att-name")).to_have_text(["captura.png", "precios.xlsx"])
+    with buyer.expect_download() as download:
+        reply.locator("li.attachment").nth(1).locator(".att-download").click()
+    path = download.value.path()
+    assert download.value.suggested_filename == "precios.xlsx"
+    assert open(path, "rb").read() == xlsx_price_list()
+    shot(buyer, "buyer-got-price-list-de")
+
+    # The inbox preview of a message without text names the files.
+    expect(buyer.locator("#inbox-list li.inbox-item")).to_contain_text(re.compile(r"precios|lista"))
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
