@@ -15,7 +15,6 @@ from typing import Any
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from server import metrics
 from server.background import Periodic, TaskSet
@@ -47,11 +46,17 @@ from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, verify_token
 from server.warmup import Warmup
 from server.web.attachment_routes import AttachmentLimits, add_attachment_routes
-from server.web.capabilities import MODELS, add_capability_routes
+from server.web.capabilities import add_capability_routes
+from server.web.health import add_health_route
 from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
-from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
+from server.web.web_routes import (
+    add_metrics_routes,
+    add_static_routes,
+    add_web_routes,
+    polling_body_limit,
+)
 from translation.service import TranslationService
 from translation.translator import Translator
 
@@ -395,47 +400,9 @@ def refuse(code: str, message: str) -> None:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Whether Redis answers and the node is warm (503 with the reason until it is), and this
-    node's id, media role and drain state."""
-    realtime: Realtime = request.app[SERVICES]["realtime"]
-    try:
-        redis_ok = bool(await asyncio.wait_for(realtime.redis.ping(), timeout=2))
-    except (aioredis.RedisError, OSError, TimeoutError):
-        redis_ok = False
-    node, warmup = realtime.registry, realtime.warmup
-    body: dict[str, Any] = {
-        "ok": redis_ok and warmup.ready,
-        "ready": warmup.ready,
-        "redis": redis_ok,
-        "node": node.node_id,
-        "media": node.media,
-        "draining": node.draining,
-        "models": request.app[MODELS].operator(),  # for the operator: what to install
-    }
-    if not warmup.ready:
-        body["reason"] = warmup.reason
-    return web.json_response(body, status=200 if warmup.ready else 503)
-
-
 async def index(request: web.Request) -> web.FileResponse:
     """The browser client."""
     return web.FileResponse(web_client_dir() / "index.html")
-
-
-def polling_body_limit(max_bytes: int) -> Middleware:
-    """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
-    drop the session and leave the request hanging)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        length = request.content_length
-        if request.method == "POST" and length is not None and length > max_bytes:
-            if request.path.startswith("/socket.io"):
-                return web.Response(status=413, text=f"payload over {max_bytes} bytes")
-        return await handler(request)
-
-    return middleware
 
 
 def create_app(
@@ -455,7 +422,7 @@ def create_app(
     realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
-    app.router.add_get("/healthz", healthz)
+    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup)
     app.router.add_get("/", index)
     add_static_routes(app, web_client_dir())
     add_metrics_routes(app, settings)

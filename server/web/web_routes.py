@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from server import metrics
 from server.config import Settings
@@ -171,3 +172,18 @@ def add_metrics_routes(app: web.Application, settings: Settings) -> None:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/metrics", handler)
+
+
+def polling_body_limit(max_bytes: int) -> Middleware:
+    """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
+    drop the session and leave the request hanging)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if request.method == "POST" and length is not None and length > max_bytes:
+            if request.path.startswith("/socket.io"):
+                return web.Response(status=413, text=f"payload over {max_bytes} bytes")
+        return await handler(request)
+
+    return middleware
