@@ -8,6 +8,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from server.tokens import TokenKey
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Settings:
     secret: bytes = b""
     redis_max_connections: int = 256
     dev: bool = False
-    ice_servers: tuple[dict, ...] = ()
+    ice_servers: tuple[dict[str, Any], ...] = ()
     token_issuer: str | None = None
     token_audience: str | None = None
     metrics_token: str | None = None
@@ -71,6 +74,10 @@ class Settings:
     # A speaker's open line is translated for its readers while they talk (else only finals).
     partial_translation: bool = True
     keep_location: bool = False  # images keep their EXIF GPS / XMP location (default: removed)
+
+    def token_key(self) -> TokenKey:
+        """The secret with the `iss`/`aud` claims tokens must carry."""
+        return TokenKey(self.secret, self.token_issuer, self.token_audience)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

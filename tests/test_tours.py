@@ -16,8 +16,8 @@ from server.config import Limits, Settings
 from server.media_sessions.tours import TourLimits
 from tests.call_clients import speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
-from tests.rtc_clients import wait_until
 from tests.sdp_samples import sample_offer
+from tests.support import finals, wait_until
 from tests.tour_clients import TourClient
 
 SPEECH = SHARED / "testdata" / "speech"
@@ -59,10 +59,6 @@ async def people(tour_app):
         await client.close()
     for peer in peers:
         await peer.close()
-
-
-def finals(peer: Peer) -> list[dict]:
-    return [s for s in peer.events["subtitle"] if s["final"]]
 
 
 async def test_tour_with_ten_viewers_in_two_languages(tour_app, people, tmp_path, translator):

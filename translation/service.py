@@ -75,12 +75,14 @@ class TranslationService:
 
     def __init__(
         self,
-        translator: Translator,
+        translator: Translator | None,
         max_workers: int = 2,
         cache_size: int = 10_000,
         shared_cache: AsyncCache | None = None,
         background_workers: int = 1,
     ) -> None:
+        """`translator` None: the engines come later (`use`; a server loads them at start, off
+        the event loop); until then no pair is served."""
         self.translator = translator
         self.shared_cache = shared_cache
         self.cache_size = cache_size
@@ -92,6 +94,15 @@ class TranslationService:
         self._background = ThreadPoolExecutor(
             max_workers=background_workers, thread_name_prefix="mt-background"
         )
+
+    def use(self, translator: Translator) -> None:
+        """Serve with `translator` (the engines loaded after this service was built)."""
+        self.translator = translator
+
+    def _engines(self, src: str, dst: str) -> Translator:
+        if self.translator is None:
+            raise TranslationUnavailable(src, dst, "the translation engines are still loading")
+        return self.translator
 
     async def translate(
         self,
@@ -109,7 +120,7 @@ class TranslationService:
         if src == dst or not text.strip():
             return text
         try:
-            route = self.translator.route_key(src, dst)
+            route = self._engines(src, dst).route_key(src, dst)
         except TranslationUnavailable:
             self.stats.errors += 1
             raise
@@ -158,7 +169,7 @@ class TranslationService:
         loop = asyncio.get_running_loop()
         executor = self._background if background else self._executor
         result = await loop.run_in_executor(
-            executor, self.translator.translate, text, src, dst, glossary
+            executor, self._engines(src, dst).translate, text, src, dst, glossary
         )
         self.stats.computed += 1
         self._lru_set(key, result)
@@ -217,7 +228,7 @@ class TranslationService:
         for src, dst in pairs:
             try:
                 await loop.run_in_executor(
-                    self._executor, self.translator.translate, "Hello", src, dst
+                    self._executor, self._engines(src, dst).translate, "Hello", src, dst
                 )
             except TranslationUnavailable:
                 continue

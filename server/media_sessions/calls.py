@@ -26,6 +26,7 @@ from server.media_sessions.subtitles import FinalLine
 from server.realtime import validation as v
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
+from server.storage.media_records import MediaRecord
 from server.storage.store import now_iso
 from server.tokens import Identity
 from translation.errors import TranslationNote
@@ -252,7 +253,7 @@ class Calls(MediaSessions[Call]):
             "started_at": session.started_at,
         }
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> Call:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> Call:
         call = Call(record["id"], room, conversation=record["conversation"])
         call.started_by, call.started_at = record["started_by"], record["started_at"]
         return call

@@ -27,6 +27,7 @@ import socketio
 from media.errors import InvalidSdpError, MediaError
 from media.negotiation import keep_candidates
 from media.room import MediaRoom
+from server import metrics
 from server.background import TaskSet
 from server.config import Settings
 from server.handlers.chat import Chat
@@ -36,9 +37,8 @@ from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, transla
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError, ok_ack
 from server.realtime.sessions import Session
-from server.storage.media_records import MediaRecords
+from server.storage.media_records import MediaRecord, MediaRecords
 from server.tokens import Identity
-from server.web import metrics
 from translation.errors import TranslationNote, TranslationUnavailable
 from translation.retranslation import Shown
 from translation.speech_engines import WHISPER
@@ -155,7 +155,7 @@ class MediaSessions(Generic[S]):
         """What another node needs to take the session over (kind-specific fields)."""
         raise NotImplementedError
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> S:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> S:
         """The session again, from its record, on a fresh room (no members yet)."""
         raise NotImplementedError
 
@@ -361,7 +361,9 @@ class MediaSessions(Generic[S]):
     async def withdraw(self, sid: str, data: Any) -> None:
         """Take back a membership `data` (a join's payload) gave `sid` (the join was answered
         too late for its client)."""
-        session = self.sessions.get(data.get(self.id_field)) if isinstance(data, dict) else None
+        session = (
+            self.sessions.get(str(data.get(self.id_field))) if isinstance(data, dict) else None
+        )
         if session is not None and sid in session.members:
             await self.remove_member(session, sid, "join answered too late")
 
@@ -410,7 +412,7 @@ class MediaSessions(Generic[S]):
 
     async def hand_over(
         self, session: S, target: str, finish_s: float | None = None
-    ) -> dict[str, Any] | None:
+    ) -> MediaRecord | None:
         """Give a session to node `target` (drain): every open line goes out first (within
         `finish_s`, the media stopped first, when given), then the record names the target;
         this node lets go of the media without telling anyone (the target does). Returns the
@@ -424,7 +426,7 @@ class MediaSessions(Generic[S]):
         await self._tear_down(session)
         return record
 
-    async def adopt(self, record: dict[str, Any], reason: str, tell: bool = True) -> S:
+    async def adopt(self, record: MediaRecord, reason: str, tell: bool = True) -> S:
         """Run a session another node owned (it drained or died), from its record (which must
         already name this node); tell its members to re-join here."""
         existing = self.sessions.get(record["id"])

@@ -22,6 +22,7 @@ from server.media_sessions.captions import (
     endpoint_config_from_env,
 )
 from translation.endpointing import EndpointConfig
+from translation.errors import TranslationNote
 from translation.speech import SpeechResult
 from translation.speech_engines import NoSpeechEngine, endpoint_for, engine_for, open_recognizer
 from translation.speech_models import SpeechModelMissing
@@ -97,7 +98,7 @@ class SpeakerSubtitles:
         data_dir: Path,
         *,
         spawn: Spawn,
-        on_partial: Callable[[str, int], Awaitable[Any]],
+        on_partial: Callable[[str, int], Coroutine[Any, Any, Any]],
         on_final: Callable[[FinalLine], Awaitable[Any]],
         origin: float | None = None,
         name: str = "captions",
@@ -260,7 +261,7 @@ async def translate_line(
     src: str,
     targets: Iterable[str],
     glossary: dict[str, str | None] | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, TranslationNote]]:
     """One translation per target language other than `src` (each language once), and the
     reason for each language that failed. No translation service: nothing is translated."""
     languages = sorted(set(targets) - {src})

@@ -15,10 +15,10 @@ recognized) and *viewers* (subscribe); it runs on one node and moves like a call
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -30,15 +30,16 @@ from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
-from server.storage.store import PREFIX, now_iso
+from server.realtime.validation import TOUR_ID_RE
+from server.storage.media_records import MediaRecord
+from server.storage.store import now_iso
+from server.storage.tour_archive import TourArchive, tour_key
 from server.tokens import Identity
 from translation.errors import TranslationNote
 
 log = logging.getLogger("tradetalk.tours")
 
 TOUR_FULL = "tour_full"
-TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
-MAX_EXPORT = 20_000
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,6 @@ def tour_room(tour_id: str) -> str:
 def lang_room(tour_id: str, lang: str) -> str:
     """The room of a tour's sockets that read subtitles in `lang` (the host is in its own)."""
     return f"tour:{tour_id}:{lang}"
-
-
-def tour_key(tour_id: str, *parts: str) -> str:
-    """Redis key of a tour: `tt:tour:{id}` (meta), `…:lines`, `…:questions`, `…:access`."""
-    return PREFIX + ":".join(("tour", tour_id, *parts))
 
 
 def identity_dict(identity: Identity) -> dict[str, str]:
@@ -130,6 +126,7 @@ class Tours(MediaSessions[Tour]):
     def __init__(self, *args: Any, limits: TourLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or TourLimits.from_env()
+        self.archive = TourArchive(self.redis)
 
     @property
     def tours(self) -> dict[str, Tour]:
@@ -304,7 +301,7 @@ class Tours(MediaSessions[Tour]):
 
     # ------------------------------------------------------------------ the kind's hooks
 
-    def rooms_of(self, session: Tour, member: Member) -> list[str]:
+    def rooms_of(self, session: Tour, member: Member) -> builtins.list[str]:
         if member.role == HOST:  # the host's socket is in its language's room from tour.start
             return []
         return [tour_room(session.id), lang_room(session.id, member.subtitle_lang)]
@@ -312,7 +309,7 @@ class Tours(MediaSessions[Tour]):
     def session_id(self, data: dict[str, Any]) -> str:
         return tour_id(data)
 
-    def moved_to(self, session: Tour) -> list[str]:
+    def moved_to(self, session: Tour) -> builtins.list[str]:
         return [tour_room(session.id), session.host_sid]
 
     def public(self, session: Tour) -> dict[str, Any]:
@@ -337,7 +334,7 @@ class Tours(MediaSessions[Tour]):
             "public": self.public(session),
         }
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> Tour:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> Tour:
         tour = Tour(record["id"], room, title=record["title"], lang=record["lang"])
         tour.host, tour.host_sid = Identity(**record["host"]), record["host_sid"]
         tour.invite, tour.started_at = record.get("invite"), record["started_at"]
@@ -365,10 +362,7 @@ class Tours(MediaSessions[Tour]):
         await self._announce(session, "tour.unlisted", event)
         await self.sio.leave_room(session.host_sid, lang_room(session.id, session.lang))
         try:
-            raw = await self.redis.get(tour_key(session.id))
-            if raw:
-                meta = {**json.loads(raw), "ended_at": now_iso(), "end_reason": reason}
-                await self.redis.set(tour_key(session.id), json.dumps(meta))
+            await self.archive.mark_ended(session.id, now_iso(), reason)
         except Exception:
             log.exception("could not mark tour %s ended", session.id)
 
@@ -401,7 +395,9 @@ class Tours(MediaSessions[Tour]):
     def reader_languages(self, session: Tour, speaker: Member) -> set[str]:
         return session.languages() | {session.lang}
 
-    def subtitle_rooms(self, session: Tour, speaker: Member) -> list[tuple[str, set[str] | None]]:
+    def subtitle_rooms(
+        self, session: Tour, speaker: Member
+    ) -> builtins.list[tuple[str, set[str] | None]]:
         # many viewers: each language's room gets its own language only (the host is in its own)
         languages = sorted(self.reader_languages(session, speaker))
         return [(lang_room(session.id, lang), {lang}) for lang in languages]
