@@ -12,8 +12,10 @@ SYSTEM_STAMP := $(VENV)/.tradetalk-system
 run: setup
 	TRADETALK_DEV=1 $(BIN)/tradetalk serve
 
+# CI runs only `make test`: lint and type check first, then every test.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: system $(STAMP) web_client/node_modules/.installed
@@ -41,6 +43,7 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python bench/chat.py

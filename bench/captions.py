@@ -41,6 +41,12 @@ said as the listener read it (vs the reference repeated `--repeats` times) besid
 played file decoded directly with vosk in this process in 20 ms chunks, and their ratio; plus
 ko_test.wav alone decoded by `translation.speech.transcribe_wav` and by vosk's example loop.
 The server gets whatever CPU the machine has left: read the `srv cores` and load columns.
+
+Translated partials (`bench/live_captions.py`), in the same run: start of speech -> first
+translated partial at the listener, updates per second, normalized erasure of the translated and
+of the source partials, for ko→en (Vosk, the test Argos package) at every level, and es→en
+(Whisper, Apertium; `es_arenas_blanquecinas.wav`, one speaker) where each final's translation is
+also compared with Apertium translating the final's text directly in this process.
 """
 
 from __future__ import annotations
@@ -71,14 +77,25 @@ from bench.call_harness import (
     speech_span_s,
     wav_seconds,
 )
+from bench.live_captions import LiveFigures, capture_groups, live_figures, print_live
 from tests.call_clients import speech_with_pauses
 from translation.metrics import character_error_rate as cer
 
 ENDPOINT_NAMES = {
     "vad": "server endpointing (VAD, TRADETALK_ENDPOINT=vad, the default)",
     "model": "baseline: the model's own endpoint rules (TRADETALK_ENDPOINT=model)",
+    "final-only": "baseline: VAD, open lines not translated (TRADETALK_PARTIAL_TRANSLATION=0)",
+}
+#: mode -> (TRADETALK_ENDPOINT, more server environment)
+MODES: dict[str, tuple[str, dict[str, str]]] = {
+    "vad": ("vad", {}),
+    "model": ("model", {}),
+    "final-only": ("vad", {"TRADETALK_PARTIAL_TRANSLATION": "0"}),
 }
 WAV = SPEECH / "ko_test.wav"
+ES_WAV = SPEECH / "es_arenas_blanquecinas.wav"
+GROUPS = capture_groups()
+LIVE: list[tuple[str, LiveFigures]] = []
 
 
 # ---------------------------------------------------------------- measures
@@ -234,7 +251,7 @@ async def run_mode(
 ) -> list[LevelResult]:
     """Every speaker count against a server whose endpointing is `endpoint` (vad | model)."""
     print(f"\n== endpointing: {ENDPOINT_NAMES[endpoint]}", flush=True)
-    server = Server(root / endpoint, endpoint)
+    server = Server(root / endpoint, MODES[endpoint][0], MODES[endpoint][1])
     try:
         listing = await asyncio.to_thread(server.install_argos_ko_en)
         if "ko" not in listing:
@@ -258,9 +275,11 @@ async def run_mode(
             raise RuntimeError("the warm-up final had no English translation")
         results = []
         for count in args.speakers:
+            GROUPS.clear()
             result = await run_level(
                 server.url, server.process.pid, count, played, layout, args.tail, args.full_media
             )
+            LIVE.append((f"ko>en {endpoint} {count} spk", live_figures(GROUPS, layout, "ko", "en")))
             got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
             print(
                 f"  {count} speaker(s): {len(got)}/{len(result.utterances)} utterances, "
@@ -275,6 +294,53 @@ async def run_mode(
         if errors:
             print(f"server log: {errors} traceback(s); last lines:\n{log[-3000:]}")
     return results
+
+
+async def spanish(args: argparse.Namespace, root: Path) -> None:
+    """One Spanish speaker (Whisper) to an English listener (Apertium): translated partials,
+    and each final's translation against Apertium on its text here."""
+    from translation.engines.apertium import ApertiumEngine
+    from translation.translator import Translator
+
+    pause = max(args.pause, 3.0)  # Whisper ends an utterance after 0.7 s of silence
+    played = speech_with_pauses(ES_WAV, root / "es.wav", repeats=args.repeats, pause_s=pause)
+    layout = Layout(args.repeats, wav_seconds(ES_WAV) + pause, *speech_span_s(ES_WAV))
+    server = Server(root / "es", "vad")
+    translator = Translator([ApertiumEngine()])
+    try:
+        await server.start()
+        assert server.process is not None
+        warm = speech_with_pauses(ES_WAV, root / "es-warm.wav", repeats=1, pause_s=pause)
+        await run_level(
+            server.url,
+            server.process.pid,
+            1,
+            warm,
+            Layout(1, layout.period, layout.speech_start, layout.speech_end),
+            args.tail,
+            speaker_lang="es",
+        )
+        GROUPS.clear()
+        result = await run_level(
+            server.url, server.process.pid, 1, played, layout, args.tail, speaker_lang="es"
+        )
+        got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
+        print(
+            f"  es>en: {len(got)}/{len(result.utterances)} utterances, p50 "
+            f"{fmt(percentile(got, 50))} ms (end of speech -> translated final)",
+            flush=True,
+        )
+        LIVE.append(
+            (
+                "es>en vad 1 spk",
+                live_figures(
+                    GROUPS, layout, "es", "en", lambda text: translator.translate(text, "es", "en")
+                ),
+            )
+        )
+    finally:
+        server.stop()
+        translator.close()
 
 
 async def bench(args: argparse.Namespace, root: Path) -> None:
@@ -293,8 +359,11 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
     print(f"direct vosk baseline decoded in {time.monotonic() - started:.1f} s", flush=True)
 
     results_by_mode = {}
-    for endpoint in ("vad", "model"):
+    for endpoint in args.modes:
         results_by_mode[endpoint] = await run_mode(args, root, endpoint, played, layout)
+    if args.spanish:
+        print("\n== es>en: Whisper speaker, Apertium", flush=True)
+        await spanish(args, root)
     for endpoint, results in results_by_mode.items():
         print(f"\n==================== {ENDPOINT_NAMES[endpoint]}")
         if args.verbose:
@@ -302,6 +371,9 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
         print_levels(results, direct)
         print_finals_per_utterance(results)
         print_cer(results, direct, reference, args.repeats)
+    print_live(LIVE)
+    print("final = direct: finals whose translation equals Apertium on their text (es>en only;")
+    print("ko>en is checked by tests/test_live_captions.py against the same Argos package)")
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
@@ -317,9 +389,16 @@ def main() -> int:
         help="speakers also receive each other's audio (a real call; costs client CPU here)",
     )
     parser.add_argument("--verbose", action="store_true", help="list every utterance")
+    parser.add_argument(
+        "--modes", default="vad,final-only,model", help=f"modes to run, of {', '.join(MODES)}"
+    )
+    parser.add_argument(
+        "--no-spanish", dest="spanish", action="store_false", help="skip the es>en Whisper run"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="abort the run after (s)")
     args = parser.parse_args()
     args.speakers = [int(x) for x in args.speakers.split(",") if x.strip()]
+    args.modes = [m for m in args.modes.split(",") if m.strip()]
     root = Path(tempfile.mkdtemp(prefix="tradetalk-bench-captions-"))
     try:
         asyncio.run(asyncio.wait_for(bench(args, root), args.timeout))

@@ -61,11 +61,11 @@ import numpy as np  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from aiortc import AudioStreamTrack, RTCRtpReceiver  # noqa: E402
 
-from bench.captions import WAV, TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
-from server.tokens import Identity  # noqa: E402
+from bench.call_harness import TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
+from bench.captions import WAV  # noqa: E402
 from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
 from tests.hosts import Host, Hosts  # noqa: E402
-from tests.peers import Peer, new_user, sign_in_once  # noqa: E402
+from tests.peers import Peer, new_user, sign_in_once, start_call  # noqa: E402
 
 OWNER, FORWARDED = "owner", "forwarded"
 ORDERS = ((OWNER, FORWARDED), (FORWARDED, OWNER))
@@ -154,15 +154,6 @@ class Bench:
         await self.registered(i)
 
 
-async def start_call(starter: Peer, *others: Identity) -> str:
-    """A conversation of `starter` and `others`, and a call in it; the call id."""
-    ack = await starter.call("conversation.create", {"participants": [o.id for o in others]})
-    assert ack["ok"], ack
-    started = await starter.call("call.start", {"conversation_id": ack["conversation"]["id"]})
-    assert started["ok"], started
-    return started["call"]["id"]
-
-
 async def end_call(peer: Peer, call_id: str, *clients: CallClient) -> None:
     with contextlib.suppress(Exception):
         await peer.call("call.end", {"call_id": call_id}, timeout=10)
@@ -179,7 +170,7 @@ async def join_trial(bench: Bench, placement: str) -> tuple[float, int]:
     starter = await Peer(new_user("buyer", "en")).connect(bench.url(SIGNAL))
     joiner_user = new_user("supplier", "en")
     await sign_in_once(bench.url(SIGNAL), joiner_user)
-    call_id = await start_call(starter, joiner_user)
+    _, call_id = await start_call(starter, joiner_user)
     owner = await bench.owner_of(call_id)
     joiner = await Peer(joiner_user).connect(bench.url(owner if placement == OWNER else SIGNAL))
     client = CallClient(joiner, None, camera=False)
@@ -217,7 +208,7 @@ async def subtitle_trial(bench: Bench, placement: str, wav: Path, speech_end: fl
     speaker_user, listener_user = new_user("supplier", "ko"), new_user("buyer", "en")
     await sign_in_once(bench.url(SIGNAL), listener_user)
     starter = await Peer(speaker_user).connect(bench.url(SIGNAL))
-    call_id = await start_call(starter, listener_user)
+    _, call_id = await start_call(starter, listener_user)
     owner = await bench.owner_of(call_id)
     where = bench.url(owner if placement == OWNER else SIGNAL)
     if placement == OWNER:
@@ -376,7 +367,7 @@ async def kill_trial(
     a_user, b_user = new_user("buyer", "en"), new_user("supplier", "en")
     await sign_in_once(bench.url(SIGNAL), b_user)
     a_peer = await Peer(a_user).connect(bench.url(SIGNAL))
-    call_id = await start_call(a_peer, b_user)
+    _, call_id = await start_call(a_peer, b_user)
     owner = await bench.owner_of(call_id)
     survivor = next(i for i in MEDIA if i != owner)
     process = bench.host(owner).server.process

@@ -28,10 +28,13 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
+from typing import cast
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 
 logger = logging.getLogger(__name__)
@@ -96,7 +99,7 @@ class PacketTrack(MediaStreamTrack):
         self._queue.append(packet)
         self._ready.set()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         """The next packet; raises `MediaStreamError` once the source or this track ended."""
         while not self._queue:
             if self._ended or self.readyState != "live":
@@ -197,7 +200,8 @@ class Fanout:
     async def _pump(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                frame = await track.recv()
+                # aiortc types recv() as frame or packet; a decoded track gives frames
+                frame = cast(av.frame.Frame, await track.recv())
                 self.frames_in += 1
                 try:
                     self._on_frame(frame)
@@ -257,7 +261,7 @@ class VideoFanout(Fanout):
         self.cpu_used = cpu_used
         self.min_keyframe_gap = min_keyframe_gap
         self.keyframes = 0
-        self._codec: av.codec.context.CodecContext | None = None
+        self._codec: VideoCodecContext | None = None
         self._size: tuple[int, int] | None = None
         self._want_keyframe = False
         self._urgent_keyframe = False
@@ -304,7 +308,7 @@ class VideoFanout(Fanout):
             self._last_keyframe = now
         return [packet]
 
-    def _open(self, width: int, height: int) -> av.codec.context.CodecContext:
+    def _open(self, width: int, height: int) -> VideoCodecContext:
         codec = av.CodecContext.create("libvpx", "w")
         codec.width = width
         codec.height = height
@@ -381,7 +385,7 @@ class AudioFanout(Fanout):
         self.tap_bytes = 0
         self._tap = av.AudioResampler(format="s16", layout="mono", rate=TAP_RATE)
         self._to_opus: av.AudioResampler | None = None
-        self._codec: av.codec.context.CodecContext | None = None
+        self._codec: AudioCodecContext | None = None
         self._t0 = time.monotonic()
         self._next_pts = 0
 
@@ -427,6 +431,7 @@ class AudioFanout(Fanout):
             )
         assert self._to_opus is not None
         packets: list[av.Packet] = []
+        assert isinstance(frame, AudioFrame)
         for chunk in self._to_opus.resample(frame):
             for packet in self._codec.encode(chunk):
                 packet.pts = self._stamp()

@@ -31,7 +31,8 @@ def parse_sdp(text: object, kind: str = "offer") -> aiortc_sdp.SessionDescriptio
     if not any(m.kind in ("audio", "video") for m in description.media):
         raise InvalidSdpError(f"{kind} SDP has no audio or video m-line")
     for media in description.media:
-        if media.kind in ("audio", "video") and not (media.ice.usernameFragment and media.dtls):
+        ice = media.ice.usernameFragment if media.ice is not None else None
+        if media.kind in ("audio", "video") and not (ice and media.dtls):
             raise InvalidSdpError(f"{kind} SDP m-line {media.rtp.muxId} lacks ICE/DTLS")
     return description
 
@@ -126,8 +127,10 @@ def keep_payload_types(
         transceiver = by_index.get(index)
         if transceiver is None or media.kind not in ("audio", "video"):
             continue
-        codecs = negotiated.get(media.rtp.muxId)
-        if codecs is None:
+        kept = negotiated.get(media.rtp.muxId)
+        if kept is not None:
+            codecs = kept
+        else:
             codecs = _renumber(transceiver._codecs, client_pts, client_rtx, taken)
             negotiated[media.rtp.muxId] = codecs
         transceiver._codecs = copy.deepcopy(codecs)

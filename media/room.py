@@ -215,7 +215,8 @@ class MediaRoom:
             await pc.setLocalDescription(answer)
             self._check_present(peer)
             for transceiver in pc.getTransceivers():
-                peer.negotiated[transceiver.mid] = copy.deepcopy(transceiver._codecs)
+                if transceiver.mid is not None:  # every one has its mid once answered
+                    peer.negotiated[transceiver.mid] = copy.deepcopy(transceiver._codecs)
         except BaseException:
             peer.joining = False
             await self._drop(peer, "join failed", notify=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -14,41 +16,49 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from server import metrics
 from server.background import Periodic, TaskSet
-from server.cluster.bus import Bus
+from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
 from server.cluster.router import Router
 from server.config import Settings
-from server.handlers.bounds import Bounds
+from server.events import install_caps, route_media_events, serve_bus
+from server.handlers.bounds import Bounds, MediaKind
 from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
-from server.media_sessions.tours import TOUR_ID_RE, Tours
+from server.media_sessions.tours import Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
-from server.realtime.validation import CALL_ID_RE
 from server.shutdown import Stopping
 from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
 from server.storage.media_records import MediaRecords
 from server.storage.presence import Presence
 from server.storage.quotes import QuoteStore
-from server.storage.ratelimit import UserRateLimit
+from server.storage.ratelimit import HourlyQuota, UserRateLimit
 from server.storage.store import Store
 from server.storage.translation_cache import RedisTranslationCache
-from server.tokens import TokenError, TokenKey, verify_token
+from server.tokens import TokenError, verify_token
 from server.warmup import Warmup
-from server.web import metrics
 from server.web.attachment_routes import AttachmentLimits, add_attachment_routes
-from server.web.capabilities import MODELS, add_capability_routes
+from server.web.capabilities import add_capability_routes
+from server.web.health import add_health_route
 from server.web.quote_export import add_quote_routes
 from server.web.tour_routes import add_tour_routes
 from server.web.transcripts import add_transcript_routes
-from server.web.web_routes import add_metrics_routes, add_static_routes, add_web_routes
+from server.web.web_routes import (
+    add_metrics_routes,
+    add_static_routes,
+    add_web_routes,
+    polling_body_limit,
+)
+from translation.service import TranslationService
+from translation.translator import Translator
 
 log = logging.getLogger("tradetalk")
 
@@ -61,91 +71,111 @@ def web_client_dir() -> Path:
     return Path(str(files("web_client")))
 
 
-class Realtime:
-    """Socket.IO connection handling; composes the chat (and later call) services."""
+@dataclass(frozen=True)
+class Step:
+    """One part of a node's lifecycle: what `start()` does for it (in list order) and what
+    `stop()` does (in reverse order, each bounded and logged under `name`)."""
 
-    def __init__(self, settings: Settings, redis_url: str, translator: Any = None) -> None:
+    name: str
+    start: Callable[[], Awaitable[Any] | None] | None = None
+    stop: Callable[[], Awaitable[Any]] | None = None
+
+
+class Realtime:
+    """One node: its services, built in dependency order; its connections; its lifecycle."""
+
+    def __init__(
+        self, settings: Settings, redis_url: str, translator: Translator | None = None
+    ) -> None:
         self.settings = settings
+        self.keys = settings.token_key()
+        limits = settings.limits
+        node = self.node_id = settings.node_id
+        # connections: Redis (storage, bus) and Socket.IO (its rooms shared through Redis)
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
         self.sio = SocketServer(
             async_mode="aiohttp",
             client_manager=self.manager,
             cors_allowed_origins=[],
-            max_http_buffer_size=settings.limits.max_payload_bytes,
+            max_http_buffer_size=limits.max_payload_bytes,
         )
         self.sessions: dict[str, Session] = {}
+        self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        # storage
         self.store = Store(self.redis)
         self.presence = Presence(self.redis, settings.heartbeat_s)
         self.languages = Languages(self.redis)
-        self.translator = translator
-        self._owns_translator = False
-        limits = settings.limits
-        self.rate_limit = rate_limit = UserRateLimit(
-            self.redis, limits.rate_per_second, limits.rate_burst
-        )
-        self.dispatcher = dispatcher = Dispatcher(self.sio, self.sessions, rate_limit)
-        self.chat = Chat(
-            self.sio,
-            dispatcher,
-            self.store,
-            self.presence,
-            self.languages,
-            None,
-            settings.limits,
-        )
-        self.quotes = Quotes(dispatcher, self.chat, QuoteStore(self.redis))
-        self.node_id = node = settings.node_id
-        self.blobs = BlobStore(settings.data_dir / "attachments", node)
         self.records = MediaRecords(self.redis, ttl_s=max(30.0, 10 * settings.node_ttl_s))
-        self.registry = NodeRegistry(
-            self.redis,
-            node,
-            ttl_s=settings.node_ttl_s,
-            media=settings.media,
-            media_address=settings.media_address,
-            url=f"http://{settings.host}:{settings.port}",
-            load=self.load,
-            cluster=settings.cluster,
+        self.rate_limit = UserRateLimit(self.redis, limits.rate_per_second, limits.rate_burst)
+        self.blobs = BlobStore(settings.data_dir / "attachments", node)
+        # engines: the translator is given (tests) or loaded at start, off the event loop
+        self.translator = translator
+        self._owns_translator = translator is None
+        self.translation = TranslationService(
+            translator, shared_cache=RedisTranslationCache(self.redis)
         )
-        self.bus = Bus(redis_url, node, timeout_s=settings.forward_timeout_s)
+        # events: chat, calls and tours on the dispatcher; call and tour events on their node
+        self.dispatcher = Dispatcher(self.sio, self.sessions, self.rate_limit)
+        self.registry = node_registry(self.redis, settings, self.load)
         self.attachments = Attachments(
             self.redis, self.blobs, node, settings.secret, registry=self.registry
         )
+        chat_parts = (self.store, self.presence, self.languages, self.translation, limits)
+        self.chat = Chat(self.sio, self.dispatcher, *chat_parts)
         self.chat.attachments = self.attachments
-        self.router = router = Router(node, self.bus, dispatcher, self.registry, self.records)
+        self.quotes = Quotes(self.dispatcher, self.chat, QuoteStore(self.redis))
+        self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
         self.tours = Tours(*kinds)
-        for name, handler in self.calls.handlers().items():
-            locate = {"call.start": router.place_call, "call.get": router.by_conversation}
-            undo = self.calls.withdraw if name == "call.join" else None
-            by_id = router.by_id("call_id", CALL_ID_RE)
-            router.register(name, handler, locate.get(name, by_id), undo)
-        for name, handler in self.tours.handlers().items():
-            locate = {"tour.start": router.place, "tour.list": None}
-            undo = self.tours.withdraw if name in ("tour.join", "tour.publish") else None
-            by_id = router.by_id("tour_id", TOUR_ID_RE)
-            router.register(name, handler, locate.get(name, by_id), undo)
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
-        self.bus.on("drop_socket", self._drop_forwarded)
-        self.bounds = Bounds(self)
+        created = HourlyQuota(self.redis, "created")
+        kept: list[MediaKind] = [self.calls, self.tours]
+        self.bounds = Bounds(limits, self.records, created, self.sessions, self.drop_media, kept)
+        route_media_events(self.router, self.calls, self.tours)
+        install_caps(self.dispatcher, self.bounds)
+        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
+        # background work
         self._tasks = TaskSet()
         self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
-        self.stopping = Stopping(settings.stop_timeout_s)
         self.warmup = Warmup(settings.data_dir, settings.media)
+        self.stopping = Stopping(settings.stop_timeout_s)
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
+        self.lifecycle = self._lifecycle()
         metrics.add_source(self)
 
-    async def connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+    def _lifecycle(self) -> list[Step]:
+        """Everything that starts and stops, in start order (stopped in reverse)."""
+        return [
+            Step("translation engines", self._load_translation, self._close_translation),
+            Step("redis connections", stop=self.redis.aclose),
+            # uploads a crash cut short are removed; fetches of other nodes' copies stop
+            Step("attachment fetches", self._clean_uploads, self.attachments.close),
+            Step("socket.io manager", stop=self.manager.close),
+            Step("presence", self._beat, self._sweep_self),
+            Step("bus", self.bus.start, self.bus.close),
+            Step("node registry", self._register, lambda: self.registry.stop(forget=True)),
+            Step("peer connections left", stop=self._close_peer_connections),
+            Step("tours", stop=self.tours.close),
+            Step("calls", stop=self.calls.close),
+            Step("node check", self.failover.start, self.failover.stop),
+            Step("idle sweep", self.bounds.start, self.bounds.stop),
+            # the first call here must not wait for a model, a cold recognizer or codec:
+            # /healthz says ready once they are warm
+            Step("background tasks", self._warm, lambda: self._tasks.cancel(timeout=2)),
+            Step("presence heartbeat", self._heartbeat.start, self._heartbeat.stop),
+        ]
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         """Accept a socket only with a valid token in `auth={"token": ...}`."""
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            identity = verify_token(self.settings.secret, token)
+            identity = verify_token(self.keys, token)
         except TokenError as exc:
             refuse(UNAUTHORIZED, str(exc))
         limit = self.settings.limits.max_sockets_per_user
@@ -180,11 +210,11 @@ class Realtime:
         await self.calls.drop_socket(sid)
         await self.tours.drop_socket(sid)
         try:
-            await self.bus.broadcast("drop_socket", {"sid": sid})
+            await self.bus.broadcast("drop_socket", DropSocketBody(sid=sid))
         except Exception as exc:  # the owners drop it when its media fails
             log.warning("could not tell the other nodes that %s left (%s)", sid, exc)
 
-    async def _drop_forwarded(self, body: dict[str, Any]) -> None:
+    async def _drop_forwarded(self, body: DropSocketBody) -> None:
         await self.calls.drop_socket(body["sid"])
         await self.tours.drop_socket(body["sid"])
 
@@ -205,11 +235,11 @@ class Realtime:
         sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
         streams = [m.subtitles for s in sessions for m in s.members.values()]
         for subtitles in streams:
-            captions = getattr(subtitles, "captions", None)
-            queue = getattr(captions, "_queue", None)
-            backlog += queue.qsize() if queue is not None else 0
-            dropped += getattr(captions, "dropped_bytes", 0)
-        stats = getattr(self.chat.translation, "stats", None)
+            captions = subtitles.captions if subtitles is not None else None
+            if captions is not None:
+                backlog += captions.backlog
+                dropped += captions.dropped_bytes
+        stats = self.translation.stats if self.translation is not None else None
         return {
             "sockets": len(self.sessions),
             "calls": calls["calls"],
@@ -224,31 +254,39 @@ class Realtime:
         }
 
     async def start(self) -> None:
-        """Load the translation engines, start the instance heartbeat, clear stale presence."""
+        """Load and warm the translation engines, then start every part in `lifecycle` order:
+        presence, bus, node registry (registered before the first socket is served), node
+        check, idle sweep, warm-up, presence heartbeat."""
+        for step in self.lifecycle:
+            if step.start is not None:
+                started = step.start()
+                if inspect.isawaitable(started):
+                    await started
+
+    async def _load_translation(self) -> None:
+        """Load the engines (unless given) and start them before serving, not on the first
+        message."""
         from translation.registry import build_translator
-        from translation.service import TranslationService
 
         if self.translator is None:
             self.translator = await asyncio.to_thread(build_translator, self.settings.data_dir)
-            self._owns_translator = True
-        self.chat.translation = TranslationService(
-            self.translator, shared_cache=RedisTranslationCache(self.redis)
-        )
-        # Load models and start engine processes before serving, not on the first message.
-        await self.chat.translation.warm(self.translator.pairs())
-        await self.presence.heartbeat()
-        for user in await self.presence.sweep():
-            await self.chat.announce_presence(user, False)
-        await asyncio.to_thread(self.blobs.clean_temp)  # uploads a crash cut short
-        self._heartbeat.start()
-        await self.bus.start()
+            self.translation.use(self.translator)
+        await self.translation.warm(self.translator.pairs())
+
+    async def _close_translation(self) -> None:
+        self.translation.close()
+        if self._owns_translator and self.translator is not None:
+            await asyncio.to_thread(self.translator.close)
+
+    async def _clean_uploads(self) -> None:
+        await asyncio.to_thread(self.blobs.clean_temp)
+
+    async def _register(self) -> None:
         self.registry.start()
-        await self.registry.beat()  # registered before the first socket is served
-        await self.failover.start()
-        # the first call here must not wait for a model, a cold recognizer or codec: /healthz
-        # says ready once they are warm
+        await self.registry.beat()
+
+    def _warm(self) -> None:
         self._tasks.spawn(self.warmup.run())
-        self.bounds.start()
 
     async def _beat(self) -> None:
         """Presence: this instance is alive; sockets of dead instances are swept."""
@@ -309,32 +347,36 @@ class Realtime:
             log.info("stopping: closed %d sockets", closed)
 
     async def stop(self) -> None:
-        """Stop background work and remove this process's sockets from presence; each step is
-        bounded by the stop's deadline and logged."""
-        step = self.stopping.step
-        await step("presence heartbeat", self._heartbeat.stop())
-        await step("background tasks", self._tasks.cancel(timeout=2))
-        await step("idle sweep", self.bounds.stop())
-        await step("node check", self.failover.stop())
-        await step("calls", self.calls.close())
-        await step("tours", self.tours.close())
-        if self.owns_process:  # one server per process: what no room closed goes too
-            await step("peer connections left", close_peer_connections())
-        await step("node registry", self.registry.stop(forget=True))
-        await step("bus", self.bus.close())
-        await step("presence", self._sweep_self())
-        await step("socket.io manager", self.manager.close())
-        await step("attachment fetches", self.attachments.close())
-        await step("redis connections", self.redis.aclose())
-        if self.chat.translation is not None:
-            self.chat.translation.close()
-        if self._owns_translator:
-            await step("translation engines", asyncio.to_thread(self.translator.close))
+        """Stop every part in reverse `lifecycle` order; each step is bounded by the stop's
+        deadline and logged."""
+        for step in reversed(self.lifecycle):
+            if step.stop is not None:
+                await self.stopping.step(step.name, step.stop())
         log.info("stopping: done in %.2f s", self.stopping.elapsed())
+
+    async def _close_peer_connections(self) -> None:
+        if self.owns_process:  # one server per process: what no room closed goes too
+            await close_peer_connections()
 
     async def _sweep_self(self) -> None:
         for user in await self.presence.sweep(include_self=True):
             await self.chat.announce_presence(user, False)
+
+
+def node_registry(
+    redis: aioredis.Redis, settings: Settings, load: Callable[[], dict[str, float]]
+) -> NodeRegistry:
+    """This node's entry in the cluster: its id, media role and address, URL, load."""
+    return NodeRegistry(
+        redis,
+        settings.node_id,
+        ttl_s=settings.node_ttl_s,
+        media=settings.media,
+        media_address=settings.media_address,
+        url=f"http://{settings.host}:{settings.port}",
+        load=load,
+        cluster=settings.cluster,
+    )
 
 
 async def close_peer_connections() -> int:
@@ -358,57 +400,20 @@ def refuse(code: str, message: str) -> None:
     )
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Whether Redis answers and the node is warm (503 with the reason until it is), and this
-    node's id, media role and drain state."""
-    realtime: Realtime = request.app[SERVICES]["realtime"]
-    try:
-        redis_ok = bool(await asyncio.wait_for(realtime.redis.ping(), timeout=2))
-    except (aioredis.RedisError, OSError, TimeoutError):
-        redis_ok = False
-    node, warmup = realtime.registry, realtime.warmup
-    body: dict[str, Any] = {
-        "ok": redis_ok and warmup.ready,
-        "ready": warmup.ready,
-        "redis": redis_ok,
-        "node": node.node_id,
-        "media": node.media,
-        "draining": node.draining,
-        "models": request.app[MODELS].operator(),  # for the operator: what to install
-    }
-    if not warmup.ready:
-        body["reason"] = warmup.reason
-    return web.json_response(body, status=200 if warmup.ready else 503)
-
-
 async def index(request: web.Request) -> web.FileResponse:
     """The browser client."""
     return web.FileResponse(web_client_dir() / "index.html")
 
 
-def polling_body_limit(max_bytes: int) -> Any:
-    """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
-    drop the session and leave the request hanging)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        length = request.content_length
-        if request.method == "POST" and length is not None and length > max_bytes:
-            if request.path.startswith("/socket.io"):
-                return web.Response(status=413, text=f"payload over {max_bytes} bytes")
-        return await handler(request)
-
-    return middleware
-
-
-def create_app(settings: Settings, redis_url: str, translator: Any = None) -> web.Application:
+def create_app(
+    settings: Settings, redis_url: str, translator: Translator | None = None
+) -> web.Application:
     """Build the application for one server process on the given Redis.
 
     `translator` (a `translation.translator.Translator`) is built from the data dir's installed
     engines when not given; tests pass one shared across the session.
     """
-    token_key = TokenKey.of(settings.secret, settings.token_issuer, settings.token_audience)
-    settings = replace(settings, secret=token_key)
+    keys = settings.token_key()
     app = web.Application(
         client_max_size=settings.limits.max_payload_bytes,
         middlewares=[polling_body_limit(settings.limits.max_payload_bytes)],
@@ -417,25 +422,27 @@ def create_app(settings: Settings, redis_url: str, translator: Any = None) -> we
     realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
-    app.router.add_get("/healthz", healthz)
+    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup)
     app.router.add_get("/", index)
     add_static_routes(app, web_client_dir())
     add_metrics_routes(app, settings)
     add_web_routes(app, settings)
-    add_transcript_routes(app, realtime.store, settings.secret)
-    add_tour_routes(app, realtime.redis, settings.secret)
-    add_quote_routes(app, realtime, settings.secret)
+    add_transcript_routes(app, realtime.store, keys)
+    add_tour_routes(app, realtime.tours.archive, keys)
+    add_quote_routes(
+        app, realtime.store, realtime.quotes.store, realtime.languages, realtime.translation, keys
+    )
     add_capability_routes(app, realtime)
     add_attachment_routes(
         app,
         realtime.store,
         realtime.attachments,
-        settings.secret,
+        keys,
         AttachmentLimits(settings.limits.max_attachment_bytes, settings.keep_location),
         realtime.rate_limit,
     )
 
-    async def lifecycle(app: web.Application):
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await realtime.start()
         yield
         await realtime.stop()

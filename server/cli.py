@@ -12,7 +12,7 @@ from aiohttp import web
 from server.config import SettingError, Settings
 from server.shutdown import WATCHDOG_EXIT, Stopping, Watchdog, lingering_threads
 from server.storage.embedded_redis import EmbeddedRedis
-from server.tokens import DEFAULT_TTL, TokenError, TokenKey, check_identity, issue_token
+from server.tokens import DEFAULT_TTL, TokenError, check_identity, issue_token
 from translation.commands import add_commands, run_command
 
 log = logging.getLogger("tradetalk")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "token":
         try:
             identity = check_identity(args.user, args.name, args.role, args.lang)
-            key = TokenKey.of(settings.secret, settings.token_issuer, settings.token_audience)
+            key = settings.token_key()
             print(issue_token(key, identity, args.ttl))
         except TokenError as exc:
             print(f"tradetalk token: {exc}", file=sys.stderr)

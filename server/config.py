@@ -8,6 +8,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from server.tokens import TokenKey
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Settings:
     secret: bytes = b""
     redis_max_connections: int = 256
     dev: bool = False
-    ice_servers: tuple[dict, ...] = ()
+    ice_servers: tuple[dict[str, Any], ...] = ()
     token_issuer: str | None = None
     token_audience: str | None = None
     metrics_token: str | None = None
@@ -68,7 +71,13 @@ class Settings:
     # `tradetalk serve` installs the default translation packages once ("auto"), or not ("off").
     # Built in code (tests' servers) it is off; `from_env` defaults to auto.
     provision: str = "off"
+    # A speaker's open line is translated for its readers while they talk (else only finals).
+    partial_translation: bool = True
     keep_location: bool = False  # images keep their EXIF GPS / XMP location (default: removed)
+
+    def token_key(self) -> TokenKey:
+        """The secret with the `iss`/`aud` claims tokens must carry."""
+        return TokenKey(self.secret, self.token_issuer, self.token_audience)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -135,6 +144,9 @@ class Settings:
             ),
             limits=limits,
             dev=parse_flag("TRADETALK_DEV", env.get("TRADETALK_DEV", "")),
+            partial_translation=parse_flag(
+                "TRADETALK_PARTIAL_TRANSLATION", env.get("TRADETALK_PARTIAL_TRANSLATION", "1")
+            ),
             token_issuer=env.get("TRADETALK_TOKEN_ISSUER") or None,
             token_audience=env.get("TRADETALK_TOKEN_AUDIENCE") or None,
             metrics_token=env.get("TRADETALK_METRICS_TOKEN") or None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -49,34 +50,39 @@ def _unicode(text: str) -> bool:
     return True
 
 
-def check_identity(user_id: str, name: str, role: str, lang: str) -> Identity:
+def check_identity(user_id: object, name: object, role: object, lang: object) -> Identity:
     """Validate identity fields; raise TokenError naming the bad one."""
     if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
         raise TokenError("user id must be 1-64 characters of letters, digits, _ . @ -")
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or not _unicode(name):
         raise TokenError("name must be 1-100 characters")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise TokenError(f"role must be one of {', '.join(ROLES)}")
     if not isinstance(lang, str) or not LANG_RE.match(lang):
         raise TokenError("lang must be a language code such as en, es, zh")
     return Identity(user_id, name.strip(), role, lang)
 
 
-class TokenKey(bytes):
+@dataclass(frozen=True)
+class TokenKey:
     """The signing secret plus the `iss`/`aud` claims tokens must carry (None: not checked)."""
 
+    secret: bytes
     issuer: str | None = None
     audience: str | None = None
 
     @classmethod
     def of(cls, secret: bytes, issuer: str | None, audience: str | None) -> TokenKey:
         """The secret with its required claims."""
-        key = cls(secret)
-        key.issuer, key.audience = issuer, audience
-        return key
+        return cls(secret, issuer, audience)
 
 
-def issue_token(secret: bytes, identity: Identity, ttl: int = DEFAULT_TTL) -> str:
+def token_key(key: bytes | TokenKey) -> TokenKey:
+    """A key as given: a bare secret requires no `iss`/`aud`."""
+    return key if isinstance(key, TokenKey) else TokenKey(key)
+
+
+def issue_token(secret: bytes | TokenKey, identity: Identity, ttl: int = DEFAULT_TTL) -> str:
     """An HS256 JWT for `identity` that expires `ttl` seconds from now (with the key's
     `iss`/`aud` when it has them)."""
     if ttl <= 0:
@@ -90,23 +96,23 @@ def issue_token(secret: bytes, identity: Identity, ttl: int = DEFAULT_TTL) -> st
         "iat": now,
         "exp": now + ttl,
     }
-    if getattr(secret, "issuer", None):
-        claims["iss"] = secret.issuer  # type: ignore[attr-defined]
-    if getattr(secret, "audience", None):
-        claims["aud"] = secret.audience  # type: ignore[attr-defined]
-    return jwt.encode(claims, bytes(secret), algorithm=ALGORITHM)
+    key = token_key(secret)
+    if key.issuer:
+        claims["iss"] = key.issuer
+    if key.audience:
+        claims["aud"] = key.audience
+    return jwt.encode(claims, key.secret, algorithm=ALGORITHM)
 
 
-def _claims(secret: bytes, token: str) -> dict:
-    issuer = getattr(secret, "issuer", None)
-    audience = getattr(secret, "audience", None)
+def _claims(key: TokenKey, token: str) -> dict[str, Any]:
+    issuer, audience = key.issuer, key.audience
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:
             raise TokenError(f"token algorithm must be {ALGORITHM}")
-        return jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
-            bytes(secret),
+            key.secret,
             algorithms=[ALGORITHM],
             issuer=issuer,
             audience=audience,
@@ -123,6 +129,7 @@ def _claims(secret: bytes, token: str) -> dict:
                 "verify_nbf": False,
             },
         )
+        return claims
     except jwt.InvalidSignatureError:
         raise TokenError("bad token signature") from None
     except jwt.InvalidIssuerError:
@@ -135,7 +142,7 @@ def _claims(secret: bytes, token: str) -> dict:
         raise TokenError("malformed token") from None
 
 
-def verify_token(secret: bytes, token: object, now: float | None = None) -> Identity:
+def verify_token(secret: bytes | TokenKey, token: object, now: float | None = None) -> Identity:
     """Return the identity of a valid HS256 JWT, or raise TokenError with the reason."""
     if not token:
         raise TokenError("missing token")
@@ -145,10 +152,10 @@ def verify_token(secret: bytes, token: object, now: float | None = None) -> Iden
         raise TokenError("old-format token (before JWT): mint a new one with `tradetalk token`")
     if token.count(".") != 2:
         raise TokenError("malformed token")
-    claims = _claims(secret, token)
+    claims = _claims(token_key(secret), token)
     now = time.time() if now is None else now
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat)):
+    if not _number(exp) or not _number(iat):
         raise TokenError("malformed token")
     if exp <= now - CLOCK_SKEW_S:
         raise TokenError("token expired")
@@ -160,3 +167,8 @@ def verify_token(secret: bytes, token: object, now: float | None = None) -> Iden
         )
     except TypeError:
         raise TokenError("malformed token") from None
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    """A JSON number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

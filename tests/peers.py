@@ -192,3 +192,23 @@ class ServerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout)
+
+
+def finals(peer: Peer, session_id: str | None = None) -> list[dict]:
+    """The final subtitle lines `peer` received (of one call or tour when `session_id` is
+    given)."""
+    return [
+        s
+        for s in peer.events["subtitle"]
+        if s["final"] and session_id in (None, s.get("call_id"), s.get("tour_id"))
+    ]
+
+
+async def start_call(starter: Peer, *guests: Peer | Identity) -> tuple[str, str]:
+    """A conversation of `starter` and `guests`, and a call in it: (conversation id, call id)."""
+    ack = await starter.call("conversation.create", {"participants": [g.id for g in guests]})
+    assert ack["ok"], ack
+    cid = ack["conversation"]["id"]
+    started = await starter.call("call.start", {"conversation_id": cid})
+    assert started["ok"], started
+    return cid, started["call"]["id"]

@@ -163,7 +163,7 @@ def payload_types(sdp: str) -> dict[str, dict[str, int]]:
     return out
 
 
-async def wait_until(predicate, timeout: float, step: float = 0.02) -> float:
+async def wait_until(predicate, timeout: float = 20.0, step: float = 0.02) -> float:
     """Poll until `predicate()` is true; return the seconds waited, raise on timeout."""
     start = time.monotonic()
     while not predicate():

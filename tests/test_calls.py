@@ -15,6 +15,7 @@ from server.app import SERVICES, create_app
 from server.config import Limits, Settings
 from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
+from tests.support import finals, start_call, wait_until
 from translation.metrics import character_error_rate as cer
 from translation.translator import Translator
 
@@ -51,26 +52,6 @@ async def people(app_url):
     yield make
     for peer, _ in made:
         await peer.close()
-
-
-async def start_call(host: Peer, *guests: Peer) -> tuple[str, str]:
-    ack = await host.call("conversation.create", {"participants": [g.id for g in guests]})
-    cid = ack["conversation"]["id"]
-    started = await host.call("call.start", {"conversation_id": cid})
-    assert started["ok"], started
-    return cid, started["call"]["id"]
-
-
-async def wait_until(predicate, timeout: float = 20.0, step: float = 0.1) -> None:
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    assert predicate()
-
-
-def finals(peer: Peer) -> list[dict]:
-    return [s for s in peer.events["subtitle"] if s["final"]]
 
 
 async def test_two_party_call_with_translated_subtitles_and_transcript(

@@ -12,7 +12,7 @@ from server.app import SERVICES, create_app
 from server.config import Limits, Settings
 from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, sign_in_once
-from tests.rtc_clients import wait_until
+from tests.support import finals, wait_until
 
 SPEECH = SHARED / "testdata" / "speech"
 
@@ -38,10 +38,6 @@ async def nodes(aiohttp_server, redis_server, tmp_path, translator):
         return server, server.app[SERVICES]["realtime"], str(server.make_url("")).rstrip("/")
 
     yield make
-
-
-def finals(peer: Peer) -> list[dict]:
-    return [s for s in peer.events["subtitle"] if s["final"]]
 
 
 async def test_call_between_sockets_on_two_nodes_runs_on_the_media_node(nodes, tmp_path):

@@ -39,7 +39,7 @@ from aiortc import AudioStreamTrack
 from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
 from tests.hosts import LOOPBACK, NETNS, Host, Hosts
 from tests.peers import SHARED, Peer, new_user, token_for
-from tests.rtc_clients import wait_until
+from tests.support import finals, start_call, wait_until
 from tests.tour_clients import TourClient
 from translation.metrics import character_error_rate as cer
 
@@ -199,14 +199,6 @@ def candidate_addresses(sdp: str) -> set[str]:
     }
 
 
-def finals(peer: Peer, session_id: str | None = None) -> list[dict]:
-    return [
-        s
-        for s in peer.events["subtitle"]
-        if s["final"] and session_id in (None, s.get("call_id"), s.get("tour_id"))
-    ]
-
-
 def partials_after_last_final(peer: Peer) -> list[dict]:
     """Partial lines received since the last final (the utterance being spoken now)."""
     out: list[dict] = []
@@ -249,15 +241,6 @@ def figures(nodes: dict[str, dict]) -> str:
     """The load figures of node records, for the log."""
     keys = ("load", "sessions", "peers", "recognizers", "cpu")
     return "; ".join(f"{n} " + " ".join(f"{k}={r[k]}" for k in keys) for n, r in nodes.items())
-
-
-async def start_call(starter: Peer, *guests: Peer) -> tuple[str, str]:
-    ack = await starter.call("conversation.create", {"participants": [g.id for g in guests]})
-    assert ack["ok"], ack
-    cid = ack["conversation"]["id"]
-    started = await starter.call("call.start", {"conversation_id": cid})
-    assert started["ok"], started
-    return cid, started["call"]["id"]
 
 
 async def transcript(peer: Peer, cid: str) -> list[dict]:
@@ -442,12 +425,14 @@ async def test_tour_with_viewers_on_three_hosts(tmp_path) -> None:
             print(f"[cluster] viewer on host{i + 1} ({langs[i]}): {line}")
             for line in finals(viewer):
                 assert line["tour_id"] == tid and line["lang"] == "ko", line
-                assert line["target_lang"] == langs[i], line
-                if langs[i] == "ko":
-                    assert line["translation"] == line["text"], line
-                else:  # no Korean engine in a spawned server: null with a note
+                assert set(line["translations"]) <= {langs[i]}, line  # its language only
+                notes = line.get("translation_error", {})
+                assert set(notes) <= {langs[i]}, line
+                if langs[i] == "ko":  # the host's own language: the text itself
+                    assert not line["translations"] and not notes, line
+                else:  # no Korean engine in a spawned server: none, with a note
                     note = {"code": "no_pair", "from": "ko", "to": langs[i]}
-                    assert line["translation"] or line.get("translation_error") == note, line
+                    assert line["translations"].get(langs[i]) or notes == {langs[i]: note}, line
         assert (await host.call("tour.end", {"tour_id": tid}))["ok"]
         for viewer in viewers:
             ended = await viewer.wait_for("tour.ended", lambda e: e["tour_id"] == tid)

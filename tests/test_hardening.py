@@ -14,9 +14,9 @@ import pytest
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
+from media.sdp_check import problem
 from server.app import SERVICES, create_app
 from server.config import Limits, SettingError, Settings, parse_flag
-from server.media_sessions.sdp_check import problem
 from tests.peers import SECRET, Peer, new_user, sign_in_once, token_for
 from tests.raw_socket import RawSocket
 from tests.sdp_samples import sample_offer

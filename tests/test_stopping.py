@@ -27,7 +27,7 @@ from aiortc import AudioStreamTrack
 from server.storage.embedded_redis import free_port
 from tests.call_clients import CallClient, speech_with_pauses
 from tests.peers import REPO, SHARED, Peer, ServerProcess, new_user
-from tests.rtc_clients import wait_until
+from tests.support import finals, wait_until
 from tests.test_processes import alive, redis_pid
 from tests.tour_clients import TourClient
 
@@ -52,11 +52,6 @@ class OrderedPeer(Peer):
     def position(self, event: str, where: Any = lambda _: True) -> int:
         """Where the first `event` matching `where` came."""
         return next(i for i, (e, d) in enumerate(self.order) if e == event and where(d))
-
-
-def finals(peer: Peer, key: str, session_id: str) -> list[dict]:
-    """Final subtitle lines of one call (`key` call_id) or tour (tour_id) the peer got."""
-    return [s for s in peer.events["subtitle"] if s["final"] and s.get(key) == session_id]
 
 
 def mid_sentence(peer: Peer, key: str, session_id: str) -> bool:
@@ -113,7 +108,7 @@ async def open_lines(listener: Peer, call_id: str, viewer: Peer, tour_id: str) -
     await wait_until(lambda: mid_sentence(listener, "call_id", call_id), 40)
     await asyncio.sleep(0.3)
     assert mid_sentence(listener, "call_id", call_id), "the sentence ended before the stop"
-    return len(finals(listener, "call_id", call_id))
+    return len(finals(listener, call_id))
 
 
 def stop(server: ServerProcess, sig: int = signal.SIGTERM, also: int | None = None) -> tuple:
@@ -171,7 +166,7 @@ async def test_sigterm_alone_ends_the_call_and_the_tour_and_exits_within_the_bou
             ended = await peer.wait_for("tour.ended", lambda e: e["tour_id"] == tour_id, 1)
             assert ended["reason"] == "server shutting down", ended
         # the line being spoken was finished and sent before the call ended
-        lines = finals(supplier, "call_id", call_id)
+        lines = finals(supplier, call_id)
         assert len(lines) > n, (n, lines)
         line_at = supplier.position("subtitle", lambda d: d is lines[n])
         ended_at = supplier.position("call.ended")
@@ -276,7 +271,7 @@ async def test_sigterm_in_a_cluster_of_two_moves_the_call_and_the_tour(
             moved = await peer.wait_for("tour.moved", lambda e: e["tour_id"] == tour_id, 5)
             assert moved["reason"] == "media server restarting", moved
         assert not buyer.events["call.ended"] and not viewer.events["tour.ended"]
-        lines = finals(supplier, "call_id", call_id)
+        lines = finals(supplier, call_id)
         assert len(lines) > n, (n, lines)
         assert supplier.position("subtitle", lambda d: d is lines[n]) < supplier.position(
             "call.moved"

@@ -16,8 +16,8 @@ from server.config import Limits, Settings
 from server.media_sessions.tours import TourLimits
 from tests.call_clients import speech_with_pauses
 from tests.peers import SECRET, SHARED, Peer, new_user, token_for
-from tests.rtc_clients import wait_until
 from tests.sdp_samples import sample_offer
+from tests.support import finals, wait_until
 from tests.tour_clients import TourClient
 
 SPEECH = SHARED / "testdata" / "speech"
@@ -59,10 +59,6 @@ async def people(tour_app):
         await client.close()
     for peer in peers:
         await peer.close()
-
-
-def finals(peer: Peer) -> list[dict]:
-    return [s for s in peer.events["subtitle"] if s["final"]]
 
 
 async def test_tour_with_ten_viewers_in_two_languages(tour_app, people, tmp_path, translator):
@@ -167,22 +163,29 @@ async def test_tour_with_ten_viewers_in_two_languages(tour_app, people, tmp_path
     lines = {}
     for peer in english + spanish + [late_peer]:
         got = finals(peer)
-        langs = [s["target_lang"] for s in got]
+        assert all(len(s["translations"]) == 1 for s in got), got  # its own language only
+        langs = [next(iter(s["translations"])) for s in got]
         if peer is switcher:
             assert langs[0] == "es" and langs[-1] == "en", langs
         else:
             assert set(langs) == {peer.identity.lang if peer is not late_peer else "es"}, langs
         for s in got:
             assert s["lang"] == "ko" and s["speaker"]["id"] == host.id
-            lines.setdefault((s["start"], s["text"]), {})[s["target_lang"]] = s["translation"]
+            [(lang, translation)] = s["translations"].items()
+            lines.setdefault((s["start"], s["text"]), {})[lang] = translation
     assert {len(v) for v in lines.values()} == {2}  # every line reached both languages
     print(f"{len(lines)} final lines; first: {next(iter(lines.items()))}")
     for (_, text), by_lang in lines.items():
         for lang, translation in by_lang.items():
             assert translation == await asyncio.to_thread(translator.translate, text, "ko", lang)
-    partials = [s for p in english + spanish for s in p.events["subtitle"] if not s["final"]]
-    assert all(p["lang"] == "ko" and p["tour_id"] == tid for p in partials)
-    assert not host.events["subtitle"] or all(s["target_lang"] == "ko" for s in finals(host))
+    for peer in english + spanish:  # partials: the host's words, translated into its language only
+        partials = [s for s in peer.events["subtitle"] if not s["final"]]
+        assert all(p["lang"] == "ko" and p["tour_id"] == tid for p in partials)
+        assert all(set(p["translations"]) <= {"en", "es"} for p in partials)
+        assert all(len(p["translations"]) <= 1 for p in partials)
+    # the host reads its own lines (nothing to translate), never its partials
+    assert all(s["translations"] == {} for s in host.events["subtitle"])
+    assert all(s["final"] for s in host.events["subtitle"])
 
     await wait_until(lambda: tours.stats() == dict.fromkeys(tours.stats(), 0), 10)
     assert not [t for t in threading.enumerate() if t.name.startswith("captions-")]

@@ -114,3 +114,27 @@ async def test_a_burst_does_not_block_the_event_loop(service):
     # work on this 2-core machine can delay a tick, hence the margins.
     assert len(gaps) >= 10 and statistics.median(gaps) < 0.02, (burst, gaps)
     assert max(gaps) < 0.25 and max(gaps) < burst / 2, (burst, max(gaps))
+
+
+async def test_background_translations_never_queue_ahead_of_a_final(service):
+    """Open-line re-translations run on their own worker: a final asked for after six of them
+    is done before the last of them, and both are the same translations."""
+    done: list[str] = []
+    sentence = "We can ship {} thousand units next month if you confirm the order today."
+
+    async def run(text: str, background: bool) -> str:
+        result = await service.translate(text, "en", "es", background=background)
+        done.append("background" if background else "final")
+        return result
+
+    queued = [
+        asyncio.create_task(run(sentence.format(n), True))
+        for n in ("two", "three", "four", "five", "six", "seven")
+    ]
+    await asyncio.sleep(0)  # the background ones are queued first
+    final = await run("The price is final.", False)
+    results = await asyncio.gather(*queued)
+    assert done.index("final") <= 2, done  # on the shared workers it would be 6th or 7th
+    assert "precio" in final and all("mil" in r for r in results), (final, results)
+    again = await service.translate(sentence.format("two"), "en", "es")
+    assert again == results[0] and service.stats.cache_hits == 1

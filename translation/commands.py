@@ -139,7 +139,8 @@ def format_language_table(document: dict[str, Any]) -> list[str]:
             ("to  ", lambda other, lang=lang: routes.get(lang, {}).get(other)),
             ("from", lambda other, lang=lang: routes.get(other, {}).get(lang)),
         ):
-            served, unserved = [], []
+            served: list[str] = []
+            unserved: list[str] = []
             for other in languages:
                 if other != lang:
                     route = route_of(other)

@@ -5,7 +5,9 @@ in process (LRU) and in a shared cache (Redis, plugged in by the server), keyed 
 route (with each hop's default-glossary version), source and target language, the
 conversation's glossary and text; concurrent identical requests wait for
 one computation. Engine calls run in a bounded ThreadPoolExecutor, so a burst queues there and
-the event loop keeps serving chat.
+the event loop keeps serving chat. Work nobody waits for (the re-translations of a speaker's open
+line) runs on its own worker (`background=True`), so it never queues ahead of a message or a
+final line.
 """
 
 from __future__ import annotations
@@ -73,11 +75,14 @@ class TranslationService:
 
     def __init__(
         self,
-        translator: Translator,
+        translator: Translator | None,
         max_workers: int = 2,
         cache_size: int = 10_000,
         shared_cache: AsyncCache | None = None,
+        background_workers: int = 1,
     ) -> None:
+        """`translator` None: the engines come later (`use`; a server loads them at start, off
+        the event loop); until then no pair is served."""
         self.translator = translator
         self.shared_cache = shared_cache
         self.cache_size = cache_size
@@ -86,16 +91,36 @@ class TranslationService:
         self._inflight: dict[str, asyncio.Future[str]] = {}
         self._missing_logged: set[tuple[str, str]] = set()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mt")
+        self._background = ThreadPoolExecutor(
+            max_workers=background_workers, thread_name_prefix="mt-background"
+        )
+
+    def use(self, translator: Translator) -> None:
+        """Serve with `translator` (the engines loaded after this service was built)."""
+        self.translator = translator
+
+    def _engines(self, src: str, dst: str) -> Translator:
+        if self.translator is None:
+            raise TranslationUnavailable(src, dst, "the translation engines are still loading")
+        return self.translator
 
     async def translate(
-        self, text: str, src: str, dst: str, glossary: Glossary | None = None
+        self,
+        text: str,
+        src: str,
+        dst: str,
+        glossary: Glossary | None = None,
+        *,
+        background: bool = False,
     ) -> str:
-        """Translate ``text``; raises TranslationUnavailable for an unserved pair."""
+        """Translate ``text``; raises TranslationUnavailable for an unserved pair.
+        ``background``: on the background worker (a request for the same text already running
+        is joined either way)."""
         src, dst = normalize_lang(src), normalize_lang(dst)
         if src == dst or not text.strip():
             return text
         try:
-            route = self.translator.route_key(src, dst)
+            route = self._engines(src, dst).route_key(src, dst)
         except TranslationUnavailable:
             self.stats.errors += 1
             raise
@@ -111,7 +136,7 @@ class TranslationService:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self._compute(key, text, src, dst, glossary)
+            result = await self._compute(key, text, src, dst, glossary, background)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: nobody else may be waiting
@@ -123,7 +148,13 @@ class TranslationService:
             self._inflight.pop(key, None)
 
     async def _compute(
-        self, key: str, text: str, src: str, dst: str, glossary: Glossary | None
+        self,
+        key: str,
+        text: str,
+        src: str,
+        dst: str,
+        glossary: Glossary | None,
+        background: bool = False,
     ) -> str:
         if self.shared_cache is not None:
             try:
@@ -136,8 +167,9 @@ class TranslationService:
                 self._lru_set(key, shared)
                 return shared
         loop = asyncio.get_running_loop()
+        executor = self._background if background else self._executor
         result = await loop.run_in_executor(
-            self._executor, self.translator.translate, text, src, dst, glossary
+            executor, self._engines(src, dst).translate, text, src, dst, glossary
         )
         self.stats.computed += 1
         self._lru_set(key, result)
@@ -196,7 +228,7 @@ class TranslationService:
         for src, dst in pairs:
             try:
                 await loop.run_in_executor(
-                    self._executor, self.translator.translate, "Hello", src, dst
+                    self._executor, self._engines(src, dst).translate, "Hello", src, dst
                 )
             except TranslationUnavailable:
                 continue
@@ -216,3 +248,4 @@ class TranslationService:
     def close(self) -> None:
         """Stop the worker threads (engines are closed by their owner)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._background.shutdown(wait=False, cancel_futures=True)

@@ -46,7 +46,8 @@ WHISPER_SILENCE_S = 0.7
 class Recognizer(Protocol):
     """What `server/media_sessions/captions.py` drives (``StreamingRecognizer``'s methods)."""
 
-    position: float
+    @property
+    def position(self) -> float: ...
 
     @property
     def pending(self) -> bool: ...

@@ -12,6 +12,7 @@ made with another glossary are never served.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import NamedTuple
 
 from .engines.base import Engine
@@ -150,11 +151,14 @@ class Translator:
                 protect(t, default=default, patterns=False, token=HOP_TOKEN, dst=hop.dst)
                 for t in batch
             ]
-            batch = translate_protected(
-                items, lambda texts, hop=hop: hop.engine.translate_batch(texts, hop.src, hop.dst)
-            )
+            batch = translate_protected(items, partial(_translate_batch, hop))
         return batch
 
     def close(self) -> None:
         for engine in self.engines:
             engine.close()
+
+
+def _translate_batch(hop: Hop, texts: list[str]) -> list[str]:
+    """One hop's engine on a batch."""
+    return hop.engine.translate_batch(texts, hop.src, hop.dst)

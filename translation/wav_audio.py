@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 class AudioFormatError(ValueError):
@@ -32,7 +34,7 @@ def read_wav_pcm16(path: Path | str, sample_rate: int = 16000) -> bytes:
         )
     if channels == 1 and rate == sample_rate:
         return frames
-    samples = np.frombuffer(frames, dtype="<i2").astype(np.float32)
+    samples: NDArray[np.floating[Any]] = np.frombuffer(frames, dtype="<i2").astype(np.float32)
     if channels > 1:
         samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
     if rate != sample_rate and len(samples):

@@ -19,19 +19,62 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, NotRequired, TypedDict
 
 import redis.asyncio as aioredis
 
+from server.storage.keys import PREFIX
+from server.storage.media_records import IdentityRecord
+
 log = logging.getLogger("tradetalk.bus")
 
-PREFIX = "tt:"
 BROADCAST_CHANNEL = f"{PREFIX}bus:all"
 MAX_IN_FLIGHT = 10_000  # requests waiting for a reply, and handlers running, each
 CLOSE_GRACE_S = 1.0  # how long close() lets running handlers finish (and reply)
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# A handler gets the body as the sender's JSON decoded (one of the bodies below, unchecked:
+# Any is the JSON boundary) and returns the reply body.
+Handler = Callable[[Any], Awaitable[Mapping[str, Any] | None]]
+
+
+class EventBody(TypedDict):
+    """op `event`: a Socket.IO event forwarded to the node that owns its call or tour."""
+
+    event: str
+    sid: str  # the client's socket, on the node `node`
+    node: str
+    identity: IdentityRecord
+    data: Any  # the event's payload, as the client sent it
+    hops: int
+    deadline: float  # epoch seconds: when the sender stops waiting
+
+
+class EventReply(TypedDict):
+    """The reply to `event`: the handler's ack."""
+
+    ack: dict[str, Any]
+
+
+class AdoptBody(TypedDict):
+    """op `adopt`: take a call or tour over, from a dead `owner` or handed over (`handed`)."""
+
+    id: str
+    reason: str
+    owner: NotRequired[str]
+    handed: NotRequired[bool]
+
+
+class AdoptReply(TypedDict):
+    """The reply to `adopt`: whether this node runs the session now."""
+
+    ok: bool
+
+
+class DropSocketBody(TypedDict):
+    """broadcast `drop_socket`: a socket is gone; leave its calls and tours."""
+
+    sid: str
 
 
 class NodeUnavailable(Exception):
@@ -47,7 +90,7 @@ def node_channel(node_id: str) -> str:
     return f"{PREFIX}bus:{node_id}"
 
 
-def encode(message: dict[str, Any]) -> str:
+def encode(message: Mapping[str, Any]) -> str:
     """Compact JSON for the wire."""
     return json.dumps(message, separators=(",", ":"))
 
@@ -206,13 +249,13 @@ class Bus:
         if exc is not None and not isinstance(exc, BusError):  # a BusError was logged already
             log.error("bus of node %s: task failed", self.node_id, exc_info=exc)
 
-    async def _call(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Run the handler for `op`; BusError when there is none or it raised."""
         handler = self._handlers.get(op)
         if handler is None:
             raise BusError(f"node {self.node_id} has no handler for {op!r}")
         try:
-            return await handler(body) or {}
+            return dict(await handler(body) or {})
         except Exception as exc:
             log.exception("bus of node %s: handler for %r failed", self.node_id, op)
             raise BusError(error_text(exc)) from exc
@@ -242,7 +285,7 @@ class Bus:
     # --- sending ---
 
     async def request(
-        self, node_id: str, op: str, body: dict[str, Any], timeout: float | None = None
+        self, node_id: str, op: str, body: Mapping[str, Any], timeout: float | None = None
     ) -> dict[str, Any]:
         """`op` with `body` on node `node_id`, and its reply body.
 
@@ -272,7 +315,7 @@ class Bus:
             self._pending.pop(request_id, None)
 
     async def _publish_request(
-        self, node_id: str, request_id: str, op: str, body: dict[str, Any]
+        self, node_id: str, request_id: str, op: str, body: Mapping[str, Any]
     ) -> None:
         message = {"kind": "req", "id": request_id, "from": self.node_id, "op": op, "body": body}
         try:
@@ -282,7 +325,7 @@ class Bus:
         if receivers == 0:
             raise NodeUnavailable(f"node {node_id}: no listener on {node_channel(node_id)}")
 
-    async def _request_self(self, op: str, body: dict[str, Any], wait: float) -> dict[str, Any]:
+    async def _request_self(self, op: str, body: Mapping[str, Any], wait: float) -> dict[str, Any]:
         """A request to this node: its handler directly, in a task that outlives a timeout."""
         task = self._spawn(self._call(op, body))
         if task is None:
@@ -293,7 +336,7 @@ class Bus:
             message = f"node {self.node_id}: no answer to {op!r} in {wait:g} s"
             raise NodeUnavailable(message) from None
 
-    async def broadcast(self, op: str, body: dict[str, Any]) -> None:
+    async def broadcast(self, op: str, body: Mapping[str, Any]) -> None:
         """`op` with `body` to every other node's handler; no reply, no delivery guarantee.
 
         Redis errors propagate (nothing was sent).

@@ -20,10 +20,10 @@ import logging
 from typing import Any
 
 from server.background import Periodic
-from server.cluster.bus import Bus, BusError, NodeUnavailable
+from server.cluster.bus import AdoptBody, AdoptReply, Bus, BusError, NodeUnavailable
 from server.cluster.nodes import NodeRegistry
 from server.media_sessions.core import MediaSessions
-from server.storage.media_records import MediaRecords, record_key
+from server.storage.media_records import MediaRecord, MediaRecords
 
 log = logging.getLogger("tradetalk.failover")
 
@@ -52,7 +52,6 @@ class Failover:
         self.interval = max(0.05, registry.ttl_s / 3)
         self._seen: set[str] = set()
         self._loop = Periodic("node check", self.interval, self.check)
-        bus.on("adopt", self._adopt)
 
     async def start(self) -> None:
         """Re-place what an earlier run of this node id left, then check the nodes in the
@@ -98,12 +97,11 @@ class Failover:
                 alive[owner] = await self.registry.alive(owner)
             if alive[owner]:
                 continue
-            lock = record_key(record["id"]) + ":failover"
             ttl_ms = int(self.registry.ttl_s * 2000)
-            if await self.records.redis.set(lock, self.node_id, nx=True, px=ttl_ms):
+            if await self.records.lock_failover(record["id"], self.node_id, ttl_ms):
                 await self.replace(record, LOST)
 
-    async def replace(self, record: dict[str, Any], reason: str) -> bool:
+    async def replace(self, record: MediaRecord, reason: str) -> bool:
         """Put a session whose owner died on a live media node; end it when there is none."""
         owner = record["owner"]
         tried: list[str] = [owner]
@@ -111,7 +109,7 @@ class Failover:
             target = await self.registry.place(exclude=tried)
             if target is None:
                 break
-            body = {"id": record["id"], "owner": owner, "reason": reason}
+            body: AdoptBody = {"id": record["id"], "owner": owner, "reason": reason}
             try:
                 reply = await self.bus.request(target, "adopt", body)
                 return bool(reply.get("ok"))
@@ -126,8 +124,9 @@ class Failover:
             await kind.end_session(session, reason)
         return False
 
-    async def _adopt(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Take a session over (from a dead owner, or handed over by a draining one)."""
+    async def adopt(self, body: AdoptBody) -> AdoptReply:
+        """Bus op `adopt`: take a session over (from a dead owner, or handed over by a
+        draining one)."""
         if body.get("handed"):
             record = await self.records.get(body["id"])
             if record is None or record.get("owner") != self.node_id:
@@ -160,7 +159,7 @@ class Failover:
         record = await kind.hand_over(session, target, finish_s)
         if record is None:
             return 0
-        body = {"id": session.id, "handed": True, "reason": RESTARTING}
+        body: AdoptBody = {"id": session.id, "handed": True, "reason": RESTARTING}
         try:
             await self.bus.request(target, "adopt", body)
         except (NodeUnavailable, BusError) as exc:  # the others' check re-places it

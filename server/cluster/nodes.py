@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-log = logging.getLogger("tradetalk.nodes")
+from server.storage.node_records import NODE_KEY_PREFIX, NODES_KEY, NodeInfo, node_key
 
-PREFIX = "tt:"
-NODES_KEY = f"{PREFIX}nodes"  # + ":{cluster}" for a named cluster
-NODE_KEY_PREFIX = f"{PREFIX}node:"
+__all__ = ["NODES_KEY", "NodeInfo", "NodeRegistry", "load_figure", "node_key"]
+
+log = logging.getLogger("tradetalk.nodes")
 
 # KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  ARGV[2..]: excluded ids  -> the chosen id or nil.
 # Single-instance Redis only: the node keys are built in the script, not passed as KEYS.
@@ -66,50 +64,6 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return live
 """
-
-
-def node_key(node_id: str) -> str:
-    """The Redis key of one node's heartbeat JSON."""
-    return f"{NODE_KEY_PREFIX}{node_id}"
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """One live node as read from Redis."""
-
-    id: str
-    media: bool
-    media_address: str | None
-    url: str | None
-    draining: bool
-    load: float
-    peers: int
-    recognizers: int
-    sessions: int
-    cpu: float
-    beat: float  # wall-clock time.time() of the beat
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> NodeInfo:
-        """Parse a node's heartbeat JSON; missing fields take neutral defaults."""
-        data = json.loads(raw)
-        return cls(
-            id=str(data["id"]),
-            media=bool(data.get("media", False)),
-            media_address=data.get("media_address"),
-            url=data.get("url"),
-            draining=bool(data.get("draining", False)),
-            load=float(data.get("load", 0.0)),
-            peers=int(data.get("peers", 0)),
-            recognizers=int(data.get("recognizers", 0)),
-            sessions=int(data.get("sessions", 0)),
-            cpu=float(data.get("cpu", 0.0)),
-            beat=float(data.get("beat", 0.0)),
-        )
-
-    def to_json(self) -> str:
-        """The JSON stored under `tt:node:{id}`."""
-        return json.dumps(asdict(self), separators=(",", ":"))
 
 
 def load_figure(peers: float, recognizers: float, sessions: float, cpu: float) -> float:

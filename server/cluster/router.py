@@ -14,17 +14,16 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
-from server.cluster.bus import Bus, BusError, NodeUnavailable
+from server.cluster.bus import Bus, BusError, EventBody, EventReply, NodeUnavailable
 from server.cluster.nodes import NodeRegistry
 from server.media_sessions.core import Elsewhere
 from server.realtime.dispatch import Dispatcher, Handler
 from server.realtime.errors import AppError, error_ack
 from server.realtime.sessions import Session
 from server.realtime.validation import CONVERSATION_ID_RE
-from server.storage.media_records import MediaRecords
+from server.storage.media_records import MediaRecords, identity_record
 from server.tokens import Identity
 
 log = logging.getLogger("tradetalk.router")
@@ -57,7 +56,6 @@ class Router:
         self.handlers: dict[str, Handler] = {}
         self.undo: dict[str, Undo] = {}
         self.forwarded = 0  # events this node sent to another one
-        bus.on("event", self._serve)
 
     def register(
         self, name: str, handler: Handler, locate: Locate | None, undo: Undo | None = None
@@ -96,11 +94,11 @@ class Router:
         self, node: str, name: str, session: Session, sid: str, data: Any, hops: int = 0
     ) -> dict[str, Any]:
         """Run the event on `node`; its ack, or `node_unavailable` when it does not answer."""
-        body = {
+        body: EventBody = {
             "event": name,
             "sid": sid,
             "node": session.node or self.node_id,
-            "identity": asdict(session.identity),
+            "identity": identity_record(session.identity),
             "data": data,
             "hops": hops,
             "deadline": time.time() + self.bus.timeout_s,  # when the sender stops waiting
@@ -111,10 +109,11 @@ class Router:
         except (NodeUnavailable, BusError) as exc:
             log.warning("%s for %s: node %s did not answer (%s)", name, sid, node, exc)
             return error_ack(NODE_UNAVAILABLE, UNANSWERED)
-        return reply["ack"]
+        ack: dict[str, Any] = reply["ack"]  # the other node's EventReply
+        return ack
 
-    async def _serve(self, body: dict[str, Any]) -> dict[str, Any]:
-        """An event forwarded here by another node."""
+    async def serve(self, body: EventBody) -> EventReply:
+        """Bus op `event`: an event forwarded here by another node."""
         name = body["event"]
         if name not in self.handlers:
             return {"ack": error_ack(NODE_UNAVAILABLE, f"this node does not serve {name}")}

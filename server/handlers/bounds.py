@@ -16,48 +16,72 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Container, Mapping
+from typing import Any, Protocol
 
 from server.background import Periodic
+from server.config import Limits
 from server.realtime.errors import LIMIT_REACHED, error_ack
 from server.realtime.sessions import Session
-
-if TYPE_CHECKING:
-    from server.app import Realtime
+from server.storage.media_records import MediaRecord, MediaRecords
+from server.storage.ratelimit import HourlyQuota
 
 log = logging.getLogger("tradetalk.bounds")
 
 IDLE_REASON = "idle"
 MEDIA_JOINS = ("call.join", "tour.join", "tour.publish")
-HOUR_S = 3600
+
+
+class Idle(Protocol):
+    """A running call or tour as the idle sweep sees it."""
+
+    id: str
+    members: Mapping[str, Any]
+
+
+class MediaKind(Protocol):
+    """Calls or tours, as the idle sweep sees them."""
+
+    @property
+    def sessions(self) -> Mapping[str, Any]: ...
+
+    async def end_session(self, session: Any, reason: str) -> None: ...
 
 
 class Bounds:
-    """Installs the caps on the dispatcher and runs the idle sweep for one process."""
+    """The caps (guards `server/events.py` puts on events) and the idle sweep of one process."""
 
-    def __init__(self, realtime: Realtime) -> None:
-        self.realtime = realtime
-        self.limits = realtime.settings.limits
+    def __init__(
+        self,
+        limits: Limits,
+        records: MediaRecords,
+        created: HourlyQuota,
+        sockets: Container[str],
+        drop_media: Callable[[str], Awaitable[None]],
+        kinds: list[MediaKind],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self.records = records
+        self.created = created
+        self.sockets = sockets
+        self.drop_media = drop_media
+        self.kinds = kinds
+        self.clock = clock
         self._empty_since: dict[str, float] = {}
         interval = max(0.05, min(5.0, self.limits.idle_end_s / 4))
         self._loop = Periodic("idle sweep", interval, self.sweep)
-        dispatcher = realtime.dispatcher
-        dispatcher.before("call.start", self._call_cap)
-        dispatcher.before("tour.start", self._tour_cap)
-        dispatcher.before("conversation.create", self._conversation_cap)
-        dispatcher.after("conversation.create", self._count_conversation)
-        for name in MEDIA_JOINS:
-            dispatcher.after(name, self._drop_if_gone)
 
     # ------------------------------------------------------------------ caps
 
-    async def _running(self, kind: str) -> list[dict[str, Any]]:
+    async def _running(self, kind: str) -> list[MediaRecord]:
         """The records of the running calls or tours on every node."""
-        return [r for r in await self.realtime.records.all() if r.get("kind") == kind]
+        return [r for r in await self.records.all() if r.get("kind") == kind]
 
-    async def _call_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+    async def call_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+        """Before `call.start`: at most `max_calls_per_user` running calls started."""
         cid = data.get("conversation_id") if isinstance(data, dict) else None
-        if isinstance(cid, str) and await self.realtime.records.by_conversation(cid):
+        if isinstance(cid, str) and await self.records.by_conversation(cid):
             return None  # call.start returns the running call
         calls = await self._running("call")
         mine = sum(1 for c in calls if c.get("started_by") == session.identity.id)
@@ -66,7 +90,8 @@ class Bounds:
             return error_ack(LIMIT_REACHED, f"a user may run at most {cap} calls at once")
         return None
 
-    async def _tour_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+    async def tour_cap(self, session: Session, sid: str, data: Any) -> dict[str, Any] | None:
+        """Before `tour.start`: at most `max_tours_per_user` running tours hosted."""
         tours = await self._running("tour")
         mine = sum(1 for t in tours if t["host"]["id"] == session.identity.id)
         if mine >= self.limits.max_tours_per_user:
@@ -74,29 +99,25 @@ class Bounds:
             return error_ack(LIMIT_REACHED, f"a user may host at most {cap} tours at once")
         return None
 
-    def _hour_key(self, user_id: str) -> str:
-        return f"tt:created:{user_id}:{int(time.time() // HOUR_S)}"
-
-    async def _conversation_cap(
+    async def conversation_cap(
         self, session: Session, sid: str, data: Any
     ) -> dict[str, Any] | None:
-        made = await self.realtime.redis.get(self._hour_key(session.identity.id))
+        """Before `conversation.create`: at most `conversations_per_hour`."""
         cap = self.limits.conversations_per_hour
-        if made is not None and int(made) >= cap:
+        made = await self.created.used(session.identity.id)
+        if made and made >= cap:
             return error_ack(LIMIT_REACHED, f"a user may create at most {cap} conversations/hour")
         return None
 
-    async def _count_conversation(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+    async def count_conversation(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+        """After `conversation.create`: count it when it was created."""
         if ack.get("ok"):
-            key = self._hour_key(session.identity.id)
-            async with self.realtime.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, HOUR_S + 60)
-                await pipe.execute()
+            await self.created.count(session.identity.id)
 
-    async def _drop_if_gone(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
-        if sid not in self.realtime.sessions:
-            await self.realtime.drop_media(sid)
+    async def drop_if_gone(self, session: Session, sid: str, ack: dict[str, Any]) -> None:
+        """After a media join: drop what it gave a socket that disconnected meanwhile."""
+        if sid not in self.sockets:
+            await self.drop_media(sid)
 
     # ------------------------------------------------------------------ idle sweep
 
@@ -110,18 +131,17 @@ class Bounds:
 
     async def sweep(self) -> None:
         """End the calls and tours that have been without members for too long."""
-        now = time.monotonic()
-        calls, tours = self.realtime.calls, self.realtime.tours
-        idle: dict[str, Any] = {}
-        for item in [*calls.sessions.values(), *tours.sessions.values()]:
-            if not item.members:
-                idle[item.id] = item
+        now = self.clock()
+        idle: dict[str, tuple[MediaKind, Idle]] = {}
+        for kind in self.kinds:
+            for item in kind.sessions.values():
+                if not item.members:
+                    idle[item.id] = (kind, item)
         self._empty_since = {key: self._empty_since.get(key, now) for key in idle}
         for key, since in list(self._empty_since.items()):
             if now - since < self.limits.idle_end_s:
                 continue
             del self._empty_since[key]
-            item = idle[key]
+            kind, item = idle[key]
             log.info("ending %s: no member for %.0f s", key, now - since)
-            kind = calls if key in calls.sessions else tours
             await kind.end_session(item, IDLE_REASON)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -32,6 +32,18 @@ class Translating(Protocol):
         self, text: str, src: str, targets: Iterable[str], glossary: dict | None = None
     ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
         """Translations by language, and a note (code and pair) for each missing language."""
+        ...
+
+    async def translate(
+        self,
+        text: str,
+        src: str,
+        dst: str,
+        glossary: dict | None = None,
+        *,
+        background: bool = False,
+    ) -> str:
+        """One translation (`background`: on the worker that never delays a final)."""
         ...
 
 
@@ -155,7 +167,11 @@ class Chat:
             return ok_ack(message=earlier, duplicate=True)
         attached = await self.attached(cid, me.id, files)
         if text is None:
-            fields = {"text": "", "lang": langs.get(me.id) or me.lang, "translations": {}}
+            fields: dict[str, Any] = {
+                "text": "",
+                "lang": langs.get(me.id) or me.lang,
+                "translations": {},
+            }
         else:
             fields = await self.translated(me, text, langs, glossary)
         if attached:
@@ -289,7 +305,7 @@ class Chat:
     @staticmethod
     def inbox_updates(
         conversation: dict[str, Any],
-        unread: dict[str, int | None],
+        unread: Mapping[str, int | None],
         last_message: dict[str, Any] | None,
         people: dict[str, dict[str, Any]] | None = None,
         online: dict[str, bool] | None = None,

@@ -1,7 +1,9 @@
 """Video calls inside a conversation: every member is a *speaker* of a media session (publishes
-and subscribes), recognized in their language; each final line is translated once per listener
-language, sent to the call's room and kept in the conversation's transcript. When the call ends,
-the conversation's history gets one `kind: "call"` entry (duration, line count, transcript link).
+and subscribes), recognized in their language; the open line is translated while they speak,
+each final line once per listener language (the conversation's glossary applies), kept in the
+conversation's transcript, then sent to the call's room (`core.MediaSessions` does both). When
+the call ends, the conversation's history gets one `kind: "call"` entry (duration, line count,
+transcript link).
 
 A call runs on one node (its media room is there); `server.cluster.router` forwards the call
 events of sockets on other nodes to it, and `server.cluster.failover` moves it when its node
@@ -20,13 +22,14 @@ from typing import Any
 
 from media.room import MediaRoom
 from server.media_sessions.core import SPEAKER, Elsewhere, MediaSession, MediaSessions, Member
-from server.media_sessions.subtitles import FinalLine, translate_line
+from server.media_sessions.subtitles import FinalLine
 from server.realtime import validation as v
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
+from server.storage.media_records import MediaRecord
 from server.storage.store import now_iso
 from server.tokens import Identity
-from server.web import metrics
+from translation.errors import TranslationNote
 
 log = logging.getLogger("tradetalk.calls")
 
@@ -173,22 +176,13 @@ class Calls(MediaSessions[Call]):
         if len(call.members) >= cap:
             raise AppError(CALL_FULL, f"a call has at most {cap}")
         me = session.identity
-        lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
+        lang = await self.reader_language(me)
         member = self.new_member(sid, me, SPEAKER, lang, subtitle_lang or lang, session.node)
         answer = await self.add_member(call, member, offer)
         await self._announce(call)
         assert member.subtitles is not None
         captions = member.subtitles.status()
         return ok_ack(sdp=answer, type="answer", call=self.public(call), captions=captions)
-
-    async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
-        """rtc.answer {call_id, sdp}: the client's answer to a server `rtc.offer`."""
-        data = v.payload(data, {"call_id", "sdp", "type"})
-        call = self.running(v.call_id(data))
-        answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
-        if not call.pending.answer(sid, answer):
-            raise AppError("not_found", "no renegotiation is waiting for an answer")
-        return ok_ack()
 
     async def leave(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """call.leave {call_id}: leave; the call ends when its last member leaves."""
@@ -216,10 +210,6 @@ class Calls(MediaSessions[Call]):
 
     # ------------------------------------------------------------------ the kind's hooks
 
-    async def end_call(self, call: Call, reason: str, ended_by: Identity | None = None) -> None:
-        """End a call for everyone (the idle sweep, shutdown)."""
-        await self.end_session(call, reason, ended_by)
-
     def of_conversation(self, cid: str) -> Call | None:
         """The conversation's call running on this node (not one that is ending)."""
         return next(
@@ -230,8 +220,21 @@ class Calls(MediaSessions[Call]):
     def rooms_of(self, session: Call, member: Member) -> list[str]:
         return [call_room(session.id)]
 
-    def room_name(self, session: Call) -> str:
-        return call_room(session.id)
+    def session_id(self, data: dict[str, Any]) -> str:
+        return v.call_id(data)
+
+    def moved_to(self, session: Call) -> list[str]:
+        return [call_room(session.id)]
+
+    def reader_languages(self, session: Call, speaker: Member) -> set[str]:
+        return {m.subtitle_lang for m in session.members.values() if m is not speaker}
+
+    def subtitle_rooms(self, session: Call, speaker: Member) -> list[tuple[str, set[str] | None]]:
+        # a few members: each line carries every member's language (a switch re-reads them)
+        return [(call_room(session.id), None)]
+
+    async def line_glossary(self, session: Call) -> dict[str, str | None] | None:
+        return await self.chat.store.glossary(session.conversation_id)
 
     def public(self, session: Call) -> dict[str, Any]:
         return {
@@ -250,7 +253,7 @@ class Calls(MediaSessions[Call]):
             "started_at": session.started_at,
         }
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> Call:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> Call:
         call = Call(record["id"], room, conversation=record["conversation"])
         call.started_by, call.started_at = record["started_by"], record["started_at"]
         return call
@@ -307,60 +310,38 @@ class Calls(MediaSessions[Call]):
 
     # ------------------------------------------------------------------ subtitles
 
-    def _subtitle(self, call: Call, member: Member, text: str, final: bool) -> dict[str, Any]:
-        return {
-            "call_id": call.id,
-            "speaker": {"id": member.identity.id, "name": member.identity.name},
-            "lang": member.lang,
-            "text": text,
-            "final": final,
-        }
-
-    async def partial(self, session: Call, member: Member, text: str) -> None:
-        """A partial, in the speaker's language, to the other members."""
-        payload = self._subtitle(session, member, text, final=False)
-        await self.sio.emit("subtitle", payload, room=call_room(session.id), skip_sid=member.sid)
-
-    async def final(self, session: Call, member: Member, line: FinalLine) -> None:
-        """Translate a finished utterance once per listener language, send it, keep it."""
+    async def keep_line(
+        self,
+        session: Call,
+        speaker: Member,
+        line: FinalLine,
+        translations: dict[str, str],
+        errors: dict[str, TranslationNote],
+    ) -> None:
+        """The line in the conversation's transcript (a failure is logged: the line still
+        goes out)."""
         call = session
-        listeners = {m.subtitle_lang for m in call.members.values() if m is not member}
-        glossary = None
-        if listeners - {member.lang} and self.chat.translation is not None:
-            glossary = await self.chat.store.glossary(call.conversation_id)
-        translations, errors = await translate_line(
-            self.chat.translation, line.text, member.lang, listeners, glossary
-        )
         call.lines += 1
-        line_entry: dict[str, Any] = {
+        entry: dict[str, Any] = {
             "call_id": call.id,
             "start": line.start,
             "end": line.end,
-            "speaker": {"id": member.identity.id, "name": member.identity.name},
-            "lang": member.lang,
+            "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
+            "lang": speaker.lang,
             "text": line.text,
             "translations": translations,
             "ts": now_iso(),
         }
         if errors:
-            line_entry["translation_error"] = errors
+            entry["translation_error"] = errors
         # the epoch keeps the lines of a call that moved from colliding with its earlier ones
         line_id = (
             f"{call.id}.{call.epoch}.{call.lines}" if call.epoch else f"{call.id}.{call.lines}"
         )
-        # Kept before it is shown: a listener never reads a line the transcript lacks (kill -9).
         try:
-            await self.chat.store.add_transcript_line(
-                call.conversation_id, call.id, line_id, line_entry
-            )
+            await self.chat.store.add_transcript_line(call.conversation_id, call.id, line_id, entry)
         except Exception:
             log.exception("could not store a transcript line of call %s", call.id)
-        payload = self._subtitle(call, member, line.text, final=True)
-        payload.update(translations=translations, start=line.start, end=line.end)
-        if errors:
-            payload["translation_error"] = errors
-        await self.sio.emit("subtitle", payload, room=call_room(call.id))
-        metrics.subtitle_sent(call.started + line.end)
 
 
 def transcript_path(cid: str, call_id: str) -> str:

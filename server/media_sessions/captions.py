@@ -143,6 +143,11 @@ class SpeakerCaptions:
         self._thread.join(timeout)
 
     @property
+    def backlog(self) -> int:
+        """Audio chunks waiting for the recognizer."""
+        return self._queue.qsize()
+
+    @property
     def alive(self) -> bool:
         """Whether the worker thread still runs."""
         return self._thread.is_alive()

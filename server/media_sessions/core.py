@@ -4,9 +4,12 @@ A media session is one `media.MediaRoom` whose members have roles: a *speaker* p
 subscribes (everyone in a call), a *host* only publishes (a tour's supplier), a *viewer* only
 subscribes. Publishers are recognized once each (`SpeakerSubtitles`). `MediaSessions` does,
 once for both kinds: the room and its callbacks, joining and leaving, the server's re-offers,
-the speakers' recognizers, ending, the session's ownership record in Redis, and handing a
+the speakers' recognizers, their subtitles (the open line translated while they speak, and
+each final line translated once per reader language, kept, then sent: one `subtitle` shape for
+both kinds), answering re-offers, ending, the session's ownership record in Redis, and handing a
 session to another node (drain) or taking one over (node loss). `Calls` and `Tours` subclass
-it and say who may join in which role, where subtitle lines go and which events tell clients.
+it and say who may join in which role, which rooms read subtitles in which languages, where a
+final line is kept and which events tell clients.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -23,15 +27,21 @@ import socketio
 from media.errors import InvalidSdpError, MediaError
 from media.negotiation import keep_candidates
 from media.room import MediaRoom
+from server import metrics
 from server.background import TaskSet
 from server.config import Settings
 from server.handlers.chat import Chat
+from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
-from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles
+from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
 from server.realtime import validation as v
-from server.realtime.errors import NOT_FOUND, AppError
-from server.storage.media_records import MediaRecords
+from server.realtime.errors import NOT_FOUND, AppError, ok_ack
+from server.realtime.sessions import Session
+from server.storage.media_records import MediaRecord, MediaRecords
 from server.tokens import Identity
+from translation.errors import TranslationNote, TranslationUnavailable
+from translation.retranslation import Shown
+from translation.speech_engines import WHISPER
 
 log = logging.getLogger("tradetalk.media")
 
@@ -54,6 +64,7 @@ class Member:
     subtitle_lang: str  # the language the member reads subtitles in
     node: str  # the node the member's socket is connected to
     subtitles: SpeakerSubtitles | None = None
+    live: LiveLine | None = None  # the open line as its readers see it (publishers)
 
     @property
     def publishes(self) -> bool:
@@ -144,23 +155,41 @@ class MediaSessions(Generic[S]):
         """What another node needs to take the session over (kind-specific fields)."""
         raise NotImplementedError
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> S:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> S:
         """The session again, from its record, on a fresh room (no members yet)."""
         raise NotImplementedError
 
+    def session_id(self, data: dict[str, Any]) -> str:
+        """The well-formed session id a payload names (`invalid` otherwise)."""
+        raise NotImplementedError
+
     def moved_to(self, session: S) -> list[str]:
-        """Where the moved event goes (default: the members' rooms)."""
-        return [self.room_name(session)]
+        """Where the moved event goes."""
+        raise NotImplementedError
 
-    def room_name(self, session: S) -> str:
-        """The Socket.IO room every member of the session is in."""
-        return f"{self.kind}:{session.id}"
+    def reader_languages(self, session: S, speaker: Member) -> set[str]:
+        """The languages `speaker`'s lines are read in now (their own included if read)."""
+        raise NotImplementedError
 
-    async def partial(self, session: S, member: Member, text: str) -> None:
-        """A speaker's partial result."""
+    def subtitle_rooms(self, session: S, speaker: Member) -> list[tuple[str, set[str] | None]]:
+        """Where `speaker`'s subtitles go: (room, the languages its sockets read; None: all
+        of `reader_languages`). Each room gets the translations into its languages only."""
+        raise NotImplementedError
 
-    async def final(self, session: S, member: Member, line: FinalLine) -> None:
-        """A speaker's finished line: translate, send, keep."""
+    async def line_glossary(self, session: S) -> dict[str, str | None] | None:
+        """The glossary applied to the session's lines (default: none; trade terms apply)."""
+        return None
+
+    async def keep_line(
+        self,
+        session: S,
+        speaker: Member,
+        line: FinalLine,
+        translations: dict[str, str],
+        errors: dict[str, TranslationNote],
+    ) -> None:
+        """Keep a final line with its translations (before it is shown)."""
+        raise NotImplementedError
 
     async def member_removed(self, session: S, member: Member) -> None:
         """After a member left (the session still runs)."""
@@ -177,6 +206,22 @@ class MediaSessions(Generic[S]):
     async def socket_gone(self, session: S, sid: str) -> None:
         """A member's socket disconnected."""
         await self.remove_member(session, sid, "disconnected")
+
+    # ------------------------------------------------------------------ shared events
+
+    async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
+        """`rtc.answer` / `tour.answer {<id_field>, sdp}`: the client's answer to a server
+        re-offer."""
+        data = v.payload(data, {self.id_field, "sdp", "type"})
+        running = self.running(self.session_id(data))
+        answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
+        if not running.pending.answer(sid, answer):
+            raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
+        return ok_ack()
+
+    async def reader_language(self, identity: Identity) -> str:
+        """The language a user reads (and speaks) in: their setting, else their token's."""
+        return (await self.chat.languages.of([identity.id]))[identity.id] or identity.lang
 
     # ------------------------------------------------------------------ the session
 
@@ -236,10 +281,18 @@ class MediaSessions(Generic[S]):
                 member.lang,
                 self.settings.data_dir,
                 spawn=self._tasks.spawn,
-                on_partial=lambda text: self._partial(session, member, text),
+                on_partial=lambda text, utterance: self._partial(session, member, text, utterance),
                 on_final=lambda line: self._final(session, member, line),
                 origin=session.started,
                 name=f"captions-{member.peer_id}",
+            )
+            member.live = LiveLine(
+                member.lang,
+                targets=lambda: self._partial_languages(session, member),
+                agreed=lambda: member.subtitles is not None and member.subtitles.engine == WHISPER,
+                translate=lambda text, lang: self._translate_partial(session, member, text, lang),
+                emit=lambda text, shown: self._send_partial(session, member, text, shown),
+                spawn=self._tasks.spawn,
             )
         session.members[member.sid] = member
         try:
@@ -308,7 +361,9 @@ class MediaSessions(Generic[S]):
     async def withdraw(self, sid: str, data: Any) -> None:
         """Take back a membership `data` (a join's payload) gave `sid` (the join was answered
         too late for its client)."""
-        session = self.sessions.get(data.get(self.id_field)) if isinstance(data, dict) else None
+        session = (
+            self.sessions.get(str(data.get(self.id_field))) if isinstance(data, dict) else None
+        )
         if session is not None and sid in session.members:
             await self.remove_member(session, sid, "join answered too late")
 
@@ -357,7 +412,7 @@ class MediaSessions(Generic[S]):
 
     async def hand_over(
         self, session: S, target: str, finish_s: float | None = None
-    ) -> dict[str, Any] | None:
+    ) -> MediaRecord | None:
         """Give a session to node `target` (drain): every open line goes out first (within
         `finish_s`, the media stopped first, when given), then the record names the target;
         this node lets go of the media without telling anyone (the target does). Returns the
@@ -371,7 +426,7 @@ class MediaSessions(Generic[S]):
         await self._tear_down(session)
         return record
 
-    async def adopt(self, record: dict[str, Any], reason: str, tell: bool = True) -> S:
+    async def adopt(self, record: MediaRecord, reason: str, tell: bool = True) -> S:
         """Run a session another node owned (it drained or died), from its record (which must
         already name this node); tell its members to re-join here."""
         existing = self.sessions.get(record["id"])
@@ -440,6 +495,8 @@ class MediaSessions(Generic[S]):
         if member.subtitles is not None:
             await member.subtitles.stop()
             await member.subtitles.drain()
+        if member.live is not None:
+            member.live.stop()
 
     def _on_audio(self, session_id: str, peer_id: str, pcm: bytes) -> None:
         session = self.sessions.get(session_id)
@@ -470,10 +527,96 @@ class MediaSessions(Generic[S]):
             session.members.get(member.sid) is member
         )
 
-    async def _partial(self, session: S, member: Member, text: str) -> None:
-        if self._current(session, member):
-            await self.partial(session, member, text)
+    # ------------------------------------------------------------------ subtitles
+
+    async def _partial(self, session: S, member: Member, text: str, utterance: int) -> None:
+        if self._current(session, member) and member.live is not None:
+            member.live.partial(text, utterance)
 
     async def _final(self, session: S, member: Member, line: FinalLine) -> None:
         if self._current(session, member):
             await self.final(session, member, line)
+
+    def _subtitle(self, session: S, speaker: Member, text: str) -> dict[str, Any]:
+        return {
+            self.id_field: session.id,
+            "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
+            "lang": speaker.lang,
+            "text": text,
+        }
+
+    def _partial_languages(self, session: S, member: Member) -> set[str]:
+        if not self.settings.partial_translation:
+            return set()
+        return self.reader_languages(session, member)
+
+    async def _translate_partial(
+        self, session: S, member: Member, text: str, lang: str
+    ) -> str | None:
+        """The open line's stable prefix in `lang` (None: no engine for the pair)."""
+        service = self.chat.translation
+        if service is None:
+            return None
+        glossary = await self.line_glossary(session)
+        try:
+            translated = await service.translate(
+                text, member.lang, lang, glossary or None, background=True
+            )
+            return str(translated)
+        except TranslationUnavailable:
+            return None
+        except Exception:
+            log.exception("a partial %s->%s translation failed", member.lang, lang)
+            return None
+
+    async def _send_partial(
+        self, session: S, member: Member, text: str, shown: dict[str, Shown]
+    ) -> None:
+        """The open line to every reader but the speaker: the source so far and, per reader
+        language, its translation (`committed` characters of it steady)."""
+        base = {**self._subtitle(session, member, text), "final": False}
+        for room, langs in self.subtitle_rooms(session, member):
+            mine = {lang: s for lang, s in shown.items() if langs is None or lang in langs}
+            payload = {
+                **base,
+                "translations": {lang: s.text for lang, s in mine.items()},
+                "committed": {lang: s.committed for lang, s in mine.items()},
+            }
+            await self.sio.emit("subtitle", payload, room=room, skip_sid=member.sid)
+
+    async def final(self, session: S, member: Member, line: FinalLine) -> None:
+        """A speaker's finished line: translated once per reader language (trade terms and
+        the session's glossary apply), kept, then sent in place of the open line."""
+        live = member.live
+        try:
+            await self._send_final(session, member, line, live)
+        finally:  # whatever happened, the open line moves on to the next utterance
+            if live is not None:
+                live.finished(line.utterance)
+        metrics.subtitle_sent(session.started + line.end)
+
+    async def _send_final(
+        self, session: S, member: Member, line: FinalLine, live: LiveLine | None
+    ) -> None:
+        languages = self.reader_languages(session, member)
+        glossary = None
+        if languages - {member.lang} and self.chat.translation is not None:
+            glossary = await self.line_glossary(session)
+        translations, errors = await translate_line(
+            self.chat.translation, line.text, member.lang, languages, glossary
+        )
+        # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
+        await self.keep_line(session, member, line, translations, errors)
+        base = {**self._subtitle(session, member, line.text), "final": True}
+        base.update(start=line.start, end=line.end)
+        lock: AbstractAsyncContextManager[Any] = live.lock if live is not None else nullcontext()
+        async with lock:  # after the open line's last snapshot, before the next line's first
+            for room, langs in self.subtitle_rooms(session, member):
+                mine = {k: t for k, t in translations.items() if langs is None or k in langs}
+                payload = {**base, "translations": mine}
+                notes = {k: n for k, n in errors.items() if langs is None or k in langs}
+                if notes:
+                    payload["translation_error"] = notes
+                await self.sio.emit("subtitle", payload, room=room)
+            if live is not None:
+                live.finished(line.utterance)

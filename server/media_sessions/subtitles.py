@@ -22,6 +22,7 @@ from server.media_sessions.captions import (
     endpoint_config_from_env,
 )
 from translation.endpointing import EndpointConfig
+from translation.errors import TranslationNote
 from translation.speech import SpeechResult
 from translation.speech_engines import NoSpeechEngine, endpoint_for, engine_for, open_recognizer
 from translation.speech_models import SpeechModelMissing
@@ -43,6 +44,7 @@ class FinalLine:
     lang: str
     start: float
     end: float
+    utterance: int = 0  # the speaker's utterances count from 0; its partials carry the same
 
 
 class WallClock:
@@ -82,8 +84,9 @@ class SpeakerSubtitles:
 
     `feed(pcm)` takes 16 kHz mono s16 audio on the event loop (never blocks); `feed(b"")`
     says the speaker's track ended (the open utterance is closed at once). Audio that
-    arrives while the model loads is kept (up to 20 s). `on_partial(text)` and
-    `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order.
+    arrives while the model loads is kept (up to 20 s). `on_partial(text, utterance)` and
+    `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order; a
+    partial and the final of the same utterance carry the same `utterance` number.
     `stop()` closes the open utterance and waits until its final has been delivered; after
     it nothing more is reported. Endpointing settings come from the environment
     (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given.
@@ -95,7 +98,7 @@ class SpeakerSubtitles:
         data_dir: Path,
         *,
         spawn: Spawn,
-        on_partial: Callable[[str], Awaitable[Any]],
+        on_partial: Callable[[str, int], Coroutine[Any, Any, Any]],
         on_final: Callable[[FinalLine], Awaitable[Any]],
         origin: float | None = None,
         name: str = "captions",
@@ -119,6 +122,8 @@ class SpeakerSubtitles:
         self._delivering: set[asyncio.Future[None]] = set()
         self._stopped = False
         self._closing = False
+        #: the open utterance's number (a final closes it: the next one is +1)
+        self.utterance = 0
         self.endpoint = endpoint_config_from_env() if endpoint == "env" else endpoint
         self.gap_s = audio_gap_from_env()
         self.clock = WallClock(self.gap_s)
@@ -218,19 +223,22 @@ class SpeakerSubtitles:
         if result.final:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._delivering.add(done)
-            self._spawn(self._final(result, done))
+            self._spawn(self._final(result, self.utterance, done))
+            self.utterance += 1
         else:
-            self._spawn(self._on_partial(result.text))
+            self._spawn(self._on_partial(result.text, self.utterance))
 
-    async def _final(self, result: SpeechResult, done: asyncio.Future[None]) -> None:
+    async def _final(
+        self, result: SpeechResult, utterance: int, done: asyncio.Future[None]
+    ) -> None:
         try:
-            await self._deliver(result)
+            await self._deliver(result, utterance)
         finally:
             self._delivering.discard(done)
             if not done.done():
                 done.set_result(None)
 
-    async def _deliver(self, result: SpeechResult) -> None:
+    async def _deliver(self, result: SpeechResult, utterance: int) -> None:
         async with self._finals:  # one speaker's lines go out in order
             if self._stopped:
                 return
@@ -239,6 +247,7 @@ class SpeakerSubtitles:
                 self.lang,
                 round(self.clock.wall(result.start or 0.0), 2),
                 round(self.clock.wall(result.end or 0.0), 2),
+                utterance,
             )
             try:
                 await self._on_final(line)
@@ -252,7 +261,7 @@ async def translate_line(
     src: str,
     targets: Iterable[str],
     glossary: dict[str, str | None] | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, TranslationNote]]:
     """One translation per target language other than `src` (each language once), and the
     reason for each language that failed. No translation service: nothing is translated."""
     languages = sorted(set(targets) - {src})

@@ -3,10 +3,11 @@ reading the host's words in their own language, and asking questions in theirs.
 
 Media goes through one `media.MediaRoom` per tour: the host publishes (publish=True,
 subscribe=False), viewers only subscribe (publish=False, so whatever a viewer's offer sends is
-ignored). The host's speech is recognized once (`subtitles.SpeakerSubtitles`); each final
-line is translated once per language present among the viewers and sent to the Socket.IO room
-of that language only. Lines and questions are kept in Redis under
-`tt:tour:{id}:*` and outlive the tour (`GET /api/tours/{id}/transcript`).
+ignored). The host's speech is recognized once (`subtitles.SpeakerSubtitles`); the open line
+and each final line are translated once per language present among the viewers and sent to the
+Socket.IO room of that language with that language's translation only (`core.MediaSessions`).
+Lines and questions are kept in Redis under `tt:tour:{id}:*` and outlive the tour
+(`GET /api/tours/{id}/transcript`).
 
 A tour is a media session (`core.MediaSessions`) with one *host* member (publishes, is
 recognized) and *viewers* (subscribe); it runs on one node and moves like a call.
@@ -14,10 +15,10 @@ recognized) and *viewers* (subscribe); it runs on one node and moves like a call
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,15 +30,16 @@ from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
-from server.storage.store import PREFIX, now_iso
+from server.realtime.validation import TOUR_ID_RE
+from server.storage.media_records import MediaRecord
+from server.storage.store import now_iso
+from server.storage.tour_archive import TourArchive, tour_key
 from server.tokens import Identity
-from server.web import metrics
+from translation.errors import TranslationNote
 
 log = logging.getLogger("tradetalk.tours")
 
 TOUR_FULL = "tour_full"
-TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
-MAX_EXPORT = 20_000
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,6 @@ def tour_room(tour_id: str) -> str:
 def lang_room(tour_id: str, lang: str) -> str:
     """The room of a tour's sockets that read subtitles in `lang` (the host is in its own)."""
     return f"tour:{tour_id}:{lang}"
-
-
-def tour_key(tour_id: str, *parts: str) -> str:
-    """Redis key of a tour: `tt:tour:{id}` (meta), `…:lines`, `…:questions`, `…:access`."""
-    return PREFIX + ":".join(("tour", tour_id, *parts))
 
 
 def identity_dict(identity: Identity) -> dict[str, str]:
@@ -129,6 +126,7 @@ class Tours(MediaSessions[Tour]):
     def __init__(self, *args: Any, limits: TourLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits or TourLimits.from_env()
+        self.archive = TourArchive(self.redis)
 
     @property
     def tours(self) -> dict[str, Tour]:
@@ -236,21 +234,12 @@ class Tours(MediaSessions[Tour]):
         if "subtitle_lang" in data:
             subtitle_lang = v.lang(data, "subtitle_lang")
         else:
-            subtitle_lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
+            subtitle_lang = await self.reader_language(me)
         viewer = self.new_member(sid, me, VIEWER, me.lang, subtitle_lang, session.node)
         answer = await self.add_member(tour, viewer, offer)
         await self.redis.sadd(tour_key(tour.id, "access"), me.id)
         await self._count(tour)
         return ok_ack(sdp=answer, type="answer", tour=self.public(tour))
-
-    async def rtc_answer(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
-        """tour.answer {tour_id, sdp}: the client's answer to a server `tour.offer`."""
-        data = v.payload(data, {"tour_id", "sdp", "type"})
-        tour = self.running(tour_id(data))
-        answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
-        if not tour.pending.answer(sid, answer):
-            raise AppError("not_found", "no renegotiation is waiting for an answer")
-        return ok_ack()
 
     async def set_subtitles(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """tour.subtitles {tour_id, lang}: switch this viewer's subtitle language."""
@@ -271,7 +260,7 @@ class Tours(MediaSessions[Tour]):
         text = v.text(data, "text", self.limits.max_question_chars)
         assert text is not None
         me = self._viewer(tour, sid).identity
-        lang = (await self.chat.languages.of([me.id]))[me.id] or me.lang
+        lang = await self.reader_language(me)
         translations, errors = await translate_line(self.chat.translation, text, lang, [tour.lang])
         question: dict[str, Any] = {
             "id": int(await self.redis.incr(tour_key(tour.id, "asked"))),
@@ -310,21 +299,17 @@ class Tours(MediaSessions[Tour]):
         await self.end_session(tour, "ended")
         return ok_ack()
 
-    async def end_tour(self, tour: Tour, reason: str) -> None:
-        """End a tour for everyone (the idle sweep, shutdown); the record stays."""
-        await self.end_session(tour, reason)
-
     # ------------------------------------------------------------------ the kind's hooks
 
-    def rooms_of(self, session: Tour, member: Member) -> list[str]:
+    def rooms_of(self, session: Tour, member: Member) -> builtins.list[str]:
         if member.role == HOST:  # the host's socket is in its language's room from tour.start
             return []
         return [tour_room(session.id), lang_room(session.id, member.subtitle_lang)]
 
-    def room_name(self, session: Tour) -> str:
-        return tour_room(session.id)
+    def session_id(self, data: dict[str, Any]) -> str:
+        return tour_id(data)
 
-    def moved_to(self, session: Tour) -> list[str]:
+    def moved_to(self, session: Tour) -> builtins.list[str]:
         return [tour_room(session.id), session.host_sid]
 
     def public(self, session: Tour) -> dict[str, Any]:
@@ -349,7 +334,7 @@ class Tours(MediaSessions[Tour]):
             "public": self.public(session),
         }
 
-    def restore(self, record: dict[str, Any], room: MediaRoom) -> Tour:
+    def restore(self, record: MediaRecord, room: MediaRoom) -> Tour:
         tour = Tour(record["id"], room, title=record["title"], lang=record["lang"])
         tour.host, tour.host_sid = Identity(**record["host"]), record["host_sid"]
         tour.invite, tour.started_at = record.get("invite"), record["started_at"]
@@ -377,10 +362,7 @@ class Tours(MediaSessions[Tour]):
         await self._announce(session, "tour.unlisted", event)
         await self.sio.leave_room(session.host_sid, lang_room(session.id, session.lang))
         try:
-            raw = await self.redis.get(tour_key(session.id))
-            if raw:
-                meta = {**json.loads(raw), "ended_at": now_iso(), "end_reason": reason}
-                await self.redis.set(tour_key(session.id), json.dumps(meta))
+            await self.archive.mark_ended(session.id, now_iso(), reason)
         except Exception:
             log.exception("could not mark tour %s ended", session.id)
 
@@ -410,59 +392,37 @@ class Tours(MediaSessions[Tour]):
 
     # ------------------------------------------------------------------ subtitles
 
-    def _speaker(self, tour: Tour) -> dict[str, str]:
-        return {"id": tour.host.id, "name": tour.host.name}
+    def reader_languages(self, session: Tour, speaker: Member) -> set[str]:
+        return session.languages() | {session.lang}
 
-    async def partial(self, session: Tour, member: Member, text: str) -> None:
-        """Partials, in the host's language, to every viewer."""
-        payload = {
+    def subtitle_rooms(
+        self, session: Tour, speaker: Member
+    ) -> builtins.list[tuple[str, set[str] | None]]:
+        # many viewers: each language's room gets its own language only (the host is in its own)
+        languages = sorted(self.reader_languages(session, speaker))
+        return [(lang_room(session.id, lang), {lang}) for lang in languages]
+
+    async def keep_line(
+        self,
+        session: Tour,
+        speaker: Member,
+        line: FinalLine,
+        translations: dict[str, str],
+        errors: dict[str, TranslationNote],
+    ) -> None:
+        """The line in the tour's transcript (`tt:tour:{id}:lines`)."""
+        entry: dict[str, Any] = {
             "tour_id": session.id,
-            "speaker": self._speaker(session),
+            "start": line.start,
+            "end": line.end,
+            "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
             "lang": session.lang,
-            "text": text,
-            "final": False,
-        }
-        await self.sio.emit("subtitle", payload, room=tour_room(session.id))
-
-    async def final(self, session: Tour, member: Member, line: FinalLine) -> None:
-        """Translate once per viewer language; each language room gets its own line."""
-        tour = session
-        languages = tour.languages() | {tour.lang}
-        translations, errors = await translate_line(
-            self.chat.translation, line.text, tour.lang, languages
-        )
-        base = {
-            "tour_id": tour.id,
-            "speaker": self._speaker(tour),
-            "lang": tour.lang,
-            "text": line.text,
-            "final": True,
-            "start": line.start,
-            "end": line.end,
-        }
-        # Kept before it is shown: a viewer never reads a line the transcript lacks (kill -9).
-        entry = {
-            "tour_id": tour.id,
-            "start": line.start,
-            "end": line.end,
-            "speaker": self._speaker(tour),
-            "lang": tour.lang,
             "text": line.text,
             "translations": translations,
         }
         if errors:
             entry["translation_error"] = errors
-        await self.redis.rpush(tour_key(tour.id, "lines"), json.dumps(entry))
-        for lang in sorted(languages):
-            payload = {**base, "target_lang": lang}
-            if lang == tour.lang:
-                payload["translation"] = line.text
-            else:
-                payload["translation"] = translations.get(lang)
-                if lang in errors:
-                    payload["translation_error"] = errors[lang]
-            await self.sio.emit("subtitle", payload, room=lang_room(tour.id, lang))
-        metrics.subtitle_sent(tour.started + line.end)
+        await self.redis.rpush(tour_key(session.id, "lines"), json.dumps(entry))
 
 
 def tour_id(data: dict[str, Any]) -> str:

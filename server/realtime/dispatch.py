@@ -11,6 +11,7 @@ from typing import Any
 import redis.exceptions
 import socketio
 
+from server import metrics
 from server.realtime.errors import (
     INTERNAL,
     INVALID,
@@ -24,7 +25,6 @@ from server.realtime.errors import (
 from server.realtime.sessions import Session
 from server.realtime.strict_json import Rejected
 from server.storage.ratelimit import UserRateLimit
-from server.web import metrics
 
 log = logging.getLogger("tradetalk.events")
 

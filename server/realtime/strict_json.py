@@ -94,10 +94,10 @@ def loads(text: str | bytes, **kwargs: Any) -> Any:
         if head:  # still an event: answer it
             return [head.group(1), Rejected(reason)]
         raise ValueError(reason) from None
-    reason = problem(value)
-    if reason is None:
+    fault = problem(value)
+    if fault is None:
         return value
     if isinstance(value, list) and value and isinstance(value[0], str):
         if problem(value[0]) is None:
-            return [value[0], Rejected(reason)]
-    raise ValueError(reason)
+            return [value[0], Rejected(fault)]
+    raise ValueError(fault)

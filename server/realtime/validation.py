@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Set as AbstractSet
+from typing import Any, Literal, overload
 
-from server.media_sessions import sdp_check
+from media import sdp_check
 from server.realtime.errors import INVALID, AppError
 from server.tokens import LANG_RE, USER_ID_RE
 
 CONVERSATION_ID_RE = re.compile(r"^c_[0-9a-f]{16}\Z")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 CALL_ID_RE = re.compile(r"^k_[0-9a-f]{16}\Z")
+TOUR_ID_RE = re.compile(r"^t_[0-9a-f]{16}\Z")
 ATTACHMENT_ID_RE = re.compile(r"^a_[0-9a-f]{16}\Z")
 
 
@@ -20,7 +22,7 @@ def invalid(message: str) -> AppError:
     return AppError(INVALID, message)
 
 
-def payload(data: Any, allowed: set[str]) -> dict[str, Any]:
+def payload(data: Any, allowed: AbstractSet[str]) -> dict[str, Any]:
     """The event payload as a dict with no fields outside `allowed`."""
     if data is None:
         data = {}
@@ -47,6 +49,10 @@ def user_id(value: Any, field: str) -> str:
     return value
 
 
+@overload
+def message_id(data: dict[str, Any], field: str, required: Literal[True]) -> int: ...
+@overload
+def message_id(data: dict[str, Any], field: str, required: bool) -> int | None: ...
 def message_id(data: dict[str, Any], field: str, required: bool) -> int | None:
     """A message id: a positive integer (ids count up from 1 within a conversation)."""
     value = data.get(field)
@@ -57,6 +63,12 @@ def message_id(data: dict[str, Any], field: str, required: bool) -> int | None:
     return value
 
 
+@overload
+def text(
+    data: dict[str, Any], field: str, max_chars: int, required: Literal[True] = True
+) -> str: ...
+@overload
+def text(data: dict[str, Any], field: str, max_chars: int, required: bool) -> str | None: ...
 def text(data: dict[str, Any], field: str, max_chars: int, required: bool = True) -> str | None:
     """A string of 1..max_chars characters that isn't only whitespace."""
     value = data.get(field)

@@ -31,20 +31,26 @@ import secrets
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
 
-from server.cluster.nodes import NodeInfo, NodeRegistry, node_key
+from server.storage.keys import PREFIX, text
+from server.storage.node_records import NodeInfo, node_key
 
 log = logging.getLogger("tradetalk.attachments")
 
-PREFIX = "tt:"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 BLOB_AUTH_HEADER = "X-TradeTalk-Blob-Auth"
 PUBLIC_FIELDS = ("id", "name", "mime", "size", "sha256", "width", "height")
 FETCH_CHUNK = 1 << 20
+
+
+class LiveNodes(Protocol):
+    """The node registry, as the copies to other nodes need it."""
+
+    async def live(self) -> list[NodeInfo]: ...
 
 
 def new_attachment_id() -> str:
@@ -152,7 +158,7 @@ class Attachments:
         node_id: str,
         secret: bytes,
         fetch_timeout_s: float = 60.0,
-        registry: NodeRegistry | None = None,
+        registry: LiveNodes | None = None,
         copies: int = 1,
     ) -> None:
         self.registry = registry
@@ -218,7 +224,7 @@ class Attachments:
 
     async def _fetch(self, sha: str) -> Path:
         """Copy blob `sha` from the first holder that answers; sha256 checked before it is kept."""
-        holders = sorted(h.decode() for h in await self.redis.smembers(self.key("blob", sha)))
+        holders = sorted(text(h) for h in await self.redis.smembers(self.key("blob", sha)))
         holders = [h for h in holders if h != self.node_id]
         if not holders:
             raise BlobUnavailable(f"no node holds blob {sha}")

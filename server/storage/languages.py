@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from server.storage.keys import text
 from server.storage.store import LANG_KEY as KEY
 from server.tokens import Identity
 
@@ -20,7 +21,7 @@ class Languages:
             pipe.hsetnx(KEY, identity.id, identity.lang)
             pipe.hget(KEY, identity.id)
             _, lang = await pipe.execute()
-        return lang.decode()
+        return text(lang)
 
     async def set(self, user: str, lang: str) -> None:
         """Change a user's language."""
@@ -29,4 +30,4 @@ class Languages:
     async def of(self, users: list[str]) -> dict[str, str | None]:
         """The language of each user (None for users never seen)."""
         values = await self.redis.hmget(KEY, users)
-        return {u: v.decode() if v else None for u, v in zip(users, values, strict=True)}
+        return {u: text(v) if v else None for u, v in zip(users, values, strict=True)}

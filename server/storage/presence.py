@@ -10,7 +10,7 @@ import secrets
 
 import redis.asyncio as aioredis
 
-from server.storage.store import PREFIX
+from server.storage.keys import PREFIX, text
 
 # KEYS: presence:{uid}  ARGV: sid, instance  -> sockets the user has now
 # Count and add in one step, so sockets connecting at once can't pass the cap together.
@@ -71,10 +71,10 @@ class Presence:
         async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*", count=500):
             entries = await self.redis.hgetall(key)
             for sid, instance in entries.items():
-                inst = instance.decode()
+                inst = text(instance)
                 if inst not in alive:
                     alive[inst] = bool(await self.redis.exists(f"{PREFIX}instance:{inst}"))
                 dead = not alive[inst] or (include_self and inst == self.instance)
                 if dead and await self._remove(keys=[key], args=[sid]) == 0:
-                    gone_offline.append(key.decode()[len(PREFIX) + len("presence:") :])
+                    gone_offline.append(text(key)[len(PREFIX) + len("presence:") :])
         return gone_offline

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.storage.store import PREFIX
+from server.storage.keys import PREFIX, text
 
 # KEYS: quotecids, quote, versions, convquotes, replies of in_reply_to (or a dummy)
 # ARGV: dedupe, qid, cid, kind, author, created_at, version json, now_ms, in_reply_to or ""
@@ -139,7 +139,7 @@ class QuoteStore:
         ("duplicate", the entry stored for this client_id earlier), ("gone", None),
         ("stale", latest n), ("closed", status), ("own", None) or ("max", None)."""
         keys = [_key("quote", qid), _key("quote", qid, "versions"), _key("quote", qid, "done")]
-        args = [
+        args: list[str | int] = [
             f"{actor}\x1f{client_id}",
             action,
             actor,
@@ -149,12 +149,12 @@ class QuoteStore:
             json.dumps(entry, ensure_ascii=False),
             max_versions,
         ]
-        outcome, *rest = await self._respond(keys=keys, args=args)
-        outcome = outcome.decode()
-        detail = rest[0].decode() if rest else None
-        if outcome in ("ok", "duplicate"):
+        first, *rest = await self._respond(keys=keys, args=args)
+        outcome = text(first)
+        detail = text(rest[0]) if rest else None
+        if outcome in ("ok", "duplicate") and detail is not None:
             return outcome, json.loads(detail)
-        if outcome == "stale":
+        if outcome == "stale" and detail is not None:
             return outcome, int(detail)
         return outcome, detail
 
@@ -186,4 +186,4 @@ class QuoteStore:
     async def of_conversation(self, cid: str, limit: int) -> list[str]:
         """The conversation's newest `limit` quote ids, oldest first."""
         raw = await self.redis.zrange(_key("conv", cid, "quotes"), -limit, -1)
-        return [r.decode() for r in raw]
+        return [text(r) for r in raw]

@@ -1,8 +1,17 @@
-"""Rate limiting per user, shared by all their sockets in every server process (in Redis)."""
+"""Rate limits and quotas per user, shared by all their sockets in every server process (in
+Redis): the event token bucket `tt:rate:{user}`, and hourly counts such as
+`tt:created:{user}:{hour}` (conversations created).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
+
+from server.storage.keys import PREFIX
+
+HOUR_S = 3600
 
 # KEYS: bucket   ARGV: rate per second, burst  -> 1 allowed / 0 refused
 # The clock is Redis's own (TIME), so processes on hosts whose clocks differ share one bucket.
@@ -35,4 +44,31 @@ class UserRateLimit:
     async def allow(self, user_id: str) -> bool:
         """Take one token from the user's bucket if there is one."""
         args = [repr(self.rate), str(self.burst)]
-        return bool(await self._script(keys=[f"tt:rate:{user_id}"], args=args))
+        return bool(await self._script(keys=[f"{PREFIX}rate:{user_id}"], args=args))
+
+
+class HourlyQuota:
+    """How many times each user did something in the current clock hour, over every process:
+    `tt:{name}:{user}:{hour}` counts, kept an hour and a minute."""
+
+    def __init__(self, redis: Any, name: str, clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.name = name
+        self.clock = clock
+
+    def key(self, user_id: str) -> str:
+        """`tt:{name}:{user}:{hours since the epoch}`."""
+        return f"{PREFIX}{self.name}:{user_id}:{int(self.clock() // HOUR_S)}"
+
+    async def used(self, user_id: str) -> int:
+        """How many the user counted this hour."""
+        raw = await self.redis.get(self.key(user_id))
+        return 0 if raw is None else int(raw)
+
+    async def count(self, user_id: str) -> None:
+        """Count one more for the user this hour."""
+        key = self.key(user_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, HOUR_S + 60)
+            await pipe.execute()

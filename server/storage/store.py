@@ -27,9 +27,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.storage.keys import PREFIX, text
 from server.tokens import Identity
-
-PREFIX = "tt:"
 
 # KEYS: seq, msgs, cids, reads, calls, last, inbox:{p}...
 # ARGV: dedupe, message json, sender, now_ms, cid, p...
@@ -142,7 +141,7 @@ class Store:
     ) -> dict[str, Any]:
         """Create a conversation whose participants always include its creator."""
         members = list(dict.fromkeys([creator.id, *participants]))
-        conversation = {
+        conversation: dict[str, Any] = {
             "id": new_conversation_id(),
             "title": title,
             "participants": members,
@@ -182,10 +181,10 @@ class Store:
         if not raw:
             return None
         conversation = {
-            "id": raw[b"id"].decode(),
+            "id": text(raw[b"id"]),
             "title": json.loads(raw[b"title"]),
             "participants": json.loads(raw[b"participants"]),
-            "created_at": raw[b"created_at"].decode(),
+            "created_at": text(raw[b"created_at"]),
         }
         self._remember(conversation)
         return conversation
@@ -289,7 +288,9 @@ class Store:
         """The newest message id (0 when there are none)."""
         return int(await self.redis.get(self.key("conv", cid, "seq")) or 0)
 
-    async def messages_after(self, cid: str, since: int, limit: int) -> tuple[list[dict], bool]:
+    async def messages_after(
+        self, cid: str, since: int, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` messages after id `since`, oldest first; and whether more follow."""
         top = await self.last_id(cid)
         last = min(top, since + limit)
@@ -297,7 +298,7 @@ class Store:
 
     async def messages_before(
         self, cid: str, before: int | None, limit: int
-    ) -> tuple[list[dict], bool]:
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` messages before id `before` (or the newest), oldest first; more older?"""
         top = await self.last_id(cid)
         end = top if before is None else min(top, before - 1)
@@ -315,13 +316,11 @@ class Store:
     async def read_markers(self, cid: str) -> dict[str, int]:
         """How far each participant has read: user id -> last message id read."""
         raw = await self.redis.hgetall(self.key("conv", cid, "reads"))
-        return {user.decode(): int(marker) for user, marker in raw.items()}
+        return {text(user): int(marker) for user, marker in raw.items()}
 
     async def inbox(self, user: str, limit: int = INBOX_MAX) -> list[dict[str, Any]]:
         """The user's conversations, newest activity first, with last message and unread count."""
-        cids = [
-            c.decode() for c in await self.redis.zrevrange(self.key("inbox", user), 0, limit - 1)
-        ]
+        cids = [text(c) for c in await self.redis.zrevrange(self.key("inbox", user), 0, limit - 1)]
         return await self.summaries(user, cids)
 
     async def summaries(self, user: str, cids: list[str]) -> list[dict[str, Any]]:
@@ -395,7 +394,7 @@ class Store:
         cids = await self.redis.zrevrange(self.key("inbox", user), 0, INBOX_MAX - 1)
         people: set[str] = set()
         for cid in cids:
-            conversation = await self.get_conversation(cid.decode())
+            conversation = await self.get_conversation(text(cid))
             if conversation:
                 people.update(conversation["participants"])
         people.discard(user)

@@ -6,7 +6,7 @@ import hashlib
 
 import redis.asyncio as aioredis
 
-from server.storage.store import PREFIX
+from server.storage.keys import PREFIX, text
 
 TTL_SECONDS = 30 * 24 * 3600
 
@@ -25,7 +25,7 @@ class RedisTranslationCache:
     async def get(self, key: str) -> str | None:
         """A cached translation, or None."""
         value = await self.redis.get(self._key(key))
-        return value.decode() if value is not None else None
+        return text(value) if value is not None else None
 
     async def set(self, key: str, value: str) -> None:
         """Cache a translation."""

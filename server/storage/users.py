@@ -11,7 +11,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.storage.store import LANG_KEY, PREFIX
+from server.storage.keys import PREFIX
+from server.storage.store import LANG_KEY
 from server.tokens import Identity
 
 USERS_KEY = PREFIX + "users"

@@ -103,7 +103,9 @@ class _Document(FPDF):
             self.set_text_shaping(True)
         self.set_font("body", size=10)
 
-    def line(self, text: str, size: float = 10, bold: bool = False, grey: bool = False) -> None:
+    def text_line(
+        self, text: str, size: float = 10, bold: bool = False, grey: bool = False
+    ) -> None:
         """A paragraph across the page."""
         self.set_font("body", "B" if bold else "", size)
         self.set_text_color(*(GREY if grey else (0, 0, 0)))
@@ -121,23 +123,23 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
     iso = Isolate(lang)
     pdf = _Document(_texts(quote, view, lang), shaped=iso.on)
     pdf.add_page()
-    pdf.line(label(lang, "rfq" if quote["kind"] == "rfq" else "quote"), size=18, bold=True)
+    pdf.text_line(label(lang, "rfq" if quote["kind"] == "rfq" else "quote"), size=18, bold=True)
     status = label(lang, quote["status"])
     version = label(lang, "version", n=latest["version"], total=len(quote["versions"]))
-    pdf.line(
+    pdf.text_line(
         iso.parts(iso.data(quote["id"]), version, f"{label(lang, 'status')}: {status}"), bold=True
     )
-    pdf.line(
+    pdf.text_line(
         iso.parts(f"{label(lang, 'from')}: {latest['by']['name']}", iso.data(when(latest["at"])))
     )
     closed = quote.get("closed")
     if closed:
         key = "closed_accept" if closed["action"] == "accept" else "closed_decline"
-        pdf.line(
+        pdf.text_line(
             label(lang, key, name=closed["by"]["name"], at=iso.data(when(closed["at"]))), bold=True
         )
     if translated:
-        pdf.line(label(lang, "machine", lang=src), size=8, grey=True)
+        pdf.text_line(label(lang, "machine", lang=src), size=8, grey=True)
     pdf.ln(3)
     _items(pdf, latest, view if translated else None, lang)
     pdf.ln(2)
@@ -148,28 +150,30 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
     pdf.ln(3)
     place = f" {latest['place']}" if latest.get("place") else ""
     incoterm = iso.data(f"{latest['incoterm']}{place} (Incoterms 2020)")
-    pdf.line(f"{label(lang, 'incoterm')}: {incoterm}")
-    pdf.line(f"{label(lang, 'lead_time')}: {label(lang, 'days', n=latest['lead_time_days'])}")
-    pdf.line(f"{label(lang, 'valid_until')}: {iso.data(latest['valid_until'])}")
+    pdf.text_line(f"{label(lang, 'incoterm')}: {incoterm}")
+    pdf.text_line(f"{label(lang, 'lead_time')}: {label(lang, 'days', n=latest['lead_time_days'])}")
+    pdf.text_line(f"{label(lang, 'valid_until')}: {iso.data(latest['valid_until'])}")
     for field in ("payment_terms", "notes"):
         original = latest.get(field)
         if not original:
             continue
         shown = (view or {}).get(field) if translated else original
-        pdf.line(f"{label(lang, field)}: {shown or original}")
+        pdf.text_line(f"{label(lang, field)}: {shown or original}")
         if translated:
             note = "" if shown else f" — {label(lang, 'untranslated')}"
-            pdf.line(f"{label(lang, 'original', lang=src)}: {original}{note}", size=9, grey=True)
+            pdf.text_line(
+                f"{label(lang, 'original', lang=src)}: {original}{note}", size=9, grey=True
+            )
     earlier = quote["versions"][:-1]
     if earlier:
         pdf.ln(3)
-        pdf.line(label(lang, "earlier"), bold=True)
+        pdf.text_line(label(lang, "earlier"), bold=True)
         for v in earlier:
             sums = ", ".join(f"{t} {c}" for c, t in v.get("totals", {}).items())
             parts = [iso.data(f"v{v['version']}"), v["by"]["name"], iso.data(when(v["at"]))]
             if sums:
                 parts.append(f"{label(lang, 'total')}: {iso.data(sums)}")
-            pdf.line(iso.parts(*parts), size=9)
+            pdf.text_line(iso.parts(*parts), size=9)
     return bytes(pdf.output())
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any
+from typing import Any, Literal, overload
 
 from server.realtime.errors import INVALID, AppError
 from server.trade.codes import CURRENCIES, INCOTERMS, UNITS
@@ -161,7 +161,7 @@ def _item(value: Any, n: int, priced: bool, limits: QuoteLimits) -> dict[str, An
         value.get("unit_price"), f"{where}.unit_price", limits.price_digits, limits.price_decimals
     )
     item["unit_price"] = value["unit_price"]
-    item["amount"] = line_amount(item["quantity"], item["unit_price"], currency)
+    item["amount"] = line_amount(item["quantity"], item["unit_price"], item["currency"])
     if Decimal(item["amount"]) > limits.max_amount:
         raise FieldInvalid(f"{where}.unit_price", "makes the line amount too large")
     return item
@@ -217,6 +217,10 @@ def _date(value: Any, field: str) -> date:
         raise FieldInvalid(field, "must be a date YYYY-MM-DD") from None
 
 
+@overload
+def quote_id(data: dict[str, Any], field: str, required: Literal[True]) -> str: ...
+@overload
+def quote_id(data: dict[str, Any], field: str, required: bool) -> str | None: ...
 def quote_id(data: dict[str, Any], field: str, required: bool) -> str | None:
     """A quote id `q_` + 16 hex digits."""
     value = data.get(field)

@@ -37,7 +37,7 @@ from server.storage.attachments import (
 )
 from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store, now_iso
-from server.tokens import Identity
+from server.tokens import Identity, TokenKey
 from server.web.transcripts import request_identity
 
 log = logging.getLogger("tradetalk.attachments")
@@ -122,7 +122,7 @@ def add_attachment_routes(
     app: web.Application,
     store: Store,
     attachments: Attachments,
-    secret: bytes,
+    keys: TokenKey,
     limits: AttachmentLimits,
     rate_limit: UserRateLimit | None = None,
 ) -> None:
@@ -140,7 +140,7 @@ def add_attachment_routes(
 
     async def upload(request: web.Request) -> web.StreamResponse:
         cid = request.match_info["cid"]
-        identity = request_identity(request, secret)
+        identity = request_identity(request, keys)
         if not CONVERSATION_ID_RE.match(cid):
             return error(404, "not_found", "no such conversation")
         refused = await participant(identity, cid)
@@ -209,7 +209,7 @@ def add_attachment_routes(
     async def readable(request: web.Request) -> dict[str, Any] | web.Response:
         """The attachment's metadata if the requester may read it, else the error answer."""
         aid = request.match_info["aid"]
-        identity = request_identity(request, secret)
+        identity = request_identity(request, keys)
         meta = await attachments.get(aid) if ATTACHMENT_ID_RE.match(aid) else None
         if meta is None:
             return error(404, "not_found", "no such attachment")
@@ -262,7 +262,7 @@ def add_attachment_routes(
         """The blob's sha256 if the request carries the cluster's HMAC for it, else None."""
         sha = request.match_info["sha"]
         given = request.headers.get(BLOB_AUTH_HEADER, "")
-        if SHA256_RE.match(sha) and hmac.compare_digest(given, blob_token(secret, sha)):
+        if SHA256_RE.match(sha) and hmac.compare_digest(given, blob_token(keys.secret, sha)):
             return sha
         return None
 

@@ -5,23 +5,29 @@ conversation's participants (same tokens as Socket.IO, `Authorization: Bearer <t
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from server.handlers.chat import Translating
 from server.realtime.validation import CONVERSATION_ID_RE
+from server.storage.languages import Languages
+from server.storage.quotes import QuoteStore
+from server.storage.store import Store
+from server.tokens import TokenKey
 from server.trade.quote_pdf import render
 from server.trade.quotes import QUOTE_ID_RE, reader_texts, texts
 from server.web.transcripts import request_identity
-
-if TYPE_CHECKING:
-    from server.app import Realtime
 
 FORMATS = ("json", "pdf")
 
 
 async def reader_view(
-    realtime: Realtime, version: dict[str, Any], lang: str, cid: str
+    store: Store,
+    service: Translating | None,
+    version: dict[str, Any],
+    lang: str,
+    cid: str,
 ) -> dict[str, Any] | None:
     """The reader's texts of a version: stored at send time, or translated now when the reader
     has changed language since (a text that fails stays None). None for the author's language."""
@@ -30,10 +36,9 @@ async def reader_view(
     stored = version.get("translations", {}).get(lang)
     if stored is not None:
         return stored
-    service = realtime.chat.translation
     if service is None:
         return reader_texts(version, [None] * len(texts(version)))
-    glossary = await realtime.store.glossary(cid)
+    glossary = await store.glossary(cid)
     src = version["lang"]
     results = await asyncio.gather(
         *(service.translate_many(t, src, [lang], glossary or None) for t in texts(version))
@@ -41,7 +46,14 @@ async def reader_view(
     return reader_texts(version, [done.get(lang) for done, _ in results])
 
 
-def add_quote_routes(app: web.Application, realtime: Realtime, secret: bytes) -> None:
+def add_quote_routes(
+    app: web.Application,
+    store: Store,
+    quotes: QuoteStore,
+    languages: Languages,
+    translation: Translating | None,
+    secret: TokenKey,
+) -> None:
     """Register the quote export route."""
 
     async def export(request: web.Request) -> web.Response:
@@ -50,19 +62,19 @@ def add_quote_routes(app: web.Application, realtime: Realtime, secret: bytes) ->
         if not CONVERSATION_ID_RE.match(cid) or not QUOTE_ID_RE.match(qid) or fmt not in FORMATS:
             raise web.HTTPBadRequest(text="bad conversation id, quote id or format (json, pdf)")
         identity = request_identity(request, secret)
-        conversation = await realtime.store.get_conversation(cid)
+        conversation = await store.get_conversation(cid)
         if conversation is None:
             raise web.HTTPNotFound(text="no such conversation")
         if identity.id not in conversation["participants"]:
             raise web.HTTPForbidden(text="not a participant of this conversation")
-        quote = await realtime.quotes.store.get(qid)
+        quote = await quotes.get(qid)
         if quote is None or quote["conversation_id"] != cid:
             raise web.HTTPNotFound(text="no such quote in this conversation")
-        lang = (await realtime.languages.of([identity.id]))[identity.id] or identity.lang
+        lang = (await languages.of([identity.id]))[identity.id] or identity.lang
         if fmt == "json":
             return web.json_response({"quote": quote, "lang": lang})
         latest = quote["versions"][-1]
-        view = await reader_view(realtime, latest, lang, cid)
+        view = await reader_view(store, translation, latest, lang, cid)
         body = await asyncio.to_thread(render, quote, lang, view)
         name = f"quote-{qid}-v{latest['version']}-{lang}.pdf"
         return web.Response(

@@ -3,12 +3,13 @@ Redis (they outlive the tour)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from server.media_sessions.tours import MAX_EXPORT, TOUR_ID_RE, tour_key
+from server.realtime.validation import TOUR_ID_RE
+from server.storage.tour_archive import TourArchive
+from server.tokens import TokenKey
 from server.web.transcripts import (
     FORMATS,
     clock,
@@ -60,23 +61,7 @@ def render_tour_txt(lines: list[dict[str, Any]], questions: list[dict[str, Any]]
     return "".join(text for _, _, text in sorted(events, key=lambda e: (e[0], e[1])))
 
 
-async def tour_record(redis: Any, tid: str) -> dict[str, Any] | None:
-    """A tour as kept in Redis: meta, lines, questions and who may read it."""
-    raw = await redis.get(tour_key(tid))
-    if raw is None:
-        return None
-    lines = await redis.lrange(tour_key(tid, "lines"), 0, MAX_EXPORT - 1)
-    questions = await redis.lrange(tour_key(tid, "questions"), 0, MAX_EXPORT - 1)
-    access = await redis.smembers(tour_key(tid, "access"))
-    return {
-        "tour": json.loads(raw),
-        "lines": [json.loads(x) for x in lines],
-        "questions": [json.loads(x) for x in questions],
-        "access": {a.decode() if isinstance(a, bytes) else a for a in access},
-    }
-
-
-def add_tour_routes(app: web.Application, redis: Any, secret: bytes) -> None:
+def add_tour_routes(app: web.Application, archive: TourArchive, secret: TokenKey) -> None:
     """`GET /api/tours/{id}/transcript?format=txt|srt|json`: for the host, the invited and
     everyone who joined (`Authorization: Bearer <token>` or `?token=`)."""
 
@@ -86,14 +71,14 @@ def add_tour_routes(app: web.Application, redis: Any, secret: bytes) -> None:
         if not TOUR_ID_RE.match(tid) or fmt not in FORMATS:
             raise web.HTTPBadRequest(text="bad tour id or format (txt, srt, json)")
         identity = request_identity(request, secret)
-        record = await tour_record(redis, tid)
-        if record is None:
+        kept = await archive.transcript(tid)
+        if kept is None:
             raise web.HTTPNotFound(text="no such tour")
-        meta = record["tour"]
-        allowed = {meta["host"]["id"], *(meta.get("invite") or []), *record["access"]}
+        meta = kept.meta
+        allowed = {meta["host"]["id"], *(meta.get("invite") or []), *kept.access}
         if identity.id not in allowed:
             raise web.HTTPForbidden(text="not the host, invited or a viewer of this tour")
-        lines, questions = reader_notes(record["lines"], record["questions"], meta["lang"])
+        lines, questions = reader_notes(kept.lines, kept.questions, meta["lang"])
         if fmt == "json":
             return web.json_response({"tour": meta, "lines": lines, "questions": questions})
         if fmt == "srt":

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.realtime.validation import CALL_ID_RE, CONVERSATION_ID_RE
 from server.storage.store import Store
-from server.tokens import Identity, TokenError, verify_token
+from server.tokens import Identity, TokenError, TokenKey, verify_token
 from translation.errors import NO_PAIR, TranslationNote, as_note
 
 MAX_LINES = 20_000
@@ -26,7 +26,7 @@ def clock(seconds: float, separator: str = ".") -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
 
 
-def request_identity(request: web.Request, secret: bytes) -> Identity:
+def request_identity(request: web.Request, secret: TokenKey) -> Identity:
     """Who an HTTP request is, from `Authorization: Bearer <token>` or `?token=`; 401 if
     the token is missing or not valid."""
     header = request.headers.get("Authorization", "")
@@ -101,7 +101,7 @@ async def legacy_lines(store: Store, cid: str) -> list[dict[str, Any]]:
     return [e for e in entries if e.get("kind") == "transcript"]
 
 
-def add_transcript_routes(app: web.Application, store: Store, secret: bytes) -> None:
+def add_transcript_routes(app: web.Application, store: Store, secret: TokenKey) -> None:
     """Register the transcript export route."""
 
     async def transcript(request: web.Request) -> web.Response:

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
-from server.tokens import TokenError, check_identity, issue_token
-from server.web import metrics
+from server import metrics
+from server.config import Settings
+from server.tokens import TokenError, TokenKey, check_identity, issue_token
 
 DEV_TOKEN_TTL = 12 * 3600
 VENDOR_FILES = {
@@ -98,7 +100,7 @@ def bad_request(message: str) -> web.Response:
     )
 
 
-def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+def dev_token_handler(secret: TokenKey) -> Callable[[web.Request], Awaitable[web.Response]]:
     """`POST /api/dev/token {name, role, lang, user_id?}` → a 12-hour token, for `user_id` when
     it fits the name (a returning browser), else for a new user id."""
 
@@ -130,16 +132,15 @@ def dev_token_handler(secret: bytes) -> Callable[[web.Request], Awaitable[web.Re
     return handler
 
 
-def add_web_routes(app: web.Application, settings: Any) -> None:
+def add_web_routes(app: web.Application, settings: Settings) -> None:
     """Add the client's vendor files and config; the dev token endpoint only in dev mode."""
     for name, relative in VENDOR_FILES.items():
         app.router.add_get(f"/vendor/{name}", vendor_handler(relative))
-    dev = bool(getattr(settings, "dev", False))
-    limits = getattr(settings, "limits", None)
-    max_bytes = getattr(limits, "max_attachment_bytes", None)
+    dev = settings.dev
+    max_bytes = settings.limits.max_attachment_bytes
     app.router.add_get("/api/client-config", client_config_handler(dev, max_bytes))
     if dev:
-        app.router.add_post("/api/dev/token", dev_token_handler(settings.secret))
+        app.router.add_post("/api/dev/token", dev_token_handler(settings.token_key()))
 
 
 def add_static_routes(app: web.Application, root: Path) -> None:
@@ -155,10 +156,10 @@ def add_static_routes(app: web.Application, root: Path) -> None:
     app.router.add_get("/static/{path:.*}", handler)
 
 
-def add_metrics_routes(app: web.Application, settings: Any) -> None:
+def add_metrics_routes(app: web.Application, settings: Settings) -> None:
     """`GET /metrics` (Prometheus text) with `Authorization: Bearer <TRADETALK_METRICS_TOKEN>`;
     not on the public port at all without a token (use `TRADETALK_METRICS_PORT` then)."""
-    token = getattr(settings, "metrics_token", None)
+    token = settings.metrics_token
     if not token:
         return
     expected = f"Bearer {token}".encode()
@@ -171,3 +172,18 @@ def add_metrics_routes(app: web.Application, settings: Any) -> None:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/metrics", handler)
+
+
+def polling_body_limit(max_bytes: int) -> Middleware:
+    """Answer 413 at once to a Socket.IO polling POST over the packet limit (engine.io would
+    drop the session and leave the request hanging)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if request.method == "POST" and length is not None and length > max_bytes:
+            if request.path.startswith("/socket.io"):
+                return web.Response(status=413, text=f"payload over {max_bytes} bytes")
+        return await handler(request)
+
+    return middleware

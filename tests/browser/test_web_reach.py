@@ -265,9 +265,10 @@ def test_claims_decode_from_jwt_only(new_page, web_server) -> None:
     assert result["bad"] is None
 
 
-def test_subtitle_board_keeps_two_finals_over_the_video(new_page, web_server) -> None:
-    """At most two final lines (plus the partial) sit over the video; older ones move to the
-    scrollable panel, and a language switch re-renders both."""
+def test_subtitle_board_keeps_two_lines_per_speaker_over_the_video(new_page, web_server) -> None:
+    """At most two lines per speaker sit over the video, the one being said counting; older ones
+    move to the scrollable panel, a language switch re-renders them, the open line shows its
+    committed part steady and its tentative tail apart, and the final replaces it in place."""
     page = new_page()
     page.goto(web_server + "/")
     result = page.evaluate(
@@ -280,22 +281,45 @@ def test_subtitle_board_keeps_two_finals_over_the_video(new_page, web_server) ->
             board.show({ speaker, lang: "zh", text: `第${n}句`, final: true,
                          translations: { en: `line ${n}` } }, "en", false);
           }
-          board.show({ speaker, lang: "zh", text: "正在", final: false }, "en", false);
           const texts = (root) => [...root.querySelectorAll(".subtitle.final .subtitle-text")]
             .map((n) => n.textContent);
+          const beforeOpen = texts(board.finals);
+          board.show({ speaker, lang: "zh", text: "正在", final: false, translations: {},
+                       committed: {} }, "en", false);
+          const untranslated = board.partials.textContent;
+          board.show({ speaker, lang: "zh", text: "正在说", final: false,
+                       translations: { en: "now saying" }, committed: { en: 3 } }, "en", false);
+          const steady = board.partials.querySelector(".subtitle-committed");
+          const tail = board.partials.querySelector(".subtitle-tentative");
+          const open = { steady: steady.textContent, tentative: tail.textContent };
+          board.show({ speaker, lang: "zh", text: "正在说话", final: false,
+                       translations: { en: "now saying words" }, committed: { en: 10 } },
+                     "en", false);
+          const sameNode = board.partials.querySelector(".subtitle-committed") === steady;
+          const grown = steady.textContent;
           const over = texts(board.finals), older = texts(board.historyList);
           const partials = board.partials.children.length;
           board.setLanguage("es");
           const notes = [...board.node.querySelectorAll(".subtitle-note")]
             .map((n) => n.textContent);
-          return { over, older, partials, panelShown: !board.history.hidden,
-                   overflow: getComputedStyle(board.history).overflowY,
-                   afterSwitch: texts(board.finals), notes };
+          const afterSwitch = texts(board.finals);
+          board.setLanguage("en");
+          board.show({ speaker, lang: "zh", text: "正在说话", final: true,
+                       translations: { en: "now saying words" } }, "en", false);
+          return { beforeOpen, untranslated, open, sameNode, grown, over, older, partials,
+                   panelShown: !board.history.hidden,
+                   overflow: getComputedStyle(board.history).overflowY, afterSwitch, notes,
+                   afterFinal: texts(board.finals), partialsAfter: board.partials.children.length };
         }"""
     )
-    assert result["over"] == ["line 3", "line 4"]
-    assert result["older"] == ["line 1", "line 2"] and result["panelShown"]
-    assert result["partials"] == 1 and result["overflow"] == "auto"
-    assert result["afterSwitch"] == ["第3句", "第4句"]  # no Spanish: the original, with a note
+    assert result["beforeOpen"] == ["line 3", "line 4"]
+    assert result["untranslated"] == "Li: 正在"  # the speaker's words until a translation comes
+    assert result["open"] == {"steady": "now", "tentative": " saying"}
+    assert result["sameNode"] and result["grown"] == "now saying"
+    assert result["over"] == ["line 4"] and result["partials"] == 1  # two lines for Li
+    assert result["older"] == ["line 1", "line 2", "line 3"] and result["panelShown"]
+    assert result["overflow"] == "auto"
+    assert result["afterSwitch"] == ["第4句"]  # no Spanish: the original, with a note
     notes = result["notes"]
-    assert notes == ["Original — said before you chose this language"] * 2, notes
+    assert notes == ["Original — said before you chose this language"], notes
+    assert result["afterFinal"] == ["line 4", "now saying words"] and result["partialsAfter"] == 0

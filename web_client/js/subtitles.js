@@ -1,41 +1,58 @@
-// Live subtitles over the call's video: one dimmed partial line per speaker while they talk,
-// then at most two final lines in the viewer's language (the original on hover). Older finals
-// move to a scrollable panel below the video. A final that could not be translated into the
-// viewer's language shows the original plus a short note in the viewer's language (why, from
-// the server's note: js/translation_notes.js). Text only.
+// Live subtitles over the video: per speaker at most two caption lines, the one being spoken
+// (translated while the speaker talks: its committed part steady, the tentative tail dimmed)
+// and the one before; a final replaces the open line in place, in the viewer's language (the
+// original on hover). Older lines move to a scrollable panel below the video. A final that
+// could not be translated into the viewer's language shows the original plus a short note in
+// the viewer's language (why, from the server's note: js/translation_notes.js). Text only.
+// Calls and tours send one shape: `translations: {lang: text}`, `translation_error: {lang:
+// note}`, and on an open line `committed: {lang: characters steady}` (docs/protocol.md).
 import { el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/call.js";
 import { untranslatedText } from "./translation_notes.js";
 
 const FINALS_OVER_VIDEO = 2;
+const LINES_PER_SPEAKER = 2;
 const HISTORY_KEPT = 200;
 const PARTIAL_STALE_MS = 8000;
 
 /**
  * `{text, lang, translated, note, missing}`: a final subtitle as read in `lang` (the original if
  * no translation; `missing` is then the pair, e.g. "ko→en", and `note` the server's note
- * `{code, from, to}` when it said why — none for a line said before `lang` was chosen). Reads
- * calls' `translations` map and tours' single `translation` for `target_lang`;
- * `translation_error` is a map of notes per language (calls) or one note for `target_lang` (tours).
+ * `{code, from, to}` when it said why — none for a line said before `lang` was chosen).
  */
 export function subtitleFor(subtitle, lang) {
   if (subtitle.lang === lang) return { text: subtitle.text, lang, translated: false, note: null };
-  let translation = subtitle.translations?.[lang];
-  if (translation === undefined && subtitle.target_lang === lang) translation = subtitle.translation;
+  const translation = subtitle.translations?.[lang];
   if (typeof translation === "string" && translation) {
     return { text: translation, lang, translated: true, note: null };
   }
-  const errors = subtitle.translation_error;
-  const single = subtitle.target_lang !== undefined && typeof errors?.code === "string";
-  const note = (single ? (subtitle.target_lang === lang ? errors : null) : errors?.[lang]) || null;
   return {
     text: subtitle.text,
     lang: subtitle.lang,
     translated: false,
-    note,
+    note: subtitle.translation_error?.[lang] || null,
     missing: `${subtitle.lang}→${lang}`,
   };
+}
+
+/**
+ * `{steady, tentative, lang, translated}`: an open line as read in `lang` — its translation
+ * (the committed characters steady, the rest tentative) once one arrived, else the speaker's
+ * words so far, all tentative.
+ */
+export function openLineFor(subtitle, lang) {
+  const translation = subtitle.lang === lang ? undefined : subtitle.translations?.[lang];
+  if (typeof translation === "string" && translation) {
+    const steady = Math.max(0, Math.min(subtitle.committed?.[lang] ?? 0, translation.length));
+    return {
+      steady: translation.slice(0, steady),
+      tentative: translation.slice(steady),
+      lang,
+      translated: true,
+    };
+  }
+  return { steady: "", tentative: subtitle.text, lang: subtitle.lang, translated: false };
 }
 
 export class SubtitleBoard {
@@ -58,19 +75,28 @@ export class SubtitleBoard {
     );
     this.history.hidden = true;
     this.lines = []; // {subtitle, mine}, oldest first
+    this.open = new Map(); // speaker id -> the open line's latest subtitle
     this.lang = "en";
-    this.timers = new Map(); // speaker id -> timer clearing a stale partial
+    this.timers = new Map(); // speaker id -> timer clearing a stale open line
   }
 
   /** Show a `subtitle` event for a viewer reading `lang` (`mine`: the viewer spoke it). */
   show(subtitle, lang, mine) {
     const speaker = subtitle.speaker || { id: "?", name: "?" };
+    const fresh = this.lang !== lang;
+    this.lang = lang;
     if (!subtitle.final) {
-      this.partial(speaker, subtitle.text, subtitle.lang);
+      const opened = !this.open.has(speaker.id);
+      this.open.set(speaker.id, { ...subtitle, speaker });
+      clearTimeout(this.timers.get(speaker.id));
+      this.timers.set(speaker.id, setTimeout(() => this.dropPartial(speaker.id), PARTIAL_STALE_MS));
+      if (opened || fresh) this.render(); // the speaker's earlier line may move to the panel
+      else this.renderOpen();
       return;
     }
-    this.dropPartial(speaker.id);
-    this.lang = lang;
+    clearTimeout(this.timers.get(speaker.id));
+    this.timers.delete(speaker.id);
+    this.open.delete(speaker.id);
     this.lines.push({ subtitle, mine });
     if (this.lines.length > HISTORY_KEPT + FINALS_OVER_VIDEO) this.lines.shift();
     this.render();
@@ -82,9 +108,24 @@ export class SubtitleBoard {
     this.render();
   }
 
+  /** How many of the latest finals stay over the video: at most two, and at most two lines
+   * per speaker counting the line they are saying now. */
+  overVideo() {
+    const count = new Map([...this.open.keys()].map((id) => [id, 1]));
+    let kept = 0;
+    for (let i = this.lines.length - 1; i >= 0 && kept < FINALS_OVER_VIDEO; i -= 1) {
+      const id = this.lines[i].subtitle.speaker?.id ?? "?";
+      if ((count.get(id) || 0) >= LINES_PER_SPEAKER) break;
+      count.set(id, (count.get(id) || 0) + 1);
+      kept += 1;
+    }
+    return kept;
+  }
+
   render() {
-    const recent = this.lines.slice(-FINALS_OVER_VIDEO);
-    const older = this.lines.slice(0, -FINALS_OVER_VIDEO);
+    const kept = this.overVideo();
+    const recent = kept ? this.lines.slice(-kept) : [];
+    const older = this.lines.slice(0, this.lines.length - kept);
     this.finals.replaceChildren(...recent.map(({ subtitle, mine }) => this.line(subtitle, mine)));
     const nearEnd =
       this.historyList.scrollHeight - this.historyList.scrollTop - this.historyList.clientHeight < 40;
@@ -92,6 +133,7 @@ export class SubtitleBoard {
     this.historyTitle.textContent = t("call.history");
     this.history.hidden = older.length === 0;
     if (nearEnd) this.historyList.scrollTop = this.historyList.scrollHeight;
+    this.renderOpen();
   }
 
   line(subtitle, mine) {
@@ -123,33 +165,49 @@ export class SubtitleBoard {
     return node;
   }
 
-  partial(speaker, text, lang) {
-    let line = this.partials.querySelector(`[data-speaker="${CSS.escape(speaker.id)}"]`);
-    if (!line) {
-      line = el(
-        "p",
-        { className: "subtitle partial", dataset: { speaker: speaker.id } },
-        el("span", { className: "subtitle-speaker", text: `${speaker.name}: ` }),
-        el("span", { className: "subtitle-text" }),
-      );
-      this.partials.append(line);
+  /** The open lines, one per speaker, updated in place (the steady part's text node is only
+   * touched when it grew, so it never flickers). */
+  renderOpen() {
+    for (const node of [...this.partials.children]) {
+      if (!this.open.has(node.dataset.speaker)) node.remove();
     }
-    const textNode = line.querySelector(".subtitle-text");
-    textNode.textContent = text;
-    textNode.setAttribute("lang", lang);
-    clearTimeout(this.timers.get(speaker.id));
-    this.timers.set(speaker.id, setTimeout(() => this.dropPartial(speaker.id), PARTIAL_STALE_MS));
+    for (const [id, subtitle] of this.open) {
+      let line = this.partials.querySelector(`[data-speaker="${CSS.escape(id)}"]`);
+      if (!line) {
+        line = el(
+          "p",
+          { className: "subtitle partial", dataset: { speaker: id } },
+          el("span", { className: "subtitle-speaker", text: `${subtitle.speaker.name}: ` }),
+          el(
+            "span",
+            { className: "subtitle-text" },
+            el("span", { className: "subtitle-committed" }),
+            el("span", { className: "subtitle-tentative" }),
+          ),
+        );
+        this.partials.append(line);
+      }
+      const shown = openLineFor(subtitle, this.lang);
+      const text = line.querySelector(".subtitle-text");
+      const [steady, tentative] = text.children;
+      if (steady.textContent !== shown.steady) steady.textContent = shown.steady;
+      if (tentative.textContent !== shown.tentative) tentative.textContent = shown.tentative;
+      text.setAttribute("lang", shown.lang);
+      line.classList.toggle("translated", shown.translated);
+      line.title = shown.translated ? subtitle.text : "";
+    }
   }
 
   dropPartial(speakerId) {
     clearTimeout(this.timers.get(speakerId));
     this.timers.delete(speakerId);
-    this.partials.querySelector(`[data-speaker="${CSS.escape(speakerId)}"]`)?.remove();
+    if (this.open.delete(speakerId)) this.render();
   }
 
   clear() {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.open.clear();
     this.lines = [];
     this.finals.replaceChildren();
     this.partials.replaceChildren();

@@ -1,0 +1,142 @@
+"""Which stability policy for translated partials: flicker (normalized erasure) against lag.
+
+Run: .venv/bin/python bench/retranslation.py
+
+Each source sentence grows word by word (what a streaming recognizer's settled prefix does) and
+every prefix is translated by the real engine (Apertium es->en and en->es; deterministic, so the
+numbers repeat). The last step is the final: the translation of the whole sentence. Policies
+(Arivazhagan et al. 2020; Yao & Haddow 2020), each scored on what a reader sees:
+
+- `raw`: every prefix's translation shown whole;
+- `mask-k`: the last k words of each translation hidden;
+- `commit`: commit-on-agreement (`translation.retranslation.TargetCommit`): the words two
+  successive translations agree on are steady, never taken back, and the tail after them (while
+  the translation still agrees with them) dimmed: scored with the whole tail shown, with the
+  steady part alone, and with the tail but its last word (the server's choice); `commit mask-1`
+  never commits a translation's last word on agreement alone.
+
+Columns: NE = normalized erasure (target words erased from the end of what was shown, summed over
+the updates including the final, per word of the final); `ready` = share of the final's words
+already shown in place when the final came (1 = the final changed nothing); `area` = mean share
+of the final's words shown in place over the updates (higher = less lag). Also: the source-side
+erasure of real Vosk partials of ko_test.wav, raw and through the stable-source rule.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from translation.agreement import agreed_prefix, units
+from translation.retranslation import SourcePrefix, TargetCommit, normalized_erasure
+
+SPEECH = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech"
+
+SENTENCES = {
+    ("es", "en"): [
+        "Las arenas son blanquecinas de grano medio y tiene muy poca asistencia",
+        "Podemos enviar diez mil piezas el próximo mes si usted confirma el pedido hoy",
+        "El precio por unidad incluye el embalaje pero no el transporte hasta el puerto",
+        "Necesitamos una muestra de cada color antes de firmar el contrato",
+        "Si el pago llega esta semana la fábrica empieza la producción el lunes",
+        "La calidad del acero inoxidable cumple la norma que usted nos envió",
+    ],
+    ("en", "es"): [
+        "And so my fellow Americans ask not what your country can do for you",
+        "Mister Quilter is the apostle of the middle classes and we are glad to welcome his gospel",
+        "We can ship ten thousand units next month if you confirm the order today",
+        "The unit price includes packaging but not freight to the port",
+        "Please send us a sample of each color before we sign the contract",
+        "If the payment arrives this week the factory starts production on Monday",
+    ],
+}
+
+
+def translator():  # the engines are imported lazily (a slow start)
+    from translation.engines.apertium import ApertiumEngine
+    from translation.translator import Translator
+
+    return Translator([ApertiumEngine()])
+
+
+def words_in_place(shown: str, final: list[str], lang: str) -> int:
+    return agreed_prefix(units(shown, lang), final)
+
+
+def score(steps: list[str], final: str, lang: str) -> tuple[float, float, float]:
+    """(NE, ready, area) of the shown texts `steps`, then the final."""
+    target = units(final, lang)
+    ne = normalized_erasure([*steps, final], lang)
+    ready = words_in_place(steps[-1], target, lang) / len(target) if steps else 0.0
+    area = sum(words_in_place(s, target, lang) for s in steps) / (len(steps) * len(target))
+    return ne, ready, area
+
+
+def policies(translations: list[str], lang: str) -> dict[str, list[str]]:
+    """What each policy shows after each prefix's translation."""
+    out: dict[str, list[str]] = {"raw": list(translations)}
+    for k in (1, 2, 3):
+        out[f"mask-{k}"] = [" ".join(units(t, lang)[:-k]) for t in translations]
+    for mask in (0, 1):
+        name = f"commit{f' mask-{mask}' if mask else ''}"
+        whole, steady = TargetCommit(lang, mask=mask, tail_mask=0), TargetCommit(lang, mask=mask)
+        out[f"{name}, whole tail dimmed"] = [whole.update(t).text for t in translations]
+        shown = [steady.update(t) for t in translations]
+        out[f"{name}, steady only"] = [s.text[: s.committed] for s in shown]
+        out[f"{name}, tail but last dimmed"] = [s.text for s in shown]
+    return out
+
+
+def vosk_partials(wav: Path) -> list[str]:
+    from translation.speech import StreamingRecognizer
+    from translation.speech_models import find_speech_model, load_speech_model
+    from translation.wav_audio import read_wav_pcm16
+
+    model = load_speech_model(find_speech_model("ko", Path("/nonexistent")))
+    stream = StreamingRecognizer(model)
+    pcm = read_wav_pcm16(wav)
+    partials = []
+    for offset in range(0, len(pcm), 640):
+        partials += [r.text for r in stream.feed(pcm[offset : offset + 640]) if not r.final]
+    last = stream.finish()
+    return [*partials, last.text if last else ""]
+
+
+def main() -> int:
+    engine = translator()
+    totals: dict[str, list[tuple[float, float, float]]] = {}
+    print(f"{'pair':<6} {'policy':<32} {'NE':>6} {'ready':>6} {'area':>6}   (mean over sentences)")
+    for (src, dst), sentences in SENTENCES.items():
+        per_pair: dict[str, list[tuple[float, float, float]]] = {}
+        for sentence in sentences:
+            words = sentence.split()
+            prefixes = [" ".join(words[: i + 1]) for i in range(len(words) - 1)]
+            translations = [engine.translate(p, src, dst) for p in prefixes]
+            final = engine.translate(sentence, src, dst)
+            for name, shown in policies(translations, dst).items():
+                per_pair.setdefault(name, []).append(score(shown, final, dst))
+        for name, rows in per_pair.items():
+            ne, ready, area = (sum(col) / len(rows) for col in zip(*rows, strict=True))
+            print(f"{src}>{dst:<3} {name:<32} {ne:>6.3f} {ready:>6.2f} {area:>6.2f}")
+            totals.setdefault(name, []).extend(rows)
+    print("-" * 52)
+    for name, rows in totals.items():
+        ne, ready, area = (sum(col) / len(rows) for col in zip(*rows, strict=True))
+        print(f"{'all':<6} {name:<32} {ne:>6.3f} {ready:>6.2f} {area:>6.2f}")
+    engine.close()
+
+    partials = vosk_partials(SPEECH / "ko_test.wav")
+    source = SourcePrefix("ko")
+    stable = [s for s in (source.update(p) for p in partials[:-1]) if s]
+    print(
+        f"\nsource side, Vosk ko_test.wav: {len(partials) - 1} partials, NE raw "
+        f"{normalized_erasure(partials, 'ko'):.3f}; stable prefix: {len(stable)} updates, NE "
+        f"{normalized_erasure([*stable, partials[-1]], 'ko'):.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
