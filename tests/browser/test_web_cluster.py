@@ -332,8 +332,8 @@ def test_call_moves_between_media_processes_in_the_browser(
     finals = buyer.evaluate("() => window.finals")
     for line in finals:
         print(f"{line['at'] / 1000:6.1f} s  [{line['start']}-{line['end']}] {line['text']}")
-    # The Korean speaker's lines (the buyer's fake microphone beeps; Whisper may write a line
-    # for that too, on its own clock).
+    # The Korean speaker's lines (the buyer's fake microphone beeps: the speech guard keeps
+    # Whisper from writing a line for it, tests/test_whisper_speech.py proves that apart).
     spans = [(line["start"], line["end"]) for line in finals if line["lang"] == "ko"]
     assert spans and len(set(spans)) == len(spans), spans
     assert spans == sorted(spans), spans
