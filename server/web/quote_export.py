@@ -17,7 +17,7 @@ from server.storage.store import Store
 from server.tokens import TokenKey
 from server.trade.quote_pdf import render
 from server.trade.quotes import QUOTE_ID_RE, reader_texts, texts
-from server.web.transcripts import request_identity
+from server.web.transcripts import participant_identity
 
 FORMATS = ("json", "pdf")
 
@@ -61,12 +61,7 @@ def add_quote_routes(
         fmt = request.query.get("format", "json")
         if not CONVERSATION_ID_RE.match(cid) or not QUOTE_ID_RE.match(qid) or fmt not in FORMATS:
             raise web.HTTPBadRequest(text="bad conversation id, quote id or format (json, pdf)")
-        identity = request_identity(request, secret)
-        conversation = await store.get_conversation(cid)
-        if conversation is None:
-            raise web.HTTPNotFound(text="no such conversation")
-        if identity.id not in conversation["participants"]:
-            raise web.HTTPForbidden(text="not a participant of this conversation")
+        identity = await participant_identity(request, secret, store, cid)
         quote = await quotes.get(qid)
         if quote is None or quote["conversation_id"] != cid:
             raise web.HTTPNotFound(text="no such quote in this conversation")

@@ -37,6 +37,20 @@ def request_identity(request: web.Request, secret: TokenKey) -> Identity:
         raise web.HTTPUnauthorized(text=str(exc)) from None
 
 
+async def participant_identity(
+    request: web.Request, secret: TokenKey, store: Store, cid: str
+) -> Identity:
+    """The requester, a participant of conversation `cid`: 401 without a valid token, 404
+    for an unknown conversation, 403 for someone not in it."""
+    identity = request_identity(request, secret)
+    conversation = await store.get_conversation(cid)
+    if conversation is None:
+        raise web.HTTPNotFound(text="no such conversation")
+    if identity.id not in conversation["participants"]:
+        raise web.HTTPForbidden(text="not a participant of this conversation")
+    return identity
+
+
 def to_line(entry: dict[str, Any]) -> dict[str, Any]:
     """A kept transcript line (or a `kind: "transcript"` history entry of earlier releases)
     as exported."""
@@ -112,12 +126,7 @@ def add_transcript_routes(app: web.Application, store: Store, secret: TokenKey) 
             raise web.HTTPBadRequest(text="bad conversation id or format (txt, srt, json)")
         if call_id is not None and not CALL_ID_RE.match(call_id):
             raise web.HTTPBadRequest(text="bad call_id")
-        identity = request_identity(request, secret)
-        conversation = await store.get_conversation(cid)
-        if conversation is None:
-            raise web.HTTPNotFound(text="no such conversation")
-        if identity.id not in conversation["participants"]:
-            raise web.HTTPForbidden(text="not a participant of this conversation")
+        await participant_identity(request, secret, store, cid)
         lines = [
             to_line(e)
             for e in [
