@@ -522,6 +522,14 @@ async def test_kill_9_of_the_owner_moves_the_call(tmp_path) -> None:
         assert [s["text"] for s in finals(supplier)] == texts, (finals(supplier), texts)
 
 
+def continues(partial: str, line: str) -> bool:
+    """Whether `line` is the partial's sentence finished: most of the partial's syllables
+    (spaces aside) are in the line's start, which a line begun after the partial would lack."""
+    said = partial.replace(" ", "")
+    start = line.replace(" ", "")[: len(said) + 2]
+    return bool(said) and sum(ch in start for ch in said) >= 0.5 * len(said)
+
+
 async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> None:
     """d. Four hosts as in c. SIGTERM of the owner while the speaker is mid-sentence: the
     members get `call.moved` ("media server restarting"), the owner exits 0, the sentence being
@@ -576,11 +584,9 @@ async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> N
             line_at = peer.position("subtitle", lambda d: d is finished or d == finished)
             moved_at = peer.position("call.moved", lambda d: d["call_id"] == call_id)
             assert line_at < moved_at, (peer.id, line_at, moved_at, peer.order[-5:])
-        # the partial's words are in the finished line (Vosk may revise a partial's first
-        # word once it hears more: '이' became '그 는 이리저리 피')
-        assert all(word in finished["text"] for word in spoken.split()) or (
-            cer(spoken, finished["text"][: len(spoken)]) <= 0.5
-        ), (spoken, finished)
+        # the finished line continues the partial (Vosk revises a partial's words once it hears
+        # more: '이' became '그 는 이리저리 피', '그 는 디비전 이 피' became '그 는 딜이 리전 피 …')
+        assert continues(spoken, finished["text"]), (spoken, finished)
         received = [s["text"] for s in finals(supplier)]
         stored = await transcript_settled(supplier, cid, received)
         assert [m["text"] for m in stored] == received, stored
