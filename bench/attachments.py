@@ -33,8 +33,8 @@ from aiohttp import web  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from server.storage.embedded_redis import free_port  # noqa: E402
-from tests.attachment_files import png_with_gps  # noqa: E402
-from tests.peers import Peer, ServerProcess, new_user, token_for  # noqa: E402
+from tests.support.attachment_files import png_with_gps  # noqa: E402
+from tests.support.peers import Peer, ServerProcess, new_user, token_for  # noqa: E402
 
 
 def baseline_app(folder: Path) -> web.Application:

@@ -37,8 +37,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 from av import AudioFrame  # noqa: E402
 
 from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from tests.call_clients import CallClient  # noqa: E402
-from tests.peers import SECRET, Peer, new_user  # noqa: E402
+from tests.support.call_clients import CallClient  # noqa: E402
+from tests.support.peers import SECRET, Peer, new_user  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 
@@ -477,8 +477,8 @@ async def run_level(
 def install_argos_ko_en(data_dir: Path) -> str:
     """Build (cached) the test ko→en Argos package and install it into `data_dir` with the CLI
     (`tradetalk models install`); the CLI's `models list` of that data dir."""
-    from tests.argos_package import build_argos_package
-    from tests.argos_phrases import KO_EN
+    from tests.support.argos_package import build_argos_package
+    from tests.support.argos_phrases import KO_EN
 
     archive = build_argos_package("ko", "en", KO_EN)
     cli = [sys.executable, "-m", "server.cli", "models"]

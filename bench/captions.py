@@ -78,7 +78,7 @@ from bench.call_harness import (
     wav_seconds,
 )
 from bench.live_captions import LiveFigures, capture_groups, live_figures, print_live
-from tests.call_clients import speech_with_pauses
+from tests.support.call_clients import speech_with_pauses
 from translation.metrics import character_error_rate as cer
 
 ENDPOINT_NAMES = {
@@ -373,7 +373,10 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
         print_cer(results, direct, reference, args.repeats)
     print_live(LIVE)
     print("final = direct: finals whose translation equals Apertium on their text (es>en only;")
-    print("ko>en is checked by tests/test_live_captions.py against the same Argos package)")
+    print(
+        "ko>en is checked by tests/integration/test_live_captions.py against the same Argos"
+        " package)"
+    )
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

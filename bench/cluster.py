@@ -1,6 +1,6 @@
 """Calls across a cluster: the owner's process vs a forwarded event, and recovery from kill -9.
 
-One run, one cluster of three `tradetalk serve` on one real Redis (tests/hosts.py: network
+One run, one cluster of three `tradetalk serve` on one real Redis (tests/support/hosts.py: network
 namespaces on one bridge as root, else processes on 127.0.0.x; the output says which):
 host1 is signalling-only (`TRADETALK_MEDIA=0`: it never owns a call, so every call event from a
 socket on it is forwarded to the owner over Redis), host2 and host3 are media nodes, each with
@@ -14,8 +14,8 @@ its own address as `TRADETALK_MEDIA_ADDRESS` (the harness sets it). Node ids are
    (which placement goes first alternates).
 2. First-subtitle latency: a Korean speaker plays ko_test.wav (../shared/testdata/speech) with
    2 s of silence after it; an English listener records the first final `subtitle`, translated
-   by the test ko->en Argos package (tests/argos_package.py, installed once and copied into every
-   host's data dir; `--no-translate` skips it and the lines go out untranslated). Latency =
+   by the test ko->en Argos package (tests/support/argos_package.py, installed once and copied into
+   every host's data dir; `--no-translate` skips it and the lines go out untranslated). Latency =
    the listener's receive time minus the time the speaker's track handed the last frame of the
    clip's first utterance to its RTP sender (stamped, bench/captions.py's TimedTrack; the first
    utterance ends at the first pause of `TRADETALK_ENDPOINT_SILENCE_S` = 0.25 s in the clip's
@@ -63,9 +63,9 @@ from aiortc import AudioStreamTrack, RTCRtpReceiver  # noqa: E402
 
 from bench.call_harness import TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
 from bench.captions import WAV  # noqa: E402
-from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
-from tests.hosts import Host, Hosts  # noqa: E402
-from tests.peers import Peer, new_user, sign_in_once, start_call  # noqa: E402
+from tests.support.call_clients import CallClient, speech_with_pauses  # noqa: E402
+from tests.support.hosts import Host, Hosts  # noqa: E402
+from tests.support.peers import Peer, new_user, sign_in_once, start_call  # noqa: E402
 
 OWNER, FORWARDED = "owner", "forwarded"
 ORDERS = ((OWNER, FORWARDED), (FORWARDED, OWNER))
@@ -478,7 +478,9 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         listing = await asyncio.to_thread(install_argos_ko_en, root / "template")
         if "ko->en" not in listing:
             raise RuntimeError(f"the test ko->en Argos package did not install: {listing}")
-        for i in range(3):  # each host's data dir (tests/hosts.py: root / hostN) gets a copy
+        for i in range(
+            3
+        ):  # each host's data dir (tests/support/hosts.py: root / hostN) gets a copy
             shutil.copytree(
                 root / "template", root / f"host{i + 1}", ignore=shutil.ignore_patterns("secret")
             )

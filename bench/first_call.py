@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from server.storage.embedded_redis import free_port  # noqa: E402
-from tests.call_clients import CallClient, speech_with_pauses  # noqa: E402
-from tests.peers import SHARED, Peer, ServerProcess, new_user  # noqa: E402
+from tests.support.call_clients import CallClient, speech_with_pauses  # noqa: E402
+from tests.support.peers import SHARED, Peer, ServerProcess, new_user  # noqa: E402
 
 KO_WAV = SHARED / "testdata" / "speech" / "ko_test.wav"
 

@@ -1,10 +1,10 @@
 """Chat latency across hosts: buyer on host 1 -> supplier on host 2, vs both on host 1, same run.
 
-Uses the tests' multi-host harness (tests/hosts.py): network namespaces on one bridge as root,
-else processes on 127.0.0.x. Prints the harness's own timings (create namespaces, start servers,
-remove namespaces), p50/p99 of `message.send` -> partner's `message.new` for both placements
-(one message at a time, Apertium en->es translating), and what `call.get` / `call.join` answer
-today from a host that did not start the call (issue 12).
+Uses the tests' multi-host harness (tests/support/hosts.py): network namespaces on one bridge as
+root, else processes on 127.0.0.x. Prints the harness's own timings (create namespaces, start
+servers, remove namespaces), p50/p99 of `message.send` -> partner's `message.new` for both
+placements (one message at a time, Apertium en->es translating), and what `call.get` /
+`call.join` answer today from a host that did not start the call (issue 12).
 
     sudo .venv/bin/python bench/hosts_chat.py [--messages 200]
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.hosts import Hosts  # noqa: E402
-from tests.peers import Peer, new_user  # noqa: E402
+from tests.support.hosts import Hosts  # noqa: E402
+from tests.support.peers import Peer, new_user  # noqa: E402
 
 
 async def latencies(buyer: Peer, supplier: Peer, count: int, tag: str) -> list[float]:

@@ -72,7 +72,7 @@ from bench.call_harness import (
     speech_span_s,
     wav_seconds,
 )
-from tests.call_clients import speech_with_pauses
+from tests.support.call_clients import speech_with_pauses
 from translation.metrics import CER_LANGS, error_rate
 
 CLIPS = {

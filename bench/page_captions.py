@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import SPEECH, Server, fmt, percentile, speech_span_s, wav_seconds
 from tests.browser.conftest import CHROMIUM_ARGS, MEDIA_ARGS
-from tests.call_clients import CallClient, speech_with_pauses
-from tests.peers import Peer, new_user
+from tests.support.call_clients import CallClient, speech_with_pauses
+from tests.support.peers import Peer, new_user
 
 WAV = SPEECH / "ko_test.wav"
 PAUSE_S = 4.0

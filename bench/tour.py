@@ -276,7 +276,7 @@ async def run_case(mode: str, viewers: int, seconds: float, per_pool: int) -> di
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaPlayer
 
-    from tests.rtc_clients import MovingPatternTrack
+    from tests.support.rtc_clients import MovingPatternTrack
 
     tmp = tempfile.mkdtemp(prefix="tour-bench-")
     sock = os.path.join(tmp, "signal.sock")

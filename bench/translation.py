@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/translation.py [--listeners 50] [--messages 5] [--warm-runs 30]
 
 Engines: Apertium en->es (Debian's apertium-eng-spa) and the test-built Argos packages
-en->zh and en->ko (tiny models from tests/argos_package.py, cached under .cache/), installed
+en->zh and en->ko (tiny models from tests/support/argos_package.py, cached under .cache/), installed
 with argostranslate's own install_from_path into a temporary data dir.
 
 1. Per sentence, per engine:
@@ -80,8 +80,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace, data_dir: Path) -> None:
     configure_argos_env(data_dir)  # before argostranslate is imported
-    from tests.argos_package import build_argos_package
-    from tests.argos_phrases import EN_KO, EN_ZH
+    from tests.support.argos_package import build_argos_package
+    from tests.support.argos_phrases import EN_KO, EN_ZH
 
     archives = [build_argos_package("en", "zh", EN_ZH), build_argos_package("en", "ko", EN_KO)]
     import_s = timed(lambda: __import__("argostranslate.translate"))

@@ -11,7 +11,7 @@ from server.app import create_app
 from server.config import Settings
 from server.storage.embedded_redis import EmbeddedRedis
 from server.tokens import Identity
-from tests.peers import SECRET, Peer
+from tests.support.peers import SECRET, Peer
 from translation.translator import Translator
 
 # Servers the tests start (`tradetalk serve` children inherit this) install no models from the
@@ -19,7 +19,7 @@ from translation.translator import Translator
 os.environ["TRADETALK_PROVISION"] = "off"
 
 # Session fixtures on the real engines: apertium_engine, argos_engine, argos_data_dir, translator.
-pytest_plugins = ["tests.translation_fixtures", "tests.hosts"]
+pytest_plugins = ["tests.support.translation_fixtures", "tests.support.hosts"]
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ class EmbeddedRedis:
 
     `appendfsync always` by default: with `everysec` Redis may answer writes it has not yet
     written to the AOF (while a background fsync runs), so a killed redis-server lost acked
-    messages (seen in tests/test_redis_outage.py)."""
+    messages (seen in tests/integration/test_redis_outage.py)."""
 
     def __init__(
         self, data_dir: Path, appendfsync: str = "always", host: str = "127.0.0.1"

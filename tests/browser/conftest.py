@@ -26,7 +26,7 @@ from playwright.sync_api import (
 from server.app import create_app
 from server.config import Settings
 from server.storage.embedded_redis import EmbeddedRedis
-from tests.peers import REPO, SECRET
+from tests.support.peers import REPO, SECRET
 from translation.translator import Translator
 
 CHROMIUM = Path("/usr/bin/chromium")

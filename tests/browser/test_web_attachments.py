@@ -10,8 +10,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.attachment_files import HTML_PAGE, pdf_document, png_with_gps, xlsx_price_list
 from tests.browser.conftest import PHONE, sign_in
+from tests.support.attachment_files import HTML_PAGE, pdf_document, png_with_gps, xlsx_price_list
 
 REFUSED_ES = "fue rechazado: este tipo de archivo no se acepta"
 

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from server.tokens import issue_token
 from tests.browser.conftest import PHONE, sign_in
-from tests.peers import new_user, token_for
+from tests.support.peers import new_user, token_for
 
 # Switch on once the server translates chat messages (server/handlers/chat.py `translated()`
 # with Apertium eng-spa installed): then each side must read the other's message in their own

@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 
 from server.storage.embedded_redis import EmbeddedRedis, free_port
 from tests.browser.conftest import sign_in
-from tests.peers import ServerProcess
+from tests.support.peers import ServerProcess
 
 # Every call.moved event and every text the call's note showed, as the page saw them.
 RECORD = """() => {
@@ -333,7 +333,8 @@ def test_call_moves_between_media_processes_in_the_browser(
     for line in finals:
         print(f"{line['at'] / 1000:6.1f} s  [{line['start']}-{line['end']}] {line['text']}")
     # The Korean speaker's lines (the buyer's fake microphone beeps: the speech guard keeps
-    # Whisper from writing a line for it, tests/test_whisper_speech.py proves that apart).
+    # Whisper from writing a line for it, tests/integration/test_whisper_speech.py proves that
+    # apart).
     spans = [(line["start"], line["end"]) for line in finals if line["lang"] == "ko"]
     assert spans and len(set(spans)) == len(spans), spans
     assert spans == sorted(spans), spans

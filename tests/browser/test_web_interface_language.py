@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from server.config import Settings
 from tests.browser.conftest import PHONE, ThreadedServer, sign_in
-from tests.peers import SECRET
+from tests.support.peers import SECRET
 from translation.translator import Translator
 
 

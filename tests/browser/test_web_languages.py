@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Playwright, expect
 
 from tests.browser.conftest import MEDIA_ARGS, launch_chromium, sign_in, speech_with_silence
 from tests.browser.test_web_call import wait_remote_video
-from tests.peers import SHARED
+from tests.support.peers import SHARED
 from translation.chinese_script import to_script
 from translation.metrics import character_error_rate
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in
-from tests.peers import new_user, token_for
+from tests.support.peers import new_user, token_for
 
 DOTS = """() => Object.fromEntries([...document.querySelectorAll('#inbox-list li.inbox-item')]
   .map((li) => [li.querySelector('.inbox-title').textContent,

@@ -2,8 +2,8 @@
 Socket.IO clients and tokens, server processes, WebRTC call and tour clients, and the small
 waits and filters every media test uses (each defined once)."""
 
-from tests.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
-from tests.peers import (
+from tests.support.call_clients import CallClient, call_entries, call_transcript, speech_with_pauses
+from tests.support.peers import (
     REPO,
     SECRET,
     SHARED,
@@ -15,8 +15,8 @@ from tests.peers import (
     start_call,
     token_for,
 )
-from tests.rtc_clients import RtcClient, wait_until
-from tests.tour_clients import TourClient
+from tests.support.rtc_clients import RtcClient, wait_until
+from tests.support.tour_clients import TourClient
 
 __all__ = [
     "REPO",

@@ -1,0 +1,256 @@
+"""Server-side endpointing: the VAD endpointer on real speech with constructed pauses, and a
+speaker's captions thread (real Vosk) closing every utterance, whatever follows the speech."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
+from tests.support.peers import SHARED
+from translation.endpointing import FRAME_BYTES, End, EndpointConfig, Endpointer, Feed, Skip
+from translation.metrics import character_error_rate as cer
+from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer, transcribe_wav
+from translation.speech_models import find_speech_model, load_speech_model
+from translation.wav_audio import read_wav_pcm16
+
+KO_WAV = SHARED / "testdata" / "speech" / "ko_test.wav"
+SECOND = 32000  # bytes of 16 kHz s16 mono
+
+
+def silence(seconds: float) -> bytes:
+    return b"\0" * (int(seconds * SECOND) // 2 * 2)
+
+
+@pytest.fixture(scope="module")
+def ko_pcm() -> bytes:
+    assert KO_WAV.is_file(), f"missing test recording {KO_WAV}"
+    return read_wav_pcm16(KO_WAV)
+
+
+@pytest.fixture(scope="module")
+def speech(ko_pcm) -> bytes:
+    """ko_test.wav cut right after its last word (3.36 s): no trailing silence at all."""
+    return ko_pcm[: int(3.36 * SECOND) // 2 * 2]
+
+
+@pytest.fixture(scope="module")
+def voiced(speech) -> bytes:
+    """Only the words: ko_test.wav from 0.62 s (its first word starts at 0.65 s) to 3.36 s."""
+    return speech[int(0.62 * SECOND) // 2 * 2 :]
+
+
+@pytest.fixture(scope="module")
+def ko_model(tmp_path_factory):
+    return load_speech_model(find_speech_model("ko", tmp_path_factory.mktemp("empty")))
+
+
+@pytest.fixture(scope="module")
+def direct_text(ko_model) -> str:
+    """The recognizer's own result for the recording decoded directly."""
+    return " ".join(r.text for r in transcribe_wav(KO_WAV, ko_model))
+
+
+REFERENCE = json.loads((KO_WAV.parent / "manifest.json").read_text(encoding="utf-8"))
+KO_REFERENCE = next(f["reference"] for f in REFERENCE["files"] if f["file"] == KO_WAV.name)
+
+
+def like_direct(text: str, direct: str) -> bool:
+    """As good as the direct decode (a pooled recognizer may differ by a word, for the
+    better: it keeps its speaker adaptation), and nothing cut off at either end."""
+    words, expected = text.split(), direct.split()
+    return (
+        cer(text, KO_REFERENCE) <= cer(direct, KO_REFERENCE) + 0.06
+        and words[:1] == expected[:1]
+        and words[-1:] == expected[-1:]
+    )
+
+
+def run(endpointer: Endpointer, pcm: bytes, chunk: int = 640) -> list[tuple[str, float]]:
+    """('end', stream second) for each End, in 20 ms chunks like the media room's."""
+    ends, position = [], 0.0
+    for offset in range(0, len(pcm), chunk):
+        for event in endpointer.process(pcm[offset : offset + chunk]):
+            if isinstance(event, Feed):
+                position += len(event.pcm) / SECOND
+            elif isinstance(event, Skip):
+                position += event.nbytes / SECOND
+            elif isinstance(event, End):
+                ends.append((event.reason, round(position, 2)))
+    return ends
+
+
+def test_each_utterance_closes_shortly_after_its_speech(speech):
+    pcm = silence(1.0) + speech + silence(1.5) + speech + silence(1.5)
+    ends = run(Endpointer(EndpointConfig(silence_s=0.3)), pcm)
+    assert [reason for reason, _ in ends] == ["silence", "silence"]
+    first_end, second_end = 1.0 + 3.36, 1.0 + 3.36 + 1.5 + 3.36
+    assert first_end <= ends[0][1] <= first_end + 0.3 + 0.1
+    assert second_end <= ends[1][1] <= second_end + 0.3 + 0.1
+
+
+def test_silence_time_is_a_setting(speech):
+    pcm = speech + silence(2.0)
+    [(_, short)] = run(Endpointer(EndpointConfig(silence_s=0.3)), pcm)
+    [(_, long)] = run(Endpointer(EndpointConfig(silence_s=0.8)), pcm)
+    assert long - short == pytest.approx(0.5, abs=0.07)
+
+
+def test_a_pause_shorter_than_the_silence_time_does_not_split(speech):
+    half = len(speech) // 2 // FRAME_BYTES * FRAME_BYTES
+    pcm = speech[:half] + silence(0.2) + speech[half:] + silence(1.0)
+    assert len(run(Endpointer(EndpointConfig(silence_s=0.3)), pcm)) == 1
+
+
+def test_silence_is_gated_but_the_clock_is_kept(speech):
+    endpointer = Endpointer(EndpointConfig(preroll_s=0.3))
+    pcm = silence(5.0) + speech + silence(5.0)
+    events = endpointer.process(pcm) + endpointer.flush()
+    fed = sum(len(e.pcm) for e in events if isinstance(e, Feed))
+    skipped = sum(e.nbytes for e in events if isinstance(e, Skip))
+    assert fed + skipped == len(pcm)
+    assert fed < len(speech) + SECOND  # ~speech + 0.3 s preroll + 0.3 s trailing silence
+    first_feed = next(i for i, e in enumerate(events) if isinstance(e, Feed))
+    onset = sum(e.nbytes for e in events[:first_feed] if isinstance(e, Skip)) / SECOND
+    # the clip's first word starts 0.65 s in (webrtcvad and silero agree): the recognizer
+    # gets the 0.3 s before it
+    assert 5.0 + 0.65 - 0.33 <= onset <= 5.0 + 0.65 - 0.27
+
+
+def test_ungated_feeds_everything(speech):
+    endpointer = Endpointer(EndpointConfig(gate=False))
+    pcm = silence(2.0) + speech + silence(2.0)
+    events = endpointer.process(pcm) + endpointer.flush()
+    assert sum(len(e.pcm) for e in events if isinstance(e, Feed)) == len(pcm)
+    assert sum(isinstance(e, End) for e in events) == 1
+
+
+def test_an_utterance_longer_than_the_cap_is_cut_at_the_next_short_pause(voiced):
+    # words, short (0.15 s) pauses, words... never a pause as long as the silence time
+    pcm = (voiced + silence(0.15)) * 3 + silence(1.0)
+    config = EndpointConfig(silence_s=0.5, max_utterance_s=5.0)
+    ends = run(Endpointer(config), pcm)
+    assert ends[0][0] == "cap"
+    second_pause_end = 2 * (len(voiced) / SECOND + 0.15)
+    assert 5.0 <= ends[0][1] <= second_pause_end + 0.06  # in the first short pause after 5 s
+    assert ends[-1][0] == "silence" and len(ends) == 2
+    uncapped = run(Endpointer(EndpointConfig(silence_s=0.5, max_utterance_s=60.0)), pcm)
+    assert [r for r, _ in uncapped] == ["silence"]
+
+
+def test_speech_that_never_pauses_is_cut_at_the_hard_limit(voiced):
+    pcm = voiced * 5  # 13.7 s of words
+    config = EndpointConfig(silence_s=2.0, max_utterance_s=3.0, cap_pause_s=2.0, hard_extra_s=2.0)
+    ends = run(Endpointer(config), pcm)
+    assert ends and ends[0][0] == "cap"
+    assert 5.0 <= ends[0][1] <= 5.0 + 0.4  # onset within the first frames, + 3 s + 2 s
+
+
+def test_flush_closes_speech_without_any_trailing_silence(speech):
+    endpointer = Endpointer()
+    assert not any(isinstance(e, End) for e in endpointer.process(speech))
+    assert endpointer.open
+    assert endpointer.flush()[-1] == End("flush")
+    assert not endpointer.open and endpointer.flush() == []
+
+
+def test_settings_from_the_environment():
+    config = endpoint_config_from_env(
+        {"TRADETALK_ENDPOINT_SILENCE_S": "0.4", "TRADETALK_UTTERANCE_MAX_S": "20"}
+    )
+    assert config is not None and config.silence_s == 0.4 and config.max_utterance_s == 20
+    assert endpoint_config_from_env({"TRADETALK_ENDPOINT": "model"}) is None
+    with pytest.raises(ValueError):
+        endpoint_config_from_env({"TRADETALK_ENDPOINT_SILENCE_S": "0"})
+    with pytest.raises(ValueError):
+        endpoint_config_from_env({"TRADETALK_ENDPOINT": "psychic"})
+
+
+# ---------------------------------------------------------------- with the recognizer
+
+
+async def captions_of(model, chunks, *, config=None, gap_s=0.5, wait_s=3.0, close=False):
+    """Feed `chunks` (bytes, or a float: sleep that long) in real time; collect finals."""
+    loop = asyncio.get_running_loop()
+    finals: list[tuple[float, SpeechResult]] = []
+
+    def on_result(result: SpeechResult) -> None:
+        if result.final:
+            finals.append((time.monotonic(), result))
+
+    captions = SpeakerCaptions(
+        StreamingRecognizer(model, pool=RECOGNIZERS),
+        loop,
+        on_result,
+        endpoint=config or EndpointConfig(),
+        gap_s=gap_s,
+    )
+    last = time.monotonic()
+    for chunk in chunks:
+        if isinstance(chunk, float):
+            await asyncio.sleep(chunk)
+            continue
+        for offset in range(0, len(chunk), 640):  # 20 ms frames, paced like a live track
+            captions.feed(chunk[offset : offset + 640])
+            await asyncio.sleep(0.004)
+        last = time.monotonic()
+    if close:
+        await asyncio.to_thread(captions.close)
+        await asyncio.sleep(0.05)
+    else:
+        await asyncio.sleep(wait_s)
+        await asyncio.to_thread(captions.close)
+    return finals, last, captions
+
+
+async def test_digital_silence_after_the_clip_gives_its_final(ko_model, speech, direct_text):
+    finals, _, captions = await captions_of(ko_model, [speech + silence(2.0)])
+    [(_, final)] = finals
+    assert like_direct(final.text, direct_text), (final.text, direct_text)
+    assert captions.closed_by == {"silence": 1}
+
+
+async def test_audio_that_stops_arriving_gives_the_final(ko_model, speech, direct_text):
+    """Speech that never pauses, then nothing (a muted track, a dropped network)."""
+    finals, last, captions = await captions_of(ko_model, [speech], gap_s=0.5)
+    [(arrived, final)] = finals
+    assert like_direct(final.text, direct_text), (final.text, direct_text)
+    assert captions.closed_by == {"gap": 1}
+    assert arrived - last >= 0.45
+
+
+async def test_flush_and_close_give_the_final(ko_model, speech, direct_text):
+    loop = asyncio.get_running_loop()
+    finals: list[SpeechResult] = []
+    captions = SpeakerCaptions(
+        StreamingRecognizer(ko_model, pool=RECOGNIZERS),
+        loop,
+        lambda r: r.final and finals.append(r),
+        gap_s=30.0,
+    )
+    captions.feed(speech)
+    captions.flush()  # the track ended
+    for _ in range(200):  # decoding takes ~1 s on a quiet machine, longer on a busy one
+        if finals:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # and no second final follows
+    assert [like_direct(f.text, direct_text) for f in finals] == [True]
+    captions.feed(speech)
+    await asyncio.to_thread(captions.close)  # the speaker left
+    await asyncio.sleep(0.05)
+    assert len(finals) == 2 and captions.closed_by == {"flush": 2}
+
+
+async def test_gated_results_keep_stream_times(ko_model, speech):
+    finals, _, captions = await captions_of(
+        ko_model, [silence(3.0) + speech + silence(3.0) + speech + silence(1.0)]
+    )
+    assert len(finals) == 2, [f.text for _, f in finals]
+    first, second = finals[0][1], finals[1][1]
+    assert 3.0 <= first.start < first.end <= 3.0 + 3.36 + 0.1
+    assert 9.36 <= second.start < second.end <= 9.36 + 3.36 + 0.1
+    assert captions.decoded_bytes < 0.7 * captions.fed_bytes  # the silence was not decoded
