@@ -32,6 +32,7 @@ from server.media_sessions.core import (
 )
 from server.media_sessions.subtitles import FinalLine
 from server.realtime import validation as v
+from server.realtime.dispatch import Handler
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.storage.media_records import MediaRecord
@@ -111,7 +112,7 @@ class Calls(MediaSessions[Call]):
         stats["calls"] = stats.pop("sessions")
         return stats
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         """Event name → handler, for the router."""
         return {
             "call.start": self.start,

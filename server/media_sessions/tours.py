@@ -34,6 +34,7 @@ from server.media_sessions.core import (
 )
 from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
+from server.realtime.dispatch import Handler
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.realtime.validation import TOUR_ID_RE
@@ -141,7 +142,7 @@ class Tours(MediaSessions[Tour]):
         """The tours running on this node."""
         return self.sessions
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         """Event name → handler, for the router."""
         return {
             "tour.start": self.start,
