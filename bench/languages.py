@@ -348,6 +348,7 @@ async def capacity_level(
                 on_result,
                 name=f"capacity-{i}",
                 endpoint=endpoint_for(engine, EndpointConfig()),
+                lang=lang,
             )
         )
     silence = bytes(chunk)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import statistics
 import struct
 import sys
 import wave
@@ -28,6 +29,7 @@ from pathlib import Path
 from bench.call_harness import reference_text
 from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Pause, Resume, Skip
 from translation.metrics import character_error_rate as cer
+from translation.sentence_ends import finished_rule
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech"
 RATE = 16000
@@ -62,18 +64,27 @@ def paused_clip(pcm: bytes, cuts: list[float], pauses: list[float], noise: bytes
     return b"".join(out)
 
 
-def through_pipeline(model: object, pcm: bytes, config: EndpointConfig) -> list[str]:
-    """The finals the server's captions path makes of `pcm` (as `SpeakerCaptions._apply`)."""
+def through_pipeline(
+    model: object, pcm: bytes, config: EndpointConfig, lang: str | None = None
+) -> tuple[list[str], list[float]]:
+    """The finals the server's captions path makes of `pcm` (as `SpeakerCaptions._apply`),
+    and the stream time (s) of each endpointer `End`. With `lang`, the adaptive rule
+    (`translation.sentence_ends.finished_rule`) hears each partial."""
     from translation.speech import StreamingRecognizer
 
     recognizer = StreamingRecognizer(model)
-    endpointer = Endpointer(config)
+    endpointer = Endpointer(config, finished_rule(lang))
     finals: list[str] = []
+    ends: list[float] = []
 
     def apply(events: list) -> None:
         for event in events:
             if isinstance(event, Feed):
-                finals.extend(r.text for r in recognizer.feed(event.pcm) if r.final)
+                for result in recognizer.feed(event.pcm):
+                    if result.final:
+                        finals.append(result.text)
+                    else:
+                        endpointer.heard(result.text)
             elif isinstance(event, Skip):
                 recognizer.skip(event.nbytes)
             elif isinstance(event, Pause):
@@ -81,6 +92,7 @@ def through_pipeline(model: object, pcm: bytes, config: EndpointConfig) -> list[
             elif isinstance(event, Resume):
                 recognizer.resume()
             elif isinstance(event, End):
+                ends.append(recognizer.position)
                 final = recognizer.end_utterance()
                 if final is not None:
                     finals.append(final.text)
@@ -88,7 +100,7 @@ def through_pipeline(model: object, pcm: bytes, config: EndpointConfig) -> list[
     for offset in range(0, len(pcm), CHUNK):
         apply(endpointer.process(pcm[offset : offset + CHUNK]))
     apply(endpointer.flush())
-    return [f for f in finals if f.strip()]
+    return [f for f in finals if f.strip()], ends
 
 
 def main() -> int:
@@ -141,18 +153,33 @@ def main() -> int:
         alone.append(" ".join(r.text for r in transcribe_wav(single, model)))
         single.unlink()
     print(f"direct decode of each variant alone: CER {cer(' '.join(alone), expected):.3f}")
-    print(f"\n{'endpointing':<34} {'CER':>6} {'x direct':>8} {'lines/utt.':>10} {'wait s':>6}")
+    # unpaused: the clip as recorded, each followed by 1.5 s of background; end of speech =
+    # the direct decode's last word end
+    unpaused = pcm + filler(noise, 1.5)
+    period = len(unpaused) / (2 * RATE)
+    last_word = words[-1].end
+    plain = unpaused * args.variants
+    print(
+        f"\n{'endpointing':<36} {'CER':>6} {'x direct':>8} {'lines/utt.':>10} "
+        f"{'unpaused: end->End p50 / max s':>31}"
+    )
     default = EndpointConfig()
-    for silence in (0.25, 0.35, 0.45, 0.6, 0.8):
-        config = replace(default, silence_s=silence)
-        lines = through_pipeline(model, audio, config)
+    options = [
+        (f"VAD, silence {s:.2f} s", replace(default, silence_s=s), None) for s in (0.25, 0.35, 0.45)
+    ]
+    options.insert(1, ("adaptive 0.25 / 0.45 s (default)", default, "ko"))
+    for name, config, lang in options:
+        lines, _ = through_pipeline(model, audio, config, lang)
         value = cer(" ".join(lines), expected)
         ratio = value / baseline if baseline else float("nan")
-        name = f"VAD, silence {silence:.2f} s" + (" (default)" if silence == 0.25 else "")
+        _, ends = through_pipeline(model, plain, config, lang)
+        waits = sorted(e - (k * period + last_word) for k, e in enumerate(ends[: args.variants]))
+        wait = f"{statistics.median(waits):.3f} / {max(waits):.3f}" if waits else "-"
         print(
-            f"{name:<34} {value:>6.3f} {ratio:>8.2f} {len(lines) / args.variants:>10.2f} "
-            f"{silence:>6.2f}"
+            f"{name:<36} {value:>6.3f} {ratio:>8.2f} {len(lines) / args.variants:>10.2f} {wait:>31}"
         )
+        if len(ends) != args.variants:
+            print(f"  (unpaused: {len(ends)} ends for {args.variants} clips)")
     return 0
 
 

@@ -10,6 +10,12 @@ trailing silence once it holds `min_speech_s` of speech (shorter ones wait for
 `long_silence_s`), and one longer than `max_utterance_s` is cut at the next `cap_pause_s`
 pause (or at `max_utterance_s + hard_extra_s` if the speaker never pauses).
 
+Adaptive silence: with a `finished` rule (`translation.sentence_ends`), the caller reports the
+recognizer's latest partial with `heard(text)`; while it does not look like a finished
+sentence and the utterance holds less than `long_speech_s` of speech, the line waits for
+`unfinished_silence_s` instead of `silence_s` (a pause inside a sentence does not split it).
+Without a rule, or when the rule cannot tell, `silence_s` applies.
+
 With `gate=True` silence between utterances is not fed (only `preroll_s` of it before speech,
 so the recognizer hears the onset). The detector is WebRTC's (`webrtcvad-wheels`, mode 3, 30 ms
 frames): why this one is in docs/architecture.md.
@@ -18,6 +24,7 @@ frames): why this one is in docs/architecture.md.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import webrtcvad
@@ -33,6 +40,8 @@ class EndpointConfig:
     """How utterances are closed; seconds throughout."""
 
     silence_s: float = 0.25
+    unfinished_silence_s: float = 0.45
+    long_speech_s: float = 6.0
     pause_s: float = 0.09
     min_speech_s: float = 0.3
     long_silence_s: float = 1.0
@@ -46,6 +55,8 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         if not 0.03 <= self.silence_s <= 5.0:
             raise ValueError("silence_s must be between 0.03 and 5 seconds")
+        if not 0.03 <= self.unfinished_silence_s <= 5.0:
+            raise ValueError("unfinished_silence_s must be between 0.03 and 5 seconds")
         if not 1.0 <= self.max_utterance_s <= 120.0:
             raise ValueError("max_utterance_s must be between 1 and 120 seconds")
         if self.vad_mode not in (0, 1, 2, 3):
@@ -89,8 +100,16 @@ Event = Feed | Skip | Pause | Resume | End
 class Endpointer:
     """Voice-activity endpointing for one stream (not thread-safe; one per speaker)."""
 
-    def __init__(self, config: EndpointConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        finished: Callable[[str], bool | None] | None = None,
+    ) -> None:
+        """`finished`: whether a partial looks like a finished sentence (None: can't tell);
+        without it the fixed `silence_s` rule applies."""
         self.config = config or EndpointConfig()
+        self._finished = finished
+        self._unfinished = False
         self._vad = webrtcvad.Vad(self.config.vad_mode)
         self._rest = b""
         self._preroll: deque[bytes] = deque(maxlen=max(1, round(self.config.preroll_s / FRAME_S)))
@@ -107,6 +126,19 @@ class Endpointer:
     def open(self) -> bool:
         """Whether an utterance has begun and not ended."""
         return self._open
+
+    def heard(self, text: str) -> None:
+        """The recognizer's latest partial for the open utterance (call after feeding)."""
+        if self._finished is not None and self._open:
+            self._unfinished = self._finished(text) is False
+
+    @property
+    def silence_needed(self) -> float:
+        """Trailing silence that closes the open utterance now (see the module docstring)."""
+        config = self.config
+        if self._unfinished and self._speech < config.long_speech_s:
+            return max(config.silence_s, config.unfinished_silence_s)
+        return config.silence_s
 
     def process(self, pcm: bytes) -> list[Event]:
         """Classify `pcm` in 30 ms frames; return the events in stream order."""
@@ -168,7 +200,10 @@ class Endpointer:
             if not self._paused and self._trailing + eps >= config.pause_s:
                 self._paused = True
                 events.append(Pause())
-        if self._trailing + eps >= config.silence_s and self._speech + eps >= config.min_speech_s:
+        if (
+            self._trailing + eps >= self.silence_needed
+            and self._speech + eps >= config.min_speech_s
+        ):
             self._close("silence", events)
         elif self._trailing + eps >= config.long_silence_s:
             self._close("silence", events)
@@ -186,6 +221,7 @@ class Endpointer:
         events.append(End(reason))
         self._open = False
         self._paused = False
+        self._unfinished = False
         self.utterances += 1
         self._length = self._speech = self._trailing = 0.0
 

@@ -8,7 +8,9 @@ without limit or delaying captions further.
 
 Endpointing (`EndpointConfig`, from the environment by `endpoint_config_from_env`): a
 voice-activity detector (`translation.endpointing`) closes each utterance after a short
-silence and asks the recognizer for its final; silence between utterances is not decoded.
+silence and asks the recognizer for its final (longer after a partial that does not look like
+a finished sentence: each partial is passed to `Endpointer.heard`); silence between
+utterances is not decoded.
 An open utterance is also closed when no audio has arrived for `gap_s` (muted track, dropped
 network, ended track), on `flush()` and on `close()`. Without a config, Vosk's own endpoint
 rules decide (the old behaviour, kept as the benchmark's baseline).
@@ -34,6 +36,7 @@ from translation.endpointing import (
     Resume,
     Skip,
 )
+from translation.sentence_ends import finished_rule
 from translation.speech import SpeechResult
 from translation.speech_engines import Recognizer
 
@@ -47,7 +50,9 @@ _FLUSH = b""  # queued by `flush()`: close the open utterance now
 
 def endpoint_config_from_env(env: Mapping[str, str] | None = None) -> EndpointConfig | None:
     """`TRADETALK_ENDPOINT` (`vad`, default, or `model` for Vosk's own rules),
-    `TRADETALK_ENDPOINT_SILENCE_S` (0.25), `TRADETALK_UTTERANCE_MAX_S` (15) and
+    `TRADETALK_ENDPOINT_SILENCE_S` (0.25), `TRADETALK_ENDPOINT_UNFINISHED_S` (0.45: the silence
+    after a partial that does not look like a finished sentence, for languages with a rule in
+    `translation.sentence_ends`), `TRADETALK_UTTERANCE_MAX_S` (15) and
     `TRADETALK_SILENCE_GATE` (1; 0 feeds silence to the recognizer too)."""
     env = os.environ if env is None else env
     mode = (env.get("TRADETALK_ENDPOINT") or "vad").strip().lower()
@@ -58,6 +63,9 @@ def endpoint_config_from_env(env: Mapping[str, str] | None = None) -> EndpointCo
     defaults = EndpointConfig()
     return EndpointConfig(
         silence_s=float(env.get("TRADETALK_ENDPOINT_SILENCE_S") or defaults.silence_s),
+        unfinished_silence_s=float(
+            env.get("TRADETALK_ENDPOINT_UNFINISHED_S") or defaults.unfinished_silence_s
+        ),
         max_utterance_s=float(env.get("TRADETALK_UTTERANCE_MAX_S") or defaults.max_utterance_s),
         gate=(env.get("TRADETALK_SILENCE_GATE") or "1") not in ("0", "false", "no"),
     )
@@ -84,10 +92,12 @@ class SpeakerCaptions:
         max_backlog_s: float = 10.0,
         endpoint: EndpointConfig | None = None,
         gap_s: float = DEFAULT_GAP_S,
+        lang: str | None = None,
     ) -> None:
         """`recognizer`: this speaker's own (`translation.speech_engines.open_recognizer`), closed
         with the captions; `endpoint`: server-side endpointing (None: Vosk's own rules);
-        `gap_s`: no audio for this long closes an open utterance (with `endpoint` only)."""
+        `gap_s`: no audio for this long closes an open utterance (with `endpoint` only);
+        `lang`: the speaker's language (its sentence-end rule, if any, adapts the silence)."""
         self.loop = loop
         self.on_result = on_result
         self.dropped_bytes = 0
@@ -95,7 +105,9 @@ class SpeakerCaptions:
         self.gap_s = gap_s
         #: how each utterance was closed: reason -> count (silence, cap, gap, flush, model)
         self.closed_by: dict[str, int] = {}
-        self._endpointer = Endpointer(endpoint) if endpoint is not None else None
+        self._endpointer = (
+            Endpointer(endpoint, finished_rule(lang)) if endpoint is not None else None
+        )
         self._last_audio = time.monotonic()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
         self._recognizer = recognizer
@@ -200,6 +212,8 @@ class SpeakerCaptions:
                 for result in self._recognizer.feed(event.pcm):
                     if result.final:
                         self._count("model")
+                    elif self._endpointer is not None:
+                        self._endpointer.heard(result.text)
                     self._post(result)
             elif isinstance(event, Skip):
                 self._recognizer.skip(event.nbytes)

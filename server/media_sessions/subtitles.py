@@ -174,6 +174,7 @@ class SpeakerSubtitles:
             name=self.name,
             endpoint=endpoint_for(self.engine, self.endpoint),  # type: ignore[arg-type]
             gap_s=self.gap_s,
+            lang=self.lang,
         )
         for chunk in self._early:
             self.captions.feed(chunk)
