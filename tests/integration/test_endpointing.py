@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import wave
 
 import pytest
 
@@ -311,15 +312,54 @@ async def test_gated_results_keep_stream_times(ko_model, speech):
 
 async def test_a_pause_inside_a_sentence_keeps_it_one_line(ko_model, ko_pcm, speech, direct_text):
     """0.45 s of the clip's own background after `그는` (1.32 s) and after `피하면서` (2.46 s):
-    a Korean speaker's line stays whole and as accurate as the direct decode (within two of
-    the reference's 19 characters: one short sentence's CER moves that much run to run); the
-    fixed 0.25 s rule (no language) splits it. Fresh recognizers: no adaptation carried over."""
+    a Korean speaker's line stays whole, nothing dropped (one short sentence's CER moves by
+    0.15 run to run on a loaded machine: the accuracy bound is the deterministic test below);
+    the fixed 0.25 s rule (no language) splits it."""
     room = ko_pcm[:3200] * 4 + ko_pcm[:1600]  # its first 0.1 s (room noise), 0.45 s
     a, b = int(1.32 * SECOND) // 2 * 2, int(2.46 * SECOND) // 2 * 2
     paused = speech[:a] + room + speech[a:b] + room + speech[b:] + silence(1.5)
     finals, _, _ = await captions_of(ko_model, [paused], lang="ko", pool=None)
     text = " ".join(f.text for _, f in finals)
     assert len(finals) == 1, [f.text for _, f in finals]
-    assert cer(text, KO_REFERENCE) <= cer(direct_text, KO_REFERENCE) + 0.11, text
+    assert cer(text, KO_REFERENCE) <= cer(direct_text, KO_REFERENCE) + 0.25, text
     split, _, _ = await captions_of(ko_model, [paused], pool=None)
     assert len(split) > 1, [f.text for _, f in split]
+
+
+#: bench/pauses.py's seed-11 layout (the one where the fixed 0.25 s rule loses accuracy: 1.17 x):
+#: per variant, (word boundary s, pause s) of the clip's own background put in
+SEED_11 = [
+    [(2.79, 0.44), (3.18, 0.56)],
+    [(1.32, 0.54)],
+    [(0.96, 0.43), (1.32, 0.34)],
+    [(0.75, 0.50), (1.38, 0.48), (2.46, 0.35)],
+    [(3.18, 0.32)],
+    [(1.38, 0.56)],
+    [(0.75, 0.43), (1.32, 0.55), (2.79, 0.46)],
+    [(0.75, 0.50), (1.53, 0.44), (2.79, 0.38)],
+]
+
+
+def test_paused_speech_is_as_accurate_as_a_direct_decode(ko_model, ko_pcm, tmp_path):
+    """The server's endpointing + recognizer in process (deterministic: 20 ms chunks, no
+    thread), as `bench/pauses.py`: CER within 1.05 x a direct decode of the same file, and
+    fewer lines than the fixed rule makes of it."""
+    from bench.pauses import background, filler, paused_clip, through_pipeline
+
+    noise = background(ko_pcm)
+    played = b"".join(
+        paused_clip(ko_pcm, [c for c, _ in row], [p for _, p in row], noise) + filler(noise, 1.5)
+        for row in SEED_11
+    )
+    target = tmp_path / "paused.wav"
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(played)
+    expected = " ".join([KO_REFERENCE] * len(SEED_11))
+    direct = cer(" ".join(r.text for r in transcribe_wav(target, ko_model)), expected)
+    adaptive, _ = through_pipeline(ko_model, played, EndpointConfig(), "ko")
+    fixed, _ = through_pipeline(ko_model, played, EndpointConfig(), None)
+    assert cer(" ".join(adaptive), expected) <= 1.05 * direct, (adaptive, direct)
+    assert len(adaptive) < len(fixed)
