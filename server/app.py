@@ -34,6 +34,7 @@ from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
+from server.recognition.hub import RecognitionHub
 from server.shutdown import Stopping
 from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
@@ -129,6 +130,9 @@ class Realtime:
         kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
         self.calls = Calls(*kinds)
         self.tours = Tours(*kinds)
+        # speech recognition: in this process, or on `tradetalk worker`s when any is alive
+        self.recognition = RecognitionHub(redis_url, self.redis, node, settings.cluster)
+        self.calls.recognizers = self.tours.recognizers = self.recognition.open_recognizer
         self.failover = Failover(
             node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
         )
@@ -148,6 +152,7 @@ class Realtime:
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
         self.lifecycle = self._lifecycle()
         metrics.add_source(self)
+        metrics.add_source(self.recognition)
 
     def _lifecycle(self) -> list[Step]:
         """Everything that starts and stops, in start order (stopped in reverse)."""
@@ -160,6 +165,7 @@ class Realtime:
             Step("presence", self._beat, self._sweep_self),
             Step("bus", self.bus.start, self.bus.close),
             Step("node registry", self._register, lambda: self.registry.stop(forget=True)),
+            Step("recognition workers", self.recognition.start, self.recognition.stop),
             Step("peer connections left", stop=self._close_peer_connections),
             Step("tours", stop=self.tours.close),
             Step("calls", stop=self.calls.close),
@@ -422,7 +428,8 @@ def create_app(
     realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
-    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup)
+    recognition = realtime.recognition.describe
+    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup, recognition)
     app.router.add_get("/", index)
     add_static_routes(app, web_client_dir())
     add_metrics_routes(app, settings)

@@ -62,6 +62,15 @@ GAUGE_HELP = {
     "recognizer_dropped_audio_bytes": "Audio the live recognizers dropped (backlog full)",
     "translations_computed": "Translations run on an engine",
     "translation_cache_hits": "Translations served from a cache (in-process or shared)",
+    "recognition_workers": "Recognition workers alive (0: this node recognizes in-process)",
+    "recognition_queue_depth": "Utterances waiting for a worker or being recognized by one",
+    "recognition_utterances_worker": "Utterances of this node's speakers recognized by a worker",
+    "recognition_utterances_node": "Utterances recognized in this process (no worker, fallback)",
+    "recognition_fallbacks": "Utterances handed to the workers that this node recognized after all",
+    "recognition_worker_active": "Utterances a worker is recognizing now",
+    "recognition_worker_slots": "Utterances a worker recognizes at once at most",
+    "recognition_worker_done": "Utterances a worker finished since it started",
+    "recognition_worker_cpu_seconds": "CPU seconds a worker process used since it started",
 }
 
 
@@ -70,11 +79,22 @@ class _Live(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         totals = dict.fromkeys(GAUGE_HELP, 0.0)
+        labeled: dict[str, tuple[str, dict[str, float]]] = {}
         for source in list(_sources):
             for name, value in source.gauges().items():
                 totals[name] = totals.get(name, 0.0) + value
+            labeled.update(getattr(source, "labeled_gauges", dict)())
+        for name in labeled:
+            totals.pop(name, None)
         for name, value in totals.items():
             yield GaugeMetricFamily(f"tradetalk_{name}", GAUGE_HELP.get(name, name), value=value)
+        for name, (label, values) in labeled.items():
+            family = GaugeMetricFamily(
+                f"tradetalk_{name}", GAUGE_HELP.get(name, name), labels=[label]
+            )
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 _LIVE = _Live()
@@ -82,7 +102,8 @@ REGISTRY.register(_LIVE)
 
 
 def add_source(source: Any) -> None:
-    """Count `source.gauges()` (a dict of GAUGE_HELP names -> values) in every scrape."""
+    """Count `source.gauges()` (a dict of GAUGE_HELP names -> values) in every scrape, and
+    `source.labeled_gauges()` if it has one (name -> (label, {label value: value}))."""
     _sources.add(source)
 
 

@@ -33,7 +33,12 @@ from server.config import Settings
 from server.handlers.chat import Chat
 from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
-from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
+from server.media_sessions.subtitles import (
+    FinalLine,
+    OpenRecognizer,
+    SpeakerSubtitles,
+    translate_line,
+)
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError, ok_ack
 from server.realtime.sessions import Session
@@ -122,6 +127,8 @@ class MediaSessions(Generic[S]):
     offer_event: ClassVar[str] = ""  # server re-offer event
     left_event: ClassVar[str] = ""  # the room dropped a member by itself
     moved_event: ClassVar[str] = ""  # the session continues on another node: re-join
+    #: where speakers' recognizers come from (None: this process; the app may set workers')
+    recognizers: OpenRecognizer | None = None
 
     def __init__(
         self,
@@ -285,6 +292,7 @@ class MediaSessions(Generic[S]):
                 on_final=lambda line: self._final(session, member, line),
                 origin=session.started,
                 name=f"captions-{member.peer_id}",
+                recognizers=self.recognizers,
             )
             member.live = LiveLine(
                 member.lang,
