@@ -112,7 +112,16 @@ def spawn_worker(i: int, url: str, tmp: Path) -> subprocess.Popen:
     env.setdefault("TRADETALK_DATA", str(tmp / f"worker{i}"))
     env.setdefault("TRADETALK_SECRET", "bench-secret-" + "x" * 20)
     log = open(tmp / f"worker{i}.log", "wb")
-    command = [sys.executable, "-m", "server.cli", "worker", "--id", f"bench{i}"]
+    command = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "worker",
+        "--id",
+        f"bench{i}",
+        "--languages",
+        "ko",
+    ]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 

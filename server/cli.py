@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     worker.add_argument("--id", default=None, help="worker id (default: host-pid)")
     worker.add_argument("--slots", type=int, default=8, help="utterances at once (8)")
+    worker.add_argument(
+        "--languages", default="", help="load only these before joining, e.g. ko,en (all)"
+    )
     token = commands.add_parser("token", help="print a signed token for a user")
     token.add_argument("--user", required=True, help="user id")
     token.add_argument("--name", required=True, help="display name")
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "worker":
         from server.recognition.worker import run_worker
 
-        return run_worker(settings, args.id, max(1, args.slots))
+        languages = [x.strip() for x in args.languages.split(",") if x.strip()] or None
+        return run_worker(settings, args.id, max(1, args.slots), languages)
     elif args.command == "token":
         try:
             identity = check_identity(args.user, args.name, args.role, args.lang)

@@ -8,6 +8,7 @@ With no worker alive, every utterance is recognized in this process exactly as w
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class RecognitionHub:
         self.queue_depth = 0
         #: utterances recognized by a `worker`, by this `node`, and `fallback`s to the node
         self.utterances = {"worker": 0, "node": 0, "fallback": 0}
+        self._counting = threading.Lock()  # speakers' captions threads count
         self._refresh = Periodic("recognition workers", HEARTBEAT_S, self.refresh)
 
     async def start(self) -> None:
@@ -108,7 +110,8 @@ class RecognitionHub:
         return engine, remote
 
     def _count(self, where: str) -> None:
-        self.utterances[where] = self.utterances.get(where, 0) + 1
+        with self._counting:
+            self.utterances[where] = self.utterances.get(where, 0) + 1
 
     def describe(self) -> str:
         """For `/healthz`: `in-process` or `workers: N`."""

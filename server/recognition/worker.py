@@ -25,7 +25,6 @@ from typing import Any
 import redis
 
 from server.config import Settings
-from server.warmup import warm_recognizers
 from server.recognition.streams import (
     CLAIM_IDLE_S,
     ENDED_TTL_S,
@@ -41,8 +40,9 @@ from server.recognition.streams import (
     worker_key,
     workers_key,
 )
+from server.warmup import warm_recognizers
 from translation.speech import SpeechResult
-from translation.speech_engines import open_recognizer, preload
+from translation.speech_engines import load_engine, open_recognizer, preload
 
 log = logging.getLogger("tradetalk.worker")
 
@@ -64,12 +64,16 @@ class Worker:
         worker_id: str | None = None,
         cluster: str = "main",
         slots: int = 4,
+        languages: list[str] | None = None,
     ) -> None:
+        """`languages`: those loaded and warmed before the worker joins (default: every
+        language recognized here); others load on their first utterance."""
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self.data_dir = data_dir
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.cluster = cluster
         self.slots = slots
+        self.languages = languages
         self.jobs = jobs_key(cluster)
         self.stopping = threading.Event()
         self.active: dict[str, str] = {}  # job entry id -> utterance id
@@ -79,7 +83,10 @@ class Worker:
 
     def run(self) -> None:
         """Load the models, join the group, work until `stop()` (SIGTERM / Ctrl-C)."""
-        languages = preload(self.data_dir)
+        if self.languages:
+            languages = {lang: load_engine(lang, self.data_dir)[0] for lang in self.languages}
+        else:
+            languages = preload(self.data_dir)
         warm_recognizers(self.data_dir, languages)  # a cold recognizer's first utterance is slow
         log.info("worker %s: %d slots, languages %s", self.id, self.slots, sorted(languages))
         try:
@@ -100,7 +107,7 @@ class Worker:
                 self.beat()
             except (redis.RedisError, OSError) as exc:
                 log.warning("heartbeat failed (%s)", exc)
-        for thread in self._threads:
+        for thread in self._threads:  # an utterance left open is taken over by another worker
             thread.join(timeout=5)
         self.redis.zrem(workers_key(self.cluster), self.id)
         self.redis.delete(worker_key(self.cluster, self.id))
@@ -160,20 +167,24 @@ class Worker:
         uid = job.get("uid", "")
         with self._lock:
             self.active[entry_id] = uid
+        finished = False
         try:
-            self._recognize(uid, job.get("lang", ""))
+            finished = self._recognize(uid, job.get("lang", ""))
         finally:
-            self.redis.xack(self.jobs, GROUP, entry_id)
             with self._lock:
                 self.active.pop(entry_id, None)
                 self.done += 1
+            # stopped mid-utterance: left pending, another worker's XAUTOCLAIM takes it over
+            if finished:
+                self.redis.xack(self.jobs, GROUP, entry_id)
 
-    def _recognize(self, uid: str, lang: str) -> None:
-        """Read the utterance from its first chunk to its end; write what is recognized."""
+    def _recognize(self, uid: str, lang: str) -> bool:
+        """Read the utterance from its first chunk to its end; write what is recognized.
+        False: this worker is stopping and left the utterance to another."""
         audio_key = utterance_key(self.cluster, uid)
         out = results_key(self.cluster, uid)
         if not self.redis.exists(audio_key):
-            return  # ended long ago (or cancelled and expired): nobody waits for it
+            return True  # ended long ago (or cancelled and expired): nobody waits for it
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(out, {"k": "c", "w": self.id}, maxlen=RESULTS_MAXLEN, approximate=True)
         pipe.expire(out, OPEN_TTL_S)
@@ -189,21 +200,23 @@ class Worker:
                 if not entries:
                     if time.monotonic() - heard > SILENT_GIVE_UP_S:
                         log.warning("utterance %s: no audio for %.0f s", uid, SILENT_GIVE_UP_S)
-                        return
+                        return True
                     continue
                 heard = time.monotonic()
                 log.debug("utterance %s: %d entries", uid, len(entries))
                 last = _s(entries[-1][0])
                 fields = [{_s(k): v for k, v in f.items()} for _id, f in entries]
                 if any("x" in f for f in fields):
-                    return  # the node recognizes it itself
+                    return True  # the node recognizes it itself
                 results: list[SpeechResult] = []
                 ended = None
                 for f in fields:
                     if "a" in f:
                         results.extend(recognizer.feed(f["a"]))
+                    elif "m" in f and _s(f["m"]) == "p":
+                        recognizer.pause()
                     elif "m" in f:
-                        recognizer.pause() if _s(f["m"]) == "p" else recognizer.resume()
+                        recognizer.resume()
                     elif "e" in f:
                         ended = float(_s(f["e"]) or 1.5)
                         break
@@ -228,18 +241,23 @@ class Worker:
                         pipe.expire(out, ENDED_TTL_S)
                     pipe.execute()
                 if ended is not None:
-                    return
+                    return True
+            return False
         finally:
             recognizer.close()
 
 
-def run_worker(settings: Settings, worker_id: str | None, slots: int) -> int:
+def run_worker(
+    settings: Settings, worker_id: str | None, slots: int, languages: list[str] | None = None
+) -> int:
     """`tradetalk worker`: run until SIGTERM or Ctrl-C (REDIS_URL, TRADETALK_DATA,
     TRADETALK_CLUSTER as the media nodes')."""
     if not settings.redis_url:
         print("tradetalk worker: REDIS_URL must name the media nodes' Redis", flush=True)
         return 2
-    worker = Worker(settings.redis_url, settings.data_dir, worker_id, settings.cluster, slots)
+    worker = Worker(
+        settings.redis_url, settings.data_dir, worker_id, settings.cluster, slots, languages
+    )
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     worker.run()

@@ -74,6 +74,11 @@ async def test_recognition_leaves_the_node_and_survives_a_lost_worker(tmp_path) 
         workers: list[WorkerProcess] = []
         try:
             # c. no worker: the node recognizes in-process, as on one machine
+
+            async def warm() -> bool:  # its recognizers warm (a cold one garbles a first line)
+                return bool((await health(media.url))["ready"])
+
+            await wait_async(warm, 90)
             assert (await health(media.url))["recognition"] == "in-process"
             buyer = await room.person(media, "ko")
             supplier = await room.person(media, "en", role="supplier")

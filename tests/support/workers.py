@@ -27,8 +27,10 @@ class WorkerProcess:
         redis_url: str,
         netns: str | None = None,
         cluster: str = "main",
+        languages: str = "ko",
     ) -> None:
         self.id = worker_id
+        self.languages = languages
         self.netns = netns
         self.cluster = cluster
         self.redis_url = redis_url
@@ -46,6 +48,7 @@ class WorkerProcess:
     def spawn(self) -> WorkerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "server.cli", "worker", "--id", self.id]
+        command += ["--languages", self.languages]
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
         with open(self.log, "ab") as log:
