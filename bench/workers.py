@@ -94,6 +94,7 @@ async def worker_cpu(client: aioredis.Redis) -> dict[str, float]:
 async def measure(hub, client, data_dir, wav, n, utterances) -> dict:
     cpu0, wall0, workers0 = time.process_time(), time.perf_counter(), await worker_cpu(client)
     counts0 = dict(hub.utterances)
+    hub.hops.clear()
     runs = await asyncio.gather(*(one_stream(hub, data_dir, wav, utterances) for _ in range(n)))
     wall = time.perf_counter() - wall0
     await asyncio.sleep(1.2)  # one more heartbeat: the workers' CPU up to now
@@ -104,6 +105,7 @@ async def measure(hub, client, data_dir, wav, n, utterances) -> dict:
         "node_cores": (time.process_time() - cpu0) / wall,
         "worker_cores": {w: (workers1[w] - workers0.get(w, 0.0)) / wall for w in workers1},
         "counts": {k: hub.utterances[k] - counts0.get(k, 0) for k in hub.utterances},
+        "hops": list(hub.hops),
     }
 
 
@@ -141,9 +143,11 @@ def row(mode: str, n: int, result: dict, max_lag: float) -> tuple[str, float]:
     workers = " ".join(f"{w}={c:.2f}" for w, c in sorted(result["worker_cores"].items()))
     counts = result["counts"]
     where = f"w{counts.get('worker', 0)}/n{counts.get('node', 0)}/f{counts.get('fallback', 0)}"
+    hops = result["hops"]
+    hop = f"{statistics.median(hops) * 1000:6.1f}" if hops else "     -"
     print(
         f"{mode:<11} {n:>2} {p50 * 1000:8.0f} {worst * 1000:8.0f} {held:>5} "
-        f"{result['node_cores']:6.2f}  {workers or '-':<24} {where}"
+        f"{result['node_cores']:6.2f}  {workers or '-':<24} {hop}  {where}"
     )
     return held, p50
 
@@ -169,7 +173,7 @@ async def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     print(
         f"{'mode':<11} {'N':>2} {'p50 ms':>8} {'worst ms':>8} {'held':>5} {'node':>6}  "
-        f"{'worker cores':<24} where (worker/node/fallback)"
+        f"{'worker cores':<24} hop ms  where (worker/node/fallback)"
     )
     p50s: dict[str, float] = {}
     try:

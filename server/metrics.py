@@ -31,6 +31,12 @@ SUBTITLE_SECONDS = Histogram(
     "End of an utterance's speech to its translated final subtitle sent",
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13),
 )
+RECOGNITION_HOP_SECONDS = Histogram(
+    "tradetalk_recognition_hop_seconds",
+    "What handing an utterance to a worker added to its final: the node's wait after the end "
+    "marker minus the worker's own time",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 Gauges = Callable[[], dict[str, float]]
 _sources: weakref.WeakSet[Any] = weakref.WeakSet()

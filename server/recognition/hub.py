@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
+from server import metrics
 from server.background import Periodic
 from server.media_sessions.captions import endpoint_config_from_env
 from server.recognition.remote import RemoteRecognizer
@@ -44,6 +46,8 @@ class RecognitionHub:
         #: utterances recognized by a `worker`, by this `node`, and `fallback`s to the node
         self.utterances = {"worker": 0, "node": 0, "fallback": 0}
         self._counting = threading.Lock()  # speakers' captions threads count
+        #: the latest worker hops (s): end marker to done, minus the worker's own time
+        self.hops: deque[float] = deque(maxlen=1000)
         self._refresh = Periodic("recognition workers", HEARTBEAT_S, self.refresh)
 
     async def start(self) -> None:
@@ -106,12 +110,17 @@ class RecognitionHub:
             local,
             alive=lambda: self.alive,
             count=self._count,
+            hop=self._hop,
         )
         return engine, remote
 
     def _count(self, where: str) -> None:
         with self._counting:
             self.utterances[where] = self.utterances.get(where, 0) + 1
+
+    def _hop(self, seconds: float) -> None:
+        self.hops.append(seconds)
+        metrics.RECOGNITION_HOP_SECONDS.observe(max(0.0, seconds))
 
     def describe(self) -> str:
         """For `/healthz`: `in-process` or `workers: N`."""

@@ -46,6 +46,7 @@ KEEP_MAX_BYTES = 60 * BYTES_PER_SECOND  # audio kept for a fallback (an utteranc
 REDIS_FAILED = (redis.RedisError, OSError, ValueError)
 
 Count = Callable[[str], None]
+Hop = Callable[[float], None]
 
 
 class _Utterance:
@@ -67,6 +68,7 @@ class _Utterance:
         self.kept_bytes = 0
         self.opened = time.monotonic()
         self.last_id = "0-0"
+        self.hop_s: float | None = None
 
     def keep(self, pcm: bytes) -> None:
         if self.kept_bytes < KEEP_MAX_BYTES:
@@ -110,13 +112,16 @@ class _Utterance:
         return not self.claimed() and time.monotonic() - self.opened > CLAIM_WAIT_S
 
     def finish(self, max_silence_s: float, alive: Callable[[], int]) -> tuple[bool, list]:
-        """The end marker, then the worker's results until it is done: (done, finals)."""
+        """The end marker, then the worker's results until it is done: (done, finals).
+        `hop_s` is then the wait minus the worker's own time: what the trip through Redis and
+        the worker's wake-up added."""
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.audio_key, {"e": f"{max_silence_s:.2f}"})
         pipe.expire(self.audio_key, ENDED_TTL_S)
         pipe.execute()
         finals: list[SpeechResult] = []
         ended = progress = time.monotonic()
+        began = time.perf_counter()
         while not self.results.done:
             now = time.monotonic()
             if self.unclaimed_too_long() or now - ended > FINAL_WAIT_S:
@@ -128,6 +133,7 @@ class _Utterance:
             finals.extend(r for r in self._fold(reply) if r.final)
             if self.last_id != seen:
                 progress = time.monotonic()
+        self.hop_s = time.perf_counter() - began - self.results.worker_ms / 1000
         return True, finals
 
     def _fold(self, reply: Any) -> list[SpeechResult]:
@@ -154,10 +160,13 @@ class RemoteRecognizer:
         local: Recognizer,
         alive: Callable[[], int],
         count: Count,
+        hop: Hop | None = None,
     ) -> None:
         """`local`: the node's own recognizer for this speaker (used when no worker serves);
         `alive()`: how many workers are alive now; `count(where)`: an utterance was recognized
-        by a `worker`, the `node`, or fell back to the node (`fallback`)."""
+        by a `worker`, the `node`, or fell back to the node (`fallback`); `hop(seconds)`: what
+        the worker hop added to an utterance's final (its end marker to the worker's done,
+        minus the worker's own time)."""
         self.client = client
         self.cluster = cluster
         self.node = node
@@ -165,6 +174,7 @@ class RemoteRecognizer:
         self._local = local
         self._alive = alive
         self._count = count
+        self._hop = hop
         self._ids = UtteranceIds(node, "s")
         self._bytes = 0  # the stream clock: audio fed and skipped
         self._local_bytes = 0  # how much of that clock the local recognizer has seen
@@ -221,6 +231,8 @@ class RemoteRecognizer:
             done, finals = False, []
         if done or finals:
             self._count("worker")
+            if remote.hop_s is not None and self._hop is not None:
+                self._hop(remote.hop_s)
             return _joined(finals)
         self._remote = remote
         early = [r for r in self._fall_back() if r.final]

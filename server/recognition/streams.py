@@ -74,10 +74,15 @@ def _s(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def encode_result(kind: str, result: SpeechResult | None = None, n: int = 0) -> dict[str, str]:
+def encode_result(
+    kind: str, result: SpeechResult | None = None, n: int = 0, ms: float | None = None
+) -> dict[str, str]:
     """A result-stream entry: `p` partial (`n`: finals before it), `f` final number `n`, `e`
-    done (times are seconds from the utterance's first audio)."""
+    done (`ms`: the worker's time from the end marker to done; times are seconds from the
+    utterance's first audio)."""
     entry = {"k": kind, "n": str(n)}
+    if ms is not None:
+        entry["ms"] = f"{ms:.2f}"
     if result is not None:
         entry.update(t=result.text, s=f"{result.start or 0.0:.3f}", d=f"{result.end or 0.0:.3f}")
     return entry
@@ -102,6 +107,8 @@ class UtteranceResults:
     offset: float = 0.0  # the utterance's start on the speaker's stream clock (seconds)
     claimed_by: str | None = None
     done: bool = False
+    #: the worker's own time from reading the end marker to saying it is done (ms)
+    worker_ms: float = 0.0
     next_final: int = 0
     workers: list[str] = field(default_factory=list)
 
@@ -114,6 +121,7 @@ class UtteranceResults:
             return None
         if kind == "e":
             self.done = True
+            self.worker_ms = float(_s(fields.get(b"ms", fields.get("ms", b"0"))))
             return None
         if result is None or self.done or n < self.next_final:
             return None  # a final said before, or a partial of it (by a worker lost since)

@@ -192,17 +192,17 @@ class Worker:
         _engine, recognizer = open_recognizer(lang, self.data_dir)
         finals = 0
         last = "0-0"
-        heard = time.monotonic()
+        heard = time.perf_counter()
         try:
             while not self.stopping.is_set():
                 reply = self.redis.xread({audio_key: last}, count=1000, block=READ_BLOCK_MS)
                 entries = [e for _k, items in reply or [] for e in items]
                 if not entries:
-                    if time.monotonic() - heard > SILENT_GIVE_UP_S:
+                    if time.perf_counter() - heard > SILENT_GIVE_UP_S:
                         log.warning("utterance %s: no audio for %.0f s", uid, SILENT_GIVE_UP_S)
                         return True
                     continue
-                heard = time.monotonic()
+                heard = read_at = time.perf_counter()
                 log.debug("utterance %s: %d entries", uid, len(entries))
                 last = _s(entries[-1][0])
                 fields = [{_s(k): v for k, v in f.items()} for _id, f in entries]
@@ -232,7 +232,8 @@ class Worker:
                     elif i == len(results) - 1 or results[i + 1].final:
                         entries_out.append(encode_result("p", result, finals))
                 if ended is not None:
-                    entries_out.append(encode_result("e", None, finals))
+                    busy_ms = (time.perf_counter() - read_at) * 1000
+                    entries_out.append(encode_result("e", None, finals, busy_ms))
                 if entries_out:
                     pipe = self.redis.pipeline(transaction=False)
                     for entry in entries_out:
