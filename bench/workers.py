@@ -9,7 +9,7 @@ Each stream says `ko_test.wav` --utterances times with 1.5 s of silence after ea
 one run on one embedded Redis (so the machine's other load hits all of them): `in-process` (no
 worker alive: the node recognizes), then 1 worker, then 2 workers (spawned here).
 
-Per mode and N streams: latency = end of the recording -> its final line back at the node
+Per mode and N streams: latency = end of the speech -> its final line back at the node
 (p50 and worst over every utterance of every stream; the VAD's 0.25 s of silence is in all
 modes alike), held = every final within --max-lag of its recording's end, node CPU (this
 process) and each worker's CPU (its heartbeat's `cpu_seconds`), as cores over the wall time.
@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
 from server.recognition.hub import RecognitionHub
 from server.recognition.streams import worker_key, workers_key
-from server.storage.embedded_redis import EmbeddedRedis
+from server.storage.embedded_redis import EmbeddedRedis, die_with_parent
 from translation.wav_audio import read_wav_pcm16
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +45,23 @@ PAUSE_S = 1.5
 CLUSTER = "bench"
 
 
+def speech_end(pcm: bytes) -> int:
+    """Where the recording's speech ends (bytes): the end of its last voiced 30 ms frame (the
+    endpointer's detector), so latency counts from the end of speech, not of the file."""
+    import webrtcvad
+
+    from translation.endpointing import FRAME_BYTES, SAMPLE_RATE
+
+    vad = webrtcvad.Vad(3)
+    last = 0
+    for offset in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
+        if vad.is_speech(pcm[offset : offset + FRAME_BYTES], SAMPLE_RATE):
+            last = offset + FRAME_BYTES
+    return last
+
+
 async def one_stream(hub: RecognitionHub, data_dir: Path, wav: bytes, utterances: int) -> list:
-    """Feed one stream in real time; the latency of each final (s after its recording ended)."""
+    """Feed one stream in real time; the latency of each final (s after its speech ended)."""
     loop = asyncio.get_running_loop()
     _engine, recognizer = await asyncio.to_thread(hub.open_recognizer, "ko", data_dir)
     finals: list[float] = []
@@ -57,6 +72,7 @@ async def one_stream(hub: RecognitionHub, data_dir: Path, wav: bytes, utterances
         endpoint=endpoint_config_from_env({}),
     )
     silence = b"\0" * int(PAUSE_S * BYTES_PER_SECOND)
+    spoken = speech_end(wav)
     ends: list[float] = []
     start = time.perf_counter()
     fed = 0
@@ -68,15 +84,15 @@ async def one_stream(hub: RecognitionHub, data_dir: Path, wav: bytes, utterances
                 if delay > 0:
                     await asyncio.sleep(delay)
                 captions.feed(part[offset : offset + CHUNK])
-            if part is wav:
-                ends.append(time.perf_counter())
+                if part is wav and offset < spoken <= offset + CHUNK:
+                    ends.append(time.perf_counter())
     deadline = time.perf_counter() + 15
     while len(finals) < utterances and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)
     await asyncio.to_thread(captions.close)
     lags = []
     for end, next_end in zip(ends, [*ends[1:], float("inf")], strict=True):
-        got = [f for f in finals if end <= f < next_end]  # the first final after the recording
+        got = [f for f in finals if end <= f < next_end]  # the first final after the speech
         lags.append(got[0] - end if got else float("inf"))
     return lags
 
@@ -124,7 +140,14 @@ def spawn_worker(i: int, url: str, tmp: Path) -> subprocess.Popen:
         "--languages",
         "ko",
     ]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,  # a bench stopped half-way leaves no worker behind
+    )
 
 
 async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 120) -> None:

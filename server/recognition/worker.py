@@ -42,7 +42,7 @@ from server.recognition.streams import (
 )
 from server.warmup import warm_recognizers
 from translation.speech import SpeechResult
-from translation.speech_engines import load_engine, open_recognizer, preload
+from translation.speech_engines import load_engine, preload, recognizer_for
 
 log = logging.getLogger("tradetalk.worker")
 
@@ -80,6 +80,7 @@ class Worker:
         self.done = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._engines: dict[str, tuple[str, Any]] = {}
 
     def run(self) -> None:
         """Load the models, join the group, work until `stop()` (SIGTERM / Ctrl-C)."""
@@ -132,6 +133,14 @@ class Worker:
         pipe.execute()
 
     # ------------------------------------------------------------------ jobs
+
+    def _engine(self, lang: str) -> tuple[str, Any]:
+        """(engine, model) for `lang`, looked up once per language (finding it scans the
+        data dir: ~0.1 s, too much per utterance)."""
+        found = self._engines.get(lang)
+        if found is None:
+            found = self._engines[lang] = load_engine(lang, self.data_dir)
+        return found
 
     def _slot(self) -> None:
         while not self.stopping.is_set():
@@ -189,7 +198,7 @@ class Worker:
         pipe.xadd(out, {"k": "c", "w": self.id}, maxlen=RESULTS_MAXLEN, approximate=True)
         pipe.expire(out, OPEN_TTL_S)
         pipe.execute()
-        _engine, recognizer = open_recognizer(lang, self.data_dir)
+        recognizer = recognizer_for(*self._engine(lang), lang)
         finals = 0
         last = "0-0"
         heard = time.perf_counter()
