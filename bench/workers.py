@@ -6,8 +6,9 @@ Run: .venv/bin/python bench/workers.py [--streams 1,2,4,6] [--utterances 3] [--m
 One process plays the media node: per stream, the real pipeline (`SpeakerCaptions` with the VAD
 endpointer, fed a 20 ms chunk every 20 ms) on a recognizer from `RecognitionHub`, as in a call.
 Each stream says `ko_test.wav` --utterances times with 1.5 s of silence after each. Modes, in
-one run on one embedded Redis (so the machine's other load hits all of them): `in-process` (no
-worker alive: the node recognizes), then 1 worker, then 2 workers (spawned here).
+one run on one embedded Redis, interleaved per N and repeated --rounds times (so the machine's
+other load hits all of them alike): `in-process` (the node sees no worker and recognizes), 1
+worker (the other stopped with SIGSTOP until its heartbeat lapses), 2 workers.
 
 Per mode and N streams: latency = end of the speech -> its final line back at the node
 (p50 and worst over every utterance of every stream; the VAD's 0.25 s of silence is in all
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -158,6 +160,22 @@ async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 120) -> N
         await hub.refresh()
 
 
+async def see_workers(hub: RecognitionHub, workers: list[subprocess.Popen], count: int) -> None:
+    """Let the node see `count` workers: the others are stopped (SIGSTOP) until their
+    heartbeat lapses; 0: the node sees none and recognizes in-process."""
+    for i, worker in enumerate(workers):
+        worker.send_signal(signal.SIGCONT if i < count else signal.SIGSTOP)
+    if count == 0:
+        hub.alive = 0
+        return
+    deadline = time.monotonic() + 10
+    while True:
+        await hub.refresh()
+        if hub.alive == count or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.5)
+
+
 def row(mode: str, n: int, result: dict, max_lag: float) -> tuple[str, float]:
     lags = result["lags"]
     p50 = statistics.median(lags)
@@ -182,6 +200,7 @@ async def main() -> int:
     parser.add_argument("--utterances", type=int, default=3, help="recordings per stream")
     parser.add_argument("--max-lag", type=float, default=1.0, help="lag (s) still real time")
     parser.add_argument("--max-workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, modes interleaved")
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
     data_dir = Path(os.environ.get("TRADETALK_DATA", "var"))
@@ -198,29 +217,45 @@ async def main() -> int:
         f"{'mode':<11} {'N':>2} {'p50 ms':>8} {'worst ms':>8} {'held':>5} {'node':>6}  "
         f"{'worker cores':<24} hop ms  where (worker/node/fallback)"
     )
-    p50s: dict[str, float] = {}
     try:
         from server.warmup import warm_recognizers
 
         await asyncio.to_thread(warm_recognizers, data_dir, {"ko": "vosk"})
-        for n_workers in range(args.max_workers + 1):
-            if n_workers:
-                workers.append(spawn_worker(n_workers, url, tmp))
-                await wait_alive(hub, n_workers)
-            mode = (
-                f"{n_workers} worker{'s' if n_workers > 1 else ''}" if n_workers else "in-process"
-            )
+        await hub._refresh.stop()  # the bench says how many workers the node sees
+        for i in range(args.max_workers):
+            workers.append(spawn_worker(i + 1, url, tmp))
+        await wait_alive(hub, args.max_workers)
+        results: dict[tuple[str, int], list[dict]] = {}
+        for _round in range(args.rounds):
             for n in counts:
-                result = await measure(hub, client, data_dir, wav, n, args.utterances)
-                _held, p50 = row(mode, n, result, args.max_lag)
-                if n == counts[0]:
-                    p50s[mode] = p50
-        base = p50s.get("in-process")
-        if base is not None:
-            for mode, p50 in p50s.items():
-                if mode != "in-process":
-                    hop = (p50 - base) * 1000
-                    print(f"worker hop at N={counts[0]}: {mode} p50 {hop:+.0f} ms vs in-process")
+                for n_workers in range(args.max_workers + 1):
+                    mode = f"{n_workers} worker(s)" if n_workers else "in-process"
+                    await see_workers(hub, workers, n_workers)
+                    result = await measure(hub, client, data_dir, wav, n, args.utterances)
+                    row(mode, n, result, args.max_lag)
+                    results.setdefault((mode, n), []).append(result)
+        print(f"\n== all {args.rounds} rounds: latency from the end of speech to the final ==")
+        base: dict[int, float] = {}
+        for (mode, n), runs in results.items():
+            lags = [lag for r in runs for lag in r["lags"]]
+            hops = [h for r in runs for h in r["hops"]]
+            p50 = statistics.median(lags)
+            held = all(lag <= args.max_lag for lag in lags)
+            cores = {}
+            for r in runs:
+                for w, c in r["worker_cores"].items():
+                    cores.setdefault(w, []).append(c)
+            per_worker = " ".join(f"{w}={statistics.mean(c):.2f}" for w, c in sorted(cores.items()))
+            node = statistics.mean(r["node_cores"] for r in runs)
+            if mode == "in-process":
+                base[n] = p50
+            versus = f"{(p50 - base[n]) * 1000:+6.0f}" if n in base and mode != "in-process" else ""
+            hop = f"hop p50 {statistics.median(hops) * 1000:.1f} ms" if hops else ""
+            print(
+                f"{mode:<11} N={n}: p50 {p50 * 1000:5.0f} ms {versus:>6} vs in-process, "
+                f"held {'yes' if held else 'no '}, node {node:.2f} cores, "
+                f"workers {per_worker or '-'} {hop}"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         for worker in workers:
