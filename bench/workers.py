@@ -152,7 +152,7 @@ def spawn_worker(i: int, url: str, tmp: Path) -> subprocess.Popen:
     )
 
 
-async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 120) -> None:
+async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while hub.alive < count:
         assert time.monotonic() < deadline, f"{count} workers not alive in {timeout} s"
