@@ -36,7 +36,8 @@ import redis.asyncio as aioredis
 from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
 from server.recognition.hub import RecognitionHub
 from server.recognition.streams import worker_key, workers_key
-from server.storage.embedded_redis import EmbeddedRedis, die_with_parent
+from server.storage.embedded_redis import EmbeddedRedis
+from tests.support.peers import spawn_cli
 from translation.wav_audio import read_wav_pcm16
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,28 +129,12 @@ async def measure(hub, client, data_dir, wav, n, utterances) -> dict:
 
 
 def spawn_worker(i: int, url: str, tmp: Path) -> subprocess.Popen:
+    """`tradetalk worker` on the bench's Redis (it dies with the bench)."""
     env = {**os.environ, "REDIS_URL": url, "TRADETALK_CLUSTER": CLUSTER}
     env.setdefault("TRADETALK_DATA", str(tmp / f"worker{i}"))
     env.setdefault("TRADETALK_SECRET", "bench-secret-" + "x" * 20)
-    log = open(tmp / f"worker{i}.log", "wb")
-    command = [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "worker",
-        "--id",
-        f"bench{i}",
-        "--languages",
-        "ko",
-    ]
-    return subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,  # a bench stopped half-way leaves no worker behind
-    )
+    args = ["worker", "--id", f"bench{i}", "--languages", "ko"]
+    return spawn_cli(args, env, tmp / f"worker{i}.log")
 
 
 async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 300) -> None:

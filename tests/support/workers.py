@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from server.recognition.streams import workers_key
-from server.storage.embedded_redis import die_with_parent
-from tests.support.peers import REPO, SECRET
+from tests.support.peers import SECRET, spawn_cli
 
 
 class WorkerProcess:
@@ -46,20 +44,8 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> WorkerProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "server.cli", "worker", "--id", self.id]
-        command += ["--languages", self.languages]
-        if self.netns:
-            command = ["ip", "netns", "exec", self.netns, *command]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
+        args = ["worker", "--id", self.id, "--languages", self.languages]
+        self.process = spawn_cli(args, self.env, self.log, self.netns)
         return self
 
     async def alive_in_redis(self, timeout: float = 90) -> None:
