@@ -122,7 +122,12 @@ async def measure(hub, client, data_dir, wav, n, utterances) -> dict:
     return {
         "lags": lags,
         "node_cores": (time.process_time() - cpu0) / wall,
-        "worker_cores": {w: (workers1[w] - workers0.get(w, 0.0)) / wall for w in workers1},
+        # a worker stopped (SIGSTOP) for this mode has no load hash left: not counted
+        "worker_cores": {
+            w: max(0.0, workers1[w] - workers0[w]) / wall
+            for w in workers1
+            if w in workers0 and workers1[w] >= workers0[w] > 0
+        },
         "counts": {k: hub.utterances[k] - counts0.get(k, 0) for k in hub.utterances},
         "hops": list(hub.hops),
     }
