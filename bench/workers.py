@@ -5,10 +5,10 @@ Run: .venv/bin/python bench/workers.py [--streams 1,2,4,6] [--utterances 3] [--m
 
 One process plays the media node: per stream, the real pipeline (`SpeakerCaptions` with the VAD
 endpointer, fed a 20 ms chunk every 20 ms) on a recognizer from `RecognitionHub`, as in a call.
-Each stream says `ko_test.wav` --utterances times with 1.5 s of silence after each. Modes, in
-one run on one embedded Redis, interleaved per N and repeated --rounds times (so the machine's
-other load hits all of them alike): `in-process` (the node sees no worker and recognizes), 1
-worker (the other stopped with SIGSTOP until its heartbeat lapses), 2 workers.
+Each stream says `ko_test.wav` --utterances times with 1.5 s of silence after each. One
+embedded Redis; with 1 worker, then with 2 (spawned here), --rounds rounds of: per N,
+`in-process` (the node is told it sees no worker, so it recognizes) then the workers, so the
+machine's other load hits baseline and workers alike (`[k]`: measured beside k workers).
 
 Per mode and N streams: latency = end of the speech -> its final line back at the node
 (p50 and worst over every utterance of every stream; the VAD's 0.25 s of silence is in all
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -150,22 +149,6 @@ async def wait_alive(hub: RecognitionHub, count: int, timeout: float = 300) -> N
         await hub.refresh()
 
 
-async def see_workers(hub: RecognitionHub, workers: list[subprocess.Popen], count: int) -> None:
-    """Let the node see `count` workers: the others are stopped (SIGSTOP) until their
-    heartbeat lapses; 0: the node sees none and recognizes in-process."""
-    for i, worker in enumerate(workers):
-        worker.send_signal(signal.SIGCONT if i < count else signal.SIGSTOP)
-    if count == 0:
-        hub.alive = 0
-        return
-    deadline = time.monotonic() + 10
-    while True:
-        await hub.refresh()
-        if hub.alive == count or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.5)
-
-
 def row(mode: str, n: int, result: dict, max_lag: float) -> tuple[str, float]:
     lags = result["lags"]
     p50 = statistics.median(lags)
@@ -190,7 +173,7 @@ async def main() -> int:
     parser.add_argument("--utterances", type=int, default=3, help="recordings per stream")
     parser.add_argument("--max-lag", type=float, default=1.0, help="lag (s) still real time")
     parser.add_argument("--max-workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds, modes interleaved")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per worker count")
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
     data_dir = Path(os.environ.get("TRADETALK_DATA", "var"))
@@ -211,19 +194,21 @@ async def main() -> int:
         from server.warmup import warm_recognizers
 
         await asyncio.to_thread(warm_recognizers, data_dir, {"ko": "vosk"})
-        await hub._refresh.stop()  # the bench says how many workers the node sees
-        for i in range(args.max_workers):
-            workers.append(spawn_worker(i + 1, url, tmp))
-        await wait_alive(hub, args.max_workers)
+        await hub._refresh.stop()  # the bench says when the node sees its workers
         results: dict[tuple[str, int], list[dict]] = {}
-        for _round in range(args.rounds):
-            for n in counts:
-                for n_workers in range(args.max_workers + 1):
-                    mode = f"{n_workers} worker(s)" if n_workers else "in-process"
-                    await see_workers(hub, workers, n_workers)
-                    result = await measure(hub, client, data_dir, wav, n, args.utterances)
-                    row(mode, n, result, args.max_lag)
-                    results.setdefault((mode, n), []).append(result)
+        for n_workers in range(1, args.max_workers + 1):
+            workers.append(spawn_worker(n_workers, url, tmp))
+            await wait_alive(hub, n_workers)
+            for _round in range(args.rounds):
+                for n in counts:
+                    for mode in ("in-process", f"{n_workers} worker(s)"):
+                        if mode == "in-process":
+                            hub.alive = 0  # the node sees no worker: it recognizes in-process
+                        else:
+                            await hub.refresh()
+                        result = await measure(hub, client, data_dir, wav, n, args.utterances)
+                        row(mode, n, result, args.max_lag)
+                        results.setdefault((f"{mode} [{n_workers}]", n), []).append(result)
         print(f"\n== all {args.rounds} rounds: latency from the end of speech to the final ==")
         base: dict[int, float] = {}
         for (mode, n), runs in results.items():
@@ -237,12 +222,12 @@ async def main() -> int:
                     cores.setdefault(w, []).append(c)
             per_worker = " ".join(f"{w}={statistics.mean(c):.2f}" for w, c in sorted(cores.items()))
             node = statistics.mean(r["node_cores"] for r in runs)
-            if mode == "in-process":
-                base[n] = p50
-            versus = f"{(p50 - base[n]) * 1000:+6.0f}" if n in base and mode != "in-process" else ""
+            if mode.startswith("in-process"):
+                base[n] = p50  # the baseline measured beside these workers
+            versus = f"{(p50 - base[n]) * 1000:+6.0f}" if not mode.startswith("in-") else ""
             hop = f"hop p50 {statistics.median(hops) * 1000:.1f} ms" if hops else ""
             print(
-                f"{mode:<11} N={n}: p50 {p50 * 1000:5.0f} ms {versus:>6} vs in-process, "
+                f"{mode:<15} N={n}: p50 {p50 * 1000:5.0f} ms {versus:>6} vs in-process, "
                 f"held {'yes' if held else 'no '}, node {node:.2f} cores, "
                 f"workers {per_worker or '-'} {hop}"
             )
