@@ -110,6 +110,7 @@ class RecognitionHub:
             local,
             alive=lambda: self.alive,
             count=self._count,
+            worker_alive=lambda worker: worker in self.workers,
             hop=self._hop,
         )
         return engine, remote

@@ -20,11 +20,13 @@ from typing import Any
 import redis
 
 from server.recognition.streams import (
+    CLAIM_IDLE_S,
     ENDED_TTL_S,
     JOBS_MAXLEN,
     OPEN_TTL_S,
     RESULTS_MAXLEN,
     UTTERANCE_MAXLEN,
+    WORKER_TTL_S,
     UtteranceIds,
     UtteranceResults,
     jobs_key,
@@ -37,8 +39,10 @@ from translation.speech_engines import Recognizer
 log = logging.getLogger("tradetalk.recognition")
 
 BYTES_PER_SECOND = 32000
-CLAIM_WAIT_S = 2.0  # no worker claimed the job by then: the node recognizes the utterance
-STALL_S = 8.0  # after the end, no word from any worker for this long: the node does it
+CLAIM_WAIT_S = 3.0  # no worker claimed the job by then: the node recognizes the utterance
+#: the claiming worker out of the live set this long, and no other claimed the job: the node
+#: recognizes it (a takeover comes CLAIM_IDLE_S after the worker's last re-claim)
+TAKEOVER_S = CLAIM_IDLE_S + WORKER_TTL_S + 2.0
 FINAL_WAIT_S = 30.0  # after the end, never wait longer than this for a worker's final
 KEEP_MAX_BYTES = 60 * BYTES_PER_SECOND  # audio kept for a fallback (an utterance is <= ~20 s)
 #: Redis away or a connection cut mid-reply (redis-py may raise ValueError then): the node
@@ -46,6 +50,7 @@ KEEP_MAX_BYTES = 60 * BYTES_PER_SECOND  # audio kept for a fallback (an utteranc
 REDIS_FAILED = (redis.RedisError, OSError, ValueError)
 
 Count = Callable[[str], None]
+Alive = Callable[[str], bool]  # whether a worker (by id) is in the live set now
 Hop = Callable[[float], None]
 
 
@@ -69,6 +74,8 @@ class _Utterance:
         self.opened = time.monotonic()
         self.last_id = "0-0"
         self.hop_s: float | None = None
+        self._holder_seen = time.monotonic()  # when the claiming worker was last alive
+        self.why = ""  # why the node recognized it after all
 
     def keep(self, pcm: bytes) -> None:
         if self.kept_bytes < KEEP_MAX_BYTES:
@@ -111,7 +118,21 @@ class _Utterance:
     def unclaimed_too_long(self) -> bool:
         return not self.claimed() and time.monotonic() - self.opened > CLAIM_WAIT_S
 
-    def finish(self, max_silence_s: float, alive: Callable[[], int]) -> tuple[bool, list]:
+    def abandoned(self, alive: Alive) -> str | None:
+        """Why the node should recognize this utterance itself now, or None: no worker took
+        it in `CLAIM_WAIT_S`, or the worker that did left the live set and none took over."""
+        now = time.monotonic()
+        if self.unclaimed_too_long():
+            return "no worker claimed it"
+        holder = self.results.claimed_by
+        if holder is None or alive(holder):
+            self._holder_seen = now
+            return None
+        if now - self._holder_seen > TAKEOVER_S:
+            return f"worker {holder} was lost and none took over"
+        return None
+
+    def finish(self, max_silence_s: float, alive: Alive) -> tuple[bool, list]:
         """The end marker, then the worker's results until it is done: (done, finals).
         `hop_s` is then the wait minus the worker's own time: what the trip through Redis and
         the worker's wake-up added."""
@@ -120,19 +141,17 @@ class _Utterance:
         pipe.expire(self.audio_key, ENDED_TTL_S)
         pipe.execute()
         finals: list[SpeechResult] = []
-        ended = progress = time.monotonic()
+        ended = time.monotonic()
         began = time.perf_counter()
         while not self.results.done:
-            now = time.monotonic()
-            if self.unclaimed_too_long() or now - ended > FINAL_WAIT_S:
+            why = self.abandoned(alive)
+            if why is None and time.monotonic() - ended > FINAL_WAIT_S:
+                why = f"no final in {FINAL_WAIT_S:.0f} s"
+            if why is not None:
+                self.why = why
                 return False, finals
-            if now - progress > STALL_S or (alive() == 0 and now - progress > CLAIM_WAIT_S):
-                return False, finals
-            seen = self.last_id
-            reply = self.client.xread({self.out_key: seen}, count=RESULTS_MAXLEN, block=100)
+            reply = self.client.xread({self.out_key: self.last_id}, count=RESULTS_MAXLEN, block=100)
             finals.extend(r for r in self._fold(reply) if r.final)
-            if self.last_id != seen:
-                progress = time.monotonic()
         self.hop_s = time.perf_counter() - began - self.results.worker_ms / 1000
         return True, finals
 
@@ -160,10 +179,12 @@ class RemoteRecognizer:
         local: Recognizer,
         alive: Callable[[], int],
         count: Count,
+        worker_alive: Alive | None = None,
         hop: Hop | None = None,
     ) -> None:
         """`local`: the node's own recognizer for this speaker (used when no worker serves);
-        `alive()`: how many workers are alive now; `count(where)`: an utterance was recognized
+        `alive()`: how many workers are alive now; `worker_alive(id)`: whether that one is;
+        `count(where)`: an utterance was recognized
         by a `worker`, the `node`, or fell back to the node (`fallback`); `hop(seconds)`: what
         the worker hop added to an utterance's final (its end marker to the worker's done,
         minus the worker's own time)."""
@@ -173,6 +194,7 @@ class RemoteRecognizer:
         self.lang = lang
         self._local = local
         self._alive = alive
+        self._worker_alive = worker_alive or (lambda _worker: alive() > 0)
         self._count = count
         self._hop = hop
         self._ids = UtteranceIds(node, "s")
@@ -201,9 +223,11 @@ class RemoteRecognizer:
         try:
             results = remote.feed(pcm)
         except REDIS_FAILED as exc:
-            log.warning("utterance %s: redis failed (%s); recognized here", remote.uid, exc)
+            remote.why = f"redis failed ({exc})"
             return self._fall_back()
-        if remote.unclaimed_too_long() or (not self._alive() and remote.claimed()):
+        why = remote.abandoned(self._worker_alive)
+        if why is not None:
+            remote.why = why
             return self._fall_back()
         return results
 
@@ -225,10 +249,9 @@ class RemoteRecognizer:
             self._count("node")
             return self._local.end_utterance(max_silence_s)
         try:
-            done, finals = remote.finish(max_silence_s, self._alive)
+            done, finals = remote.finish(max_silence_s, self._worker_alive)
         except REDIS_FAILED as exc:
-            log.warning("utterance %s: redis failed (%s); recognized here", remote.uid, exc)
-            done, finals = False, []
+            done, finals, remote.why = False, [], f"redis failed ({exc})"
         if done or finals:
             self._count("worker")
             if remote.hop_s is not None and self._hop is not None:
@@ -287,7 +310,7 @@ class RemoteRecognizer:
         self._local_open = True
         if remote is None:
             return []
-        log.info("utterance %s: no worker finished it; recognized here", remote.uid)
+        log.info("utterance %s: %s; recognized here", remote.uid, remote.why or "redis failed")
         self._count("fallback")
         try:
             remote.cancel()

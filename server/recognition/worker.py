@@ -204,7 +204,9 @@ class Worker:
         heard = time.perf_counter()
         try:
             while not self.stopping.is_set():
-                reply = self.redis.xread({audio_key: last}, count=1000, block=READ_BLOCK_MS)
+                # ~1 s of audio at a time: a worker catching up (a takeover) still says
+                # partials as it goes
+                reply = self.redis.xread({audio_key: last}, count=50, block=READ_BLOCK_MS)
                 entries = [e for _k, items in reply or [] for e in items]
                 if not entries:
                     if time.perf_counter() - heard > SILENT_GIVE_UP_S:
