@@ -5,9 +5,10 @@ One call, one run of the cluster (each costs ~30-60 s here), in three acts:
 c. no worker alive: `/healthz` says `in-process` and the node recognizes the first line itself;
 a. two workers start (on host2 and host3): `/healthz` says `workers: 2`, and a line arrives
    that a worker recognized while the node recognized nothing (its `/metrics` counts);
-b. kill -9 of the worker holding the open utterance: the other takes it over (two claims on
-   the utterance's result stream), the line arrives once and reads as the reference, and the
-   node never fell back to recognizing it itself.
+b. kill -9 of the worker holding an open utterance (it said a partial: speech): the other
+   takes it over (two claims on the utterance's result stream), the line arrives once and reads
+   as the reference (or the part of it the utterance holds), and the node never fell back to
+   recognizing it itself.
 Live Vosk text is compared to the reference with a tolerance (CER), never word for word.
 """
 
@@ -62,6 +63,7 @@ async def utterances(redis) -> dict[str, dict]:
             "claims": [f["w"] for f in entries if f.get("k") == "c"],
             "done": any(f.get("k") == "e" for f in entries),
             "finals": [f["t"] for f in entries if f.get("k") == "f"],
+            "partials": [f["t"] for f in entries if f.get("k") == "p"],
         }
     return out
 
@@ -131,7 +133,8 @@ async def test_recognition_leaves_the_node_and_survives_a_lost_worker(tmp_path) 
             async def an_open_utterance() -> bool:
                 nonlocal held
                 for uid, u in (await utterances(room.redis)).items():
-                    if uid not in known and u["claims"] and not u["done"]:
+                    speech = any(len(p.replace(" ", "")) >= 3 for p in u["partials"])
+                    if uid not in known and u["claims"] and not u["done"] and speech:
                         held = (uid, u["claims"][0])
                         return True
                 return False
@@ -158,8 +161,9 @@ async def test_recognition_leaves_the_node_and_survives_a_lost_worker(tmp_path) 
             await wait_until(lambda: len(finals(supplier)) > before_kill, 10)
             after = [s["text"] for s in finals(supplier)[before_kill:]]
             assert text in after[:2], (after, text)  # the taken-over line, as the worker said it
-            print(f"[workers] the line after the kill: {text!r} CER {cer(text, KO_REFERENCE):.2f}")
-            assert cer(text, KO_REFERENCE) <= MAX_CER, text
+            score = part_cer(text, KO_REFERENCE)
+            print(f"[workers] the line after the kill: {text!r} CER {score:.2f} (its part)")
+            assert score <= MAX_CER, text
             await asyncio.sleep(1.0)  # a late duplicate would have arrived by now
             no_duplicates(finals(supplier))
             end = await recognition_figures(media.url)
@@ -170,6 +174,14 @@ async def test_recognition_leaves_the_node_and_survives_a_lost_worker(tmp_path) 
             for worker in workers:
                 worker.kill()
                 print(f"----- worker {worker.id} log tail -----\n{worker.read_log()[-2000:]}")
+
+
+def part_cer(text: str, reference: str) -> float:
+    """CER of `text` against the part of `reference` it reads best as (the VAD may cut a
+    recording in two lines: each is then part of the sentence)."""
+    size = len(text)
+    starts = range(max(1, len(reference) - size + 1))
+    return min(cer(text, reference[i : i + size]) for i in starts)
 
 
 async def wait_async(check, timeout: float, step: float = 0.2) -> None:
