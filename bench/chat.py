@@ -5,7 +5,7 @@ arrival time gives end-to-end latency. Each server runs in its own process on th
 clients share the bench process); the same client code drives both servers, so the ratio shows
 what auth, validation, Redis storage and cross-process fan-out cost.
 
-    python bench/chat.py [--pairs 10] [--seconds 4] [--rates 200,500,1000,1500,2000]
+    python -m bench.chat [--pairs 10] [--seconds 4] [--rates 200,500,1000,1500,2000]
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from pathlib import Path
 import aiohttp
 import socketio
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from server.storage.embedded_redis import EmbeddedRedis, free_port
+from server.tokens import Identity, issue_token
 
-from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from server.tokens import Identity, issue_token  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SECRET = "bench-secret"
 
@@ -180,7 +179,8 @@ async def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             relay = subprocess.Popen(
-                [sys.executable, str(REPO / "bench" / "relay_server.py"), str(relay_port)],
+                [sys.executable, "-m", "bench.relay_server", str(relay_port)],
+                cwd=REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
