@@ -27,6 +27,7 @@ from server.recognition.streams import (
     RESULTS_MAXLEN,
     UTTERANCE_MAXLEN,
     WORKER_TTL_S,
+    Fields,
     UtteranceIds,
     UtteranceResults,
     jobs_key,
@@ -88,7 +89,7 @@ class _Utterance:
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(self.audio_key, {"a": pcm}, maxlen=UTTERANCE_MAXLEN, approximate=True)
         pipe.expire(self.audio_key, OPEN_TTL_S)
-        job = {"uid": self.uid, "lang": self.lang, "node": self.node}
+        job: Fields = {"uid": self.uid, "lang": self.lang, "node": self.node}
         pipe.xadd(self.jobs_key, job, maxlen=JOBS_MAXLEN, approximate=True)
         pipe.execute()
         return []

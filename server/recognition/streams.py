@@ -17,8 +17,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from redis.typing import EncodableT, FieldT
+
 from server.storage.keys import PREFIX
 from translation.speech import SpeechResult
+
+Fields = dict[FieldT, EncodableT]
+"""A stream entry as redis-py takes it."""
 
 GROUP = "workers"
 JOBS_MAXLEN = 10_000
@@ -76,11 +81,11 @@ def _s(raw: object) -> str:
 
 def encode_result(
     kind: str, result: SpeechResult | None = None, n: int = 0, ms: float | None = None
-) -> dict[str, str]:
+) -> Fields:
     """A result-stream entry: `p` partial (`n`: finals before it), `f` final number `n`, `e`
     done (`ms`: the worker's time from the end marker to done; times are seconds from the
     utterance's first audio)."""
-    entry = {"k": kind, "n": str(n)}
+    entry: Fields = {"k": kind, "n": str(n)}
     if ms is not None:
         entry["ms"] = f"{ms:.2f}"
     if result is not None:

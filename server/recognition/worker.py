@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.typing import StreamIdT
 
 from server.config import Settings
 from server.recognition.streams import (
@@ -33,6 +34,7 @@ from server.recognition.streams import (
     OPEN_TTL_S,
     RESULTS_MAXLEN,
     WORKER_TTL_S,
+    Fields,
     encode_result,
     jobs_key,
     results_key,
@@ -125,11 +127,17 @@ class Worker:
         pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(workers_key(self.cluster), {self.id: time.time() + WORKER_TTL_S})
         load_key = worker_key(self.cluster, self.id)
-        load = {"active": len(active), "slots": self.slots, "done": done, "cpu_seconds": cpu}
+        load: Fields = {
+            "active": len(active),
+            "slots": self.slots,
+            "done": done,
+            "cpu_seconds": cpu,
+        }
         pipe.hset(load_key, mapping={**load, "host": socket.gethostname(), "pid": os.getpid()})
         pipe.expire(load_key, int(WORKER_TTL_S * 3))
         if active:
-            pipe.xclaim(self.jobs, GROUP, self.id, 0, active, justid=True)
+            ids: list[StreamIdT] = list(active)
+            pipe.xclaim(self.jobs, GROUP, self.id, 0, ids, justid=True)
         pipe.execute()
 
     # ------------------------------------------------------------------ jobs
@@ -166,8 +174,8 @@ class Worker:
                 log.info("took over job %s", _s(entry_id))
                 return _s(entry_id), {_s(k): _s(v) for k, v in fields.items()}
             self.redis.xack(self.jobs, GROUP, entry_id)
-        reply = self.redis.xreadgroup(GROUP, self.id, {self.jobs: ">"}, count=1, block=1000)
-        for _stream, entries in reply or []:
+        fresh: Any = self.redis.xreadgroup(GROUP, self.id, {self.jobs: ">"}, count=1, block=1000)
+        for _stream, entries in fresh or []:
             for entry_id, fields in entries:
                 return _s(entry_id), {_s(k): _s(v) for k, v in fields.items()}
         return None
@@ -206,7 +214,7 @@ class Worker:
             while not self.stopping.is_set():
                 # ~1 s of audio at a time: a worker catching up (a takeover) still says
                 # partials as it goes
-                reply = self.redis.xread({audio_key: last}, count=50, block=READ_BLOCK_MS)
+                reply: Any = self.redis.xread({audio_key: last}, count=50, block=READ_BLOCK_MS)
                 entries = [e for _k, items in reply or [] for e in items]
                 if not entries:
                     if time.perf_counter() - heard > SILENT_GIVE_UP_S:
