@@ -164,7 +164,7 @@ def main() -> int:
         f"{'unpaused: end->End p50 / max s':>31}"
     )
     default = EndpointConfig()
-    options = [
+    options: list[tuple[str, EndpointConfig, str | None]] = [
         (f"VAD, silence {s:.2f} s", replace(default, silence_s=s), None) for s in (0.25, 0.35, 0.45)
     ]
     options.insert(1, ("adaptive 0.25 / 0.45 s (default)", default, "ko"))
