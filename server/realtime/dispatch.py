@@ -97,6 +97,8 @@ class Dispatcher:
         ticket = session.ordered.ticket() if name in ORDERED_EVENTS else None
         current = CURRENT.set(ticket)  # the handler finds its ticket here
         try:
+            if ticket is not None:
+                await ticket.admitted()
             refused = await self._refusal(session, args)
             if refused is not None:
                 return refused

@@ -1,6 +1,6 @@
 """One socket's line of ordered events (`server/realtime/turns.py`): commits in arrival order
-whatever order the events reach them in, and the line holds when an event ends without
-committing or its wait is cancelled."""
+whatever order the events reach them in, the line holds when an event ends without committing
+or its wait is cancelled, and only DEPTH events of a socket are in progress at once."""
 
 from __future__ import annotations
 
@@ -50,3 +50,14 @@ async def test_a_cancelled_wait_keeps_the_line() -> None:
     await commit(first, 1, log)
     await late
     assert log == [1, 3]
+
+
+async def test_at_most_depth_events_of_a_socket_are_in_progress() -> None:
+    line = ArrivalOrder(depth=2)
+    first, second, third = line.ticket(), line.ticket(), line.ticket()
+    await asyncio.wait_for(second.admitted(), 1)  # beside the first
+    door = asyncio.ensure_future(third.admitted())
+    await asyncio.sleep(0.01)
+    assert not door.done()  # the first and second are still in progress
+    first.release()
+    await asyncio.wait_for(door, 1)
