@@ -31,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import socketio
@@ -302,7 +304,9 @@ async def main() -> None:
                 for server in servers:
                     if server.done:
                         continue
-                    work = [run_level(server, rate, args.seconds, f"{level}-{rate:.0f}")]
+                    work: list[Awaitable[Any]] = [
+                        run_level(server, rate, args.seconds, f"{level}-{rate:.0f}")
+                    ]
                     if args.profile == rate and server.kind == "tradetalk":
                         out = Path(tempfile.gettempdir()) / f"chat-profile-{server.name}.txt"
                         work.append(record_profile(server, args.seconds, out))

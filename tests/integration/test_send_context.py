@@ -31,6 +31,16 @@ async def peers() -> AsyncIterator[list[Peer]]:
         await peer.close()
 
 
+async def across(urls: list[str], peers: list[Peer], a: str, b: str) -> tuple[Peer, Peer, str]:
+    """A buyer (language a) on the first server, a supplier (b) on the second, and their
+    conversation."""
+    buyer = await Peer(new_user(lang=a)).connect(urls[0])
+    supplier = await Peer(new_user(lang=b)).connect(urls[1])
+    peers += [buyer, supplier]
+    ack = await buyer.call("conversation.create", {"participants": [supplier.id]})
+    return buyer, supplier, ack["conversation"]["id"]
+
+
 async def send(peer: Peer, cid: str, text: str, client_id: str) -> dict:
     ack = await peer.call(
         "message.send", {"conversation_id": cid, "client_id": client_id, "text": text}
@@ -42,12 +52,7 @@ async def send(peer: Peer, cid: str, text: str, client_id: str) -> dict:
 async def test_a_language_changed_on_another_process_reaches_the_next_message(
     two_servers, peers
 ) -> None:
-    here, there = two_servers
-    buyer = await Peer(new_user(lang="en")).connect(here)
-    supplier = await Peer(new_user(lang="en")).connect(there)
-    peers += [buyer, supplier]
-    ack = await buyer.call("conversation.create", {"participants": [supplier.id]})
-    cid = ack["conversation"]["id"]
+    buyer, supplier, cid = await across(two_servers, peers, "en", "en")
     first = await send(buyer, cid, "Thank you very much.", "1")
     assert first["translations"] == {}  # both read English: nothing to translate
     assert (await supplier.call("user.set_language", {"lang": "es"}))["ok"]
@@ -63,12 +68,7 @@ async def test_a_language_changed_on_another_process_reaches_the_next_message(
 async def test_a_glossary_set_on_another_process_reaches_the_next_message(
     two_servers, peers
 ) -> None:
-    here, there = two_servers
-    buyer = await Peer(new_user(lang="en")).connect(here)
-    supplier = await Peer(new_user(lang="es")).connect(there)
-    peers += [buyer, supplier]
-    ack = await buyer.call("conversation.create", {"participants": [supplier.id]})
-    cid = ack["conversation"]["id"]
+    buyer, supplier, cid = await across(two_servers, peers, "en", "es")
     plain = await send(buyer, cid, "Acme sells bolts.", "1")
     assert "tornillería" not in plain["translations"]["es"]
     terms = {"bolts": "tornillería"}
