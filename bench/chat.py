@@ -187,6 +187,7 @@ async def record_profile(server: Server, seconds: float, out: Path) -> None:
         "200",
         "-f",
         "raw",
+        "--nonblocking",  # never pause the server: the level's numbers stay as they are
         "-o",
         str(out),
         stdout=asyncio.subprocess.DEVNULL,
