@@ -46,7 +46,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python bench/chat.py
+	$(BIN)/python -m bench.chat
 
 clean:
 	rm -rf $(VENV) var tests/artifacts

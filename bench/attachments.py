@@ -4,10 +4,10 @@ same run on the same machine; and the time from an upload answered to the other 
 the message with its thumbnail.
 
 Both servers run as child processes: `tradetalk serve` (embedded Redis, `TRADETALK_DATA` in a
-temp dir) and `bench/attachments.py --baseline PORT DIR`. Uploads and downloads alternate
+temp dir) and `python -m bench.attachments --baseline PORT DIR`. Uploads and downloads alternate
 between them, one at a time, so load on this shared machine hits both alike.
 
-    .venv/bin/python bench/attachments.py [--size-mb 10] [--rounds 8] [--photos 15]
+    .venv/bin/python -m bench.attachments [--size-mb 10] [--rounds 8] [--photos 15]
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ import time
 import zipfile
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
+from PIL import Image
+
+from server.storage.embedded_redis import free_port
+from tests.support.attachment_files import png_with_gps
+from tests.support.peers import Peer, ServerProcess, new_user, token_for
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from server.storage.embedded_redis import free_port  # noqa: E402
-from tests.support.attachment_files import png_with_gps  # noqa: E402
-from tests.support.peers import Peer, ServerProcess, new_user, token_for  # noqa: E402
 
 
 def baseline_app(folder: Path) -> web.Application:
@@ -228,7 +227,15 @@ async def main(args: argparse.Namespace) -> None:
         (folder / "base").mkdir()
         base_port = free_port()
         baseline = subprocess.Popen(
-            [sys.executable, __file__, "--baseline", str(base_port), str(folder / "base")]
+            [
+                sys.executable,
+                "-m",
+                "bench.attachments",
+                "--baseline",
+                str(base_port),
+                str(folder / "base"),
+            ],
+            cwd=REPO,
         )
         server = ServerProcess(folder / "tt", None, free_port())
         try:

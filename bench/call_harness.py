@@ -27,18 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import numpy as np
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from server.storage.embedded_redis import EmbeddedRedis, free_port
+from tests.support.call_clients import CallClient
+from tests.support.peers import SECRET, Peer, new_user
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import aiohttp  # noqa: E402
-import numpy as np  # noqa: E402
-from aiortc import RTCSessionDescription  # noqa: E402
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
-from av import AudioFrame  # noqa: E402
-
-from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from tests.support.call_clients import CallClient  # noqa: E402
-from tests.support.peers import SECRET, Peer, new_user  # noqa: E402
 
 SPEECH = REPO.parent / "shared" / "testdata" / "speech"
 

@@ -1,6 +1,6 @@
 """Call captions benchmark: utterance-end → translated-subtitle latency, and error rate via WebRTC.
 
-Run: .venv/bin/python bench/captions.py [--speakers 1,2,4,8] [--repeats 3] [--pause 2.0]
+Run: .venv/bin/python -m bench.captions [--speakers 1,2,4,8] [--repeats 3] [--pause 2.0]
                                          [--tail 15] [--full-media] [--verbose]
 
 Set-up (all real, nothing mocked): an embedded Redis; `tradetalk serve` in its own process (so
@@ -61,8 +61,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import (
     SPEECH,

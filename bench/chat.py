@@ -5,7 +5,7 @@ arrival time gives end-to-end latency. Each server runs in its own process on th
 clients share the bench process); the same client code drives every server, so the ratio shows
 what auth, validation, Redis storage (`appendfsync always`) and cross-process fan-out cost.
 
-    python bench/chat.py [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
+    python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
                          [--baseline REV] [--profile RATE]
 
 The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
@@ -39,13 +39,12 @@ from typing import Any
 import aiohttp
 import socketio
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.call_harness import process_cpu_s
+from bench.revisions import baseline_tree
+from server.storage.embedded_redis import EmbeddedRedis, free_port
+from server.tokens import Identity, issue_token
 
-from bench.call_harness import process_cpu_s  # noqa: E402
-from bench.revisions import baseline_tree  # noqa: E402
-from server.storage.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from server.tokens import Identity, issue_token  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SECRET = "bench-secret-of-thirty-two-bytes!"
 RELAY_READY = "/socket.io/?EIO=4&transport=polling"
@@ -282,7 +281,8 @@ async def main() -> None:
         try:
             port = free_port()
             relay = subprocess.Popen(
-                [sys.executable, str(REPO / "bench" / "relay_server.py"), str(port)],
+                [sys.executable, "-m", "bench.relay_server", str(port)],
+                cwd=REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

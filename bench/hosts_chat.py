@@ -6,7 +6,7 @@ servers, remove namespaces), p50/p99 of `message.send` -> partner's `message.new
 placements (one message at a time, Apertium en->es translating), and what `call.get` /
 `call.join` answer today from a host that did not start the call (issue 12).
 
-    sudo .venv/bin/python bench/hosts_chat.py [--messages 200]
+    sudo .venv/bin/python -m bench.hosts_chat [--messages 200]
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.support.hosts import Hosts
+from tests.support.peers import Peer, new_user
 
-from tests.support.hosts import Hosts  # noqa: E402
-from tests.support.peers import Peer, new_user  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 async def latencies(buyer: Peer, supplier: Peer, count: int, tag: str) -> list[float]:

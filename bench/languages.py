@@ -1,6 +1,6 @@
 """Speech per language and engine: latency, partials, accuracy through a call, CPU, capacity.
 
-Run: .venv/bin/python bench/languages.py [--langs zh,en,es,ko] [--speakers 1,2] [--repeats 3]
+Run: .venv/bin/python -m bench.languages [--langs zh,en,es,ko] [--speakers 1,2] [--repeats 3]
                                           [--pause 2.0] [--capacity 1,2,3,4,6] [--verbose]
                                           [--baseline REV]
 
@@ -55,8 +55,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import (
     REPO,

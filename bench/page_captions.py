@@ -1,7 +1,7 @@
 """Captions where the user looks: page-side latency of the first translated open line and of the
 final, beside a Python client's in the same call on the same server.
 
-Run: .venv/bin/python bench/page_captions.py [--seconds 60]
+Run: .venv/bin/python -m bench.page_captions [--seconds 60]
 
 Set-up (all real): `tradetalk serve` (dev sign-in on) with the Korean Vosk model and the test
 ko→en Argos package; Chromium (Playwright) for a Korean speaker whose fake microphone loops
@@ -24,8 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import SPEECH, Server, fmt, percentile, speech_span_s, wav_seconds
 from tests.browser.conftest import CHROMIUM_ARGS, MEDIA_ARGS

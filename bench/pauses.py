@@ -1,7 +1,7 @@
 """Accuracy on speech that pauses inside sentences: the subtitles' CER through the server's
 endpointing and recognizer against a direct decode of the same file, per endpointing option.
 
-Run: .venv/bin/python bench/pauses.py [--variants 8] [--seed 7]
+Run: .venv/bin/python -m bench.pauses [--variants 8] [--seed 7]
 
 The clips are real recordings with real pauses put in: `ko_test.wav` decoded once for its word
 times (Vosk), then, per variant, 1-3 word boundaries (seeded) get 0.3-0.6 s of the clip's own
@@ -24,8 +24,6 @@ import sys
 import wave
 from dataclasses import replace
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.call_harness import reference_text
 from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Pause, Resume, Skip

@@ -1,4 +1,7 @@
-"""Baseline for bench/chat.py: a bare python-socketio relay (no auth, validation or storage)."""
+"""Baseline for bench/chat.py: a bare python-socketio relay (no auth, validation or storage).
+
+Run (by bench/chat.py): python -m bench.relay_server PORT
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which stability policy for translated partials: flicker (normalized erasure) against lag.
 
-Run: .venv/bin/python bench/retranslation.py
+Run: .venv/bin/python -m bench.retranslation
 
 Each source sentence grows word by word (what a streaming recognizer's settled prefix does) and
 every prefix is translated by the real engine (Apertium es->en and en->es; deterministic, so the
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from translation.agreement import agreed_prefix, units
 from translation.retranslation import SourcePrefix, TargetCommit, normalized_erasure

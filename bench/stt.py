@@ -1,6 +1,6 @@
 """Speech-to-text benchmark: real-time factor and real-time streams per machine (Korean Vosk).
 
-Run: .venv/bin/python bench/stt.py [--wav FILE] [--repeat 2] [--max-streams 4] [--paced-max 6]
+Run: .venv/bin/python -m bench.stt [--wav FILE] [--repeat 2] [--max-streams 4] [--paced-max 6]
 
 Timings are the best of --repeat runs (the least disturbed by other work on the machine).
 
@@ -24,8 +24,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from translation.speech import StreamingRecognizer, find_speech_model, load_speech_model
 from translation.speech_models import import_vosk

@@ -13,7 +13,7 @@ Viewers live in this process and do not decode (their receiver's decoder thread 
 by one that counts VP8 frames), so the client side stays light and cannot starve the server.
 A late joiner's time to first keyframe is measured after the steady-state window.
 
-    python bench/tour.py [--viewers 1,10,25,50] [--seconds 5] [--modes fanout,naive]
+    python -m bench.tour [--viewers 1,10,25,50] [--seconds 5] [--modes fanout,naive]
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 WAV = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -1,6 +1,6 @@
 """Machine-translation benchmark: ms per sentence cold, warm and cached; fan-out cost.
 
-Run: .venv/bin/python bench/translation.py [--listeners 50] [--messages 5] [--warm-runs 30]
+Run: .venv/bin/python -m bench.translation [--listeners 50] [--messages 5] [--warm-runs 30]
 
 Engines: Apertium en->es (Debian's apertium-eng-spa) and the test-built Argos packages
 en->zh and en->ko (tiny models from tests/support/argos_package.py, cached under .cache/), installed
@@ -28,13 +28,10 @@ import asyncio
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from translation.paths import configure_argos_env
 

@@ -24,11 +24,12 @@ from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
 from server.cluster.router import Router
 from server.config import Settings
-from server.events import install_caps, route_media_events, serve_bus
+from server.events import dispatch_chat_events, install_caps, route_media_events, serve_bus
 from server.handlers.bounds import Bounds, MediaKind
 from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
+from server.media_sessions.core import MediaServices
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
@@ -42,6 +43,7 @@ from server.storage.presence import Presence
 from server.storage.quotes import QuoteStore
 from server.storage.ratelimit import HourlyQuota, UserRateLimit
 from server.storage.store import Store
+from server.storage.tour_archive import TourArchive
 from server.storage.translation_cache import RedisTranslationCache
 from server.tokens import TokenError, verify_token
 from server.warmup import Warmup
@@ -115,31 +117,8 @@ class Realtime:
         self.translation = TranslationService(
             translator, shared_cache=RedisTranslationCache(self.redis)
         )
-        # events: chat, calls and tours on the dispatcher; call and tour events on their node
-        self.dispatcher = Dispatcher(self.sio, self.sessions, self.rate_limit)
-        self.registry = node_registry(self.redis, settings, self.load)
-        self.attachments = Attachments(
-            self.redis, self.blobs, node, settings.secret, registry=self.registry
-        )
-        chat_parts = (self.store, self.presence, self.languages, self.translation, limits)
-        self.chat = Chat(self.sio, self.dispatcher, *chat_parts)
-        self.chat.attachments = self.attachments
-        self.quotes = Quotes(self.dispatcher, self.chat, QuoteStore(self.redis))
-        self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
-        kinds = (self.sio, self.chat, settings, self.records, node, settings.media_address)
-        self.calls = Calls(*kinds)
-        self.tours = Tours(*kinds)
-        self.failover = Failover(
-            node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
-        )
-        created = HourlyQuota(self.redis, "created")
-        kept: list[MediaKind] = [self.calls, self.tours]
-        self.bounds = Bounds(limits, self.records, created, self.sessions, self.drop_media, kept)
-        route_media_events(self.router, self.calls, self.tours)
-        install_caps(self.dispatcher, self.bounds)
-        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
-        self.sio.on("connect", self.connect)
-        self.sio.on("disconnect", self.disconnect)
+        self._build_components(settings)
+        self._wire_events()
         # background work
         self._tasks = TaskSet()
         self._heartbeat = Periodic("presence heartbeat", settings.heartbeat_s / 3, self._beat)
@@ -148,6 +127,54 @@ class Realtime:
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
         self.lifecycle = self._lifecycle()
         metrics.add_source(self)
+
+    def _build_components(self, settings: Settings) -> None:
+        """The components, in dependency order, each given its collaborators."""
+        node, limits = settings.node_id, settings.limits
+        self.registry = node_registry(self.redis, settings, self.load)
+        self.attachments = Attachments(
+            self.redis, self.blobs, node, settings.secret, registry=self.registry
+        )
+        self.chat = Chat(
+            self.sio,
+            self.store,
+            self.presence,
+            self.languages,
+            self.translation,
+            limits,
+            attachments=self.attachments,
+        )
+        self.quotes = Quotes(self.chat, QuoteStore(self.redis))
+        media = MediaServices(
+            self.sio,
+            settings,
+            self.records,
+            self.languages,
+            self.translation,
+            node,
+            settings.media_address,
+        )
+        self.calls = Calls(media, self.chat, self.store)
+        self.tours = Tours(media, TourArchive(self.redis))
+        self.dispatcher = Dispatcher(self.sio, self.sessions, self.rate_limit)
+        self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
+        self.failover = Failover(
+            node, self.registry, self.records, self.bus, [self.calls, self.tours], settings.cluster
+        )
+        created = HourlyQuota(self.redis, "created")
+        kept: list[MediaKind] = [self.calls, self.tours]
+        self.bounds = Bounds(limits, self.records, created, self.sessions, self.drop_media, kept)
+
+    def _wire_events(self) -> None:
+        """Every event (`server/events.py`): chat and quotes on this node, calls and tours on
+        their owner node, the caps before and counters after, the bus operations other nodes
+        ask of this one; then the connection events."""
+        dispatch_chat_events(self.dispatcher, self.chat, self.quotes)
+        route_media_events(self.router, self.calls, self.tours)
+        install_caps(self.dispatcher, self.bounds)
+        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
+        self.sio.on("connect", self.connect)
+        self.sio.on("disconnect", self.disconnect)
 
     def _lifecycle(self) -> list[Step]:
         """Everything that starts and stops, in start order (stopped in reverse)."""
@@ -432,7 +459,7 @@ def create_app(
     add_quote_routes(
         app, realtime.store, realtime.quotes.store, realtime.languages, realtime.translation, keys
     )
-    add_capability_routes(app, realtime)
+    add_capability_routes(app, realtime.translation, settings.data_dir)
     add_attachment_routes(
         app,
         realtime.store,

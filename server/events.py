@@ -1,8 +1,9 @@
 """Every Socket.IO event and bus operation of a node, and what runs for it, in one place.
 
-- Chat events (`conversation.create|join`, `message.send|read`, `history.get`, `typing`,
-  `inbox.list`, `user.set_language`, `glossary.get|set`) run on the socket's own node:
-  `handlers/chat.py` registers its handlers on the dispatcher.
+- Chat and quote events (`chat.handlers()`: `conversation.create|join`, `message.send|read`,
+  `history.get`, `typing`, `inbox.list`, `user.set_language`, `glossary.get|set`;
+  `quotes.handlers()`: `quote.send|request|respond|get`) run on the socket's own node: they are
+  registered on the dispatcher (`dispatch_chat_events`).
 - Call and tour events (`calls.handlers()`, `tours.handlers()`) run on the node that owns the
   session (`cluster/router.py`): `MEDIA_ROUTES` names where the ones that are not addressed by
   their session id run, and what takes a forwarded one back when its sender gave up waiting.
@@ -22,6 +23,8 @@ from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.router import Locate, Router, Undo
 from server.handlers.bounds import MEDIA_JOINS, Bounds
+from server.handlers.chat import Chat
+from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import Dispatcher, Follow, Guard
@@ -39,6 +42,12 @@ MEDIA_ROUTES: dict[str, tuple[str, bool]] = {
     "tour.join": ("id", True),
     "tour.publish": ("id", True),
 }
+
+
+def dispatch_chat_events(dispatcher: Dispatcher, chat: Chat, quotes: Quotes) -> None:
+    """Register every chat and quote event on the dispatcher (they run on the socket's node)."""
+    for name, handler in {**chat.handlers(), **quotes.handlers()}.items():
+        dispatcher.register(name, handler)
 
 
 def route_media_events(router: Router, calls: Calls, tours: Tours) -> None:

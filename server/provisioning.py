@@ -115,13 +115,12 @@ def _use_new_engines(status: ModelStatus, installed: list[str], tasks: TaskSet) 
     the background; False when there is no translator to add them to."""
     from translation.registry import refresh_engines
 
-    realtime = status.realtime
-    translator = realtime.translator
+    translator = status.translation.translator
     if translator is None:
         return False
     refresh_engines(translator, status.data_dir)
     status.invalidate()
-    service = realtime.chat.translation
+    service = status.translation
     pairs = [pair for pair in map(argos_name_pair, installed) if pair is not None]
     if pairs and service is not None:
         tasks.spawn(service.warm(pairs))

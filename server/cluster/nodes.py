@@ -1,9 +1,6 @@
-"""The node registry: every server process beats its id, media role and load into Redis.
-
-Keys (prefix `tt:`):
-- `tt:node:{id}`: the node's JSON (see `NodeInfo`) with a PX TTL; a node whose key expired is dead;
-- `tt:nodes:{cluster}` (`tt:nodes` unnamed): a ZSET id → load figure, the index `live()` and
-  `place()` read.
+"""The node registry: every server process beats its id, media role and load into Redis
+(`storage.node_records.NodeTable`: `tt:node:{id}` with a TTL, `tt:nodes:{cluster}` the index
+`live()` and `place()` read).
 
 The load figure is `sessions + peers + 2 * recognizers + 4 * cpu`: a media session or a peer
 connection costs one unit, a speaker being recognized (Vosk) about two, and a process whose CPU
@@ -21,49 +18,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.storage.node_records import NODE_KEY_PREFIX, NODES_KEY, NodeInfo, node_key
+from server.storage.node_records import NODES_KEY, NodeInfo, NodeTable, node_key
 
 __all__ = ["NODES_KEY", "NodeInfo", "NodeRegistry", "load_figure", "node_key"]
 
 log = logging.getLogger("tradetalk.nodes")
-
-# KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  ARGV[2..]: excluded ids  -> the chosen id or nil.
-# Single-instance Redis only: the node keys are built in the script, not passed as KEYS.
-PLACE_SCRIPT = """
-local excluded = {}
-for i = 2, #ARGV do excluded[ARGV[i]] = true end
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local best, best_score
-for i = 1, #members, 2 do
-  local id, score = members[i], tonumber(members[i + 1])
-  local raw = redis.call('GET', ARGV[1] .. id)
-  if not raw then
-    redis.call('ZREM', KEYS[1], id)
-  elseif not excluded[id] then
-    local ok, info = pcall(cjson.decode, raw)
-    if ok and type(info) == 'table' and info.media == true and info.draining ~= true
-       and (best == nil or score < best_score or (score == best_score and id < best)) then
-      best, best_score = id, score
-    end
-  end
-end
-if best then redis.call('ZINCRBY', KEYS[1], 1, best) end
-return best
-"""
-
-# KEYS[1]: tt:nodes  ARGV[1]: "tt:node:"  -> the JSON of every live node; dead ids are removed.
-LIVE_SCRIPT = """
-local live = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local raw = redis.call('GET', ARGV[1] .. id)
-  if raw then table.insert(live, raw) else redis.call('ZREM', KEYS[1], id) end
-end
-return live
-"""
 
 
 def load_figure(peers: float, recognizers: float, sessions: float, cpu: float) -> float:
@@ -112,8 +74,7 @@ class NodeRegistry:
     ) -> None:
         """`cluster`: nodes place sessions only among nodes of the same cluster name (None:
         the unnamed one)."""
-        self.redis = redis
-        self.nodes_key = f"{NODES_KEY}:{cluster}" if cluster else NODES_KEY
+        self.table = NodeTable(redis, cluster)
         self.node_id = node_id
         self.ttl_s = ttl_s
         self.media = media
@@ -126,8 +87,6 @@ class NodeRegistry:
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._failing = False
-        self._place = redis.register_script(PLACE_SCRIPT)
-        self._live = redis.register_script(LIVE_SCRIPT)
 
     # --- this node ---
 
@@ -155,11 +114,7 @@ class NodeRegistry:
     async def beat(self) -> None:
         """Write this node's key (PX ttl) and its score in `tt:nodes`, in one transaction."""
         async with self._lock:
-            info = self.snapshot()
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(node_key(self.node_id), info.to_json(), px=max(1, int(self.ttl_s * 1000)))
-                pipe.zadd(self.nodes_key, {self.node_id: info.load})
-                await pipe.execute()
+            await self.table.write(self.snapshot(), self.ttl_s)
 
     def start(self) -> None:
         """Beat every ttl/3 in a background task until `stop()`; Redis errors are logged. The
@@ -179,10 +134,7 @@ class NodeRegistry:
                 await task
         if forget:
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(node_key(self.node_id))
-                    pipe.zrem(self.nodes_key, self.node_id)
-                    await pipe.execute()
+                await self.table.remove(self.node_id)
             except Exception as exc:
                 log.warning("node %s: cannot remove itself from redis (%s)", self.node_id, exc)
 
@@ -217,7 +169,7 @@ class NodeRegistry:
 
     async def live(self) -> list[NodeInfo]:
         """Every node whose key exists, in `tt:nodes` order (least loaded first)."""
-        raws = await self._live(keys=[self.nodes_key], args=[NODE_KEY_PREFIX])
+        raws = await self.table.live()
         nodes = []
         for raw in raws:
             try:
@@ -228,14 +180,11 @@ class NodeRegistry:
 
     async def alive(self, node_id: str) -> bool:
         """Whether `node_id`'s heartbeat key exists."""
-        return bool(await self.redis.exists(node_key(node_id)))
+        return await self.table.exists(node_id)
 
     async def place(self, exclude: Iterable[str] = ()) -> str | None:
         """The least-loaded live media node that is not draining nor excluded, or None.
 
         Ties go to the smallest id. The chosen node's score rises by 1 until its next beat.
         """
-        chosen: Any = await self._place(keys=[self.nodes_key], args=[NODE_KEY_PREFIX, *exclude])
-        if chosen is None:
-            return None
-        return chosen.decode() if isinstance(chosen, bytes) else str(chosen)
+        return await self.table.place(exclude)

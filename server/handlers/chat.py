@@ -12,10 +12,11 @@ import socketio
 
 from server.config import Limits
 from server.realtime import validation as v
-from server.realtime.dispatch import REDIS_AWAY, Dispatcher
+from server.realtime.dispatch import REDIS_AWAY, Handler
 from server.realtime.errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
 from server.realtime.sessions import Session, conversation_room, user_room
 from server.realtime.turns import commit_turn
+from server.storage.attachments import Attachments
 from server.storage.languages import Languages
 from server.storage.presence import Presence
 from server.storage.store import SendContext, StaleContext, Store, summary
@@ -54,12 +55,12 @@ class Chat:
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        dispatcher: Dispatcher,
         store: Store,
         presence: Presence,
         languages: Languages,
         translation: Translating | None,
         limits: Limits,
+        attachments: Attachments | None = None,
     ) -> None:
         self.sio = sio
         self.store = store
@@ -67,14 +68,17 @@ class Chat:
         self.languages = languages
         self.translation = translation
         self.limits = limits
+        self.attachments = attachments  # None: messages carry no attachments
         self.directory = Directory(store.redis)
-        self.attachments: Any = None  # server.storage.attachments.Attachments, set by the app
         # Stored messages whose delivery failed (Redis went away between store and publish),
         # by (conversation, sender, client_id): delivered when the sender retries.
         self._undelivered: OrderedDict[tuple[str, str, str], list[tuple[str, Any, Any]]] = (
             OrderedDict()
         )
-        for name, handler in {
+
+    def handlers(self) -> dict[str, Handler]:
+        """Event name → handler, for the dispatcher (`server/events.py`)."""
+        return {
             "conversation.create": self.create,
             "conversation.join": self.join,
             "message.send": self.send,
@@ -85,8 +89,7 @@ class Chat:
             "user.set_language": self.set_language,
             "glossary.get": self.get_glossary,
             "glossary.set": self.set_glossary,
-        }.items():
-            dispatcher.register(name, handler)
+        }
 
     async def conversation_for(self, identity: Identity, cid: str) -> dict[str, Any]:
         """The conversation if `identity` takes part in it; else not_found / forbidden."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.handlers.chat import Chat
 from server.realtime import validation as v
-from server.realtime.dispatch import Dispatcher
+from server.realtime.dispatch import Handler
 from server.realtime.errors import CONFLICT, FORBIDDEN, LIMIT_REACHED, NOT_FOUND, AppError, ok_ack
 from server.realtime.sessions import Session
 from server.storage.quotes import QuoteStore, new_quote_id
@@ -37,7 +37,6 @@ class Quotes:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
         chat: Chat,
         store: QuoteStore,
         limits: QuoteLimits | None = None,
@@ -45,13 +44,15 @@ class Quotes:
         self.chat = chat
         self.store = store
         self.limits = limits or QuoteLimits()
-        for name, handler in {
+
+    def handlers(self) -> dict[str, Handler]:
+        """Event name → handler, for the dispatcher (`server/events.py`)."""
+        return {
             "quote.send": self.send,
             "quote.request": self.request,
             "quote.respond": self.respond,
             "quote.get": self.get,
-        }.items():
-            dispatcher.register(name, handler)
+        }
 
     async def send(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """quote.send {conversation_id, client_id, items, incoterm, place?, lead_time_days,

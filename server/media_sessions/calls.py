@@ -21,13 +21,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from media.room import MediaRoom
-from server.media_sessions.core import SPEAKER, Elsewhere, MediaSession, MediaSessions, Member
+from server.handlers.chat import Chat
+from server.media_sessions.core import (
+    SPEAKER,
+    Elsewhere,
+    MediaServices,
+    MediaSession,
+    MediaSessions,
+    Member,
+)
 from server.media_sessions.subtitles import FinalLine
 from server.realtime import validation as v
+from server.realtime.dispatch import Handler
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.storage.media_records import MediaRecord
-from server.storage.store import now_iso
+from server.storage.store import Store, now_iso
 from server.tokens import Identity
 from translation.errors import TranslationNote
 
@@ -83,8 +92,10 @@ class Calls(MediaSessions[Call]):
     left_event = "call.left"
     moved_event = "call.moved"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, services: MediaServices, chat: Chat, store: Store) -> None:
+        super().__init__(services)
+        self.chat = chat  # the conversation a call belongs to: who may join, its history entry
+        self.store = store  # its glossary and transcript
         # a lock per conversation whose call is being started here (gone once unused)
         self._starting: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -101,7 +112,7 @@ class Calls(MediaSessions[Call]):
         stats["calls"] = stats.pop("sessions")
         return stats
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         """Event name → handler, for the router."""
         return {
             "call.start": self.start,
@@ -234,7 +245,7 @@ class Calls(MediaSessions[Call]):
         return [(call_room(session.id), None)]
 
     async def line_glossary(self, session: Call) -> dict[str, str | None] | None:
-        return await self.chat.store.glossary(session.conversation_id)
+        return await self.store.glossary(session.conversation_id)
 
     def public(self, session: Call) -> dict[str, Any]:
         return {
@@ -278,7 +289,7 @@ class Calls(MediaSessions[Call]):
         cid = call.conversation_id
         for wait in (*ENTRY_RETRIES_S, None):
             try:
-                lines = await self.chat.store.call_line_count(cid, call.id)
+                lines = await self.store.call_line_count(cid, call.id)
                 fields = {
                     "call": {
                         "id": call.id,
@@ -339,7 +350,7 @@ class Calls(MediaSessions[Call]):
             f"{call.id}.{call.epoch}.{call.lines}" if call.epoch else f"{call.id}.{call.lines}"
         )
         try:
-            await self.chat.store.add_transcript_line(call.conversation_id, call.id, line_id, entry)
+            await self.store.add_transcript_line(call.conversation_id, call.id, line_id, entry)
         except Exception:
             log.exception("could not store a transcript line of call %s", call.id)
 

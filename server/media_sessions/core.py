@@ -30,13 +30,14 @@ from media.room import MediaRoom
 from server import metrics
 from server.background import TaskSet
 from server.config import Settings
-from server.handlers.chat import Chat
+from server.handlers.chat import Translating
 from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
 from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError, ok_ack
 from server.realtime.sessions import Session
+from server.storage.languages import Languages
 from server.storage.media_records import MediaRecord, MediaRecords
 from server.tokens import Identity
 from translation.errors import TranslationNote, TranslationUnavailable
@@ -106,6 +107,19 @@ class MediaSession:
 S = TypeVar("S", bound=MediaSession)
 
 
+@dataclass(frozen=True)
+class MediaServices:
+    """What every media-session kind is given by the composition root (`server/app.py`)."""
+
+    sio: socketio.AsyncServer
+    settings: Settings
+    records: MediaRecords  # who owns which session (cluster)
+    languages: Languages  # the language each user reads
+    translation: Translating | None  # subtitles in the readers' languages (None: untranslated)
+    node_id: str
+    media_address: str | None = None  # the address this node's media is reached at
+
+
 class Elsewhere(Exception):
     """The session asked for runs on another node (started there at the same moment)."""
 
@@ -123,21 +137,14 @@ class MediaSessions(Generic[S]):
     left_event: ClassVar[str] = ""  # the room dropped a member by itself
     moved_event: ClassVar[str] = ""  # the session continues on another node: re-join
 
-    def __init__(
-        self,
-        sio: socketio.AsyncServer,
-        chat: Chat,
-        settings: Settings,
-        records: MediaRecords,
-        node_id: str,
-        media_address: str | None = None,
-    ) -> None:
-        self.sio = sio
-        self.chat = chat
-        self.settings = settings
-        self.records = records
-        self.node_id = node_id
-        self.media_address = media_address
+    def __init__(self, services: MediaServices) -> None:
+        self.sio = services.sio
+        self.settings = services.settings
+        self.records = services.records
+        self.languages = services.languages
+        self.translation = services.translation
+        self.node_id = services.node_id
+        self.media_address = services.media_address
         self.sessions: dict[str, S] = {}
         self._tasks = TaskSet()
 
@@ -221,7 +228,7 @@ class MediaSessions(Generic[S]):
 
     async def reader_language(self, identity: Identity) -> str:
         """The language a user reads (and speaks) in: their setting, else their token's."""
-        return (await self.chat.languages.of([identity.id]))[identity.id] or identity.lang
+        return (await self.languages.of([identity.id]))[identity.id] or identity.lang
 
     # ------------------------------------------------------------------ the session
 
@@ -554,7 +561,7 @@ class MediaSessions(Generic[S]):
         self, session: S, member: Member, text: str, lang: str
     ) -> str | None:
         """The open line's stable prefix in `lang` (None: no engine for the pair)."""
-        service = self.chat.translation
+        service = self.translation
         if service is None:
             return None
         glossary = await self.line_glossary(session)
@@ -600,10 +607,10 @@ class MediaSessions(Generic[S]):
     ) -> None:
         languages = self.reader_languages(session, member)
         glossary = None
-        if languages - {member.lang} and self.chat.translation is not None:
+        if languages - {member.lang} and self.translation is not None:
             glossary = await self.line_glossary(session)
         translations, errors = await translate_line(
-            self.chat.translation, line.text, member.lang, languages, glossary
+            self.translation, line.text, member.lang, languages, glossary
         )
         # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
         await self.keep_line(session, member, line, translations, errors)

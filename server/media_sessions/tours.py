@@ -6,7 +6,7 @@ subscribe=False), viewers only subscribe (publish=False, so whatever a viewer's 
 ignored). The host's speech is recognized once (`subtitles.SpeakerSubtitles`); the open line
 and each final line are translated once per language present among the viewers and sent to the
 Socket.IO room of that language with that language's translation only (`core.MediaSessions`).
-Lines and questions are kept in Redis under `tt:tour:{id}:*` and outlive the tour
+Lines and questions are kept (`storage.tour_archive.TourArchive`) and outlive the tour
 (`GET /api/tours/{id}/transcript`).
 
 A tour is a media session (`core.MediaSessions`) with one *host* member (publishes, is
@@ -16,7 +16,6 @@ recognized) and *viewers* (subscribe); it runs on one node and moves like a call
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import os
 import secrets
@@ -25,15 +24,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media.room import MediaRoom
-from server.media_sessions.core import HOST, VIEWER, MediaSession, MediaSessions, Member
+from server.media_sessions.core import (
+    HOST,
+    VIEWER,
+    MediaServices,
+    MediaSession,
+    MediaSessions,
+    Member,
+)
 from server.media_sessions.subtitles import FinalLine, translate_line
 from server.realtime import validation as v
+from server.realtime.dispatch import Handler
 from server.realtime.errors import FORBIDDEN, AppError, ok_ack
 from server.realtime.sessions import Session, user_room
 from server.realtime.validation import TOUR_ID_RE
 from server.storage.media_records import MediaRecord
 from server.storage.store import now_iso
-from server.storage.tour_archive import TourArchive, tour_key
+from server.storage.tour_archive import TourArchive
 from server.tokens import Identity
 from translation.errors import TranslationNote
 
@@ -123,22 +130,19 @@ class Tours(MediaSessions[Tour]):
     left_event = "tour.left"
     moved_event = "tour.moved"
 
-    def __init__(self, *args: Any, limits: TourLimits | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, services: MediaServices, archive: TourArchive, limits: TourLimits | None = None
+    ) -> None:
+        super().__init__(services)
+        self.archive = archive  # what a tour leaves: meta, lines, questions, who joined
         self.limits = limits or TourLimits.from_env()
-        self.archive = TourArchive(self.redis)
 
     @property
     def tours(self) -> dict[str, Tour]:
         """The tours running on this node."""
         return self.sessions
 
-    @property
-    def redis(self) -> Any:
-        """The shared Redis client (the chat store's)."""
-        return self.chat.store.redis
-
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         """Event name → handler, for the router."""
         return {
             "tour.start": self.start,
@@ -182,7 +186,7 @@ class Tours(MediaSessions[Tour]):
         self.sessions[tid] = tour
         await self.sio.enter_room(sid, lang_room(tid, lang))
         meta = {k: val for k, val in self.public(tour).items() if k != "viewers"}
-        await self.redis.set(tour_key(tid), json.dumps(meta))
+        await self.archive.open(tid, meta)
         await self.keep(tour)
         await self._announce(tour, "tour.listed", {"tour": self.public(tour)})
         return ok_ack(tour=self.public(tour), ice_servers=list(self.settings.ice_servers))
@@ -237,7 +241,7 @@ class Tours(MediaSessions[Tour]):
             subtitle_lang = await self.reader_language(me)
         viewer = self.new_member(sid, me, VIEWER, me.lang, subtitle_lang, session.node)
         answer = await self.add_member(tour, viewer, offer)
-        await self.redis.sadd(tour_key(tour.id, "access"), me.id)
+        await self.archive.grant(tour.id, me.id)
         await self._count(tour)
         return ok_ack(sdp=answer, type="answer", tour=self.public(tour))
 
@@ -261,9 +265,9 @@ class Tours(MediaSessions[Tour]):
         assert text is not None
         me = self._viewer(tour, sid).identity
         lang = await self.reader_language(me)
-        translations, errors = await translate_line(self.chat.translation, text, lang, [tour.lang])
+        translations, errors = await translate_line(self.translation, text, lang, [tour.lang])
         question: dict[str, Any] = {
-            "id": int(await self.redis.incr(tour_key(tour.id, "asked"))),
+            "id": await self.archive.next_question_id(tour.id),
             "asker": {"id": me.id, "name": me.name, "lang": lang},
             "text": text,
             "lang": lang,
@@ -273,7 +277,7 @@ class Tours(MediaSessions[Tour]):
         }
         if errors:
             question["translation_error"] = errors[tour.lang]
-        await self.redis.rpush(tour_key(tour.id, "questions"), json.dumps(question))
+        await self.archive.add_question(tour.id, question)
         await self.sio.emit(
             "tour.question", {"tour_id": tour.id, "question": question}, to=tour.host_sid
         )
@@ -410,7 +414,7 @@ class Tours(MediaSessions[Tour]):
         translations: dict[str, str],
         errors: dict[str, TranslationNote],
     ) -> None:
-        """The line in the tour's transcript (`tt:tour:{id}:lines`)."""
+        """The line in the tour's transcript (`TourArchive.add_line`)."""
         entry: dict[str, Any] = {
             "tour_id": session.id,
             "start": line.start,
@@ -422,7 +426,7 @@ class Tours(MediaSessions[Tour]):
         }
         if errors:
             entry["translation_error"] = errors
-        await self.redis.rpush(tour_key(session.id, "lines"), json.dumps(entry))
+        await self.archive.add_line(session.id, entry)
 
 
 def tour_id(data: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from aiohttp import BodyPartReader, web
 
 from server.background import TaskSet
 from server.files.uploads import Prepared, Refused, prepare
-from server.realtime.validation import ATTACHMENT_ID_RE, CONVERSATION_ID_RE
+from server.realtime.validation import ATTACHMENT_ID_RE
 from server.storage.attachments import (
     BLOB_AUTH_HEADER,
     SHA256_RE,
@@ -38,7 +38,13 @@ from server.storage.attachments import (
 from server.storage.ratelimit import UserRateLimit
 from server.storage.store import Store, now_iso
 from server.tokens import Identity, TokenKey
-from server.web.transcripts import request_identity
+from server.web.access import (
+    ensure_participant,
+    error,
+    participant_identity,
+    refusal,
+    request_identity,
+)
 
 log = logging.getLogger("tradetalk.attachments")
 
@@ -62,12 +68,6 @@ class AttachmentLimits:
 
     max_bytes: int
     keep_location: bool = False
-
-
-def error(status: int, code: str, message: str, **headers: str) -> web.Response:
-    """An HTTP error with the protocol's error object."""
-    body = {"ok": False, "error": {"code": code, "message": message}}
-    return web.json_response(body, status=status, headers=headers or None)
 
 
 def disposition(kind: str, name: str) -> str:
@@ -118,76 +118,74 @@ async def receive_file(part: BodyPartReader, temp: Path, max_bytes: int) -> tupl
     return None
 
 
-def add_attachment_routes(
-    app: web.Application,
-    store: Store,
-    attachments: Attachments,
-    keys: TokenKey,
-    limits: AttachmentLimits,
-    rate_limit: UserRateLimit | None = None,
-) -> None:
-    """Register the upload, download, thumbnail and node-to-node blob routes."""
-    blobs = attachments.store
-    tasks = TaskSet()  # copies to other nodes, after the upload was answered
+class AttachmentRoutes:
+    """The handlers of the attachment routes, sharing the stores, keys and limits."""
 
-    async def participant(identity: Identity, cid: str) -> web.Response | None:
-        conversation = await store.get_conversation(cid)
-        if conversation is None:
-            return error(404, "not_found", f"no conversation {cid}")
-        if identity.id not in conversation["participants"]:
-            return error(403, "forbidden", "you are not a participant of this conversation")
-        return None
+    def __init__(
+        self,
+        store: Store,
+        attachments: Attachments,
+        keys: TokenKey,
+        limits: AttachmentLimits,
+        rate_limit: UserRateLimit | None = None,
+    ) -> None:
+        self.store = store
+        self.attachments = attachments
+        self.blobs = attachments.store
+        self.keys = keys
+        self.limits = limits
+        self.rate_limit = rate_limit
+        self.tasks = TaskSet()  # copies to other nodes, after the upload was answered
 
-    async def upload(request: web.Request) -> web.StreamResponse:
+    # --- upload
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        """`POST /api/conversations/{cid}/attachments`: one file, kept, then answered."""
         cid = request.match_info["cid"]
-        identity = request_identity(request, keys)
-        if not CONVERSATION_ID_RE.match(cid):
-            return error(404, "not_found", "no such conversation")
-        refused = await participant(identity, cid)
-        if refused is not None:
-            return refused
-        if rate_limit is not None and not await rate_limit.allow(identity.id):
+        identity = await participant_identity(request, self.keys, self.store, cid)
+        if self.rate_limit is not None and not await self.rate_limit.allow(identity.id):
             return error(429, "rate_limited", "too many requests; retry later")
-        too_big = f"a file may have at most {limits.max_bytes:,} bytes"
         length = request.content_length
-        if length is not None and length > 2 * limits.max_bytes + MULTIPART_OVERHEAD:
-            return error(413, "too_large", too_big, Connection="close")
+        if length is not None and length > 2 * self.limits.max_bytes + MULTIPART_OVERHEAD:
+            return self.too_large()
+        part = await file_part(request)
+        if isinstance(part, web.Response):
+            return part
+        temp = await asyncio.to_thread(self.blobs.new_temp)
         try:
-            reader = await request.multipart()
-        except (AssertionError, ValueError, KeyError):
-            return error(400, "invalid", "send the file as multipart/form-data, field `file`")
-        part = await reader.next()
-        while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
-            await part.release()
-            part = await reader.next()
-        if part is None:
-            return error(400, "invalid", "no multipart field `file`")
-        temp = await asyncio.to_thread(blobs.new_temp)
-        try:
-            received = await receive_file(part, temp, limits.max_bytes)
-            if received is None:
-                return error(413, "too_large", too_big, Connection="close")
-            sha, size = received
-            if size == 0:
-                return error(400, "invalid", "the file is empty")
-            name = part.filename or "file"
-            try:
-                prepared = await asyncio.to_thread(
-                    prepare, temp, sha, size, name, limits.keep_location
-                )
-            except Refused as exc:
-                return error(415, "unsupported_type", str(exc))
-            meta = await keep(prepared, cid, identity)
+            prepared = await self.receive(part, temp)
+            if isinstance(prepared, web.Response):
+                return prepared
+            meta = await self.keep(prepared, cid, identity)
         finally:
             temp.unlink(missing_ok=True)
         return web.json_response({"attachment": public(meta)}, status=201)
 
-    async def keep(prepared: Prepared, cid: str, identity: Identity) -> dict[str, Any]:
+    def too_large(self) -> web.Response:
+        message = f"a file may have at most {self.limits.max_bytes:,} bytes"
+        return error(413, "too_large", message, Connection="close")
+
+    async def receive(self, part: BodyPartReader, temp: Path) -> Prepared | web.Response:
+        """The uploaded file on disk in `temp`, checked and prepared, or the error answer."""
+        received = await receive_file(part, temp, self.limits.max_bytes)
+        if received is None:
+            return self.too_large()
+        sha, size = received
+        if size == 0:
+            return error(400, "invalid", "the file is empty")
+        name = part.filename or "file"
+        keep_location = self.limits.keep_location
+        try:
+            return await asyncio.to_thread(prepare, temp, sha, size, name, keep_location)
+        except Refused as exc:
+            return error(415, "unsupported_type", str(exc))
+
+    async def keep(self, prepared: Prepared, cid: str, identity: Identity) -> dict[str, Any]:
         """Blobs durably on disk, then the metadata in Redis (the answer comes after both)."""
         thumb = None
         if prepared.thumbnail:
-            thumb = await asyncio.to_thread(blobs.put_bytes, prepared.thumbnail)
-        await asyncio.to_thread(blobs.commit, prepared.content, prepared.sha256)
+            thumb = await asyncio.to_thread(self.blobs.put_bytes, prepared.thumbnail)
+        await asyncio.to_thread(self.blobs.commit, prepared.content, prepared.sha256)
         meta = {
             "id": new_attachment_id(),
             "conversation_id": cid,
@@ -201,24 +199,27 @@ def add_attachment_routes(
             "thumb": thumb,
             "created_at": now_iso(),
         }
-        await attachments.save(meta)
+        await self.attachments.save(meta)
         shas = [prepared.sha256, *([thumb] if thumb else [])]
-        tasks.spawn(attachments.replicate(shas))
+        self.tasks.spawn(self.attachments.replicate(shas))
         return meta
 
-    async def readable(request: web.Request) -> dict[str, Any] | web.Response:
-        """The attachment's metadata if the requester may read it, else the error answer."""
-        aid = request.match_info["aid"]
-        identity = request_identity(request, keys)
-        meta = await attachments.get(aid) if ATTACHMENT_ID_RE.match(aid) else None
-        if meta is None:
-            return error(404, "not_found", "no such attachment")
-        refused = await participant(identity, meta["conversation_id"])
-        return refused if refused is not None else meta
+    # --- download
 
-    async def serve(sha: str, headers: dict[str, str]) -> web.StreamResponse:
+    async def readable(self, request: web.Request) -> dict[str, Any]:
+        """The attachment's metadata if the requester may read it (401 / 404 / 403 else)."""
+        aid = request.match_info["aid"]
+        identity = request_identity(request, self.keys)
+        meta = await self.attachments.get(aid) if ATTACHMENT_ID_RE.match(aid) else None
+        if meta is None:
+            raise refusal(404, "no such attachment")
+        await ensure_participant(self.store, identity, meta["conversation_id"])
+        return meta
+
+    async def serve(self, sha: str, headers: dict[str, str]) -> web.StreamResponse:
+        """A blob from this node (fetched from a holder first if need be), served safely."""
         try:
-            path = await attachments.local_path(sha)
+            path = await self.attachments.local_path(sha)
         except BlobUnavailable as exc:
             log.warning("%s", exc)
             return error(
@@ -226,73 +227,97 @@ def add_attachment_routes(
             )
         return web.FileResponse(path, headers={**SAFE_HEADERS, **headers})
 
-    async def download(request: web.Request) -> web.StreamResponse:
-        meta = await readable(request)
-        if isinstance(meta, web.Response):
-            return meta
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/attachments/{aid}`: images inline, everything else as a download."""
+        meta = await self.readable(request)
         mime = meta["mime"]
         inline = mime.startswith("image/") and mime != "image/vnd.dxf"
         content_type = f"{mime}; charset=utf-8" if mime.startswith("text/") else mime
-        return await serve(
-            meta["sha256"],
-            {
-                "Content-Type": content_type,
-                "Content-Disposition": disposition(
-                    "inline" if inline else "attachment", meta["name"]
-                ),
-            },
-        )
+        kind = "inline" if inline else "attachment"
+        headers = {
+            "Content-Type": content_type,
+            "Content-Disposition": disposition(kind, meta["name"]),
+        }
+        return await self.serve(meta["sha256"], headers)
 
-    async def thumbnail(request: web.Request) -> web.StreamResponse:
-        meta = await readable(request)
-        if isinstance(meta, web.Response):
-            return meta
+    async def thumbnail(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/attachments/{aid}/thumbnail`: an image's JPEG thumbnail."""
+        meta = await self.readable(request)
         if not meta.get("thumb"):
             return error(404, "not_found", "this attachment has no thumbnail")
         stem = meta["name"].rpartition(".")[0] or meta["name"]
-        return await serve(
-            meta["thumb"],
-            {
-                "Content-Type": "image/jpeg",
-                "Content-Disposition": disposition("inline", f"{stem}-thumbnail.jpg"),
-            },
-        )
+        headers = {
+            "Content-Type": "image/jpeg",
+            "Content-Disposition": disposition("inline", f"{stem}-thumbnail.jpg"),
+        }
+        return await self.serve(meta["thumb"], headers)
 
-    def node_asks(request: web.Request) -> str | None:
+    # --- between nodes
+
+    def node_asks(self, request: web.Request) -> str | None:
         """The blob's sha256 if the request carries the cluster's HMAC for it, else None."""
         sha = request.match_info["sha"]
         given = request.headers.get(BLOB_AUTH_HEADER, "")
-        if SHA256_RE.match(sha) and hmac.compare_digest(given, blob_token(keys.secret, sha)):
+        if SHA256_RE.match(sha) and hmac.compare_digest(given, blob_token(self.keys.secret, sha)):
             return sha
         return None
 
-    async def internal_blob(request: web.Request) -> web.StreamResponse:
-        sha = node_asks(request)
+    async def internal_blob(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/internal/blobs/{sha}`: another node copies a blob this one holds."""
+        sha = self.node_asks(request)
         if sha is None:
             return error(403, "forbidden", "nodes only")
-        path = blobs.path(sha)
+        path = self.blobs.path(sha)
         if not os.path.isfile(path):  # noqa: ASYNC240 (one stat, no thread hop)
             return error(404, "not_found", "not on this node")
         return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
 
-    app.router.add_post("/api/conversations/{cid}/attachments", upload)
-    app.router.add_get("/api/attachments/{aid}", download)
-    app.router.add_get("/api/attachments/{aid}/thumbnail", thumbnail)
-
-    async def pull_blob(request: web.Request) -> web.StreamResponse:
-        """Another node asks this one to keep a copy of a blob (fetched from a holder)."""
-        sha = node_asks(request)
+    async def pull_blob(self, request: web.Request) -> web.StreamResponse:
+        """`POST /api/internal/blobs/{sha}/pull`: another node asks this one to keep a copy of
+        a blob (fetched from a holder)."""
+        sha = self.node_asks(request)
         if sha is None:
             return error(403, "forbidden", "nodes only")
         try:
-            await attachments.local_path(sha)
+            await self.attachments.local_path(sha)
         except BlobUnavailable as exc:
             return error(503, "unavailable", str(exc))
         return web.json_response({"ok": True})
 
-    async def stop_tasks(app: web.Application) -> None:
-        await tasks.cancel(timeout=2)
+    async def stop_tasks(self, app: web.Application) -> None:
+        """On shutdown: the copies to other nodes still running stop."""
+        await self.tasks.cancel(timeout=2)
 
-    app.router.add_get("/api/internal/blobs/{sha}", internal_blob)
-    app.router.add_post("/api/internal/blobs/{sha}/pull", pull_blob)
-    app.on_shutdown.append(stop_tasks)
+
+async def file_part(request: web.Request) -> BodyPartReader | web.Response:
+    """The multipart field `file` of an upload, or the 400 answer."""
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        return error(400, "invalid", "send the file as multipart/form-data, field `file`")
+    part = await reader.next()
+    while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
+        await part.release()
+        part = await reader.next()
+    if part is None:
+        return error(400, "invalid", "no multipart field `file`")
+    return part
+
+
+def add_attachment_routes(
+    app: web.Application,
+    store: Store,
+    attachments: Attachments,
+    keys: TokenKey,
+    limits: AttachmentLimits,
+    rate_limit: UserRateLimit | None = None,
+) -> AttachmentRoutes:
+    """Register the upload, download, thumbnail and node-to-node blob routes."""
+    routes = AttachmentRoutes(store, attachments, keys, limits, rate_limit)
+    app.router.add_post("/api/conversations/{cid}/attachments", routes.upload)
+    app.router.add_get("/api/attachments/{aid}", routes.download)
+    app.router.add_get("/api/attachments/{aid}/thumbnail", routes.thumbnail)
+    app.router.add_get("/api/internal/blobs/{sha}", routes.internal_blob)
+    app.router.add_post("/api/internal/blobs/{sha}/pull", routes.pull_blob)
+    app.on_shutdown.append(routes.stop_tasks)
+    return routes

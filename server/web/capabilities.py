@@ -1,8 +1,8 @@
 """`GET /api/capabilities` and the operator's view of the installed models.
 
-`add_capability_routes(app, realtime)` adds the public route (no token: the sign-in page reads
-it before anyone signs in; it says only which languages are recognized and which pairs
-translate) and puts a `ModelStatus` under `app[MODELS]`, which `/healthz` reports to the
+`add_capability_routes(app, translation, data_dir)` adds the public route (no token: the
+sign-in page reads it before anyone signs in; it says only which languages are recognized and
+which pairs translate) and puts a `ModelStatus` under `app[MODELS]`, which `/healthz` reports to the
 operator (`models`: provisioning state, what of the default set is missing, the command that
 installs it). Install commands appear only there, never in the public document.
 """
@@ -19,6 +19,8 @@ from aiohttp import web
 from translation.capabilities import capabilities
 from translation.paths import argos_packages_dir, vosk_models_dir
 from translation.provisioning import DEFAULT_SET, missing
+from translation.service import TranslationService
+from translation.translator import Translator
 
 CACHE_S = 30.0  # the document is recomputed at least this often
 
@@ -26,8 +28,8 @@ CACHE_S = 30.0  # the document is recomputed at least this often
 class ModelStatus:
     """The capability document (cached) and provisioning's state, for one server process."""
 
-    def __init__(self, realtime: Any, data_dir: Path) -> None:
-        self.realtime = realtime
+    def __init__(self, translation: TranslationService, data_dir: Path) -> None:
+        self.translation = translation  # its translator: None while the engines load
         self.data_dir = data_dir
         # off | running | done | offline | failed | waiting (an earlier attempt failed) | busy
         self.provisioning = "off"
@@ -38,10 +40,15 @@ class ModelStatus:
         """Forget the cached document (engines changed)."""
         self._cached = None
 
+    def _loaded(self) -> Translator:
+        """The engines (the route answers 503 until they are loaded)."""
+        assert self.translation.translator is not None, "asked before the engines loaded"
+        return self.translation.translator
+
     def _compute(self) -> dict[str, Any]:
         from translation.registry import refresh_engines
 
-        translator = self.realtime.translator
+        translator = self._loaded()
         refresh_engines(translator, self.data_dir)  # packages installed while running count
         return capabilities(translator, self.data_dir)
 
@@ -53,7 +60,7 @@ class ModelStatus:
                 stamps.append(folder.stat().st_mtime)
             except OSError:
                 stamps.append(0.0)
-        return (*stamps, len(self.realtime.translator.engines))
+        return (*stamps, len(self._loaded().engines))
 
     async def capabilities(self) -> dict[str, Any]:
         """The document of `GET /api/capabilities`: recomputed when models change in the data
@@ -81,15 +88,17 @@ MODELS = web.AppKey("models", ModelStatus)
 
 async def capabilities_handler(request: web.Request) -> web.Response:
     """`GET /api/capabilities` → `{languages, speech, translation}` (see docs/protocol.md)."""
-    if request.app[MODELS].realtime.translator is None:  # engines still loading
+    if request.app[MODELS].translation.translator is None:  # engines still loading
         raise web.HTTPServiceUnavailable(text="engines are loading; try again")
     document = await request.app[MODELS].capabilities()
     return web.json_response(document, headers={"Cache-Control": "no-cache"})
 
 
-def add_capability_routes(app: web.Application, realtime: Any) -> ModelStatus:
+def add_capability_routes(
+    app: web.Application, translation: TranslationService, data_dir: Path
+) -> ModelStatus:
     """Add `GET /api/capabilities`; returns the process's `ModelStatus` (also `app[MODELS]`)."""
-    status = ModelStatus(realtime, realtime.settings.data_dir)
+    status = ModelStatus(translation, data_dir)
     app[MODELS] = status
     app.router.add_get("/api/capabilities", capabilities_handler)
     return status

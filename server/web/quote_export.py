@@ -17,7 +17,7 @@ from server.storage.store import Store
 from server.tokens import TokenKey
 from server.trade.quote_pdf import render
 from server.trade.quotes import QUOTE_ID_RE, reader_texts, texts
-from server.web.transcripts import participant_identity
+from server.web.access import participant_identity, refusal
 
 FORMATS = ("json", "pdf")
 
@@ -64,7 +64,7 @@ def add_quote_routes(
         identity = await participant_identity(request, secret, store, cid)
         quote = await quotes.get(qid)
         if quote is None or quote["conversation_id"] != cid:
-            raise web.HTTPNotFound(text="no such quote in this conversation")
+            raise refusal(404, "no such quote in this conversation")
         lang = (await languages.of([identity.id]))[identity.id] or identity.lang
         if fmt == "json":
             return web.json_response({"quote": quote, "lang": lang})

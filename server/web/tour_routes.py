@@ -10,13 +10,13 @@ from aiohttp import web
 from server.realtime.validation import TOUR_ID_RE
 from server.storage.tour_archive import TourArchive
 from server.tokens import TokenKey
+from server.web.access import refusal, request_identity
 from server.web.transcripts import (
     FORMATS,
     clock,
     note_text,
     render_srt,
     render_txt,
-    request_identity,
 )
 from translation.errors import as_note
 
@@ -73,11 +73,11 @@ def add_tour_routes(app: web.Application, archive: TourArchive, secret: TokenKey
         identity = request_identity(request, secret)
         kept = await archive.transcript(tid)
         if kept is None:
-            raise web.HTTPNotFound(text="no such tour")
+            raise refusal(404, "no such tour")
         meta = kept.meta
         allowed = {meta["host"]["id"], *(meta.get("invite") or []), *kept.access}
         if identity.id not in allowed:
-            raise web.HTTPForbidden(text="not the host, invited or a viewer of this tour")
+            raise refusal(403, "not the host, invited or a viewer of this tour")
         lines, questions = reader_notes(kept.lines, kept.questions, meta["lang"])
         if fmt == "json":
             return web.json_response({"tour": meta, "lines": lines, "questions": questions})

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from server.realtime.validation import CALL_ID_RE, CONVERSATION_ID_RE
 from server.storage.store import Store
-from server.tokens import Identity, TokenError, TokenKey, verify_token
+from server.tokens import TokenKey
+from server.web.access import participant_identity
 from translation.errors import NO_PAIR, TranslationNote, as_note
 
 MAX_LINES = 20_000
@@ -24,31 +25,6 @@ def clock(seconds: float, separator: str = ".") -> str:
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
     return f"{h:02d}:{m:02d}:{s:02d}{separator}{ms:03d}"
-
-
-def request_identity(request: web.Request, secret: TokenKey) -> Identity:
-    """Who an HTTP request is, from `Authorization: Bearer <token>` or `?token=`; 401 if
-    the token is missing or not valid."""
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.startswith("Bearer ") else request.query.get("token")
-    try:
-        return verify_token(secret, token)
-    except TokenError as exc:
-        raise web.HTTPUnauthorized(text=str(exc)) from None
-
-
-async def participant_identity(
-    request: web.Request, secret: TokenKey, store: Store, cid: str
-) -> Identity:
-    """The requester, a participant of conversation `cid`: 401 without a valid token, 404
-    for an unknown conversation, 403 for someone not in it."""
-    identity = request_identity(request, secret)
-    conversation = await store.get_conversation(cid)
-    if conversation is None:
-        raise web.HTTPNotFound(text="no such conversation")
-    if identity.id not in conversation["participants"]:
-        raise web.HTTPForbidden(text="not a participant of this conversation")
-    return identity
 
 
 def to_line(entry: dict[str, Any]) -> dict[str, Any]:

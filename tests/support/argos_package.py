@@ -180,7 +180,7 @@ def _build_zip(from_code: str, to_code: str, pairs: list[tuple[str, str]], key: 
     import sentencepiece as spm
     import torch
 
-    from tests import tiny_nmt
+    from tests.support import tiny_nmt
 
     sp_bytes = train_sentencepiece([text for pair in pairs for text in pair])
     sp = spm.SentencePieceProcessor(model_proto=sp_bytes)

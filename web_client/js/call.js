@@ -1,13 +1,13 @@
 // The video call of the open conversation: WebRTC to the server (non-trickle ICE), one tile per
 // peer, live subtitles in the viewer's language, mute/camera toggles, leave and end for all.
 // When the call moves to another media server (`call.moved`) or our socket comes back after a
-// drop, the view re-joins by itself with a fresh offer and keeps its subtitle history.
+// drop, the view re-joins by itself with a fresh offer and keeps its subtitle history
+// (`MediaView`, media_view.js, does what calls and tours do alike).
 import { button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { languageName, t } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
-import { SoundGate } from "./playback.js";
+import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { forgetCall, saveCall, savedCall } from "./session.js";
 import { SubtitleBoard } from "./subtitles.js";
 
@@ -23,51 +23,20 @@ function endedNote(reason, endedBy, me) {
   return t("call.ended_other", { reason: movedReason(reason) });
 }
 
-/** Why a call or tour moved (or ended), in the interface language when it is a reason of
- * docs/protocol.md ("media server lost", "host left", "server shutting down", …), else as the
- * server said it. */
-export function movedReason(reason) {
-  const key = {
-    "media server lost": "moved.lost",
-    "media server restarting": "moved.restarting",
-    idle: "ended.idle",
-    "host left": "ended.host_left",
-    "host disconnected": "ended.host_disconnected",
-    "server shutting down": "ended.shutting_down",
-  }[reason];
-  return key ? t(key) : reason || t("moved.unknown");
-}
-
-/** The microphone and camera, or as much of them as the browser grants (null: receive only). */
-export async function localMedia() {
-  const tries = [
-    { audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 } } },
-    { audio: true, video: false },
-    { audio: false, video: true },
-  ];
-  for (const constraints of tries) {
-    try {
-      return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch {
-      /* try with less */
-    }
-  }
-  return null;
-}
-
-export class CallView {
+export class CallView extends MediaView {
   /** `app`: {me, lang, connection, conversation, names}. */
   constructor(app) {
-    this.app = app;
+    super(app, "call", {
+      offerEvent: "rtc.offer",
+      answerEvent: "rtc.answer",
+      left: "call.you_left",
+      updateFailed: "call.update_failed",
+      langFailed: "call.lang_failed",
+    });
     this.slot = byId("call-slot");
     this.view = byId("call-view");
     this.running = new Map(); // call id -> call (conversation_id, participants)
-    // {call, pc, stream, iceServers, tiles: Map(peer_id -> tile), queue, joined, offline}; `pc` is
-    // replaced on every re-join, the rest stays for the whole call.
-    this.active = null;
-    this.subtitleLang = null;
-    // The others' sound, once the browser allows it (a page reloaded mid-call has had no click).
-    this.sound = new SoundGate("call-sound", () => ({ sound: t("call.sound"), play: t("call.play") }));
+    // `active` (see MediaView) also holds `tiles`: Map(peer_id -> tile).
     this.buildView();
   }
 
@@ -97,10 +66,7 @@ export class CallView {
     this.leaveButton = button("call-leave", t("call.leave"), "call-leave", () => this.leave());
     this.endButton = button("call-end", t("call.end"), "call-end", () => this.endForAll());
     this.note = el("p", { className: "call-note", attrs: { role: "status" } });
-    this.rejoinButton = button("call-rejoin", t("call.rejoin"), "call-rejoin", () => {
-      if (this.active) this.rejoin(this.active, t("call.rejoining"));
-    });
-    this.rejoinButton.hidden = true;
+    this.rejoinButton = this.makeRejoinButton();
     const controls = el(
       "div",
       { className: "call-controls", attrs: { role: "toolbar", "aria-label": t("call.controls") } },
@@ -200,81 +166,67 @@ export class CallView {
 
   // ----- server events ---------------------------------------------------------------------
 
-  /** Handle a server event; true when it was a call event. */
-  onEvent(event, data) {
-    if (event === "call.started") {
-      this.running.set(data.call.id, data.call);
-      this.renderSlot();
-      this.app.callAlert?.started(data.call);
-    } else if (event === "call.participants") {
-      const call = this.running.get(data.call_id);
-      if (call) call.participants = data.participants;
-      if (this.active?.call.id === data.call_id) {
-        this.active.call.participants = data.participants;
-        this.syncTiles();
-      }
-      // Joined from another device: stop ringing here.
-      if (call && this.isIn(call)) this.app.callAlert?.answered(call.conversation_id);
-      this.app.inbox.render(); // someone joined or left: the "calling" mark follows
-    } else if (event === "call.ended") {
-      const ended = this.running.get(data.call_id);
-      this.running.delete(data.call_id);
-      if (this.active?.call.id === data.call_id) {
-        this.teardown(endedNote(data.reason, data.ended_by, this.app.me.id));
-      } else if (ended && ended.conversation_id === this.app.conversation.id && data.ended_by) {
-        this.view.hidden = false;
-        this.view.classList.add("ended");
-        this.showNote(endedNote(data.reason, data.ended_by, this.app.me.id));
-        clearTimeout(this.endedTimer);
-        this.endedTimer = setTimeout(() => {
-          if (!this.active) this.view.hidden = true;
-        }, ENDED_NOTE_MS);
-      }
-      this.app.callAlert?.ended(data.call_id);
-      this.renderSlot();
-    } else if (event === "call.moved") {
-      this.running.set(data.call_id, data.call);
-      if (this.active?.call.id === data.call_id) {
-        this.active.call = { ...this.active.call, ...data.call };
-        this.rejoin(this.active, t("call.moved", { reason: movedReason(data.reason) }));
-      }
-    } else if (event === "call.left") {
-      if (this.active?.call.id === data.call_id) this.teardown(t("call.you_left", { reason: data.reason }));
-    } else if (event === "rtc.offer") {
-      if (this.active?.call.id === data.call_id) this.renegotiate(data.sdp);
-    } else if (event === "subtitle") {
-      if (this.active?.call.id === data.call_id) this.onSubtitle(data);
-    } else {
-      return false;
-    }
-    return true;
+  /** The call events of a conversation's call (the moved, left, re-offer and subtitle events
+   * are MediaView's). */
+  kindEvents() {
+    return {
+      "call.started": (data) => {
+        this.running.set(data.call.id, data.call);
+        this.renderSlot();
+        this.app.callAlert?.started(data.call);
+      },
+      "call.participants": (data) => {
+        const call = this.running.get(data.call_id);
+        if (call) call.participants = data.participants;
+        if (this.isActive(data.call_id)) {
+          this.active.call.participants = data.participants;
+          this.syncTiles();
+        }
+        // Joined from another device: stop ringing here.
+        if (call && this.isIn(call)) this.app.callAlert?.answered(call.conversation_id);
+        this.app.inbox.render(); // someone joined or left: the "calling" mark follows
+      },
+      "call.ended": (data) => this.onEnded(data),
+    };
   }
 
-  /** The connection dropped: the server removes this socket from the call, so once the socket
-   * is back (`onConnected`) we join it again; until then the view stays, with a note. */
+  onEnded(data) {
+    const ended = this.running.get(data.call_id);
+    this.running.delete(data.call_id);
+    if (this.isActive(data.call_id)) {
+      this.teardown(endedNote(data.reason, data.ended_by, this.app.me.id));
+    } else if (ended && ended.conversation_id === this.app.conversation.id && data.ended_by) {
+      this.view.hidden = false;
+      this.view.classList.add("ended");
+      this.showNote(endedNote(data.reason, data.ended_by, this.app.me.id));
+      clearTimeout(this.endedTimer);
+      this.endedTimer = setTimeout(() => {
+        if (!this.active) this.view.hidden = true;
+      }, ENDED_NOTE_MS);
+    }
+    this.app.callAlert?.ended(data.call_id);
+    this.renderSlot();
+  }
+
+  sessionMoved(data) {
+    this.running.set(data.call_id, data.call);
+  }
+
+  /** The connection dropped: the calls we knew of may have ended meanwhile. */
   onDisconnected() {
-    const active = this.active;
     this.running.clear();
-    if (!active || active.offline) return;
-    active.offline = true;
-    active.pc?.close(); // its member on the server is gone with the socket
-    this.dropRemoteTiles(active);
-    this.rejoinButton.hidden = true;
-    this.showNote(t("call.reconnecting"));
+    super.onDisconnected();
   }
 
   /** The socket is connected (again): re-join the call we were in when it dropped, or, on a
    * page just reloaded mid-call, the call this tab was in (kept in sessionStorage). */
   onConnected() {
-    const active = this.active;
-    if (!active) {
-      const saved = savedCall();
-      if (saved) this.resume(saved);
+    if (this.active) {
+      super.onConnected();
       return;
     }
-    if (!active.offline) return;
-    active.offline = false;
-    this.rejoin(active, t("call.reconnecting"));
+    const saved = savedCall();
+    if (saved) this.resume(saved);
   }
 
   /** Back into the call this tab was in before a reload, by itself, if it still runs. */
@@ -351,18 +303,10 @@ export class CallView {
     }
   }
 
-  /**
-   * A new RTCPeerConnection for `active` (closing the one before), our offer, `call.join`, the
-   * server's answer. Resolves with the join ack, or null when the call was left or another
-   * (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
-   */
-  async connectMedia(active) {
-    const { pc, current } = freshConnection(this, active);
+  /** Our camera and microphone both ways (receive only what we lack); `call.join`. */
+  prepareConnection(active, pc, current) {
     pc.addEventListener("track", (event) => {
       if (current()) this.onTrack(event);
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      if (current() && pc.connectionState === "failed") this.showNote(t("call.failed"));
     });
     const stream = active.stream;
     for (const kind of ["audio", "video"]) {
@@ -370,43 +314,39 @@ export class CallView {
       if (track) pc.addTrack(track, stream);
       else pc.addTransceiver(kind, { direction: "recvonly" });
     }
-    const payload = { call_id: active.call.id, subtitle_lang: this.subtitleLang };
-    return offerAndJoin(this.app.connection, active, pc, current, "call.join", payload, (ack) => {
-      active.call = ack.call;
-    });
+    return { event: "call.join", payload: { call_id: active.call.id, subtitle_lang: this.subtitleLang } };
   }
 
-  /** Join the running call again with a fresh connection (it moved, or our socket came back);
-   * `note` says why meanwhile. The subtitle lines so far stay. */
-  async rejoin(active, note) {
-    if (this.active !== active) return;
+  accepted(active, ack) {
+    active.call = ack.call;
+  }
+
+  connectionState(state) {
+    if (state === "failed") this.showNote(t("call.failed"));
+  }
+
+  rejoinStarting() {
     this.view.hidden = false;
     this.view.classList.add("moving");
-    this.rejoinButton.hidden = true;
-    this.showNote(note);
-    this.dropRemoteTiles(active);
-    try {
-      const ack = await this.connectMedia(active);
-      if (!ack) return;
-      this.view.classList.remove("moving");
-      this.syncTiles();
-      this.showJoinedNote(ack);
-    } catch (error) {
-      if (this.active !== active) return;
-      if (error.code === "not_found") {
-        // The call ended while we were away (everyone left, or it could not be moved).
-        this.running.delete(active.call.id);
-        this.teardown(t("call.gone"));
-        return;
-      }
-      this.view.classList.remove("moving");
-      this.showNote(t("call.rejoin_failed", { error: error.message }));
-      this.rejoinButton.hidden = false;
-    }
+  }
+
+  rejoined(active, ack) {
+    this.view.classList.remove("moving");
+    this.syncTiles();
+    this.showJoinedNote(ack);
+  }
+
+  rejoinFailed() {
+    this.view.classList.remove("moving");
+  }
+
+  gone(active) {
+    this.running.delete(active.call.id);
+    super.gone(active);
   }
 
   /** The others' tiles belong to the connection being replaced; the next one brings its own. */
-  dropRemoteTiles(active) {
+  dropRemoteMedia(active) {
     for (const [peerId, tile] of active.tiles) {
       if (tile.local) continue;
       tile.node.remove();
@@ -414,22 +354,6 @@ export class CallView {
     }
     this.sound.forget();
     this.tilesNode.dataset.count = String(active.tiles.size);
-  }
-
-  /** After a join: say whether our speech is subtitled (or that we have no media), else nothing. */
-  showJoinedNote(ack) {
-    if (ack.captions && !ack.captions.available) {
-      this.showNote(t("call.no_captions", { lang: languageName(ack.captions.lang) }));
-    } else {
-      this.showNote(this.active?.stream ? "" : t("call.no_media"));
-    }
-  }
-
-  async leave() {
-    const active = this.active;
-    if (!active) return;
-    this.teardown("");
-    await this.app.connection.request("call.leave", { call_id: active.call.id }).catch(() => {});
   }
 
   async endForAll() {
@@ -441,22 +365,9 @@ export class CallView {
 
   /** Stop our media and close the view (`note` tells why, if anything). */
   teardown(note) {
-    const active = this.active;
-    this.active = null;
     forgetCall();
-    if (active) {
-      active.joined?.();
-      active.stream?.getTracks().forEach((track) => track.stop());
-      try {
-        active.pc.close();
-      } catch {
-        /* already closed */
-      }
-    }
+    this.stopMedia();
     this.tilesNode.replaceChildren();
-    this.sound.forget();
-    this.board.clear();
-    this.rejoinButton.hidden = true;
     this.view.classList.remove("moving");
     this.view.hidden = !note;
     this.view.classList.toggle("ended", Boolean(note));
@@ -472,16 +383,8 @@ export class CallView {
 
   // ----- media ---------------------------------------------------------------------------------
 
-  /** Answer a server offer (someone joined or left); offers are answered one at a time, in order. */
-  async renegotiate(sdp) {
-    const active = this.active;
-    const reply = (answer) =>
-      this.app.connection.request("rtc.answer", { call_id: active.call.id, sdp: answer, type: "answer" });
-    const answered = await answerInTurn(active, sdp, reply, (error) => {
-      console.warn("renegotiation failed", error);
-      this.showNote(t("call.update_failed", { error: error.message }));
-    });
-    if (answered) this.syncTiles();
+  renegotiated() {
+    this.syncTiles();
   }
 
   onTrack(event) {
@@ -574,18 +477,9 @@ export class CallView {
 
   // ----- subtitles ------------------------------------------------------------------------------
 
-  async setSubtitleLang(lang) {
-    const active = this.active;
-    if (!active) return;
-    try {
-      await this.app.connection.request("call.subtitles", { call_id: active.call.id, lang });
-      this.subtitleLang = lang;
-      this.board.setLanguage(lang);
-      this.showNote(t("call.lang_now", { lang: languageName(lang) }));
-    } catch (error) {
-      this.langSelect.value = this.subtitleLang;
-      this.showNote(t("call.lang_failed", { error: error.message }));
-    }
+  subtitleLangChanged(lang) {
+    this.board.setLanguage(lang);
+    this.showNote(t("call.lang_now", { lang: languageName(lang) }));
   }
 
   onSubtitle(data) {
@@ -602,11 +496,5 @@ export class CallView {
       this.showNote(t("call.download_failed", { error: error.message }));
       this.view.hidden = false;
     }
-  }
-
-  showNote(text) {
-    this.note.title = "";
-    this.note.textContent = text || "";
-    this.note.hidden = !text;
   }
 }

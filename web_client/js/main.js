@@ -137,11 +137,54 @@ function signOut(notice = "") {
 
 // ----- the signed-in app ---------------------------------------------------------------------
 
+/** What a server event does outside the call and tour views (which take theirs first). */
+const SERVER_EVENTS = {
+  "message.new": (app, data) => app.conversation.onMessage(data.message),
+  "inbox.update": (app, data) => app.inbox.upsert(data.conversation),
+  typing: (app, data) => app.conversation.onTyping(data),
+  read: (app, data) => app.conversation.onRead(data),
+  presence: (app, data) => {
+    app.online.set(data.user_id, data.online);
+    app.presenceHeard.set(data.user_id, performance.now());
+    app.conversation.onPresence();
+    app.inbox.render();
+  },
+  "user.language": (app, data) => {
+    if (data.user_id === app.me.id) applyLanguage(app, data.lang);
+  },
+};
+
+/** Send a server event to the view it belongs to. */
+function dispatch(app, event, data) {
+  if (app.tour.onEvent(event, data) || app.call.onEvent(event, data)) return;
+  SERVER_EVENTS[event]?.(app, data);
+}
+
 function startApp(token, user) {
   const connection = new Connection(token);
   const lang = savedLanguage() || user.lang;
   savePageLanguage(setUiLanguage(lang));
   translatePage();
+  const app = buildApp(token, user, lang, connection);
+  window.tradetalk = app; // for debugging and the browser tests
+  showHeader(app, connection);
+  setStatus(t("status.connecting"), "warn");
+  connection.addEventListener("connected", () => onConnected(app));
+  connection.addEventListener("disconnected", () => onDisconnected(app));
+  connection.addEventListener("unauthorized", (event) => {
+    connection.close();
+    signOut(t("signin.refused", { reason: event.detail }));
+  });
+  connection.addEventListener("server", ({ detail: { event, data } }) => dispatch(app, event, data));
+  app.outbox.addEventListener("sent", ({ detail }) => app.conversation.sent(detail.message));
+  app.outbox.addEventListener("failed", ({ detail }) => app.conversation.failed(detail.item, detail.error));
+
+  window.addEventListener("hashchange", () => route(app));
+  route(app);
+}
+
+/** The app's shared state and its views (each view gets the app). */
+function buildApp(token, user, lang, connection) {
   const app = {
     me: user,
     token,
@@ -170,8 +213,12 @@ function startApp(token, user) {
   app.quotes = new QuoteDesk(app);
   app.callAlert = new CallAlert(app);
   app.tour = new TourView(app);
-  window.tradetalk = app; // for debugging and the browser tests
+  return app;
+}
 
+/** Who is signed in, their language, invite link and sign-out. */
+function showHeader(app, connection) {
+  const user = app.me;
   byId("me").hidden = false;
   byId("app-view").hidden = false;
   byId("me-name").textContent = `${user.name} · ${t(`role.${user.role}`)}`;
@@ -184,69 +231,49 @@ function startApp(token, user) {
     connection.close();
     signOut();
   };
-  setStatus(t("status.connecting"), "warn");
+}
 
-  connection.addEventListener("connected", async () => {
-    setStatus("");
-    document.body.classList.remove("offline");
-    if (app.lang !== user.lang) {
-      await connection.request("user.set_language", { lang: app.lang }).catch(() => {});
-    }
-    app.call.onConnected(); // back in the call we were in when the socket dropped
-    try {
-      const askedAt = performance.now();
-      const ack = await connection.request("inbox.list", {});
-      app.inbox.setAll(ack.conversations, askedAt); // with each participant's presence
-      app.conversation.onPresence();
-      // A call ringing in any conversation rings here too, even after a reload.
-      app.call.refreshAllRunning(app.inbox.ids());
-    } catch {
-      /* the next reconnect retries */
-    }
-    await followInvite(app);
-    if (app.conversation.id) {
-      app.conversation.joined = false;
-      await app.conversation.join();
-    }
-    app.outbox.flush();
-    app.tour.onConnected();
-  });
-  connection.addEventListener("disconnected", () => {
-    if (connection.everConnected) {
-      setStatus(t("status.reconnecting"), "warn");
-      document.body.classList.add("offline");
-    }
-    app.conversation.joined = false;
-    // What we knew of who is online is stale from now on: unknown until we are back.
-    app.online.clear();
-    app.inbox.render();
+/** The socket is connected (again): the language, the call we were in, the inbox, the open
+ * conversation, the outbox, the tours. */
+async function onConnected(app) {
+  const connection = app.connection;
+  setStatus("");
+  document.body.classList.remove("offline");
+  if (app.lang !== app.me.lang) {
+    await connection.request("user.set_language", { lang: app.lang }).catch(() => {});
+  }
+  app.call.onConnected(); // back in the call we were in when the socket dropped
+  try {
+    const askedAt = performance.now();
+    const ack = await connection.request("inbox.list", {});
+    app.inbox.setAll(ack.conversations, askedAt); // with each participant's presence
     app.conversation.onPresence();
-    app.call.onDisconnected();
-    app.tour.onDisconnected();
-  });
-  connection.addEventListener("unauthorized", (event) => {
-    connection.close();
-    signOut(t("signin.refused", { reason: event.detail }));
-  });
-  connection.addEventListener("server", ({ detail: { event, data } }) => {
-    if (app.tour.onEvent(event, data)) return;
-    if (app.call.onEvent(event, data)) return;
-    if (event === "message.new") app.conversation.onMessage(data.message);
-    else if (event === "inbox.update") app.inbox.upsert(data.conversation);
-    else if (event === "typing") app.conversation.onTyping(data);
-    else if (event === "read") app.conversation.onRead(data);
-    else if (event === "presence") {
-      app.online.set(data.user_id, data.online);
-      app.presenceHeard.set(data.user_id, performance.now());
-      app.conversation.onPresence();
-      app.inbox.render();
-    } else if (event === "user.language" && data.user_id === user.id) applyLanguage(app, data.lang);
-  });
-  app.outbox.addEventListener("sent", ({ detail }) => app.conversation.sent(detail.message));
-  app.outbox.addEventListener("failed", ({ detail }) => app.conversation.failed(detail.item, detail.error));
+    // A call ringing in any conversation rings here too, even after a reload.
+    app.call.refreshAllRunning(app.inbox.ids());
+  } catch {
+    /* the next reconnect retries */
+  }
+  await followInvite(app);
+  if (app.conversation.id) {
+    app.conversation.joined = false;
+    await app.conversation.join();
+  }
+  app.outbox.flush();
+  app.tour.onConnected();
+}
 
-  window.addEventListener("hashchange", () => route(app));
-  route(app);
+function onDisconnected(app) {
+  if (app.connection.everConnected) {
+    setStatus(t("status.reconnecting"), "warn");
+    document.body.classList.add("offline");
+  }
+  app.conversation.joined = false;
+  // What we knew of who is online is stale from now on: unknown until we are back.
+  app.online.clear();
+  app.inbox.render();
+  app.conversation.onPresence();
+  app.call.onDisconnected();
+  app.tour.onDisconnected();
 }
 
 function route(app) {

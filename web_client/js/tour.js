@@ -4,14 +4,14 @@
 // subtitles in a chosen language with the original on hover, questions). Routes: `#/tours`
 // and the share link `#tour=ID`. When the tour moves to another media server (`tour.moved`) or
 // our socket comes back after a drop, the host publishes again and a viewer joins again, by
-// themselves, with a fresh offer.
-import { localMedia, movedReason } from "./call.js";
+// themselves, with a fresh offer (`MediaView`, media_view.js, does what calls and tours do
+// alike).
 import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
-import { SoundGate, playMuted } from "./playback.js";
+import { MediaView, localMedia, movedReason } from "./media_view.js";
+import { playMuted } from "./playback.js";
 import "./strings/tour.js";
 import { SubtitleBoard, subtitleFor } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
@@ -30,19 +30,23 @@ function parseIds(text) {
   return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
 }
 
-export class TourView {
+export class TourView extends MediaView {
   /** `app`: {me, lang, token, connection}. */
   constructor(app) {
-    this.app = app;
+    super(app, "tour", {
+      offerEvent: "tour.offer",
+      answerEvent: "tour.answer",
+      left: "tour.left",
+      updateFailed: "tour.error",
+      langFailed: "tour.error",
+    });
     this.view = byId("tour-view");
     this.tours = new Map(); // tour id -> tour (as in the list)
-    this.active = null; // {tour, host, pc, stream, iceServers, queue, joined, offline}
+    // `active` (see MediaView) also holds `host`: whether we host it.
     this.ended = null; // the tour that just ended (for the transcript buttons)
     this.wanted = null; // a tour id from a share link, joined once connected
     this.questions = [];
     setUiLanguage(app.lang);
-    // The host's sound, once the browser allows it (a share link opened without a click).
-    this.sound = new SoundGate("tour-sound", () => ({ sound: t("tour.sound"), play: t("tour.play") }));
     this.build();
   }
 
@@ -126,10 +130,7 @@ export class TourView {
     const copy = button("quiet", t("tour.copy"), "tour-copy", (event) => this.copyShare(event.currentTarget));
     this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
     this.leaveButton = button("call-leave", t("tour.leave"), "tour-leave", () => this.leave());
-    this.rejoinButton = button("call-rejoin", t("tour.rejoin"), "tour-rejoin", () => {
-      if (this.active) this.rejoin(this.active, t("tour.rejoining"));
-    });
-    this.rejoinButton.hidden = true;
+    this.rejoinButton = this.makeRejoinButton();
     this.endButton = button("call-end", t("tour.end"), "tour-end", () => this.end());
     this.controls = el(
       "div",
@@ -271,50 +272,42 @@ export class TourView {
     return hash === "#/tours" || Boolean(this.active);
   }
 
-  /** Handle a server event; true when it was a tour event. */
-  onEvent(event, data) {
-    if (event === "tour.listed") {
-      this.tours.set(data.tour.id, data.tour);
-      this.renderList();
-    } else if (event === "tour.unlisted") {
-      this.tours.delete(data.tour_id);
-      this.renderList();
-    } else if (event === "tour.viewers") {
-      if (this.active?.tour.id === data.tour_id) this.setCount(data.count);
-    } else if (event === "tour.question") {
-      if (this.active?.tour.id === data.tour_id) this.addQuestion(data.question);
-    } else if (event === "tour.ended") {
-      this.tours.delete(data.tour_id);
-      if (this.active?.tour.id === data.tour_id) {
-        this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: movedReason(data.reason) }));
-      }
-      this.renderList();
-    } else if (event === "tour.moved") {
-      if (this.tours.has(data.tour_id)) this.tours.set(data.tour_id, { ...this.tours.get(data.tour_id), ...data.tour });
-      if (this.active?.tour.id === data.tour_id) {
-        this.active.tour = { ...this.active.tour, ...data.tour };
-        this.rejoin(this.active, t("tour.moved", { reason: movedReason(data.reason) }));
-      }
-    } else if (event === "tour.left") {
-      if (this.active?.tour.id === data.tour_id) this.teardown(t("tour.left", { reason: data.reason }));
-    } else if (event === "tour.offer") {
-      if (this.active?.tour.id === data.tour_id) this.renegotiate(data.sdp);
-    } else if (event === "subtitle" && data.tour_id) {
-      if (this.active?.tour.id === data.tour_id) this.onSubtitle(data);
-    } else {
-      return false;
-    }
-    return true;
+  /** The tour events of the list and the running tour (the moved, left, re-offer and subtitle
+   * events are MediaView's). */
+  kindEvents() {
+    return {
+      "tour.listed": (data) => {
+        this.tours.set(data.tour.id, data.tour);
+        this.renderList();
+      },
+      "tour.unlisted": (data) => {
+        this.tours.delete(data.tour_id);
+        this.renderList();
+      },
+      "tour.viewers": (data) => {
+        if (this.isActive(data.tour_id)) this.setCount(data.count);
+      },
+      "tour.question": (data) => {
+        if (this.isActive(data.tour_id)) this.addQuestion(data.question);
+      },
+      "tour.ended": (data) => {
+        this.tours.delete(data.tour_id);
+        if (this.isActive(data.tour_id)) {
+          this.teardown(data.reason === "ended" ? t("tour.ended") : t("tour.ended_reason", { reason: movedReason(data.reason) }));
+        }
+        this.renderList();
+      },
+    };
+  }
+
+  sessionMoved(data) {
+    if (this.tours.has(data.tour_id)) this.tours.set(data.tour_id, { ...this.tours.get(data.tour_id), ...data.tour });
   }
 
   /** (Re)connected: back into the tour we were in when the socket dropped, refresh the list,
    * join a tour from a share link. */
   async onConnected() {
-    const active = this.active;
-    if (active?.offline) {
-      active.offline = false;
-      this.rejoin(active, t("tour.reconnecting"));
-    }
+    super.onConnected();
     try {
       const { tours } = await this.app.connection.request("tour.list", {});
       this.tours = new Map(tours.map((tour) => [tour.id, tour]));
@@ -323,19 +316,6 @@ export class TourView {
       /* the next reconnect retries */
     }
     this.joinWanted();
-  }
-
-  /** The socket dropped: the server drops this socket's part in the tour, so we join again once
-   * the socket is back (`onConnected`); until then the stage stays, with a note. */
-  onDisconnected() {
-    const active = this.active;
-    if (!active || active.offline) return;
-    active.offline = true;
-    active.pc?.close();
-    if (!active.host) this.video.srcObject = null;
-    this.sound.forget();
-    this.rejoinButton.hidden = true;
-    this.showNote(t("tour.reconnecting"));
   }
 
   /** Watch a tour from the list (through its share link, so a reload rejoins it). */
@@ -518,82 +498,46 @@ export class TourView {
     }
   }
 
-  /**
-   * A new RTCPeerConnection for `active` (closing the one before), our offer, and `tour.publish`
-   * (the host) or `tour.join` (a viewer). Resolves with the ack, or null when the tour was left
-   * or another (re-)join replaced this one meanwhile; rejects with the refusal otherwise.
-   */
-  async connectMedia(active) {
-    const { pc, current } = freshConnection(this, active);
-    let event;
-    let payload;
+  /** The host sends its camera and microphone (`tour.publish`); a viewer receives the host's
+   * (`tour.join`). */
+  prepareConnection(active, pc, current) {
     if (active.host) {
       const stream = active.stream;
       for (const track of stream?.getTracks() || []) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      event = "tour.publish";
-      payload = { tour_id: active.tour.id };
-    } else {
-      pc.addEventListener("track", (trackEvent) => {
-        if (!current()) return;
-        const stream = trackEvent.streams[0];
-        if (stream && this.video.srcObject !== stream) this.video.srcObject = stream;
-        this.sound.play(this.video);
-      });
-      pc.addTransceiver("audio", { direction: "recvonly" });
-      pc.addTransceiver("video", { direction: "recvonly" });
-      event = "tour.join";
-      payload = { tour_id: active.tour.id, subtitle_lang: this.subtitleLang };
+      return { event: "tour.publish", payload: { tour_id: active.tour.id } };
     }
-    return offerAndJoin(this.app.connection, active, pc, current, event, payload, (ack) => {
-      if (ack.tour) active.tour = ack.tour;
+    pc.addEventListener("track", (trackEvent) => {
+      if (!current()) return;
+      const stream = trackEvent.streams[0];
+      if (stream && this.video.srcObject !== stream) this.video.srcObject = stream;
+      this.sound.play(this.video);
     });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    return { event: "tour.join", payload: { tour_id: active.tour.id, subtitle_lang: this.subtitleLang } };
   }
 
-  /** Publish or join again with a fresh connection (the tour moved, or our socket came back);
-   * `note` says why meanwhile. The subtitle lines so far stay. */
-  async rejoin(active, note) {
-    if (this.active !== active) return;
-    this.rejoinButton.hidden = true;
-    this.showNote(note);
-    if (!active.host) this.video.srcObject = null; // the old connection's picture is frozen
+  accepted(active, ack) {
+    if (ack.tour) active.tour = ack.tour;
+  }
+
+  /** The old connection's picture is frozen: a viewer's video goes until the next one plays. */
+  dropRemoteMedia(active) {
+    if (!active.host) this.video.srcObject = null;
     this.sound.forget();
-    try {
-      const ack = await this.connectMedia(active);
-      if (!ack) return;
-      if (active.host) this.showJoinedNote(ack);
-      else this.showNote("");
-      this.showTour();
-    } catch (error) {
-      if (this.active !== active) return;
-      if (error.code === "not_found") {
-        this.teardown(t("tour.gone"));
-        return;
-      }
-      if (active.host && error.code === "forbidden") {
-        // Only the socket that started a tour may publish it: a new socket cannot take it over.
-        this.teardown(t("tour.rejoin_failed", { message: error.message }));
-        return;
-      }
-      this.showNote(t("tour.rejoin_failed", { message: error.message }));
-      this.rejoinButton.hidden = false;
-    }
   }
 
-  /** After publishing: say whether the host's speech is subtitled (or that it has no media). */
-  showJoinedNote(ack) {
-    if (ack.captions && !ack.captions.available) {
-      this.showNote(t("tour.no_captions", { lang: languageName(ack.captions.lang) }));
-    } else {
-      this.showNote(this.active?.stream ? "" : t("tour.no_media"));
-    }
+  rejoined(active, ack) {
+    if (active.host) this.showJoinedNote(ack);
+    else this.showNote("");
+    this.showTour();
   }
 
-  /** Answer a server offer (the host's media arrived or changed), in order. */
-  renegotiate(sdp) {
-    const active = this.active;
-    const reply = (answer) =>
-      this.app.connection.request("tour.answer", { tour_id: active.tour.id, sdp: answer, type: "answer" });
-    return answerInTurn(active, sdp, reply, (error) => this.showNote(t("tour.error", { message: error.message })));
+  rejoinRefused(active, error) {
+    if (!active.host || error.code !== "forbidden") return false;
+    // Only the socket that started a tour may publish it: a new socket cannot take it over.
+    this.teardown(t("tour.rejoin_failed", { message: error.message }));
+    return true;
   }
 
   /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
@@ -603,18 +547,6 @@ export class TourView {
     if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
       this.active.unavailable = this.subtitleLang;
       this.showNote(t("tour.unavailable", { lang: languageName(this.subtitleLang) }));
-    }
-  }
-
-  async setSubtitleLang(lang) {
-    const active = this.active;
-    if (!active) return;
-    try {
-      await this.app.connection.request("tour.subtitles", { tour_id: active.tour.id, lang });
-      this.subtitleLang = lang;
-    } catch (error) {
-      this.langSelect.value = this.subtitleLang;
-      this.showNote(t("tour.error", { message: error.message }));
     }
   }
 
@@ -630,13 +562,9 @@ export class TourView {
     }
   }
 
-  async leave() {
-    const active = this.active;
-    if (!active) return;
-    this.teardown("");
+  afterLeave() {
     this.ended = null;
     this.render();
-    await this.app.connection.request("tour.leave", { tour_id: active.tour.id }).catch(() => {});
   }
 
   // ----- shared ---------------------------------------------------------------------------------
@@ -658,22 +586,9 @@ export class TourView {
 
   /** Stop media and show `note`; `ran`: the tour ran for us, so offer its transcript. */
   teardown(note, ran = true) {
-    const active = this.active;
-    this.active = null;
-    if (active) {
-      active.joined?.();
-      active.stream?.getTracks().forEach((track) => track.stop());
-      try {
-        active.pc.close();
-      } catch {
-        /* already closed */
-      }
-      this.ended = { ...active.tour, host: active.host, ran };
-    }
+    const active = this.stopMedia();
+    if (active) this.ended = { ...active.tour, host: active.host, ran };
     this.video.srcObject = null;
-    this.sound.forget();
-    this.board.clear();
-    this.rejoinButton.hidden = true;
     this.render();
     this.showNote(note);
     if (this.ended?.host) this.renderQuestions();
@@ -687,11 +602,5 @@ export class TourView {
     } catch (error) {
       this.showNote(t("tour.error", { message: error.message }));
     }
-  }
-
-  showNote(text) {
-    this.note.title = "";
-    this.note.textContent = text || "";
-    this.note.hidden = !text;
   }
 }
