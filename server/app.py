@@ -35,6 +35,7 @@ from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE
 from server.realtime.sessions import Session, user_room
 from server.realtime.socket_server import SocketServer
+from server.recognition.hub import RecognitionHub
 from server.shutdown import Stopping
 from server.storage.attachments import Attachments, BlobStore
 from server.storage.languages import Languages
@@ -94,6 +95,7 @@ class Realtime:
         limits = settings.limits
         node = self.node_id = settings.node_id
         # connections: Redis (storage, bus) and Socket.IO (its rooms shared through Redis)
+        self.redis_url = redis_url
         self.redis = blocking_pool(redis_url, settings.redis_max_connections)
         self.manager = PooledRedisManager(redis_url, "tradetalk", settings.redis_max_connections)
         self.sio = SocketServer(
@@ -127,6 +129,7 @@ class Realtime:
         self.owns_process = False  # `tradetalk serve`: this is the process's only server
         self.lifecycle = self._lifecycle()
         metrics.add_source(self)
+        metrics.add_source(self.recognition)
 
     def _build_components(self, settings: Settings) -> None:
         """The components, in dependency order, each given its collaborators."""
@@ -145,6 +148,8 @@ class Realtime:
             attachments=self.attachments,
         )
         self.quotes = Quotes(self.chat, QuoteStore(self.redis))
+        # speech recognition: in this process, or on `tradetalk worker`s when any is alive
+        self.recognition = RecognitionHub(self.redis_url, self.redis, node, settings.cluster)
         media = MediaServices(
             self.sio,
             settings,
@@ -153,6 +158,7 @@ class Realtime:
             self.translation,
             node,
             settings.media_address,
+            recognizers=self.recognition.open_recognizer,
         )
         self.calls = Calls(media, self.chat, self.store)
         self.tours = Tours(media, TourArchive(self.redis))
@@ -187,6 +193,7 @@ class Realtime:
             Step("presence", self._beat, self._sweep_self),
             Step("bus", self.bus.start, self.bus.close),
             Step("node registry", self._register, lambda: self.registry.stop(forget=True)),
+            Step("recognition workers", self.recognition.start, self.recognition.stop),
             Step("peer connections left", stop=self._close_peer_connections),
             Step("tours", stop=self.tours.close),
             Step("calls", stop=self.calls.close),
@@ -449,7 +456,8 @@ def create_app(
     realtime = Realtime(settings, redis_url, translator)
     app[SERVICES] = {"realtime": realtime}
     realtime.sio.attach(app)
-    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup)
+    recognition = realtime.recognition.describe
+    add_health_route(app, realtime.redis, realtime.registry, realtime.warmup, recognition)
     app.router.add_get("/", index)
     add_static_routes(app, web_client_dir())
     add_metrics_routes(app, settings)

@@ -1,4 +1,5 @@
-"""The `tradetalk` command: serve, token, and the engines' models / translate / transcribe."""
+"""The `tradetalk` command: serve, worker, token, and the engines' models / translate /
+transcribe."""
 
 from __future__ import annotations
 
@@ -81,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tradetalk", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (PORT, HOST, REDIS_URL, TRADETALK_DATA)")
+    worker = commands.add_parser(
+        "worker", help="recognize speech for the media nodes on REDIS_URL (TRADETALK_DATA)"
+    )
+    worker.add_argument("--id", default=None, help="worker id (default: host-pid)")
+    worker.add_argument("--slots", type=int, default=8, help="utterances at once (8)")
+    worker.add_argument(
+        "--languages", default="", help="load only these before joining, e.g. ko,en (all)"
+    )
     token = commands.add_parser("token", help="print a signed token for a user")
     token.add_argument("--user", required=True, help="user id")
     token.add_argument("--name", required=True, help="display name")
@@ -102,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return handled
     if args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        from server.recognition.worker import run_worker
+
+        languages = [x.strip() for x in args.languages.split(",") if x.strip()] or None
+        return run_worker(settings, args.id, max(1, args.slots), languages)
     elif args.command == "token":
         try:
             identity = check_identity(args.user, args.name, args.role, args.lang)

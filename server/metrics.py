@@ -31,6 +31,12 @@ SUBTITLE_SECONDS = Histogram(
     "End of an utterance's speech to its translated final subtitle sent",
     buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13),
 )
+RECOGNITION_HOP_SECONDS = Histogram(
+    "tradetalk_recognition_hop_seconds",
+    "What handing an utterance to a worker added to its final: the node's wait after the end "
+    "marker minus the worker's own time",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 Gauges = Callable[[], dict[str, float]]
 _sources: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -62,6 +68,15 @@ GAUGE_HELP = {
     "recognizer_dropped_audio_bytes": "Audio the live recognizers dropped (backlog full)",
     "translations_computed": "Translations run on an engine",
     "translation_cache_hits": "Translations served from a cache (in-process or shared)",
+    "recognition_workers": "Recognition workers alive (0: this node recognizes in-process)",
+    "recognition_queue_depth": "Utterances waiting for a worker or being recognized by one",
+    "recognition_utterances_worker": "Utterances of this node's speakers recognized by a worker",
+    "recognition_utterances_node": "Utterances recognized in this process (no worker, fallback)",
+    "recognition_fallbacks": "Utterances handed to the workers that this node recognized after all",
+    "recognition_worker_active": "Utterances a worker is recognizing now",
+    "recognition_worker_slots": "Utterances a worker recognizes at once at most",
+    "recognition_worker_done": "Utterances a worker finished since it started",
+    "recognition_worker_cpu_seconds": "CPU seconds a worker process used since it started",
 }
 
 
@@ -70,11 +85,22 @@ class _Live(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         totals = dict.fromkeys(GAUGE_HELP, 0.0)
+        labeled: dict[str, tuple[str, dict[str, float]]] = {}
         for source in list(_sources):
             for name, value in source.gauges().items():
                 totals[name] = totals.get(name, 0.0) + value
+            labeled.update(getattr(source, "labeled_gauges", dict)())
+        for name in labeled:
+            totals.pop(name, None)
         for name, value in totals.items():
             yield GaugeMetricFamily(f"tradetalk_{name}", GAUGE_HELP.get(name, name), value=value)
+        for name, (label, values) in labeled.items():
+            family = GaugeMetricFamily(
+                f"tradetalk_{name}", GAUGE_HELP.get(name, name), labels=[label]
+            )
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 _LIVE = _Live()
@@ -82,7 +108,8 @@ REGISTRY.register(_LIVE)
 
 
 def add_source(source: Any) -> None:
-    """Count `source.gauges()` (a dict of GAUGE_HELP names -> values) in every scrape."""
+    """Count `source.gauges()` (a dict of GAUGE_HELP names -> values) in every scrape, and
+    `source.labeled_gauges()` if it has one (name -> (label, {label value: value}))."""
     _sources.add(source)
 
 

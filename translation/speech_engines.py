@@ -142,14 +142,20 @@ _decoders: dict[int, Any] = {}
 def open_recognizer(lang: str, data_dir: Path | str) -> tuple[str, Recognizer]:
     """A fresh recognizer for one speaker of ``lang``: (engine name, recognizer)."""
     engine, model = load_engine(lang, data_dir)
+    return engine, recognizer_for(engine, model, lang)
+
+
+def recognizer_for(engine: str, model: Any, lang: str) -> Recognizer:
+    """A fresh recognizer on an engine's loaded model (``load_engine``'s result: finding the
+    engine scans the data dir, which a caller opening many recognizers does once)."""
     if engine == VOSK:
-        return engine, StreamingRecognizer(model, pool=RECOGNIZERS)
+        return StreamingRecognizer(model, pool=RECOGNIZERS)
     from .whisper_speech import WhisperDecoder, WhisperStreamingRecognizer
 
     decoder = _decoders.get(id(model))
     if decoder is None:
         decoder = _decoders.setdefault(id(model), WhisperDecoder(model))
-    return engine, WhisperStreamingRecognizer(decoder, lang)
+    return WhisperStreamingRecognizer(decoder, lang)
 
 
 def preload(data_dir: Path | str) -> dict[str, str]:

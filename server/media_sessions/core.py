@@ -33,7 +33,12 @@ from server.config import Settings
 from server.handlers.chat import Translating
 from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
-from server.media_sessions.subtitles import FinalLine, SpeakerSubtitles, translate_line
+from server.media_sessions.subtitles import (
+    FinalLine,
+    OpenRecognizer,
+    SpeakerSubtitles,
+    translate_line,
+)
 from server.realtime import validation as v
 from server.realtime.errors import NOT_FOUND, AppError, ok_ack
 from server.realtime.sessions import Session
@@ -118,6 +123,8 @@ class MediaServices:
     translation: Translating | None  # subtitles in the readers' languages (None: untranslated)
     node_id: str
     media_address: str | None = None  # the address this node's media is reached at
+    #: where speakers' recognizers come from (None: this process; the app gives the workers')
+    recognizers: OpenRecognizer | None = None
 
 
 class Elsewhere(Exception):
@@ -145,6 +152,7 @@ class MediaSessions(Generic[S]):
         self.translation = services.translation
         self.node_id = services.node_id
         self.media_address = services.media_address
+        self.recognizers = services.recognizers
         self.sessions: dict[str, S] = {}
         self._tasks = TaskSet()
 
@@ -292,6 +300,7 @@ class MediaSessions(Generic[S]):
                 on_final=lambda line: self._final(session, member, line),
                 origin=session.started,
                 name=f"captions-{member.peer_id}",
+                recognizers=self.recognizers,
             )
             member.live = LiveLine(
                 member.lang,

@@ -24,7 +24,13 @@ from server.media_sessions.captions import (
 from translation.endpointing import EndpointConfig
 from translation.errors import TranslationNote
 from translation.speech import SpeechResult
-from translation.speech_engines import NoSpeechEngine, endpoint_for, engine_for, open_recognizer
+from translation.speech_engines import (
+    NoSpeechEngine,
+    Recognizer,
+    endpoint_for,
+    engine_for,
+    open_recognizer,
+)
 from translation.speech_models import SpeechModelMissing
 
 log = logging.getLogger("tradetalk.subtitles")
@@ -32,6 +38,9 @@ log = logging.getLogger("tradetalk.subtitles")
 EARLY_AUDIO_MAX_S = 20.0
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+#: Where a speaker's recognizer comes from: (lang, data_dir) -> (engine, recognizer). The
+#: default recognizes in this process; `server.recognition.hub` may hand utterances to workers.
+OpenRecognizer = Callable[[str, Path], tuple[str, Recognizer]]
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,8 @@ class SpeakerSubtitles:
     partial and the final of the same utterance carry the same `utterance` number.
     `stop()` closes the open utterance and waits until its final has been delivered; after
     it nothing more is reported. Endpointing settings come from the environment
-    (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given.
+    (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given;
+    the recognizer from `recognizers` (default: this process's own).
     """
 
     def __init__(
@@ -103,8 +113,10 @@ class SpeakerSubtitles:
         origin: float | None = None,
         name: str = "captions",
         endpoint: EndpointConfig | str | None = "env",
+        recognizers: OpenRecognizer | None = None,
     ) -> None:
         self.lang = lang
+        self._open_recognizer = recognizers or open_recognizer
         self.data_dir = data_dir
         self.name = name
         self.origin = time.monotonic() if origin is None else origin
@@ -152,7 +164,7 @@ class SpeakerSubtitles:
         """Load the model off the event loop, then recognize (the early audio first)."""
         try:
             self.engine, recognizer = await asyncio.to_thread(
-                open_recognizer, self.lang, self.data_dir
+                self._open_recognizer, self.lang, self.data_dir
             )
         except (SpeechModelMissing, NoSpeechEngine) as exc:
             log.warning("no subtitles for a %s speaker: %s", self.lang, exc)

@@ -1,9 +1,11 @@
 """`GET /healthz`: whether Redis answers and the node is warm (503 with the reason until it is),
-and this node's id, media role and drain state, and what models to install (for the operator)."""
+and this node's id, media role, drain state and where it recognizes speech, and what models
+to install (for the operator)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,9 +17,14 @@ from server.web.capabilities import MODELS
 
 
 def add_health_route(
-    app: web.Application, redis: aioredis.Redis, node: NodeRegistry, warmup: Warmup
+    app: web.Application,
+    redis: aioredis.Redis,
+    node: NodeRegistry,
+    warmup: Warmup,
+    recognition: Callable[[], str] | None = None,
 ) -> None:
-    """Register `GET /healthz`."""
+    """Register `GET /healthz`; `recognition()` says where speech is recognized
+    (`in-process` or `workers: N`)."""
 
     async def healthz(request: web.Request) -> web.Response:
         try:
@@ -31,6 +38,7 @@ def add_health_route(
             "node": node.node_id,
             "media": node.media,
             "draining": node.draining,
+            "recognition": recognition() if recognition is not None else "in-process",
             "models": request.app[MODELS].operator(),  # for the operator: what to install
         }
         if not warmup.ready:

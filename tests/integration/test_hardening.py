@@ -479,8 +479,14 @@ async def test_metrics_behind_a_token_parse_with_prometheus_client(served) -> No
             "tradetalk_subtitle_latency_seconds",
             "tradetalk_translations_computed",
             "tradetalk_translation_cache_hits",
+            "tradetalk_recognition_workers",
+            "tradetalk_recognition_queue_depth",
+            "tradetalk_recognition_utterances_node",
+            "tradetalk_recognition_worker_active",
+            "tradetalk_recognition_hop_seconds",
         ]:
             assert name in families, name
+        assert families["tradetalk_recognition_workers"].samples[0].value == 0  # in-process
     finally:
         await peer.close()
 

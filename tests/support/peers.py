@@ -101,6 +101,26 @@ class Peer:
             await self.sio.disconnect()
 
 
+def spawn_cli(
+    args: list[str], env: dict[str, str], log_path: Path, netns: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`tradetalk ARGS...` as a child process (in network namespace `netns` when given), its
+    output appended to `log_path`; it dies with the test process (PDEATHSIG)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "server.cli", *args]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+
+
 class ServerProcess:
     """`tradetalk serve` in a child process, for multi-process, multi-host and crash tests.
 
@@ -143,19 +163,7 @@ class ServerProcess:
 
     def spawn(self) -> ServerProcess:
         """Start the process (without waiting for it to serve)."""
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "server.cli", "serve"]
-        if self.netns:
-            command = ["ip", "netns", "exec", self.netns, *command]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
+        self.process = spawn_cli(["serve"], self.env, self.log, self.netns)
         return self
 
     async def start(self, timeout: float = 30, ready: bool = False) -> ServerProcess:
