@@ -2,33 +2,67 @@
 
 N clients in two-party conversations send at a fixed total rate; the partner's `message.new`
 arrival time gives end-to-end latency. Each server runs in its own process on this machine (the
-clients share the bench process); the same client code drives both servers, so the ratio shows
-what auth, validation, Redis storage and cross-process fan-out cost.
+clients share the bench process); the same client code drives every server, so the ratio shows
+what auth, validation, Redis storage (`appendfsync always`) and cross-process fan-out cost.
 
-    python -m bench.chat [--pairs 10] [--seconds 4] [--rates 200,500,1000,1500,2000]
+    python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
+                         [--baseline REV] [--profile RATE]
+
+The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
+load drift on the shared machine hits all of them alike; a server leaves the run at the first
+rate it cannot hold (p99 > 1 s or a lost message). Each TradeTalk server has its own embedded
+Redis. `cpu ms/msg` is the server process's CPU per delivered message.
+
+`--baseline REV` adds another git revision's server (`git archive REV`), measured beside this
+tree's in the same run. `--profile RATE` samples each TradeTalk server with py-spy during the
+level offered at RATE msg/s and prints the top frames (own time, and time inside, the event
+loop's thread).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import socketio
 
+from bench.call_harness import process_cpu_s
+from bench.revisions import baseline_tree
 from server.storage.embedded_redis import EmbeddedRedis, free_port
 from server.tokens import Identity, issue_token
 
 REPO = Path(__file__).resolve().parents[1]
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-of-thirty-two-bytes!"
+RELAY_READY = "/socket.io/?EIO=4&transport=polling"
+
+
+@dataclass
+class Server:
+    """One server under test: its process, its address and its measured rows."""
+
+    name: str
+    kind: str  # "relay" or "tradetalk"
+    url: str
+    proc: subprocess.Popen
+    rows: list[tuple] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    arrivals: dict[str, float] = field(default_factory=dict)
+    profile: collections.Counter | None = None
+    done: bool = False
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen, path: str) -> None:
@@ -55,11 +89,9 @@ class Pair:
         self.a, self.b, self.payload = a, b, payload
 
 
-async def connect_pairs(kind: str, url: str, pairs: int) -> tuple[list[Pair], dict[str, float]]:
-    """Connect clients, set up conversations; record arrivals into `arrivals` (client_id->t)."""
-    arrivals: dict[str, float] = {}
-    result = []
-    for i in range(pairs):
+async def connect_pairs(server: Server, count: int) -> None:
+    """Connect clients, set up conversations; arrivals go to `server.arrivals` (client_id->t)."""
+    for i in range(count):
         clients = []
         ids = [f"bench{i}a", f"bench{i}b"]
         for uid in ids:
@@ -67,78 +99,63 @@ async def connect_pairs(kind: str, url: str, pairs: int) -> tuple[list[Pair], di
 
             @client.on("message.new")
             async def on_new(data: dict) -> None:
-                arrivals[data["message"]["client_id"]] = time.perf_counter()
+                server.arrivals[data["message"]["client_id"]] = time.perf_counter()
 
-            if kind == "tradetalk":
+            if server.kind == "tradetalk":
                 token = issue_token(SECRET.encode(), Identity(uid, uid, "buyer", "en"), 3600)
                 auth = {"token": token}
             else:
                 auth = {"user": uid}
-            await client.connect(url, auth=auth, transports=["websocket"])
+            await client.connect(server.url, auth=auth, transports=["websocket"])
             clients.append(client)
-        if kind == "tradetalk":
+        if server.kind == "tradetalk":
             ack = await clients[0].call("conversation.create", {"participants": [ids[1]]})
             payload = {"conversation_id": ack["conversation"]["id"]}
         else:
             payload = {"to": ids[1]}
-        result.append(Pair(clients[0], clients[1], payload))
-    return result, arrivals
+        server.pairs.append(Pair(clients[0], clients[1], payload))
 
 
-async def run_level(pairs: list[Pair], arrivals: dict, rate: float, seconds: float, tag: str):
-    """Send at `rate` msgs/s in total for `seconds`; return (p50 ms, p99 ms, delivered/s)."""
+async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tuple:
+    """Send at `rate` msgs/s in total for `seconds`; the row
+    (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message)."""
+    pairs, arrivals = server.pairs, server.arrivals
     sent: dict[str, float] = {}
     interval = len(pairs) / rate
-    total = int(rate * seconds)
-    per_pair = total // len(pairs)
+    per_pair = int(rate * seconds) // len(pairs)
 
     async def sender(index: int, pair: Pair) -> None:
         start = time.perf_counter() + index * interval / len(pairs)
         for n in range(per_pair):
-            due = start + n * interval
-            delay = due - time.perf_counter()
+            delay = start + n * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             cid = f"{tag}-{index}-{n}"
             sent[cid] = time.perf_counter()
             await pair.a.emit("message.send", {**pair.payload, "client_id": cid, "text": "bench"})
 
+    cpu_before = process_cpu_s(server.proc.pid)
     began = time.perf_counter()
     await asyncio.gather(*(sender(i, p) for i, p in enumerate(pairs)))
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and sum(c in arrivals for c in sent) < len(sent):
         await asyncio.sleep(0.05)
+    cpu = process_cpu_s(server.proc.pid) - cpu_before
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
     latencies = sorted((arrivals[c] - t) * 1000 for c, t in sent.items() if c in arrivals)
-    delivered = len(latencies)
     if not latencies:
-        return float("inf"), float("inf"), 0.0, 0
+        return (server.name, rate, float("inf"), float("inf"), 0.0, len(sent), 0.0)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return statistics.median(latencies), p99, delivered / elapsed, len(sent) - delivered
-
-
-async def bench_server(kind: str, url: str, args) -> list[tuple]:
-    """All rate levels against one server."""
-    pairs, arrivals = await connect_pairs(kind, url, args.pairs)
-    rows = []
-    try:
-        for level, rate in enumerate(args.rates):
-            p50, p99, throughput, lost = await run_level(
-                pairs, arrivals, rate, args.seconds, f"{kind}{level}-{rate:.0f}"
-            )
-            rows.append((kind, rate, p50, p99, throughput, lost))
-            print(
-                f"{kind:10} offered {rate:6.0f}/s  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
-                f"delivered {throughput:7.0f}/s  lost {lost}",
-                flush=True,
-            )
-            if p99 > 1000 or lost:
-                break
-    finally:
-        for pair in pairs:
-            await pair.a.disconnect()
-            await pair.b.disconnect()
-    return rows
+    delivered = len(latencies)
+    return (
+        server.name,
+        rate,
+        statistics.median(latencies),
+        p99,
+        delivered / elapsed,
+        len(sent) - delivered,
+        cpu * 1000 / delivered,
+    )
 
 
 def sustained(rows: list[tuple]) -> float:
@@ -147,64 +164,188 @@ def sustained(rows: list[tuple]) -> float:
     return max(ok, default=0.0)
 
 
+def py_spy() -> str:
+    """The py-spy executable (beside this Python, or on PATH)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if not found:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return found
+
+
+async def record_profile(server: Server, seconds: float, out: Path) -> None:
+    """Sample the server's event-loop thread with py-spy for `seconds`; add the stacks up."""
+    proc = await asyncio.create_subprocess_exec(
+        py_spy(),
+        "record",
+        "-p",
+        str(server.proc.pid),
+        "-d",
+        str(max(1, int(seconds))),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "--nonblocking",  # never pause the server: the level's numbers stay as they are
+        "-o",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await proc.wait()
+    stacks: collections.Counter = collections.Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "run_forever" in stack:  # the event loop's thread (not idle pool threads)
+            stacks[stack] += int(count)
+    server.profile = stacks
+
+
+# Where a sample of the event loop's thread is spent: the first part whose frame is on its stack.
+PARTS = (
+    ("rate limit token", ("UserRateLimit.allow",)),
+    ("read before the send (prepare)", ("Store.prepare_send",)),
+    ("store the message (Lua, fsync)", ("Store.add_message",)),
+    ("this process's fan-out emits", ("PooledRedisManager._handle_emit",)),
+    ("publish to other processes", ("PooledRedisManager.emit_batch",)),
+    ("other handler work (validation...)", ("Dispatcher.register.<locals>.entry",)),
+    ("ack packet", ("AsyncServer._send_packet",)),
+    ("websocket writes", ("_websocket_handler.<locals>.writer",)),
+    ("packet decode (engine.io, JSON)", ("_handle_eio_message", "WebSocketResponse.receive")),
+    ("pub/sub listener", ("AsyncPubSubManager._thread",)),
+)
+
+
+def print_profile(server: Server, top: int) -> None:
+    """Where the event loop's time went, by part of the chat path, and the frames with the
+    most own samples."""
+    stacks = server.profile or collections.Counter()
+    total = sum(stacks.values()) or 1
+    own: collections.Counter = collections.Counter()
+    parts: collections.Counter = collections.Counter()
+    for stack, count in stacks.items():
+        own[stack.rsplit(";", 1)[-1]] += count
+        part = next(
+            (n for n, marks in PARTS if any(m in stack for m in marks)), "event loop, other"
+        )
+        parts[part] += count
+    print(f"\nprofile of {server.name} ({total} samples of the event loop's thread)")
+    for part, count in parts.most_common():
+        print(f"  {100 * count / total:5.1f}%  {part}")
+    print("  frames with the most own time:")
+    for frame, count in own.most_common(top):
+        print(f"  {100 * count / total:5.1f}%  {frame}")
+
+
+def start_tradetalk(tree: Path, root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`tradetalk serve` from `tree` on its own embedded Redis under `root`; (process, url)."""
+    redis = EmbeddedRedis(root / "redis")
+    redis.start()
+    port = free_port()
+    server_env = {
+        **env,
+        "PYTHONPATH": str(tree),
+        "PORT": str(port),
+        "REDIS_URL": redis.url,
+        "TRADETALK_DATA": str(root),
+        "TRADETALK_SECRET": SECRET,
+        "TRADETALK_RATE_PER_SECOND": "100000",
+        "TRADETALK_RATE_BURST": "100000",
+        "TRADETALK_PROVISION": "off",  # no model downloads during a measurement
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        cwd=tree,
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    proc.redis = redis  # type: ignore[attr-defined]  # stopped with the server
+    return proc, f"http://127.0.0.1:{port}"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rates", default="100,250,500,750,1000,1500,2000,3000,4000")
+    parser.add_argument("--baseline", default="", help="a git revision measured beside this one")
+    parser.add_argument("--profile", type=float, default=0, help="py-spy at this offered rate")
+    parser.add_argument("--top", type=int, default=15, help="frames shown per profile list")
     args = parser.parse_args()
-    args.rates = [float(r) for r in args.rates.split(",")]
+    rates = [float(r) for r in args.rates.split(",")]
 
+    servers: list[Server] = []
     with tempfile.TemporaryDirectory() as tmp:
-        redis = EmbeddedRedis(Path(tmp) / "redis")
-        redis.start()
-        procs = []
+        root = Path(tmp)
         try:
-            ours_port, relay_port = free_port(), free_port()
-            env = {
-                **os.environ,
-                "PORT": str(ours_port),
-                "REDIS_URL": redis.url,
-                "TRADETALK_DATA": tmp,
-                "TRADETALK_SECRET": SECRET,
-                "TRADETALK_RATE_PER_SECOND": "100000",
-                "TRADETALK_RATE_BURST": "100000",
-                "TRADETALK_PROVISION": "off",  # no model downloads during a measurement
-            }
-            ours = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve"],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            port = free_port()
             relay = subprocess.Popen(
-                [sys.executable, "-m", "bench.relay_server", str(relay_port)],
+                [sys.executable, "-m", "bench.relay_server", str(port)],
                 cwd=REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            procs = [ours, relay]
-            await wait_healthy(f"http://127.0.0.1:{ours_port}", ours, "/healthz")
-            await wait_healthy(
-                f"http://127.0.0.1:{relay_port}", relay, "/socket.io/?EIO=4&transport=polling"
+            servers.append(Server("relay", "relay", f"http://127.0.0.1:{port}", relay))
+            trees = [(f"@{args.baseline}", baseline_tree(args.baseline, root))] * bool(
+                args.baseline
             )
-            print(f"{args.pairs} two-party conversations, {args.seconds:.0f} s per level\n")
-            relay_rows = await bench_server("relay", f"http://127.0.0.1:{relay_port}", args)
-            ours_rows = await bench_server("tradetalk", f"http://127.0.0.1:{ours_port}", args)
+            for name, tree in [*trees, ("tradetalk", REPO)]:
+                proc, url = start_tradetalk(tree, root / name, dict(os.environ))
+                servers.append(Server(name, "tradetalk", url, proc))
+            for server in servers:
+                path = "/healthz" if server.kind == "tradetalk" else RELAY_READY
+                await wait_healthy(server.url, server.proc, path)
+                await connect_pairs(server, args.pairs)
+            print(
+                f"{args.pairs} two-party conversations, {args.seconds:g} s per level, "
+                f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+            )
+            for level, rate in enumerate(rates):
+                for server in servers:
+                    if server.done:
+                        continue
+                    work: list[Awaitable[Any]] = [
+                        run_level(server, rate, args.seconds, f"{level}-{rate:.0f}")
+                    ]
+                    if args.profile == rate and server.kind == "tradetalk":
+                        out = Path(tempfile.gettempdir()) / f"chat-profile-{server.name}.txt"
+                        work.append(record_profile(server, args.seconds, out))
+                    row, *_ = await asyncio.gather(*work)
+                    server.rows.append(row)
+                    print(
+                        f"{row[0]:14} offered {rate:6.0f}/s  p50 {row[2]:7.1f} ms  "
+                        f"p99 {row[3]:7.1f} ms  delivered {row[4]:7.0f}/s  lost {row[5]}  "
+                        f"cpu {row[6]:5.2f} ms/msg",
+                        flush=True,
+                    )
+                    server.done = row[3] > 1000 or row[5] > 0
+                if all(s.done for s in servers):
+                    break
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
-            redis.stop()
+            for server in servers:
+                for pair in server.pairs:
+                    await pair.a.disconnect()
+                    await pair.b.disconnect()
+                server.proc.terminate()
+                server.proc.wait()
+                if hasattr(server.proc, "redis"):
+                    server.proc.redis.stop()
 
-    print("\nsummary (at the lowest common offered rate, and highest sustained rate)")
-    base, mine = relay_rows[0], ours_rows[0]
-    print(f"{'server':10} {'p50 ms':>8} {'p99 ms':>8} {'sustained msg/s':>16}")
-    for name, row, rows in (("relay", base, relay_rows), ("tradetalk", mine, ours_rows)):
-        print(f"{name:10} {row[2]:8.1f} {row[3]:8.1f} {sustained(rows):16.0f}")
-    ratio = sustained(ours_rows) / sustained(relay_rows) if sustained(relay_rows) else 0
-    print(f"tradetalk/relay: p50 x{mine[2] / base[2]:.2f}, sustained rate x{ratio:.2f}")
+    for server in servers:
+        if server.profile is not None:
+            print_profile(server, args.top)
+    print(f"\nsummary (at {rates[0]:.0f} msg/s offered, and the highest sustained rate)")
+    print(f"{'server':14} {'p50 ms':>8} {'p99 ms':>8} {'sustained msg/s':>16} {'vs relay':>18}")
+    base = servers[0]
+    for server in servers:
+        first = server.rows[0]
+        ratio = sustained(server.rows) / (sustained(base.rows) or 1)
+        vs = f"p50 x{first[2] / base.rows[0][2]:.2f}, rate x{ratio:.2f}"
+        print(
+            f"{server.name:14} {first[2]:8.1f} {first[3]:8.1f} {sustained(server.rows):16.0f} "
+            f"{vs:>18}"
+        )
 
 
 if __name__ == "__main__":

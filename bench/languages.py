@@ -70,6 +70,7 @@ from bench.call_harness import (
     speech_span_s,
     wav_seconds,
 )
+from bench.revisions import baseline_tree
 from tests.support.call_clients import speech_with_pauses
 from translation.metrics import CER_LANGS, error_rate
 
@@ -210,19 +211,6 @@ async def run_language(
         )
         run.levels.append(result)
     return run
-
-
-def baseline_tree(rev: str, root: Path) -> Path:
-    """Revision `rev` of this repository extracted under `root` (for `--baseline`)."""
-    import subprocess
-
-    tree = root / f"baseline-{rev.replace('/', '-')}"
-    tree.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", rev], cwd=REPO, check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    return tree
 
 
 async def run_server(

@@ -10,6 +10,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet
 
 log = logging.getLogger("tradetalk.pubsub")
 
@@ -39,6 +41,8 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         super().__init__(url, channel=channel)
         self.max_connections = max_connections
         self.closing = False
+        # How this process's own batches start on the channel (it has emitted them already).
+        self._own_batch = f'{{"host_id": "{self.host_id}", "method": "emit"'.encode()
 
     def _redis_connect(self) -> None:
         self.redis = blocking_pool(self.redis_url, self.max_connections)
@@ -61,6 +65,14 @@ class PooledRedisManager(socketio.AsyncRedisManager):
                 await asyncio.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, 5.0)
 
+    async def _listen(self) -> AsyncIterator[Any]:
+        """The channel's messages, less this process's own batches: they are dropped by their
+        first bytes instead of being decoded in full only to be ignored."""
+        async for data in super()._listen():
+            if isinstance(data, bytes) and data.startswith(self._own_batch):
+                continue
+            yield data
+
     async def emit_batch(self, emits: list[tuple[str, str | list[str], Any]]) -> None:
         """Several `(event, room(s), data)` emits to the default namespace in ONE publish.
 
@@ -73,6 +85,7 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         when the sender retries. This process's own sockets get it once it is published.
         """
         message = {
+            "host_id": self.host_id,  # first: see `_listen`
             "method": "emit",
             "event": BATCH_EVENT,
             "data": [[list(item) for item in emits]],
@@ -81,7 +94,6 @@ class PooledRedisManager(socketio.AsyncRedisManager):
             "room": None,
             "skip_sid": None,
             "callback": None,
-            "host_id": self.host_id,
         }
         if not self.connected:
             self._redis_connect()
@@ -93,7 +105,22 @@ class PooledRedisManager(socketio.AsyncRedisManager):
             await super()._handle_emit(message)
             return
         for event, room, data in message["data"][0]:
-            await socketio.AsyncManager.emit(self, event, data, namespace="/", room=room)
+            await self._queue_emit(event, data, room)
+
+    async def _queue_emit(self, event: str, data: Any, room: str | list[str]) -> None:
+        """`AsyncManager.emit` to the default namespace without a task per recipient: the
+        packet is encoded once and queued on each socket in turn, so a batch's packets for one
+        socket are queued together, in order, and leave in one go of its writer."""
+        if "/" not in self.rooms:
+            return
+        encoded = self.server.packet_class(packet.EVENT, namespace="/", data=[event, data]).encode()
+        frames = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in _as_list(encoded)]
+        for _sid, eio_sid in self.get_participants("/", room):
+            for frame in frames:
+                try:
+                    await self.server._send_eio_packet(eio_sid, frame)
+                except Exception as exc:  # a socket closing meanwhile; the others still get it
+                    log.debug("emit %s to %s skipped: %s", event, eio_sid, exc)
 
     async def close(self) -> None:
         """Stop listening and close the Redis connections."""
@@ -110,3 +137,8 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         if task is not None and not task.done():  # the cancel was swallowed mid-read: again
             task.cancel()
             await asyncio.wait([task], timeout=4)
+
+
+def _as_list(encoded: Any) -> list[Any]:
+    """A Socket.IO packet's encoding as a list of Engine.IO payloads."""
+    return encoded if isinstance(encoded, list) else [encoded]

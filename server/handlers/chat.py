@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -15,10 +15,11 @@ from server.realtime import validation as v
 from server.realtime.dispatch import REDIS_AWAY, Handler
 from server.realtime.errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
 from server.realtime.sessions import Session, conversation_room, user_room
+from server.realtime.turns import commit_turn
 from server.storage.attachments import Attachments
 from server.storage.languages import Languages
 from server.storage.presence import Presence
-from server.storage.store import Store, summary
+from server.storage.store import SendContext, StaleContext, Store, summary
 from server.storage.users import Directory
 from server.tokens import Identity
 from translation.errors import FAILED, NO_PAIR, TranslationNote, translation_note
@@ -162,13 +163,39 @@ class Chat:
         text = v.text(data, "text", self.limits.max_text_chars, required=not files)
         me = session.identity
         conversation = await self.conversation_for(me, cid)
-        earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
-        if earlier is not None:
-            await self._deliver(
-                (cid, me.id, client_id), self._undelivered.pop((cid, me.id, client_id), None)
-            )
-            return ok_ack(message=earlier, duplicate=True)
+        # A retry is found by the store either way; reading first spares it the translation.
+        context = None if files else self.store.send_context(cid)
+        if context is None:
+            earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
+            if earlier is not None:
+                async with commit_turn():
+                    await self._deliver(
+                        (cid, me.id, client_id),
+                        self._undelivered.pop((cid, me.id, client_id), None),
+                    )
+                return ok_ack(message=earlier, duplicate=True)
+        else:
+            langs, glossary = context.langs, context.glossary
         attached = await self.attached(cid, me.id, files)
+        fields = await self.composed(me, text, attached, langs, glossary)
+
+        async def again() -> dict[str, Any]:
+            _, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
+            return await self.composed(me, text, attached, langs, glossary)
+
+        created, message = await self.post(conversation, me, client_id, fields, context, again)
+        return ok_ack(message=message, duplicate=not created)
+
+    async def composed(
+        self,
+        me: Identity,
+        text: str | None,
+        attached: list[dict[str, Any]],
+        langs: dict[str, str | None],
+        glossary: dict[str, str | None],
+    ) -> dict[str, Any]:
+        """A message's fields: its text translated for `langs` (none without text) and its
+        attachments."""
         if text is None:
             fields: dict[str, Any] = {
                 "text": "",
@@ -179,8 +206,7 @@ class Chat:
             fields = await self.translated(me, text, langs, glossary)
         if attached:
             fields["attachments"] = attached
-        created, message = await self.post(conversation, me, client_id, fields)
-        return ok_ack(message=message, duplicate=not created)
+        return fields
 
     async def attached(self, cid: str, sender: str, ids: list[str]) -> list[dict[str, Any]]:
         """Each attachment's metadata for a message; `invalid` unless all are the sender's
@@ -200,19 +226,39 @@ class Chat:
         sender: Identity,
         client_id: str,
         fields: dict[str, Any],
+        context: SendContext | None = None,
+        again: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Store a history entry once per (sender, client_id) and deliver it: `message.new` to
-        every participant's sockets, then `inbox.update`. Returns (created, entry)."""
-        created, message, unread = await self.store.add_message(
-            conversation, sender, client_id, fields
-        )
-        if created:
-            rooms = [user_room(p) for p in conversation["participants"]]
-            emits = [
-                ("message.new", rooms, {"message": message}),
-                *self.inbox_updates(conversation, unread, message),
-            ]
-            await self._deliver((conversation["id"], sender.id, client_id), emits)
+        every participant's sockets, then `inbox.update`. Returns (created, entry). An entry
+        stored before whose delivery failed is delivered now.
+
+        `fields` translated for a remembered `context`: when a language or the glossary changed
+        since, `again()` makes them anew from what Redis holds now.
+
+        In a `message.send`, this is its commit: it waits for the socket's earlier sends to be
+        stored and delivered (`realtime/turns.py`)."""
+        key = (conversation["id"], sender.id, client_id)
+        async with commit_turn():
+            try:
+                created, message, unread = await self.store.add_message(
+                    conversation, sender, client_id, fields, context
+                )
+            except StaleContext:
+                if again is None:
+                    raise
+                created, message, unread = await self.store.add_message(
+                    conversation, sender, client_id, await again()
+                )
+            if not created:
+                await self._deliver(key, self._undelivered.pop(key, None))
+            else:
+                rooms = [user_room(p) for p in conversation["participants"]]
+                emits = [
+                    ("message.new", rooms, {"message": message}),
+                    *self.inbox_updates(conversation, unread, message),
+                ]
+                await self._deliver(key, emits)
         return created, message
 
     async def post_call_entry(

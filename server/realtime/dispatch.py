@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from server.realtime.errors import (
 )
 from server.realtime.sessions import Session
 from server.realtime.strict_json import Rejected
+from server.realtime.turns import CURRENT
 from server.storage.ratelimit import UserRateLimit
 
 log = logging.getLogger("tradetalk.events")
@@ -34,7 +34,8 @@ Guard = Callable[[Session, str, Any], Awaitable[dict[str, Any] | None]]
 # Runs after a handler (also when it failed) with the ack.
 Follow = Callable[[Session, str, dict[str, Any]], Awaitable[None]]
 
-# Events one socket's later emits must not overtake (each is stored in the order it arrived).
+# Events one socket's later emits must not overtake: each commits (is stored and delivered) in
+# the order it arrived (`realtime/turns.py`; the handler marks its commit with `commit_turn`).
 ORDERED_EVENTS = frozenset({"message.send"})
 # Redis is away (down, restarting, loading its data): retry later, nothing was changed.
 REDIS_AWAY = (
@@ -93,15 +94,22 @@ class Dispatcher:
         session = self.sessions.get(sid)
         if session is None:
             return error_ack(UNAUTHORIZED, "socket is not signed in")
-        lock = session.ordered if name in ORDERED_EVENTS else contextlib.nullcontext()
-        async with lock:
+        ticket = session.ordered.ticket() if name in ORDERED_EVENTS else None
+        current = CURRENT.set(ticket)  # the handler finds its ticket here
+        try:
+            if ticket is not None:
+                await ticket.admitted()
             refused = await self._refusal(session, args)
             if refused is not None:
                 return refused
             ack = await self._guarded(name, handler, session, sid, args[0] if args else None)
-            for follow in self.follows.get(name, ()):
-                await self.safely(name, follow(session, sid, ack))
-            return ack
+        finally:
+            CURRENT.reset(current)
+            if ticket is not None:
+                ticket.release()
+        for follow in self.follows.get(name, ()):
+            await self.safely(name, follow(session, sid, ack))
+        return ack
 
     async def _guarded(
         self, name: str, handler: Handler, session: Session, sid: str, data: Any

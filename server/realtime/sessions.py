@@ -3,21 +3,21 @@ another node, rebuilt from the forwarded identity)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
+from server.realtime.turns import ArrivalOrder
 from server.tokens import Identity
 
 
 @dataclass
 class Session:
     """One connected socket: who it is (from its token), the conversations it joined, and the
-    lock that keeps its ordered events (message sends) in the order they arrived."""
+    line that keeps its ordered events (message sends) in the order they arrived."""
 
     identity: Identity
     node: str = ""  # the node this socket is connected to
     joined: set[str] = field(default_factory=set)
-    ordered: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ordered: ArrivalOrder = field(default_factory=ArrivalOrder)
 
 
 def user_room(user_id: str) -> str:

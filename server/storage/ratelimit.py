@@ -15,7 +15,10 @@ HOUR_S = 3600
 
 # KEYS: bucket   ARGV: rate per second, burst  -> 1 allowed / 0 refused
 # The clock is Redis's own (TIME), so processes on hosts whose clocks differ share one bucket.
+# REPL_NONE: the bucket's writes stay in memory, out of the append-only file and replicas, so
+# a token costs no fsync under `appendfsync always` (a restarted Redis starts with full buckets).
 BUCKET_SCRIPT = """
+redis.set_repl(redis.REPL_NONE)
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')

@@ -22,6 +22,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,34 +31,42 @@ import redis.asyncio as aioredis
 from server.storage.keys import PREFIX, text
 from server.tokens import Identity
 
-# KEYS: seq, msgs, cids, reads, calls, last, inbox:{p}...
-# ARGV: dedupe, message json, sender, now_ms, cid, p...
-# -> {created, message json, unread typed messages per p}
+# KEYS: seq, msgs, cids, reads, calls, last, lang, glossary, inbox:{p}...
+# ARGV: dedupe, message json (no id), sender, now_ms, cid, n participants, verify (1/0),
+#       glossary json expected, p1..pn, their languages expected
+# -> {1, new id, unread per p} | {0, stored message json, unread per p} | {-1} (verify: the
+#    languages or the glossary the message was translated for are no longer in force)
 SEND_SCRIPT = """
+local n = tonumber(ARGV[6])
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
-local created = 0
-local encoded
+local result
 if existing then
-  encoded = redis.call('HGET', KEYS[2], existing)
+  result = {0, redis.call('HGET', KEYS[2], existing)}
 else
-  created = 1
+  if ARGV[7] == '1' then
+    if (redis.call('GET', KEYS[8]) or '') ~= ARGV[8] then return {-1} end
+    for i = 1, n do
+      if (redis.call('HGET', KEYS[7], ARGV[8 + i]) or '') ~= ARGV[8 + n + i] then
+        return {-1}
+      end
+    end
+  end
   local seq = redis.call('INCR', KEYS[1])
-  local msg = cjson.decode(ARGV[2])
-  msg['id'] = seq
-  encoded = cjson.encode(msg)
-  redis.call('HSET', KEYS[2], seq, encoded)
+  redis.call('HSET', KEYS[2], seq, '{"id":' .. seq .. ',' .. string.sub(ARGV[2], 2))
   redis.call('HSET', KEYS[3], ARGV[1], seq)
   redis.call('HSET', KEYS[4], ARGV[3], seq)
   redis.call('SET', KEYS[6], seq)
-  for i = 7, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
+  for i = 9, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
+  result = {1, seq}
 end
 local top = tonumber(redis.call('GET', KEYS[1]) or '0')
 local unread = {}
-for i = 6, #ARGV do
-  local read = tonumber(redis.call('HGET', KEYS[4], ARGV[i]) or '0')
+for i = 1, n do
+  local read = tonumber(redis.call('HGET', KEYS[4], ARGV[8 + i]) or '0')
   unread[#unread + 1] = top - read - redis.call('ZCOUNT', KEYS[5], '(' .. read, '+inf')
 end
-return {created, encoded, unread}
+result[3] = unread
+return result
 """
 
 # KEYS: reads, seq   ARGV: user, message id  -> new marker, or -1 when the id doesn't exist
@@ -109,6 +118,20 @@ INBOX_MAX = 500
 CONVERSATION_CACHE_SIZE = 10_000
 
 
+class StaleContext(Exception):
+    """A message was translated for languages or a glossary no longer in force: not stored."""
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """What a conversation's sends are translated for: each participant's language and the
+    glossary (`glossary_json` as stored, "" for none), as last read from Redis."""
+
+    langs: dict[str, str | None]
+    glossary: dict[str, str | None]
+    glossary_json: str
+
+
 def now_iso() -> str:
     """UTC time as ISO-8601 with milliseconds, e.g. 2026-11-23T19:22:27.123Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -130,6 +153,7 @@ class Store:
         self._call_entry = client.register_script(CALL_ENTRY_SCRIPT)
         self._line = client.register_script(LINE_SCRIPT)
         self._conversations: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._contexts: OrderedDict[str, SendContext] = OrderedDict()
 
     @staticmethod
     def key(*parts: str) -> str:
@@ -190,10 +214,17 @@ class Store:
         return conversation
 
     async def add_message(
-        self, conversation: dict[str, Any], sender: Identity, client_id: str, fields: dict[str, Any]
+        self,
+        conversation: dict[str, Any],
+        sender: Identity,
+        client_id: str,
+        fields: dict[str, Any],
+        context: SendContext | None = None,
     ) -> tuple[bool, dict[str, Any], dict[str, int]]:
         """Store a typed message once per (sender, client_id): it becomes the inbox preview and
-        counts as unread for the others.
+        counts as unread for the others. With `context` (what `fields` were translated for,
+        from `send_context`), it is stored only while those languages and that glossary are
+        still in force: StaleContext otherwise (the context is forgotten; read it again).
 
         Returns (created, message, unread typed messages per participant).
         """
@@ -213,6 +244,8 @@ class Store:
             self.key("conv", cid, "reads"),
             self.key("conv", cid, "calls"),
             self.key("conv", cid, "last"),
+            LANG_KEY,
+            self.key("conv", cid, "glossary"),
             *(self.key("inbox", m) for m in members),
         ]
         args = [
@@ -221,11 +254,21 @@ class Store:
             sender.id,
             int(time.time() * 1000),
             cid,
+            len(members),
+            int(context is not None),
+            context.glossary_json if context else "",
             *members,
+            *((context.langs.get(m) or "" for m in members) if context else ()),
         ]
-        created, encoded, counts = await self._send(keys=keys, args=args)
+        created, *found = await self._send(keys=keys, args=args)
+        if created < 0:
+            self._contexts.pop(cid, None)
+            raise StaleContext(cid)
+        stored, counts = found
         unread = {m: max(0, int(n)) for m, n in zip(members, counts, strict=True)}
-        return bool(created), json.loads(encoded), unread
+        if created:
+            return True, {"id": int(stored), **message}, unread
+        return False, json.loads(stored), unread
 
     async def add_call_entry(
         self, cid: str, starter: dict[str, Any], call_id: str, fields: dict[str, Any]
@@ -372,11 +415,20 @@ class Store:
         languages = {
             m: lang.decode() if lang else None for m, lang in zip(members, langs, strict=True)
         }
-        return (
-            json.loads(earlier) if earlier else None,
-            languages,
-            json.loads(glossary) if glossary else {},
+        context = SendContext(
+            languages, json.loads(glossary) if glossary else {}, text(glossary or b"")
         )
+        self._contexts[cid] = context
+        self._contexts.move_to_end(cid)
+        while len(self._contexts) > CONVERSATION_CACHE_SIZE:
+            self._contexts.popitem(last=False)
+        return json.loads(earlier) if earlier else None, languages, context.glossary
+
+    def send_context(self, cid: str) -> SendContext | None:
+        """The languages and glossary this process last read for a send to the conversation
+        (None when it has none): a send may translate for them without reading again, since
+        `add_message(context=...)` refuses to store it if they changed meanwhile."""
+        return self._contexts.get(cid)
 
     async def glossary(self, cid: str) -> dict[str, str | None]:
         """The conversation's glossary: term -> fixed translation, or None to keep it as is."""
@@ -385,6 +437,7 @@ class Store:
 
     async def set_glossary(self, cid: str, terms: dict[str, str | None]) -> None:
         """Replace the conversation's glossary."""
+        self._contexts.pop(cid, None)
         await self.redis.set(
             self.key("conv", cid, "glossary"), json.dumps(terms, ensure_ascii=False)
         )
