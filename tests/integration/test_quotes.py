@@ -82,6 +82,24 @@ async def pair(connect) -> tuple[Peer, Peer, str]:
     return buyer, supplier, ack["conversation"]["id"]
 
 
+@pytest.fixture
+async def direct_room(aiohttp_server, redis_server, tmp_path, server_translator):
+    """(quote store, buyer, supplier, conversation id) on a server whose store the test also
+    writes to directly, as a process that died between two writes would have left it."""
+    app = create_app(
+        Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, server_translator
+    )
+    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
+    buyer = await Peer(new_user("buyer", "en")).connect(url)
+    supplier = await Peer(new_user("supplier", "es")).connect(url)
+    try:
+        ack = await buyer.call("conversation.create", {"participants": [supplier.id]})
+        yield app[SERVICES]["realtime"].quotes.store, buyer, supplier, ack["conversation"]["id"]
+    finally:
+        await buyer.close()
+        await supplier.close()
+
+
 def quote_entry(peer: Peer, action: str, version: int = 1):
     return lambda e: (
         e["message"].get("kind") == "quote"
@@ -397,82 +415,52 @@ def test_amounts_are_exact_and_rounded_to_the_currencys_minor_units() -> None:
 
 
 async def test_a_retry_after_a_crash_between_state_and_history_stores_the_entry_once(
-    aiohttp_server, redis_server, tmp_path, server_translator
+    direct_room,
 ) -> None:
     """The quote's state is written first, its history entry second: a process that died in
     between leaves the entry to the client's retry (same client_id), which stores it once."""
-    app = create_app(
-        Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, server_translator
-    )
-    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
-    quotes = app[SERVICES]["realtime"].quotes.store
-    buyer = await Peer(new_user("buyer", "en")).connect(url)
-    supplier = await Peer(new_user("supplier", "es")).connect(url)
-    try:
-        cid = (await buyer.call("conversation.create", {"participants": [supplier.id]}))[
-            "conversation"
-        ]["id"]
-        # The first attempt stored the quote and died before its entry.
-        payload = spanish_quote(cid, client_id="crash1")
-        terms = parse_terms(payload, True, QuoteLimits())
-        version = {"quote_id": "q_00000000000000aa", "version": 1, "at": "2026-12-03T00:00:00Z",
-                   "lang": "es", "kind": "quote", **terms, "translations": {}}  # fmt: skip
-        created, qid = await quotes.create(cid, supplier.id, "crash1", "quote", version, None)
-        assert created and qid == "q_00000000000000aa"
-        retry = await supplier.call("quote.send", payload)
-        assert retry["ok"] and retry["quote_id"] == qid, retry
-        assert retry["message"]["quote"] == version  # the stored version, not a new one
-        again = await supplier.call("quote.send", payload)
-        assert again["duplicate"] and again["message"] == retry["message"]
+    quotes, buyer, supplier, cid = direct_room
+    # The first attempt stored the quote and died before its entry.
+    payload = spanish_quote(cid, client_id="crash1")
+    terms = parse_terms(payload, True, QuoteLimits())
+    version = {"quote_id": "q_00000000000000aa", "version": 1, "at": "2026-12-03T00:00:00Z",
+               "lang": "es", "kind": "quote", **terms, "translations": {}}  # fmt: skip
+    created, qid = await quotes.create(cid, supplier.id, "crash1", "quote", version, None)
+    assert created and qid == "q_00000000000000aa"
+    retry = await supplier.call("quote.send", payload)
+    assert retry["ok"] and retry["quote_id"] == qid, retry
+    assert retry["message"]["quote"] == version  # the stored version, not a new one
+    again = await supplier.call("quote.send", payload)
+    assert again["duplicate"] and again["message"] == retry["message"]
 
-        # The accept was applied and the process died before its entry: the retry posts it.
-        entry = {"kind": "quote", "quote_id": qid, "action": "accept", "version": 1,
-                 "status": "accepted", "quote": None}  # fmt: skip
-        closed = {"action": "accept", "version": 1, "by": buyer.identity.public(), "at": "now"}
-        outcome, _ = await quotes.respond(
-            qid, buyer.id, "acc1", "accept", 1, entry, None, closed, 50
-        )
-        assert outcome == "ok"
-        accept = {"conversation_id": cid, "client_id": "acc1", "quote_id": qid, "action": "accept"}
-        ack = await buyer.call("quote.respond", accept)
-        assert ack["ok"] and ack["duplicate"] and ack["message"]["status"] == "accepted", ack
-        history = (await buyer.call("history.get", {"conversation_id": cid}))["messages"]
-        assert [(m["action"], m["sender"]["id"]) for m in history] == [
-            ("send", supplier.id),
-            ("accept", buyer.id),
-        ]
-        assert (await supplier.wait_for("message.new", quote_entry(supplier, "accept")))["message"]
-    finally:
-        await buyer.close()
-        await supplier.close()
+    # The accept was applied and the process died before its entry: the retry posts it.
+    entry = {"kind": "quote", "quote_id": qid, "action": "accept", "version": 1,
+             "status": "accepted", "quote": None}  # fmt: skip
+    closed = {"action": "accept", "version": 1, "by": buyer.identity.public(), "at": "now"}
+    outcome, _ = await quotes.respond(qid, buyer.id, "acc1", "accept", 1, entry, None, closed, 50)
+    assert outcome == "ok"
+    accept = {"conversation_id": cid, "client_id": "acc1", "quote_id": qid, "action": "accept"}
+    ack = await buyer.call("quote.respond", accept)
+    assert ack["ok"] and ack["duplicate"] and ack["message"]["status"] == "accepted", ack
+    history = (await buyer.call("history.get", {"conversation_id": cid}))["messages"]
+    assert [(m["action"], m["sender"]["id"]) for m in history] == [
+        ("send", supplier.id),
+        ("accept", buyer.id),
+    ]
+    assert (await supplier.wait_for("message.new", quote_entry(supplier, "accept")))["message"]
 
 
-async def test_an_expired_quote_cannot_be_accepted(
-    aiohttp_server, redis_server, tmp_path, server_translator
-) -> None:
-    app = create_app(
-        Settings(data_dir=tmp_path, secret=SECRET), redis_server.url, server_translator
-    )
-    url = str((await aiohttp_server(app)).make_url("")).rstrip("/")
-    quotes = app[SERVICES]["realtime"].quotes.store
-    buyer = await Peer(new_user("buyer", "en")).connect(url)
-    supplier = await Peer(new_user("supplier", "es")).connect(url)
-    try:
-        cid = (await buyer.call("conversation.create", {"participants": [supplier.id]}))[
-            "conversation"
-        ]["id"]
-        terms = parse_terms(spanish_quote(cid), True, QuoteLimits())
-        yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-        version = {"quote_id": "q_00000000000000bb", "version": 1, "at": "2026-01-01T00:00:00Z",
-                   "lang": "es", "kind": "quote", "by": supplier.identity.public(),
-                   **terms, "valid_until": yesterday, "translations": {}}  # fmt: skip
-        await quotes.create(cid, supplier.id, "old", "quote", version, None)
-        base = {"conversation_id": cid, "quote_id": "q_00000000000000bb"}
-        late = await buyer.call("quote.respond", {**base, "client_id": "a", "action": "accept"})
-        assert late["error"]["code"] == "conflict" and yesterday in late["error"]["message"]
-        # Declining (or countering) an expired quote is still possible.
-        ack = await buyer.call("quote.respond", {**base, "client_id": "d", "action": "decline"})
-        assert ack["ok"] and ack["message"]["status"] == "declined"
-    finally:
-        await buyer.close()
-        await supplier.close()
+async def test_an_expired_quote_cannot_be_accepted(direct_room) -> None:
+    quotes, buyer, supplier, cid = direct_room
+    terms = parse_terms(spanish_quote(cid), True, QuoteLimits())
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    version = {"quote_id": "q_00000000000000bb", "version": 1, "at": "2026-01-01T00:00:00Z",
+               "lang": "es", "kind": "quote", "by": supplier.identity.public(),
+               **terms, "valid_until": yesterday, "translations": {}}  # fmt: skip
+    await quotes.create(cid, supplier.id, "old", "quote", version, None)
+    base = {"conversation_id": cid, "quote_id": "q_00000000000000bb"}
+    late = await buyer.call("quote.respond", {**base, "client_id": "a", "action": "accept"})
+    assert late["error"]["code"] == "conflict" and yesterday in late["error"]["message"]
+    # Declining (or countering) an expired quote is still possible.
+    ack = await buyer.call("quote.respond", {**base, "client_id": "d", "action": "decline"})
+    assert ack["ok"] and ack["message"]["status"] == "declined"
