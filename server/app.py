@@ -253,13 +253,15 @@ class Realtime:
         await self.tours.drop_socket(body["sid"])
 
     def load(self) -> dict[str, float]:
-        """This node's media load for placement: sessions, peers, speakers recognized."""
+        """This node's media load for placement: sessions, peers, and the speakers it
+        recognizes itself (those a worker recognizes are counted apart)."""
         sessions = [*self.calls.sessions.values(), *self.tours.sessions.values()]
         members = [m for s in sessions for m in s.members.values()]
+        speakers = sum(1 for m in members if m.subtitles is not None and m.subtitles.alive)
         return {
             "sessions": len(sessions),
             "peers": len(members),
-            "recognizers": sum(1 for m in members if m.subtitles is not None and m.subtitles.alive),
+            **self.recognition.recognition_load(speakers),
         }
 
     def gauges(self) -> dict[str, float]:

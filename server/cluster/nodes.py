@@ -3,10 +3,13 @@
 `live()` and `place()` read).
 
 The load figure is `sessions + peers + 2 * recognizers + 4 * cpu`: a media session or a peer
-connection costs one unit, a speaker being recognized (Vosk) about two, and a process whose CPU
-share is 1.0 (one core busy) counts as four more; so a busy process loses placements even while
-its counts are low. The CPU share is averaged over about 10 s (exponentially), so a burst of
-signalling work (sign-ins, a dozen events) does not steer every placement away for a second.
+connection costs one unit, a speaker this process recognizes itself (Vosk, in-process) about
+two, and a process whose CPU share is 1.0 (one core busy) counts as four more; so a busy process
+loses placements even while its counts are low. A speaker whose speech a recognition worker
+recognizes (`worker_recognizers`, in the heartbeat for the operator) adds nothing beyond its
+peer: the node only gates and forwards its audio (~0.04 core against ~0.24 in-process).
+The CPU share is averaged over about 10 s (exponentially), so a burst of signalling work
+(sign-ins, a dozen events) does not steer every placement away for a second.
 Between beats `place()` adds 1 to the node it picks, so placements in quick succession spread
 instead of all landing on the same node.
 """
@@ -56,7 +59,8 @@ class CpuMeter:
 class NodeRegistry:
     """This process as a node in Redis, and the view of every other live node.
 
-    `load()` returns this node's counts {"peers", "recognizers", "sessions"} (missing ones are 0);
+    `load()` returns this node's counts {"peers", "recognizers", "worker_recognizers",
+    "sessions"} (missing ones are 0; `recognizers`: speakers recognized in this process);
     a "cpu" entry, when present, replaces the measured CPU share (for tests and benchmarks).
     """
 
@@ -96,6 +100,7 @@ class NodeRegistry:
         peers = int(counts.get("peers", 0))
         recognizers = int(counts.get("recognizers", 0))
         sessions = int(counts.get("sessions", 0))
+        on_workers = int(counts.get("worker_recognizers", 0))
         cpu = round(float(counts["cpu"]) if "cpu" in counts else self._cpu.read(), 4)
         return NodeInfo(
             id=self.node_id,
@@ -109,6 +114,7 @@ class NodeRegistry:
             sessions=sessions,
             cpu=cpu,
             beat=time.time(),
+            worker_recognizers=on_workers,
         )
 
     async def beat(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class RecognitionHub:
         self._counting = threading.Lock()  # speakers' captions threads count
         #: the latest worker hops (s): end marker to done, minus the worker's own time
         self.hops: deque[float] = deque(maxlen=1000)
+        #: every speaker's recognizer this hub opened (closed ones drop out as they are freed)
+        self._streams: weakref.WeakSet[RemoteRecognizer] = weakref.WeakSet()
         self._refresh = Periodic("recognition workers", HEARTBEAT_S, self.refresh)
 
     async def start(self) -> None:
@@ -113,7 +116,22 @@ class RecognitionHub:
             worker_alive=lambda worker: worker in self.workers,
             hop=self._hop,
         )
+        with self._counting:
+            self._streams.add(remote)
         return engine, remote
+
+    def worker_streams(self) -> int:
+        """Speakers of this node whose speech a worker recognizes now (`on_workers`)."""
+        with self._counting:
+            streams = list(self._streams)
+        return sum(1 for s in streams if s.on_workers)
+
+    def recognition_load(self, speakers: int) -> dict[str, int]:
+        """Of this node's `speakers` being recognized, how many it recognizes itself
+        (`recognizers`, what placement counts) and how many workers do
+        (`worker_recognizers`: their CPU is not this node's)."""
+        on_workers = min(speakers, self.worker_streams())
+        return {"recognizers": speakers - on_workers, "worker_recognizers": on_workers}
 
     def _count(self, where: str) -> None:
         with self._counting:

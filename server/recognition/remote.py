@@ -203,6 +203,16 @@ class RemoteRecognizer:
         self._local_bytes = 0  # how much of that clock the local recognizer has seen
         self._remote: _Utterance | None = None
         self._local_open = False
+        self.closed = False
+
+    @property
+    def on_workers(self) -> bool:
+        """Whether a worker recognizes this speaker now: its open utterance is a worker's, or,
+        between utterances, the next one goes to a worker (one is alive). False while the node
+        recognizes an utterance itself (no worker, a fallback) and once closed."""
+        if self.closed or self._local_open:
+            return False
+        return self._remote is not None or self._alive() > 0
 
     @property
     def position(self) -> float:
@@ -272,6 +282,7 @@ class RemoteRecognizer:
         return self._local.finish()
 
     def close(self) -> None:
+        self.closed = True
         remote, self._remote = self._remote, None
         if remote is not None:
             try:

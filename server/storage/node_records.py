@@ -75,6 +75,9 @@ class NodeInfo:
     sessions: int
     cpu: float
     beat: float  # wall-clock time.time() of the beat
+    #: speakers whose speech recognition workers do (not counted in `load`); `recognizers`
+    #: are those this node recognizes itself
+    worker_recognizers: int = 0
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> NodeInfo:
@@ -92,6 +95,7 @@ class NodeInfo:
             sessions=int(data.get("sessions", 0)),
             cpu=float(data.get("cpu", 0.0)),
             beat=float(data.get("beat", 0.0)),
+            worker_recognizers=int(data.get("worker_recognizers", 0)),
         )
 
     def to_json(self) -> str:
