@@ -6,7 +6,7 @@ clients share the bench process); the same client code drives every server, so t
 what auth, validation, Redis storage (`appendfsync always`) and cross-process fan-out cost.
 
     python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
-                         [--baseline REV] [--profile RATE]
+                         [--baseline REV [--baseline-without hiredis]] [--profile RATE]
 
 The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
 load drift on the shared machine hits all of them alike; a server leaves the run at the first
@@ -14,9 +14,10 @@ rate it cannot hold (p99 > 1 s or a lost message). Each TradeTalk server has its
 Redis. `cpu ms/msg` is the server process's CPU per delivered message.
 
 `--baseline REV` adds another git revision's server (`git archive REV`), measured beside this
-tree's in the same run. `--profile RATE` samples each TradeTalk server with py-spy during the
-level offered at RATE msg/s and prints the top frames (own time, and time inside, the event
-loop's thread).
+tree's in the same run; `--baseline-without MOD,...` runs it with those modules hidden (as it
+ran before they were installed: `hiredis`, which redis-py uses whenever it is there).
+`--profile RATE` samples each TradeTalk server with py-spy during the level offered at RATE
+msg/s and prints the top frames (own time, and time inside, the event loop's thread).
 """
 
 from __future__ import annotations
@@ -237,14 +238,28 @@ def print_profile(server: Server, top: int) -> None:
         print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
-def start_tradetalk(tree: Path, root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """`tradetalk serve` from `tree` on its own embedded Redis under `root`; (process, url)."""
+def hiding(modules: list[str], root: Path) -> list[str]:
+    """A folder of stubs that make `import MODULE` fail for each of `modules` (put first on a
+    server's PYTHONPATH: it runs as before those packages were installed); [] for none."""
+    if not modules:
+        return []
+    root.mkdir(parents=True, exist_ok=True)
+    for name in modules:
+        (root / f"{name}.py").write_text(f"raise ImportError('{name} hidden by bench.chat')\n")
+    return [str(root)]
+
+
+def start_tradetalk(
+    tree: Path, root: Path, env: dict[str, str], hide: tuple[str, ...] | list[str] = ()
+) -> tuple[subprocess.Popen, str]:
+    """`tradetalk serve` from `tree` on its own embedded Redis under `root`; (process, url).
+    `hide`: modules the server must not import (`hiding`)."""
     redis = EmbeddedRedis(root / "redis")
     redis.start()
     port = free_port()
     server_env = {
         **env,
-        "PYTHONPATH": str(tree),
+        "PYTHONPATH": os.pathsep.join([*hiding(list(hide), root / "hidden"), str(tree)]),
         "PORT": str(port),
         "REDIS_URL": redis.url,
         "TRADETALK_DATA": str(root),
@@ -270,6 +285,11 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--rates", default="100,250,500,750,1000,1500,2000,3000,4000")
     parser.add_argument("--baseline", default="", help="a git revision measured beside this one")
+    parser.add_argument(
+        "--baseline-without",
+        default="",
+        help="modules hidden from the baseline server (e.g. hiredis: as before it was installed)",
+    )
     parser.add_argument("--profile", type=float, default=0, help="py-spy at this offered rate")
     parser.add_argument("--top", type=int, default=15, help="frames shown per profile list")
     args = parser.parse_args()
@@ -287,11 +307,13 @@ async def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             servers.append(Server("relay", "relay", f"http://127.0.0.1:{port}", relay))
-            trees = [(f"@{args.baseline}", baseline_tree(args.baseline, root))] * bool(
-                args.baseline
+            trees = (
+                [(f"@{args.baseline}", baseline_tree(args.baseline, root))] if args.baseline else []
             )
+            hidden = [m for m in args.baseline_without.split(",") if m]
             for name, tree in [*trees, ("tradetalk", REPO)]:
-                proc, url = start_tradetalk(tree, root / name, dict(os.environ))
+                hide = hidden if name != "tradetalk" else []
+                proc, url = start_tradetalk(tree, root / name, dict(os.environ), hide)
                 servers.append(Server(name, "tradetalk", url, proc))
             for server in servers:
                 path = "/healthz" if server.kind == "tradetalk" else RELAY_READY
