@@ -13,7 +13,11 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+from server.storage.batching import TurnBatch
+
 log = logging.getLogger("tradetalk.pubsub")
+
+Emit = tuple[str, str | list[str], Any]  # (event, room or rooms, data)
 
 BATCH_EVENT = "\x00batch"
 
@@ -40,6 +44,8 @@ class PooledRedisManager(socketio.AsyncRedisManager):
     def __init__(self, url: str, channel: str, max_connections: int) -> None:
         super().__init__(url, channel=channel)
         self.max_connections = max_connections
+        #: `emit_batch` calls of one event-loop turn (other sockets' messages) share a publish
+        self.publishes: TurnBatch[list[Emit], None] = TurnBatch(self._publish_batches)
         self.closing = False
         # How this process's own batches start on the channel (it has emitted them already).
         self._own_batch = f'{{"host_id": "{self.host_id}", "method": "emit"'.encode()
@@ -73,7 +79,7 @@ class PooledRedisManager(socketio.AsyncRedisManager):
                 continue
             yield data
 
-    async def emit_batch(self, emits: list[tuple[str, str | list[str], Any]]) -> None:
+    async def emit_batch(self, emits: list[Emit]) -> None:
         """Several `(event, room(s), data)` emits to the default namespace in ONE publish.
 
         Every emit through the Redis manager is a publish that every process (the sender too)
@@ -83,7 +89,12 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         Unlike the stock emit (which logs and drops an emit it cannot publish), this raises when
         Redis is away, before any socket got it: the caller can tell the sender and deliver again
         when the sender retries. This process's own sockets get it once it is published.
+        Batches of the same event-loop turn go out in one publish, in the order they came.
         """
+        await self.publishes(emits)
+
+    async def _publish_batches(self, batches: list[list[Emit]]) -> list[BaseException | None]:
+        emits = [item for batch in batches for item in batch]
         message = {
             "host_id": self.host_id,  # first: see `_listen`
             "method": "emit",
@@ -99,6 +110,7 @@ class PooledRedisManager(socketio.AsyncRedisManager):
             self._redis_connect()
         await self.redis.publish(self.channel, self.json.dumps(message))
         await self._handle_emit(message)
+        return [None] * len(batches)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("event") != BATCH_EVENT:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from server.storage.batching import BatchedScript
 from server.storage.keys import PREFIX
 
 HOUR_S = 3600
@@ -42,7 +43,9 @@ class UserRateLimit:
     def __init__(self, redis: Any, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self._script = redis.register_script(BUCKET_SCRIPT)
+        #: tokens taken in the same event-loop turn (other users, other sockets) share one
+        #: round trip; each bucket is still its own atomic script call
+        self._script = BatchedScript(redis, BUCKET_SCRIPT)
 
     async def allow(self, user_id: str) -> bool:
         """Take one token from the user's bucket if there is one."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.storage.batching import BatchedScript
 from server.storage.keys import PREFIX, text
 from server.tokens import Identity
 
@@ -147,7 +148,8 @@ class Store:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
-        self._send = client.register_script(SEND_SCRIPT)
+        #: stores of one event-loop turn (other sockets' sends) share one round trip
+        self._send = BatchedScript(client, SEND_SCRIPT)
         self._read = client.register_script(READ_SCRIPT)
         self._prepare = client.register_script(PREPARE_SCRIPT)
         self._call_entry = client.register_script(CALL_ENTRY_SCRIPT)
