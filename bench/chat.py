@@ -208,7 +208,9 @@ PARTS = (
     ("read before the send (prepare)", ("Store.prepare_send",)),
     ("store the message (Lua, fsync)", ("Store.add_message",)),
     ("this process's fan-out emits", ("PooledRedisManager._handle_emit",)),
-    ("publish to other processes", ("PooledRedisManager.emit_batch",)),
+    ("publish to other processes", ("PooledRedisManager.emit_batch", "._publish_batches")),
+    # batched (server/storage/batching.py): the token and the store run in the batch's task
+    ("token + store, batched (Lua)", ("BatchedScript._send",)),
     ("other handler work (validation...)", ("Dispatcher.register.<locals>.entry",)),
     ("ack packet", ("AsyncServer._send_packet",)),
     ("websocket writes", ("_websocket_handler.<locals>.writer",)),
