@@ -13,7 +13,7 @@ opens and closes utterances; this recognizer keeps the open utterance's audio an
   word is agreed, then every 0.5 s;
 - **finals**: at the first moment of silence (the endpointer's ``Pause``) a beam-5 decode of
   the whole utterance starts at once on a thread of its own (a partial not yet past its
-  encoder is dropped; one already decoding stops at its next step of `STEP_TOKENS`); if the
+  encoder is dropped; one already decoding shares the cores with it); if the
   silence holds until the utterance closes, that decode *is* the final, so the final arrives
   a decode after the speech ended, not a decode after the endpoint. It is voided only when
   Silero hears more speech: a knock or a breath after the last word (``Resume`` from the
@@ -74,10 +74,6 @@ MIN_SPEECH_S = 0.2
 #: trails the voice by a chunk or two, so less does not count).
 NEW_SPEECH = 5  # Silero chunks of 32 ms
 MAX_WINDOW_S = 30.0
-#: A partial decodes this many tokens past its prefix per call and stops between calls once
-#: cancelled (a pause started the final): the final does not share the cores with a stale
-#: partial to its end. Each call costs the decoder's set-up again (~10 % of a decode).
-STEP_TOKENS = 8
 #: Whisper's own language code for ours where they differ.
 _WHISPER_CODE = {"zh-tw": "zh", "zh-hant": "zh", "zh-hk": "zh", "zh-cn": "zh", "he": "he"}
 
@@ -170,77 +166,26 @@ class WhisperDecoder:
         )
         if cancelled is not None and cancelled.is_set():
             return None
-        # CTranslate2 returns at most max_length // 2 tokens after the prompt's task tokens
-        # (the prefix included): a loop stops there
-        max_length = min(224, int(10 * seconds) + 10 + len(prompt))
-        beam = beam_size or self.beam_size
-        if beam == 1 and cancelled is not None:
-            task = len(tokenizer.sot_sequence) + 1  # the prompt's task tokens
-            stepped = self._greedy_in_steps(
-                encoded, prompt[:task], prompt[task:], max_length, cancelled
-            )
-            if stepped is None:
-                return None
-            tokens, score, no_speech = stepped
-        else:
-            result = self.model.model.generate(
-                encoded,
-                [prompt],
-                beam_size=beam,
-                max_length=max_length,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )[0]
-            tokens = list(result.sequences_ids[0])
-            score = float(result.scores[0]) if result.scores else 0.0
-            no_speech = float(result.no_speech_prob)
-        tokens = [t for t in tokens if t < tokenizer.eot]
+        # about 12 tokens a second of speech is generous for every language; a loop stops there
+        result = self.model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=beam_size or self.beam_size,
+            max_length=min(224, int(10 * seconds) + 10 + len(prompt)),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = collapse_repeats(tokenizer.decode(tokens).strip())
+        length = max(1, len(tokens))
         return Decoded(
-            to_script(text, lang), no_speech, score / max(1, len(tokens)), time.monotonic() - began
+            to_script(text, lang),
+            float(result.no_speech_prob),
+            float(result.scores[0]) / length if result.scores else 0.0,
+            time.monotonic() - began,
         )
-
-    def _greedy_in_steps(
-        self,
-        encoded: Any,
-        task: list[int],
-        sequence: list[int],
-        max_length: int,
-        cancelled: threading.Event,
-    ) -> tuple[list[int], float, float] | None:
-        """Greedy decoding at most `STEP_TOKENS` past ``sequence`` (the prefix) per call, each
-        call continuing the last (greedy search gives the same tokens either way), so that a
-        cancelled partial stops within a step instead of running to its end beside the final
-        that replaced it: (the tokens after ``task``, their mean score, the no-speech
-        probability), or None once ``cancelled``."""
-        score_sum, scored, no_speech, first = 0.0, 0, 0.0, True
-        limit = max_length // 2
-        while True:
-            if cancelled.is_set():
-                return None
-            target = min(limit, len(sequence) + STEP_TOKENS)
-            result = self.model.model.generate(
-                encoded,
-                [task + sequence],
-                beam_size=1,
-                max_length=2 * target + 1,
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=first,  # as one call would: at its first step only
-                suppress_tokens=[-1],
-            )[0]
-            if first:
-                no_speech, first = float(result.no_speech_prob), False
-            got = list(result.sequences_ids[0])
-            new = len(got) - len(sequence)
-            if new > 0 and result.scores:
-                score_sum += float(result.scores[0]) * new
-                scored += new
-            if new <= 0 or len(got) < target or len(got) >= limit:
-                return (got if new > 0 else sequence), score_sum / max(1, scored), no_speech
-            sequence = got
 
 
 def _compression_ratio(text: str) -> float:
@@ -361,8 +306,7 @@ class WhisperStreamingRecognizer:
 
     def pause(self) -> None:
         """The speaker fell silent: decode the whole utterance now (it may be the final). A
-        partial decode is cancelled (dropped before its encoder, else stopped at its next
-        step): the final goes first."""
+        partial decode not yet past its encoder is dropped: the final goes first."""
         if not self._audio:
             return
         self._paused_at = self.position

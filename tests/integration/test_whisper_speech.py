@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 import wave
 from pathlib import Path
@@ -30,12 +29,7 @@ from translation.speech_engines import (
 )
 from translation.speech_models import SpeechModelMissing
 from translation.voice_presence import SpeechMeter
-from translation.whisper_speech import (
-    SpeechResult,
-    WhisperDecoder,
-    WhisperStreamingRecognizer,
-    transcribe_whole,
-)
+from translation.whisper_speech import SpeechResult, WhisperStreamingRecognizer, transcribe_whole
 
 SPEECH = SHARED / "testdata" / "speech"
 MANIFEST = {f["file"]: f for f in json.loads((SPEECH / "manifest.json").read_text())["files"]}
@@ -251,27 +245,3 @@ def test_the_speech_meter_hears_speech_not_beeps_fed_in_any_pieces():
     assert beeps.speech_s < 0.1
     pieces.reset()
     assert pieces.speech_s == 0
-
-
-class CancelledAfter(threading.Event):
-    """Set by the time it has been asked `polls` times (a pause arriving mid-decode)."""
-
-    def __init__(self, polls: int) -> None:
-        super().__init__()
-        self.polls = polls
-
-    def is_set(self) -> bool:
-        self.polls -= 1
-        if self.polls < 0:
-            self.set()
-        return super().is_set()
-
-
-def test_a_partial_decode_stops_between_steps_once_cancelled(model):
-    decoder = WhisperDecoder(model)
-    speech = np.frombuffer(pcm_of("en_jfk_ask_not.wav"), np.int16).astype(np.float32) / 32768
-    whole = decoder.decode(speech, "en", 1)  # one call, no cancelling
-    stepped = decoder.decode(speech, "en", 1, cancelled=threading.Event())
-    assert whole is not None and stepped is not None and stepped.text == whole.text
-    # asked before the encoder, before the decoder, then between steps: the third stops it
-    assert decoder.decode(speech, "en", 1, cancelled=CancelledAfter(3)) is None
