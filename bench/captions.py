@@ -83,12 +83,15 @@ ENDPOINT_NAMES = {
     "vad": "server endpointing (VAD, TRADETALK_ENDPOINT=vad, the default)",
     "model": "baseline: the model's own endpoint rules (TRADETALK_ENDPOINT=model)",
     "final-only": "baseline: VAD, open lines not translated (TRADETALK_PARTIAL_TRANSLATION=0)",
+    "no-guess": "baseline: VAD, open lines translated only once two partials agree "
+    "(TRADETALK_OPEN_LINE_GUESS=0)",
 }
 #: mode -> (TRADETALK_ENDPOINT, more server environment)
 MODES: dict[str, tuple[str, dict[str, str]]] = {
     "vad": ("vad", {}),
     "model": ("model", {}),
     "final-only": ("vad", {"TRADETALK_PARTIAL_TRANSLATION": "0"}),
+    "no-guess": ("vad", {"TRADETALK_OPEN_LINE_GUESS": "0"}),
 }
 WAV = SPEECH / "ko_test.wav"
 ES_WAV = SPEECH / "es_arenas_blanquecinas.wav"

@@ -23,7 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Skip
+from translation.endpoint_driver import UtteranceDriver
+from translation.endpointing import EndpointConfig, Endpointer
 from translation.metrics import character_error_rate as cer
 from translation.speech import StreamingRecognizer, find_speech_model, load_speech_model
 from translation.wav_audio import read_wav_pcm16
@@ -35,24 +36,15 @@ CHUNK = 640  # 20 ms, as the media room delivers it
 
 def one_stream(model, pcm: bytes, gate: bool) -> str:
     """Decode one stream as a captions thread would; return everything it said."""
-    endpointer = Endpointer(EndpointConfig(gate=gate))
-    recognizer = StreamingRecognizer(model)
     texts: list[str] = []
-
-    def apply(events) -> None:
-        for event in events:
-            if isinstance(event, Feed):
-                texts.extend(r.text for r in recognizer.feed(event.pcm) if r.final)
-            elif isinstance(event, Skip):
-                recognizer.skip(event.nbytes)
-            elif isinstance(event, End):
-                final = recognizer.end_utterance()
-                if final is not None:
-                    texts.append(final.text)
-
+    driver = UtteranceDriver(
+        Endpointer(EndpointConfig(gate=gate)),
+        StreamingRecognizer(model),
+        lambda result, _: texts.append(result.text) if result.final else None,
+    )
     for offset in range(0, len(pcm), CHUNK):
-        apply(endpointer.process(pcm[offset : offset + CHUNK]))
-    apply(endpointer.flush())
+        driver.process(pcm[offset : offset + CHUNK])
+    driver.flush()
     return " ".join(texts)
 
 

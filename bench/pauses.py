@@ -27,9 +27,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.call_harness import reference_text
-from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Pause, Resume, Skip
+from translation.endpoint_driver import UtteranceDriver
+from translation.endpointing import End, EndpointConfig, Endpointer, Event
 from translation.metrics import character_error_rate as cer
 from translation.sentence_ends import finished_rule
+from translation.speech import SpeechResult
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "speech"
 RATE = 16000
@@ -67,39 +69,27 @@ def paused_clip(pcm: bytes, cuts: list[float], pauses: list[float], noise: bytes
 def through_pipeline(
     model: object, pcm: bytes, config: EndpointConfig, lang: str | None = None
 ) -> tuple[list[str], list[float]]:
-    """The finals the server's captions path makes of `pcm` (as `SpeakerCaptions._apply`),
+    """The finals the server's captions path makes of `pcm` (its `UtteranceDriver` loop),
     and the stream time (s) of each endpointer `End`. With `lang`, the adaptive rule
     (`translation.sentence_ends.finished_rule`) hears each partial."""
     from translation.speech import StreamingRecognizer
 
     recognizer = StreamingRecognizer(model)
-    endpointer = Endpointer(config, finished_rule(lang))
     finals: list[str] = []
     ends: list[float] = []
 
-    def apply(events: list) -> None:
-        for event in events:
-            if isinstance(event, Feed):
-                for result in recognizer.feed(event.pcm):
-                    if result.final:
-                        finals.append(result.text)
-                    else:
-                        endpointer.heard(result.text)
-            elif isinstance(event, Skip):
-                recognizer.skip(event.nbytes)
-            elif isinstance(event, Pause):
-                recognizer.pause()
-            elif isinstance(event, Resume):
-                recognizer.resume()
-            elif isinstance(event, End):
-                ends.append(recognizer.position)
-                final = recognizer.end_utterance()
-                if final is not None:
-                    finals.append(final.text)
+    def result(final: SpeechResult, _: End | None) -> None:
+        if final.final:
+            finals.append(final.text)
 
+    def event(event: Event, position: float) -> None:
+        if isinstance(event, End):
+            ends.append(position)
+
+    driver = UtteranceDriver(Endpointer(config, finished_rule(lang)), recognizer, result, event)
     for offset in range(0, len(pcm), CHUNK):
-        apply(endpointer.process(pcm[offset : offset + CHUNK]))
-    apply(endpointer.flush())
+        driver.process(pcm[offset : offset + CHUNK])
+    driver.flush()
     return [f for f in finals if f.strip()], ends
 
 

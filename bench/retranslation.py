@@ -20,6 +20,16 @@ the updates including the final, per word of the final); `ready` = share of the 
 already shown in place when the final came (1 = the final changed nothing); `area` = mean share
 of the final's words shown in place over the updates (higher = less lag). Also: the source-side
 erasure of real Vosk partials of ko_test.wav, raw and through the stable-source rule.
+
+Guess or wait (`SourcePrefix(early=...)`, `TRADETALK_OPEN_LINE_GUESS`): for a recognizer whose
+partials are unstable, whether the first translated words come sooner when, before two partials
+agree, each partial but its last word is translated as a guess (shown whole, dimmed), and what
+that costs in flicker. Partials: real Vosk partials of ko_test.wav (source side: when the first
+text to translate comes, and its erasure), and Whisper's greedy hypotheses of growing prefixes
+(every 0.25 s, each decoded afresh, as unstable as a streaming recognizer's) of the English and
+Spanish clips translated by Apertium (first shown translation, seconds of audio after the
+speech began; NE of what was shown then the final, the translation of the whole clip's
+beam-5 decode).
 """
 
 from __future__ import annotations
@@ -102,6 +112,88 @@ def vosk_partials(wav: Path) -> list[str]:
     return [*partials, last.text if last else ""]
 
 
+def timed_vosk_partials(wav: Path) -> list[tuple[float, str]]:
+    """(stream second, text) of each partial Vosk gives for `wav` fed 20 ms at a time."""
+    from translation.speech import StreamingRecognizer
+    from translation.speech_models import find_speech_model, load_speech_model
+    from translation.wav_audio import read_wav_pcm16
+
+    stream = StreamingRecognizer(load_speech_model(find_speech_model("ko", Path("/nonexistent"))))
+    pcm = read_wav_pcm16(wav)
+    out = []
+    for offset in range(0, len(pcm), 640):
+        at = (offset + 640) / 32000
+        out += [(at, r.text) for r in stream.feed(pcm[offset : offset + 640]) if r.text]
+    stream.close()
+    return out
+
+
+def whisper_hypotheses(wav: Path, lang: str, step_s: float = 0.25) -> tuple[list, str]:
+    """Greedy decodes of `wav`'s growing prefixes, every `step_s` ((second, text)), and the
+    whole clip's beam-5 decode."""
+    import numpy as np
+
+    from translation.speech_engines import load_engine
+    from translation.wav_audio import read_wav_pcm16
+    from translation.whisper_speech import PARTIAL_MIN_WINDOW_S, PARTIAL_PAD_S, WhisperDecoder
+
+    _, model = load_engine(lang, Path("/nonexistent"))
+    decoder = WhisperDecoder(model)
+    audio = np.frombuffer(read_wav_pcm16(wav), np.int16).astype(np.float32) / 32768
+    out = []
+    for k in range(1, int(len(audio) / 16000 / step_s) + 1):
+        at = k * step_s
+        part = audio[: int(at * 16000)]
+        got = decoder.decode(part, lang, 1, pad_s=PARTIAL_PAD_S, min_window_s=PARTIAL_MIN_WINDOW_S)
+        out.append((at, got.text if got else ""))
+    final = decoder.decode(audio, lang, 5, pad_s=3.0)
+    return out, final.text if final else ""
+
+
+def guess_or_wait(engine) -> None:
+    """The `Guess or wait` section of the module docstring."""
+    from bench.languages import speech_span
+
+    partials = timed_vosk_partials(SPEECH / "ko_test.wav")
+    began = speech_span(SPEECH / "ko_test.wav")[0]
+    print("\nguess or wait (source side), Vosk ko_test.wav")
+    for early in (False, True):
+        source = SourcePrefix("ko", early=early)
+        shown = [(t, s) for t, s in ((t, source.update(p)) for t, p in partials) if s]
+        ne = normalized_erasure([s for _, s in shown] + [partials[-1][1]], "ko")
+        name = "guess" if early else "wait"
+        print(
+            f"  {name:<6} first text {shown[0][0] - began:.2f} s after the speech began "
+            f"({shown[0][1]!r}), {len(shown)} updates, NE {ne:.3f}"
+        )
+    clips = [
+        ("en_mr_quilter.wav", "en", "es"),
+        ("en_jfk_ask_not.wav", "en", "es"),
+        ("es_arenas_blanquecinas.wav", "es", "en"),
+    ]
+    print("guess or wait, Whisper greedy hypotheses every 0.25 s -> Apertium")
+    for clip, src, dst in clips:
+        hypotheses, whole = whisper_hypotheses(SPEECH / clip, src)
+        began = speech_span(SPEECH / clip)[0]
+        final = engine.translate(whole, src, dst)
+        for early in (False, True):
+            source, commit = SourcePrefix(src, early=early), TargetCommit(dst)
+            seen: list[tuple[float, str]] = []
+            for at, text in hypotheses:
+                stable = source.update(text)
+                if stable:
+                    shown = commit.update(engine.translate(stable, src, dst), source.guess)
+                    if shown.text and (not seen or seen[-1][1] != shown.text):
+                        seen.append((at, shown.text))
+            ne = normalized_erasure([s for _, s in seen] + [final], dst)
+            first = f"{seen[0][0] - began:.2f} s" if seen else "none"
+            name = "guess" if early else "wait"
+            print(
+                f"  {src}>{dst} {clip:<28} {name:<6} first shown {first:>7}, "
+                f"{len(seen)} updates, NE {ne:.3f}"
+            )
+
+
 def main() -> int:
     engine = translator()
     totals: dict[str, list[tuple[float, float, float]]] = {}
@@ -123,6 +215,7 @@ def main() -> int:
     for name, rows in totals.items():
         ne, ready, area = (sum(col) / len(rows) for col in zip(*rows, strict=True))
         print(f"{'all':<6} {name:<32} {ne:>6.3f} {ready:>6.2f} {area:>6.2f}")
+    guess_or_wait(engine)
     engine.close()
 
     partials = vosk_partials(SPEECH / "ko_test.wav")

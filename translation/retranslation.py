@@ -6,7 +6,10 @@ utterance is translated again as it grows. Two rules keep what a reader sees fro
 
 - **Stable source** (`SourcePrefix`): only the prefix two successive partials agree on is
   translated (a streaming recognizer rewrites its last words); a recognizer whose partials are
-  already agreed (Whisper's LocalAgreement) is taken as it is.
+  already agreed (Whisper's LocalAgreement) is taken as it is. With `early`, until two
+  partials agree on anything, each partial but its last word is translated as a *guess*
+  (shown dimmed, whole: its source is already masked), so the first translated words need
+  not wait for a second partial.
 - **Commit on agreement** (`TargetCommit`): in the target language, the units two successive
   translations agree on are *committed* and never taken back within the utterance; the rest,
   but its last unit, is a *tentative* tail the client dims, shown while the translation still
@@ -26,18 +29,27 @@ from .agreement import agreed_prefix, join_units, units
 class SourcePrefix:
     """The stable prefix of one utterance's source partials."""
 
-    def __init__(self, lang: str, agreed: bool = False) -> None:
-        """`agreed`: the partials are already stable (each extends the last; Whisper)."""
+    def __init__(self, lang: str, agreed: bool = False, early: bool = False) -> None:
+        """`agreed`: the partials are already stable (each extends the last; Whisper);
+        `early`: before any agreement, guess with each partial but its last word."""
         self.lang = lang
         self.agreed = agreed
+        self.early = early
         self._previous: list[str] = []
+        self._settled = False  # two partials agreed on something (no more guesses)
         self.stable = ""
+        #: whether `stable` is a guess (a partial but its last word, before any agreement)
+        self.guess = False
 
     def update(self, partial: str) -> str | None:
-        """Take a partial; the stable prefix when it changed, else None."""
+        """Take a partial; the stable prefix (or guess) when it changed, else None."""
         current = units(partial, self.lang)
         count = len(current) if self.agreed else agreed_prefix(self._previous, current)
         self._previous = current
+        self._settled = self._settled or count > 0
+        self.guess = self.early and not self._settled
+        if self.guess:
+            count = len(current) - 1
         stable = join_units(current[:count], self.lang)
         if stable == self.stable or not stable:
             return None
@@ -70,8 +82,9 @@ class TargetCommit:
         self.committed: list[str] = []
         self._previous: list[str] = []
 
-    def update(self, translation: str) -> Shown:
-        """Take a new translation of the stable source; what to show now."""
+    def update(self, translation: str, guess: bool = False) -> Shown:
+        """Take a new translation of the stable source; what to show now. A `guess`'s source
+        was masked already (`SourcePrefix.guess`): its tail is shown whole."""
         current = units(translation, self.lang)
         agreed = min(agreed_prefix(self._previous, current), max(0, len(current) - self.mask))
         self._previous = current
@@ -80,7 +93,7 @@ class TargetCommit:
             self.committed = current[:agreed]
         steady = join_units(self.committed, self.lang)
         tail = current[len(self.committed) :] if keeps else []
-        tail = tail[: max(0, len(tail) - self.tail_mask)]
+        tail = tail[: max(0, len(tail) - (0 if guess else self.tail_mask))]
         if not tail:
             return Shown(steady, len(steady))
         rest = join_units(tail, self.lang)

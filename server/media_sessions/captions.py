@@ -26,16 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from translation.endpointing import (
-    End,
-    EndpointConfig,
-    Endpointer,
-    Event,
-    Feed,
-    Pause,
-    Resume,
-    Skip,
-)
+from translation.endpoint_driver import UtteranceDriver
+from translation.endpointing import End, EndpointConfig, Endpointer
 from translation.sentence_ends import finished_rule
 from translation.speech import SpeechResult
 from translation.speech_engines import Recognizer
@@ -105,12 +97,14 @@ class SpeakerCaptions:
         self.gap_s = gap_s
         #: how each utterance was closed: reason -> count (silence, cap, gap, flush, model)
         self.closed_by: dict[str, int] = {}
-        self._endpointer = (
-            Endpointer(endpoint, finished_rule(lang)) if endpoint is not None else None
+        self._recognizer = recognizer
+        self._driver = (
+            UtteranceDriver(Endpointer(endpoint, finished_rule(lang)), recognizer, self._driven)
+            if endpoint is not None
+            else None
         )
         self._last_audio = time.monotonic()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
-        self._recognizer = recognizer
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -128,9 +122,9 @@ class SpeakerCaptions:
     @property
     def decoded_bytes(self) -> int:
         """Audio actually given to the recognizer (less than fed when silence is gated)."""
-        if self._endpointer is None:
+        if self._driver is None:
             return self.fed_bytes - self.dropped_bytes
-        return self._endpointer.fed_bytes
+        return self._driver.endpointer.fed_bytes
 
     def _put(self, pcm: bytes) -> None:
         while True:
@@ -201,53 +195,33 @@ class SpeakerCaptions:
             self._recognizer.close()  # a Vosk recognizer goes back to its pool
 
     def _decode(self, audio: bytes) -> None:
-        if self._endpointer is None:
-            self._apply([Feed(audio)])
+        if self._driver is None:  # the model's own endpoint rules
+            for result in self._recognizer.feed(audio):
+                self._driven(result, None)
         else:
-            self._apply(self._endpointer.process(audio))
+            self._driver.process(audio)
 
-    def _apply(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, Feed):
-                for result in self._recognizer.feed(event.pcm):
-                    if result.final:
-                        self._count("model")
-                    elif self._endpointer is not None:
-                        self._endpointer.heard(result.text)
-                    self._post(result)
-            elif isinstance(event, Skip):
-                self._recognizer.skip(event.nbytes)
-            elif isinstance(event, Pause):
-                self._recognizer.pause()
-            elif isinstance(event, Resume):
-                self._recognizer.resume()
-            elif isinstance(event, End):
-                self._finish(event.reason)
+    def _driven(self, result: SpeechResult, end: End | None) -> None:
+        """A result of the recognizer: counted by what closed it if final, then posted."""
+        if result.final:
+            self._count(end.reason if end is not None else "model")
+        self._post(result)
 
     def _end_utterance(self, reason: str) -> None:
         """Close whatever is open: the endpointer's utterance, then the recognizer's."""
-        if self._endpointer is None:
-            self._finish(reason)
+        if self._driver is None:
+            final = self._recognizer.finish()
+            if final is not None:
+                self._count(reason)
+                self._post(final)
             return
-        events = self._endpointer.flush()
-        if any(isinstance(e, End) for e in events):
-            events = [End(reason) if isinstance(e, End) else e for e in events]
-        self._apply(events)
+        self._driver.flush(reason)
 
     def _check_gap(self) -> None:
-        if self._endpointer is None or not self._endpointer.open:
+        if self._driver is None or not self._driver.endpointer.open:
             return
         if time.monotonic() - self._last_audio >= self.gap_s:
             self._end_utterance("gap")
-
-    def _finish(self, reason: str) -> None:
-        if self._endpointer is None:
-            final = self._recognizer.finish()
-        else:
-            final = self._recognizer.end_utterance()
-        if final is not None:
-            self._count(reason)
-            self._post(final)
 
     def _count(self, reason: str) -> None:
         self.closed_by[reason] = self.closed_by.get(reason, 0) + 1

@@ -13,6 +13,7 @@ no partial of an utterance follows its final and none of the next utterance prec
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +22,20 @@ from translation.retranslation import Shown, SourcePrefix, TargetCommit
 
 #: Seconds between the starts of two partial translations of one speaker into one language.
 PARTIAL_TRANSLATION_INTERVAL_S = 0.3
+
+
+#: `TRADETALK_OPEN_LINE_GUESS` (1): before two partials agree, translate each partial but its
+#: last word (`SourcePrefix(early=True)`); 0 waits for the first agreement (the benchmarks'
+#: baseline). Chosen by measurement: docs/architecture.md.
+def guess_from_env() -> bool:
+    """Whether open lines guess before the first agreement (`TRADETALK_OPEN_LINE_GUESS`)."""
+    return (os.environ.get("TRADETALK_OPEN_LINE_GUESS") or "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
 
 #: (source text, language) -> its translation; None: no engine for the pair
 Translate = Callable[[str, str], Awaitable[str | None]]
@@ -40,9 +55,11 @@ class LiveLine:
         emit: Emit,
         spawn: Spawn,
         interval_s: float = PARTIAL_TRANSLATION_INTERVAL_S,
+        guess: bool | None = None,
     ) -> None:
         """`targets()`: the reader languages now (other than `lang`); `agreed()`: whether the
-        recognizer's partials are already stable (Whisper's agreed prefix)."""
+        recognizer's partials are already stable (Whisper's agreed prefix); `guess`: translate
+        a guess before the first agreement (None: `guess_from_env`)."""
         self.lang = lang
         self.lock = asyncio.Lock()  # held while a snapshot or the final goes out
         self.utterance = 0
@@ -56,6 +73,7 @@ class LiveLine:
         self._emit = emit
         self._spawn = spawn
         self._interval_s = interval_s
+        self._guess = guess_from_env() if guess is None else guess
         self._held: str | None = None  # a partial of a later utterance (its final is pending)
         self._reset()
 
@@ -65,7 +83,7 @@ class LiveLine:
         self._sent: tuple[str, dict[str, Shown]] | None = None
         self._commits: dict[str, TargetCommit] = {}
         self._shown: dict[str, Shown] = {}
-        self._wanted: dict[str, str] = {}
+        self._wanted: dict[str, tuple[str, bool]] = {}  # lang -> (source, is a guess)
         self._running: set[str] = set()
         self._last_start: dict[str, float] = {}
         self._unserved: set[str] = set()
@@ -79,13 +97,14 @@ class LiveLine:
             return
         self._text = text
         if self._source is None:
-            self._source = SourcePrefix(self.lang, agreed=self._agreed())
+            self._source = SourcePrefix(self.lang, agreed=self._agreed(), early=self._guess)
         stable = self._source.update(text)
         if stable is not None:
+            wanted = (stable, self._source.guess)
             for lang in sorted(self._targets() - {self.lang} - self._unserved):
                 if self._wanted.get(lang) is not None:
                     self.skipped += 1
-                self._wanted[lang] = stable
+                self._wanted[lang] = wanted
                 if lang not in self._running:
                     self._running.add(lang)
                     self._spawn(self._run(lang, self.utterance, self._running))
@@ -111,14 +130,13 @@ class LiveLine:
         """Translate the newest stable prefix into `lang` until none waits."""
         try:
             while self.utterance == utterance and not self.stopped:
-                text = self._wanted.get(lang)
-                if text is None:
+                if lang not in self._wanted:
                     return
                 wait = self._last_start.get(lang, -1e9) + self._interval_s - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-                del self._wanted[lang]
+                text, guess = self._wanted.pop(lang)
                 self._last_start[lang] = time.monotonic()
                 self.translations += 1
                 result = await self._translate(text, lang)
@@ -128,7 +146,7 @@ class LiveLine:
                     self._unserved.add(lang)
                     return
                 commit = self._commits.setdefault(lang, TargetCommit(lang))
-                shown = commit.update(result)
+                shown = commit.update(result, guess)
                 if shown != self._shown.get(lang):
                     self._shown[lang] = shown
                     await self._send(utterance)

@@ -12,7 +12,8 @@ import pytest
 
 from server.media_sessions.captions import SpeakerCaptions, endpoint_config_from_env
 from tests.support.peers import SHARED
-from translation.endpointing import FRAME_BYTES, End, EndpointConfig, Endpointer, Feed, Skip
+from translation.endpoint_driver import UtteranceDriver
+from translation.endpointing import FRAME_BYTES, End, EndpointConfig, Endpointer, Event, Feed, Skip
 from translation.metrics import character_error_rate as cer
 from translation.sentence_ends import korean_finished
 from translation.speech import RECOGNIZERS, SpeechResult, StreamingRecognizer, transcribe_wav
@@ -73,15 +74,15 @@ def like_direct(text: str, direct: str) -> bool:
 
 def run(endpointer: Endpointer, pcm: bytes, chunk: int = 640) -> list[tuple[str, float]]:
     """('end', stream second) for each End, in 20 ms chunks like the media room's."""
-    ends, position = [], 0.0
+    ends: list[tuple[str, float]] = []
+
+    def ended(event: Event, position: float) -> None:
+        if isinstance(event, End):
+            ends.append((event.reason, round(position, 2)))
+
+    driver = UtteranceDriver(endpointer, None, on_event=ended)
     for offset in range(0, len(pcm), chunk):
-        for event in endpointer.process(pcm[offset : offset + chunk]):
-            if isinstance(event, Feed):
-                position += len(event.pcm) / SECOND
-            elif isinstance(event, Skip):
-                position += event.nbytes / SECOND
-            elif isinstance(event, End):
-                ends.append((event.reason, round(position, 2)))
+        driver.process(pcm[offset : offset + chunk])
     return ends
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.integration.test_calls import SPEECH, app_url, people, start_call  # noqa: F401  (fixtures)
 from tests.support.call_clients import CallClient, speech_with_pauses
 from tests.support.peers import Peer
-from translation.retranslation import SourcePrefix, TargetCommit, normalized_erasure
+from translation.retranslation import Shown, SourcePrefix, TargetCommit, normalized_erasure
 from translation.translator import Translator
 
 
@@ -135,3 +135,38 @@ def test_committed_translation_never_shrinks_and_erasure_counts_flicker():
     chinese = TargetCommit("zh")
     chinese.update("价格很")
     assert chinese.update("价格很高").committed == 3
+
+
+def test_before_two_partials_agree_a_guess_is_translated_sooner():
+    from translation.speech import StreamingRecognizer
+    from translation.speech_models import find_speech_model, load_speech_model
+    from translation.wav_audio import read_wav_pcm16
+
+    stream = StreamingRecognizer(load_speech_model(find_speech_model("ko", Path("/nonexistent"))))
+    pcm = read_wav_pcm16(SPEECH / "ko_test.wav")
+    partials = [
+        r.text for o in range(0, len(pcm), 640) for r in stream.feed(pcm[o : o + 640]) if r.text
+    ]
+    stream.close()
+
+    def first_text(source: SourcePrefix) -> tuple[int, bool]:
+        """The partial that first gives something to translate, and whether it is a guess."""
+        for index, partial in enumerate(partials):
+            if source.update(partial):
+                return index, source.guess
+        raise AssertionError(partials)
+
+    guessed, is_guess = first_text(SourcePrefix("ko", early=True))
+    agreed, agreed_guess = first_text(SourcePrefix("ko"))
+    assert guessed < agreed and is_guess and not agreed_guess, partials
+    # after the first agreement no more guesses; a guess is never longer than its partial
+    source = SourcePrefix("en", early=True)
+    assert source.update("the") is None  # one word but its last: nothing
+    assert source.update("a price") == "a" and source.guess
+    assert source.update("the price is") == "the price" and source.guess  # "a" vs "the"
+    assert source.update("the price is high") == "the price is" and not source.guess
+    assert source.update("a price") is None and not source.guess  # no more guesses
+    # a guess's translation is shown whole (its source was masked), dimmed
+    commit = TargetCommit("en")
+    assert commit.update("the price", guess=True) == Shown("the price", 0)
+    assert commit.update("the price is").text == "the price"

@@ -16,7 +16,8 @@ from tests.support.peers import SHARED
 from translation import whisper_models
 from translation.agreement import LocalAgreement, agreed_prefix, collapse_repeats, units
 from translation.chinese_script import to_script
-from translation.endpointing import End, EndpointConfig, Endpointer, Feed, Pause, Resume, Skip
+from translation.endpoint_driver import UtteranceDriver
+from translation.endpointing import EndpointConfig, Endpointer
 from translation.metrics import error_rate
 from translation.speech_engines import (
     VOSK,
@@ -60,29 +61,21 @@ def live(
     results, the (closed) recognizer and the endpointer's events by name."""
     engine, recognizer = open_recognizer(lang, Path("/nonexistent"))
     assert engine == WHISPER and isinstance(recognizer, WhisperStreamingRecognizer)
-    endpointer = Endpointer(endpoint_for(engine, EndpointConfig()))  # the server's settings
     out: list[SpeechResult] = []
     events: list[str] = []
+    driver = UtteranceDriver(
+        Endpointer(endpoint_for(engine, EndpointConfig())),  # the server's settings
+        recognizer,
+        lambda result, _: out.append(result),
+        lambda event, _: events.append(type(event).__name__),
+    )
     began = time.monotonic()
     audio = pcm + b"\0" * 32000
     try:
         for offset in range(0, len(audio), 640):
             if realtime:
                 time.sleep(max(0.0, began + offset / 32000 - time.monotonic()))
-            for event in endpointer.process(audio[offset : offset + 640]):
-                if not isinstance(event, Feed | Skip):
-                    events.append(type(event).__name__)
-                if isinstance(event, Feed):
-                    out += recognizer.feed(event.pcm)
-                elif isinstance(event, Skip):
-                    recognizer.skip(event.nbytes)
-                elif isinstance(event, Pause):
-                    recognizer.pause()
-                elif isinstance(event, Resume):
-                    recognizer.resume()
-                elif isinstance(event, End):
-                    final = recognizer.end_utterance()
-                    out += [final] if final else []
+            driver.process(audio[offset : offset + 640])
     finally:
         recognizer.close()
     return out, recognizer, events
