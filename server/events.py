@@ -26,6 +26,7 @@ from server.handlers.bounds import MEDIA_JOINS, Bounds
 from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
+from server.media_sessions.relays import TourRelays
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import Dispatcher, Follow, Guard
 from server.realtime.validation import CALL_ID_RE, TOUR_ID_RE
@@ -90,8 +91,11 @@ def serve_bus(
     router: Router,
     failover: Failover,
     drop_socket: Callable[[DropSocketBody], Awaitable[None]],
+    relays: TourRelays,
 ) -> None:
-    """The operations other nodes may ask of this one."""
+    """The operations other nodes may ask of this one (tour relays: `tour_relay_join`,
+    `tour_relay_answer`, `tour_relay_leave`)."""
     bus.on("event", router.serve)
     bus.on("adopt", failover.adopt)
     bus.on("drop_socket", drop_socket)
+    relays.serve(bus)
