@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,6 +78,13 @@ async def relay_room(tmp_path: Path, mode: str) -> AsyncIterator[Room]:
             await room.close()
 
 
+async def joined(client: TourClient, tid: str) -> dict:
+    """tour.join, which must succeed; its ack."""
+    ack = await client.join(tid)
+    assert ack["ok"], ack
+    return ack
+
+
 def served_by(ack: dict, host: Host, room: Room) -> None:
     """In namespaces an answer's candidates are on the serving node's address only."""
     if room.cluster.mode == NETNS:
@@ -98,8 +104,6 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
     keyframe otherwise); kill -9 of the relay: its viewers get `tour.moved` ("media server
     lost"), re-join and watch again (served by the owner), the owner's local viewer never
     stops."""
-    if mode == NETNS and os.geteuid() != 0:
-        pytest.skip("namespaces need root")  # not reached: MODES has NETNS only as root
     async with relay_room(tmp_path, mode) as room:
         c = room.cluster
         print(f"[relay] {c.describe()}")
@@ -116,11 +120,11 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         local_viewer = await room.person(owner, "ko")  # the owner's one local place
         relayed_viewers = [await room.person(relay, "ko"), await room.person(c[2], "ko")]
         local = room.tour_client(local_viewer)
-        assert (ack := await local.join(tid))["ok"], ack
+        ack = await joined(local, tid)
         served_by(ack, owner, room)
         watchers = [room.tour_client(v) for v in relayed_viewers]
         for watcher in watchers:
-            assert (ack := await watcher.join(tid))["ok"], ack
+            ack = await joined(watcher, tid)
             served_by(ack, relay, room)
         everyone = [local, *watchers]
         await wait_until(lambda: all(w.received("video") > 10 for w in everyone), 20)
@@ -136,7 +140,7 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         await asyncio.sleep(1.5)  # the encoder's last keyframe is well behind
         late_viewer = await room.person(c[2], "es")
         late = room.tour_client(late_viewer)
-        assert (ack := await late.join(tid))["ok"], ack
+        ack = await joined(late, tid)
         served_by(ack, relay, room)
         await wait_until(lambda: late.received("video") > 5, 15)
         assert (await metrics(relay))["tour_relayed_viewers"] == 3
@@ -153,7 +157,7 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         for peer, old in ((relayed_viewers[1], watchers[1]), (late_viewer, late)):
             await old.close()
             client = room.tour_client(peer)
-            assert (ack := await client.join(tid))["ok"], ack
+            ack = await joined(client, tid)
             served_by(ack, owner, room)  # the only media node left
             again.append(client)
         await wait_until(lambda: all(w.received("video") > 10 for w in again), 20)
