@@ -132,6 +132,7 @@ class OwnerLink:
         self.sent: dict[Fanout, tuple[int, PacketTrack, asyncio.Task[None]]] = {}
         self.packets = 0
         self._numbers = 0
+        self._announced = False
         self._lock = asyncio.Lock()
 
     def _host_fanouts(self) -> list[Fanout]:
@@ -161,8 +162,9 @@ class OwnerLink:
 
     async def _sync_tracks(self) -> None:
         current = self._host_fanouts()
-        if set(current) == set(self.sent):
+        if self._announced and set(current) == set(self.sent):
             return
+        self._announced = True  # the first message says "no tracks yet" too
         for fanout in [f for f in self.sent if f not in current]:
             _, track, task = self.sent.pop(fanout)
             track.stop()

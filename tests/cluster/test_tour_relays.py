@@ -85,6 +85,15 @@ async def joined(client: TourClient, tid: str) -> dict:
     return ack
 
 
+async def watching(clients: list[TourClient], kind: str = "video", timeout: float = 20) -> None:
+    """Every client receives more than 10 frames of `kind` (their counts when not)."""
+    with contextlib.suppress(TimeoutError):
+        await wait_until(lambda: all(w.received(kind) > 10 for w in clients), timeout)
+    assert all(w.received(kind) > 10 for w in clients), [
+        (w.peer.id, w.received("video"), w.received("audio")) for w in clients
+    ]
+
+
 def served_by(ack: dict, host: Host, room: Room) -> None:
     """In namespaces an answer's candidates are on the serving node's address only."""
     if room.cluster.mode == NETNS:
@@ -98,8 +107,9 @@ MODES = [LOOPBACK] + ([NETNS] if expected_mode() == NETNS else [])
 async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_dies(
     tmp_path, mode
 ) -> None:
-    """Viewers past the owner's one local place get video and audio from the other media node;
-    the cluster has one video encoder and no per-viewer encoder; a viewer joining the relay
+    """Viewers past the owner's one local place get video and audio from the other media node
+    (one joined before the host published: its relay re-offers the tracks) and subtitles; the
+    cluster has one video encoder and no per-viewer encoder; a viewer joining the relay
     late decodes frames (its keyframe request reached the owner's encoder, which makes no
     keyframe otherwise); kill -9 of the relay: its viewers get `tour.moved` ("media server
     lost"), re-join and watch again (served by the owner), the owner's local viewer never
@@ -114,21 +124,23 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         owner = room.host_of(await room.owner(tid))
         relay = next(h for h in c.hosts[:2] if h is not owner)
         print(f"[relay] owner {owner.name}, relay {relay.name}")
-        publisher = room.tour_client(host, repeats=2, camera=True)
-        assert (await publisher.publish(tid))["ok"]
-
         local_viewer = await room.person(owner, "ko")  # the owner's one local place
         relayed_viewers = [await room.person(relay, "ko"), await room.person(c[2], "ko")]
         local = room.tour_client(local_viewer)
-        ack = await joined(local, tid)
-        served_by(ack, owner, room)
         watchers = [room.tour_client(v) for v in relayed_viewers]
-        for watcher in watchers:
-            ack = await joined(watcher, tid)
-            served_by(ack, relay, room)
+        # before the host publishes: the relay answers without tracks and re-offers them later
+        served_by(await joined(local, tid), owner, room)
+        served_by(await joined(watchers[0], tid), relay, room)
+        publisher = room.tour_client(host, repeats=2, camera=True)
+        assert (await publisher.publish(tid))["ok"]
+        served_by(await joined(watchers[1], tid), relay, room)
         everyone = [local, *watchers]
-        await wait_until(lambda: all(w.received("video") > 10 for w in everyone), 20)
-        await wait_until(lambda: all(w.received("audio") > 10 for w in everyone), 10)
+        await watching(everyone)
+        await watching(everyone, "audio", 10)
+        assert relayed_viewers[0].events["tour.offer"]  # the relay's re-offer, answered through
+        # the owner; subtitles reach relayed viewers as any (Socket.IO rooms, unchanged)
+        line = await relayed_viewers[1].wait_for("subtitle", timeout=30)
+        assert line["tour_id"] == tid and line["lang"] == "ko", line
         encoders = await cluster_figures(c.hosts, "video_encoders")
         assert sum(encoders.values()) == 1 and encoders[owner.name] == 1, encoders
         per_viewer = await cluster_figures(c.hosts, "per_sender_encoders")
@@ -160,7 +172,7 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
             ack = await joined(client, tid)
             served_by(ack, owner, room)  # the only media node left
             again.append(client)
-        await wait_until(lambda: all(w.received("video") > 10 for w in again), 20)
+        await watching(again)
         print(f"[relay] watching again {time.monotonic() - killed:.2f} s after kill -9")
         assert local.received("video") > before  # the owner's own viewer never stopped
         assert (await metrics(owner))["tour_relay_links"] == 0
