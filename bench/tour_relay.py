@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +39,7 @@ if str(REPO) not in sys.path:
 
 from bench.tour import WAV, _no_decoding, proc_cpu  # noqa: E402
 from tests.support.hosts import LOOPBACK, NETNS, Host, Hosts  # noqa: E402
-from tests.support.peers import Peer, new_user  # noqa: E402
+from tests.support.peers import SECRET, Peer, new_user, token_for  # noqa: E402
 
 METRICS_TOKEN = "bench-tour-relay"
 ENV = {
@@ -45,6 +47,7 @@ ENV = {
     "TRADETALK_RATE_PER_SECOND": "500",
     "TRADETALK_RATE_BURST": "500",
     "TRADETALK_TOUR_MAX_VIEWERS": "200",
+    "TRADETALK_FORWARD_TIMEOUT_S": "10",  # 2 shared cores: 30 joins at once are slow
 }
 
 
@@ -88,7 +91,11 @@ class CountingViewer:
         self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = {"tour_id": tour_id, "sdp": self.pc.localDescription.sdp, "type": "offer"}
-        ack = await self.peer.call("tour.join", offer, timeout=30)
+        for wait in (0.5, 1, 2, 4, 8):  # as the web client: node_unavailable is asked again
+            ack = await self.peer.call("tour.join", offer, timeout=30)
+            if ack.get("ok") or ack.get("error", {}).get("code") != "node_unavailable":
+                break
+            await asyncio.sleep(wait)
         if not ack.get("ok"):
             raise RuntimeError(f"tour.join: {ack}")
         await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
@@ -98,6 +105,74 @@ class CountingViewer:
         for task in self.tasks:
             task.cancel()
         await self.peer.close()
+
+
+async def pool(urls: list[str], tour_id: str, count: int) -> None:
+    """A viewer process: `count` viewers (sockets alternating over `urls`); on each stdin line
+    "counts", print their [video, audio] frame counts."""
+    _no_decoding()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    viewers = []
+    for i in range(count):
+        peer = Peer(new_user("buyer", "en"))
+        secret = os.environb[b"BENCH_SECRET"]  # the servers' (the parent's test secret)
+        viewer = CountingViewer(
+            await peer.connect(urls[i % len(urls)], token_for(peer.identity, secret))
+        )
+        viewers.append(viewer)
+        await viewer.join(tour_id)
+    while (await reader.readline()).strip() == b"counts":
+        sys.stdout.write(json.dumps([[v.video, v.audio] for v in viewers]) + "\n")
+        sys.stdout.flush()
+    for viewer in viewers:
+        with contextlib.suppress(Exception):
+            await viewer.close()
+
+
+class Pool:
+    """A viewer pool subprocess (the clients' CPU stays apart from the host's and the nodes')."""
+
+    def __init__(self, urls: list[str], tour_id: str, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.tour_relay",
+                "--pool",
+                json.dumps(urls),
+                tour_id,
+                str(count),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "BENCH_SECRET": SECRET.decode()},
+        )
+
+    async def counts(self) -> list[list[int]]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("counts\n")
+        self.proc.stdin.flush()
+        line = await asyncio.get_running_loop().run_in_executor(None, self.proc.stdout.readline)
+        return json.loads(line) if line else []
+
+    def stop(self) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(20)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def all_counts(pools: list[Pool]) -> list[list[int]]:
+    """Every pool's viewers' [video, audio] counts (a pool still joining answers late)."""
+    return [row for p in pools for row in await p.counts()]
 
 
 async def gauges(host: Host) -> dict[str, float]:
@@ -115,7 +190,9 @@ async def gauges(host: Host) -> dict[str, float]:
     return values
 
 
-async def run_case(name: str, nodes: int, viewers: int, seconds: float, mode: str) -> dict:
+async def run_case(
+    name: str, nodes: int, viewers: int, seconds: float, mode: str, per_pool: int = 8
+) -> dict:
     """A fresh cluster of `nodes`, a publishing host, `viewers` viewers; CPU over `seconds`."""
     from aiortc.contrib.media import MediaPlayer
 
@@ -137,30 +214,36 @@ async def run_case(name: str, nodes: int, viewers: int, seconds: float, mode: st
                 "tour.publish", {"tour_id": tid, "sdp": await host.offer(), "type": "offer"}, 30
             )
             await host.accept(ack["sdp"])
-            watchers: list[CountingViewer] = []
+            urls = [h.url for h in others]
+            sizes = [min(per_pool, viewers - i) for i in range(0, viewers, per_pool)]
+            pools: list[Pool] = []
             try:
-                for i in range(viewers):
-                    at = others[i % len(others)]
-                    watcher = CountingViewer(await Peer(new_user("buyer", "en")).connect(at.url))
-                    watchers.append(watcher)
-                    await watcher.join(tid)
-                deadline = time.monotonic() + 40
-                while time.monotonic() < deadline and not all(w.video > 5 for w in watchers):
-                    await asyncio.sleep(0.2)
+                offset = 0
+                for size in sizes:  # each pool's viewers alternate over the other nodes
+                    pools.append(
+                        Pool(urls[offset % len(urls) :] + urls[: offset % len(urls)], tid, size)
+                    )
+                    offset += size
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    if all(v > 5 for v, _ in await all_counts(pools)):
+                        break
                 await asyncio.sleep(2.0)  # steady state
                 pids = {h.name: h.pid for h in cluster.hosts}
                 cpu0 = {n: proc_cpu(p) for n, p in pids.items()}
+                clients0 = sum(proc_cpu(p.proc.pid) for p in pools)
                 own0, wall0 = time.process_time(), time.monotonic()
-                counts0 = [w.video for w in watchers]
+                counts0 = [v for v, _ in await all_counts(pools)]
                 await asyncio.sleep(seconds)
-                counts1 = [w.video for w in watchers]
+                counts1 = [v for v, _ in await all_counts(pools)]
                 cpu1 = {n: proc_cpu(p) for n, p in pids.items()}
+                clients1 = sum(proc_cpu(p.proc.pid) for p in pools)
                 own1, wall = time.process_time(), time.monotonic() - wall0
                 figures = {h.name: await gauges(h) for h in cluster.hosts}
             finally:
-                for watcher in watchers:
-                    with contextlib.suppress(Exception):
-                        await watcher.close()
+                for pool in pools:
+                    pool.stop()
                 await host.close()
                 camera.stop()
                 with contextlib.suppress(Exception):
@@ -174,7 +257,7 @@ async def run_case(name: str, nodes: int, viewers: int, seconds: float, mode: st
         "owner": owner.name,
         "cpu": cpu,
         "owner_cpu": cpu[owner.name],
-        "client_cpu": (own1 - own0) / wall,
+        "client_cpu": (own1 - own0 + clients1 - clients0) / wall,
         "fps_min": min(fps),
         "fps_mean": sum(fps) / len(fps),
         "video_encoders": sum(f.get("video_encoders", 0) for f in figures.values()),
@@ -185,8 +268,6 @@ async def run_case(name: str, nodes: int, viewers: int, seconds: float, mode: st
 
 async def owner_of(cluster: Hosts, tour_id: str) -> str:
     """The tour's owner node id, from its record in Redis."""
-    import json
-
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(cluster.redis_url, decode_responses=True)
@@ -237,4 +318,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 5 and sys.argv[1] == "--pool":
+        asyncio.run(pool(json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+    else:
+        asyncio.run(main())

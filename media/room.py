@@ -302,6 +302,7 @@ class MediaRoom:
             "sources": len(fanouts),
             "video_encoders": sum(1 for f in fanouts if f.kind == "video" and f.encoder_open),
             "audio_encoders": sum(1 for f in fanouts if f.kind == "audio" and f.encoder_open),
+            "keyframes": sum(f.keyframes for f in fanouts if isinstance(f, VideoFanout)),
             "subscriptions": sum(f.subscribers for f in fanouts),
             "outputs": sum(len(p.outputs) for p in peers),
             "per_sender_encoders": sum(1 for s in senders if _sender_encodes(s)),

@@ -288,6 +288,7 @@ class Realtime:
             "video_encoders": sum(r["video_encoders"] for r in rooms),
             "audio_encoders": sum(r["audio_encoders"] for r in rooms),
             "per_sender_encoders": sum(r["per_sender_encoders"] for r in rooms),
+            "video_keyframes": sum(r["keyframes"] for r in rooms),
             "sockets": len(self.sessions),
             "calls": calls["calls"],
             "call_members": calls["members"],

@@ -66,6 +66,7 @@ GAUGE_HELP = {
     "video_encoders": "Video encoders open (one per published camera, shared by its viewers)",
     "audio_encoders": "Opus encoders open (one per published microphone, shared)",
     "per_sender_encoders": "Encoders aiortc built per viewer (0: every viewer gets shared packets)",
+    "video_keyframes": "Keyframes the open video encoders made (new viewers, PLIs, overflows)",
     "tour_relay_links": "Links this node (a tour's owner) sends a tour's packets on to relays",
     "tours_relayed": "Other nodes' tours this node relays to its viewers",
     "tour_relayed_viewers": "Viewers this node serves for other nodes' tours",

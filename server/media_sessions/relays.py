@@ -66,6 +66,7 @@ LINK_HEARTBEAT_S = 5.0  # a link whose peer stops answering pings closes within 
 TRACKS_WAIT_S = 3.0  # a relay answers a join once it knows the host's tracks, or after this
 TRACK_POLL_S = 0.25  # how often the owner looks for changes in the host's tracks
 MAX_CONTROL_BYTES = 4096  # relay → owner messages are small JSON
+RELAY_JOIN_SHARE = 0.6  # of TRADETALK_FORWARD_TIMEOUT_S a relay has to answer a viewer's join
 
 
 class RelayJoinBody(TypedDict):
@@ -449,11 +450,20 @@ class TourRelays:
             "peer_id": member.peer_id,
             "sdp": offer,
         }
-        try:
-            reply = await self.bus.request(node, "tour_relay_join", body)
+        try:  # within the client's own wait for the join, so a slow relay leaves time to
+            # serve the viewer here instead
+            reply = await self.bus.request(
+                node, "tour_relay_join", body, timeout=RELAY_JOIN_SHARE * self.bus.timeout_s
+            )
         except (NodeUnavailable, BusError) as exc:
+            leave = {**body, "sdp": ""}  # a join the relay finishes after all must not linger
+            self.spawn(self._tell(node, "tour_relay_leave", leave))
             raise MediaError(f"relay {node}: {exc}") from exc
         return str(reply["sdp"])
+
+    async def _tell(self, node: str, op: str, body: dict[str, Any]) -> None:
+        with contextlib.suppress(NodeUnavailable, BusError):
+            await self.bus.request(node, op, body, timeout=self.bus.timeout_s)
 
     async def detach(self, tour_id: str, member: Member) -> None:
         """Tell the relay that `member` left (a dead relay is fine: nothing to drop)."""
