@@ -263,6 +263,9 @@ async def run_case(
         "video_encoders": sum(f.get("video_encoders", 0) for f in figures.values()),
         "per_sender_encoders": sum(f.get("per_sender_encoders", 0) for f in figures.values()),
         "relayed": {n: f.get("tour_relayed_viewers", 0) for n, f in figures.items()},
+        "on_owner": figures[owner.name].get("tour_viewers", 0)
+        - sum(f.get("tour_relayed_viewers", 0) for f in figures.values()),
+        "stalled": sum(1 for f in fps if f < 1),
     }
 
 
@@ -308,7 +311,12 @@ async def main() -> None:
     show(local)
     relayed = await run_case("relayed", 3, args.relayed, args.seconds, mode)
     show(relayed)
-    print(f"relayed viewers per node: {relayed['relayed']}")
+    print(
+        f"relayed case: viewers served per relay node {relayed['relayed']}, by the owner "
+        f"{relayed['on_owner']:.0f} (a relay too slow to answer a join leaves it to the owner); "
+        f"viewers under 1 fps: {relayed['stalled']}; load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     ratio = relayed["owner_cpu"] / max(local["owner_cpu"], 1e-9)
     verdict = "met" if relayed["owner_cpu"] <= local["owner_cpu"] else "NOT met"
     print(
