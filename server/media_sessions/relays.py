@@ -152,6 +152,8 @@ class OwnerLink:
             while self._running() and not reader.done():
                 await self._sync_tracks()
                 await asyncio.wait([reader], timeout=TRACK_POLL_S)
+        except (ConnectionError, RuntimeError) as exc:  # the socket closed under a send
+            log.info("tour %s: relay link to %s broke (%s)", self.tour.id, self.node, exc)
         finally:
             reader.cancel()
             for _, track, task in self.sent.values():
