@@ -48,6 +48,7 @@ ENV = {
     "TRADETALK_RATE_BURST": "500",
     "TRADETALK_TOUR_MAX_VIEWERS": "200",
     "TRADETALK_FORWARD_TIMEOUT_S": "10",  # 2 shared cores: 30 joins at once are slow
+    "TRADETALK_NODE_TTL_S": "10",  # and a loaded node must not be taken for dead
 }
 
 
@@ -201,6 +202,8 @@ async def run_case(
     env = {**ENV, "TRADETALK_TOUR_LOCAL_VIEWERS": "0" if nodes > 1 else "1000"}
     with tempfile.TemporaryDirectory(prefix="tour-relay-bench-") as tmp:
         async with Hosts(nodes, Path(tmp), mode=mode, env=env) as cluster:
+            # warm first (speech models, recognizers, codecs): a warming node is CPU-bound
+            await asyncio.gather(*(h.server.healthy(300, ready=True) for h in cluster.hosts))
             supplier = await Peer(new_user("supplier", "ko")).connect(cluster[0].url)
             started = await supplier.call("tour.start", {"title": "bench", "lang": "ko"})
             tid = started["tour"]["id"]
@@ -241,6 +244,10 @@ async def run_case(
                 clients1 = sum(proc_cpu(p.proc.pid) for p in pools)
                 own1, wall = time.process_time(), time.monotonic() - wall0
                 figures = {h.name: await gauges(h) for h in cluster.hosts}
+            except Exception:
+                for h in cluster.hosts:  # what the nodes said, for the failure report
+                    print(f"--- {h.name} log ---\n{h.log()[-4000:]}", file=sys.stderr)
+                raise
             finally:
                 for pool in pools:
                     pool.stop()
@@ -266,6 +273,7 @@ async def run_case(
         "on_owner": figures[owner.name].get("tour_viewers", 0)
         - sum(f.get("tour_relayed_viewers", 0) for f in figures.values()),
         "stalled": sum(1 for f in fps if f < 1),
+        "keyframes": figures[owner.name].get("video_keyframes", 0),
     }
 
 
@@ -285,7 +293,8 @@ def show(row: dict) -> None:
     print(
         f"{row['case']:<8}{row['nodes']:>6}{row['viewers']:>8}{row['owner_cpu']:>11.2f}s"
         f"{row['fps_min']:>8.1f}/{row['fps_mean']:<6.1f}{row['video_encoders']:>9.0f}"
-        f"{row['per_sender_encoders']:>11.0f}{row['client_cpu']:>12.2f}s   {nodes}",
+        f"{row['per_sender_encoders']:>11.0f}{row['keyframes']:>10.0f}"
+        f"{row['client_cpu']:>12.2f}s   {nodes}",
         flush=True,
     )
 
@@ -294,6 +303,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local", type=int, default=5, help="viewers on the owner alone")
     parser.add_argument("--relayed", type=int, default=30, help="viewers on 2 relay nodes")
+    parser.add_argument(
+        "--local-many", type=int, default=30, help="also: this many on the owner alone (0: no)"
+    )
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--netns", action="store_true", help="network namespaces (root)")
     args = parser.parse_args()
@@ -305,10 +317,12 @@ async def main() -> None:
     )
     print(
         f"{'case':<8}{'nodes':>6}{'viewers':>8}{'owner CPU':>12}{'fps min/mean':>15}"
-        f"{'encoders':>9}{'per-viewer':>11}{'clients CPU':>13}   every node's CPU"
+        f"{'encoders':>9}{'per-viewer':>11}{'keyframes':>10}{'clients CPU':>13}   every node's CPU"
     )
     local = await run_case("local", 1, args.local, args.seconds, mode)
     show(local)
+    if args.local_many:  # the same audience on the owner alone, under the same load
+        show(await run_case("local", 1, args.local_many, args.seconds, mode))
     relayed = await run_case("relayed", 3, args.relayed, args.seconds, mode)
     show(relayed)
     print(
