@@ -31,13 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.tour import WAV, _no_decoding, proc_cpu  # noqa: E402
+from tests.support.gauges import gauges as read_gauges  # noqa: E402
 from tests.support.hosts import LOOPBACK, NETNS, Host, Hosts  # noqa: E402
 from tests.support.peers import SECRET, Peer, new_user, token_for  # noqa: E402
 
@@ -178,17 +177,7 @@ async def all_counts(pools: list[Pool]) -> list[list[int]]:
 
 async def gauges(host: Host) -> dict[str, float]:
     """The host's unlabelled `tradetalk_*` gauges."""
-    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{host.url}/metrics", headers=headers) as response:
-            text = await response.text()
-    values = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("tradetalk_") and "{" not in name:
-            with contextlib.suppress(ValueError):
-                values[name.removeprefix("tradetalk_")] = float(value)
-    return values
+    return await read_gauges(host.url, METRICS_TOKEN)
 
 
 async def run_case(

@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.cluster.test_cluster_hosts import (
@@ -28,6 +27,7 @@ from tests.cluster.test_cluster_hosts import (
     expected_mode,
 )
 from tests.support import wait_until
+from tests.support.gauges import gauges
 from tests.support.hosts import LOOPBACK, NETNS, Host, Hosts
 from tests.support.peers import Peer
 from tests.support.tour_clients import TourClient
@@ -42,20 +42,7 @@ ENV = {
 
 async def metrics(host: Host) -> dict[str, float]:
     """The host's `tradetalk_*` gauges without labels."""
-    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{host.url}/metrics", headers=headers) as response,
-    ):
-        assert response.status == 200, response.status
-        text = await response.text()
-    values = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("tradetalk_") and "{" not in name:
-            with contextlib.suppress(ValueError):
-                values[name.removeprefix("tradetalk_")] = float(value)
-    return values
+    return await gauges(host.url, METRICS_TOKEN)
 
 
 async def cluster_figures(hosts: list[Host], name: str) -> dict[str, float]:
