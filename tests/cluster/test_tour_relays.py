@@ -72,7 +72,7 @@ async def joined(client: TourClient, tid: str) -> dict:
     return ack
 
 
-async def watching(clients: list[TourClient], kind: str = "video", timeout: float = 20) -> None:
+async def watching(clients: list[TourClient], kind: str = "video", timeout: float = 30) -> None:
     """Every client receives more than 10 frames of `kind` (their counts when not)."""
     with contextlib.suppress(TimeoutError):
         await wait_until(lambda: all(w.received(kind) > 10 for w in clients), timeout)
@@ -123,7 +123,7 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         served_by(await joined(watchers[1], tid), relay, room)
         everyone = [local, *watchers]
         await watching(everyone)
-        await watching(everyone, "audio", 10)
+        await watching(everyone, "audio", 15)
         assert relayed_viewers[0].events["tour.offer"]  # the relay's re-offer, answered through
         # the owner; subtitles reach relayed viewers as any (Socket.IO rooms, unchanged)
         line = await relayed_viewers[1].wait_for("subtitle", timeout=30)
@@ -141,7 +141,7 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         late = room.tour_client(late_viewer)
         ack = await joined(late, tid)
         served_by(ack, relay, room)
-        await wait_until(lambda: late.received("video") > 5, 15)
+        await wait_until(lambda: late.received("video") > 5, 25)
         assert (await metrics(relay))["tour_relayed_viewers"] == 3
 
         relay.kill()
