@@ -1,10 +1,11 @@
-"""Relay links between nodes are signed with the cluster's secret (server.media_sessions.relays)."""
+"""Relay links between nodes are signed with the cluster's secret
+(server.media_sessions.relay_links)."""
 
 from __future__ import annotations
 
 import time
 
-from server.media_sessions.relays import (
+from server.media_sessions.relay_links import (
     SIGNATURE_HEADER,
     TIME_HEADER,
     link_authentic,
