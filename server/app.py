@@ -23,6 +23,7 @@ from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
 from server.cluster.router import Router
+from server.cluster.tour_relays import RELAY_ROUTE, TourRelays
 from server.config import Settings
 from server.events import dispatch_chat_events, install_caps, route_media_events, serve_bus
 from server.handlers.bounds import Bounds, MediaKind
@@ -30,7 +31,6 @@ from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
 from server.media_sessions.core import MediaServices
-from server.media_sessions.relays import RELAY_ROUTE, TourRelays
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import REDIS_AWAY, UNAVAILABLE_MESSAGE, Dispatcher
 from server.realtime.errors import LIMIT_REACHED, UNAUTHORIZED, UNAVAILABLE

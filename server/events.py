@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.router import Locate, Router, Undo
+from server.cluster.tour_relays import TourRelays
 from server.handlers.bounds import MEDIA_JOINS, Bounds
 from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
 from server.media_sessions.calls import Calls
-from server.media_sessions.relays import TourRelays
 from server.media_sessions.tours import Tours
 from server.realtime.dispatch import Dispatcher, Follow, Guard
 from server.realtime.validation import CALL_ID_RE, TOUR_ID_RE

@@ -1,4 +1,4 @@
-"""The two ends of a tour's relay link (see `server.media_sessions.relays`).
+"""The two ends of a tour's relay link (composed by `server.cluster.tour_relays`).
 
 `OwnerLink` runs on the tour's owner, in the `GET /internal/relay/tours/{id}` WebSocket a relay
 node opened: the host's tracks (`tracks`) and their encoded packets (`media.relay` framing) go
@@ -17,9 +17,11 @@ import hmac
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
+import socketio
 from aiohttp import web
 from aiortc.mediastreams import MediaStreamError
 
@@ -27,10 +29,11 @@ from media.errors import MediaError
 from media.fanout import Fanout, PacketTrack
 from media.relay import FrameError, RelayedFanout, decode_packet, encode_packet
 from media.room import MediaRoom
+from server.config import Settings
 from server.media_sessions.reoffers import PendingAnswers
 
 if TYPE_CHECKING:
-    from server.media_sessions.relays import TourRelays
+    from server.media_sessions.core import Member
     from server.media_sessions.tours import Tour, Tours
 
 log = logging.getLogger("tradetalk.relays")
@@ -75,6 +78,31 @@ def link_authentic(secret: bytes, tour_id: str, headers: Any) -> str | None:
     if age > SIGNATURE_MAX_AGE_S or not hmac.compare_digest(expected, signature):
         return None
     return str(node)
+
+
+class RelayNode(Protocol):
+    """What a relayed tour needs of its node (`server.cluster.tour_relays.TourRelays`)."""
+
+    settings: Settings
+    node_id: str
+    sio: socketio.AsyncServer
+    relayed: dict[str, RelayedTour]
+
+    def client(self) -> aiohttp.ClientSession: ...
+    def spawn(self, coro: Awaitable[Any]) -> None: ...
+    def local_candidates(self, sdp: str) -> str: ...
+    def forget_lock(self, tour_id: str) -> None: ...
+
+
+class ViewerRelays(Protocol):
+    """What `Tours` asks of the relays (`server.cluster.tour_relays.TourRelays`)."""
+
+    links: set[OwnerLink]
+
+    async def pick(self, member: Member) -> str | None: ...
+    async def attach(self, tour: Tour, member: Member, offer: str, node: str) -> str: ...
+    async def detach(self, tour_id: str, member: Member) -> None: ...
+    async def answer(self, tour_id: str, member: Member, sdp: str) -> bool: ...
 
 
 # ---------------------------------------------------------------------- owner side
@@ -188,7 +216,7 @@ class OwnerLink:
 class RelayedTour:
     """A tour relayed on this node: the link from the owner and the local viewers' room."""
 
-    def __init__(self, relays: TourRelays, tour_id: str, owner: str, owner_url: str) -> None:
+    def __init__(self, relays: RelayNode, tour_id: str, owner: str, owner_url: str) -> None:
         self.relays = relays
         self.tour_id = tour_id
         self.owner = owner

@@ -46,7 +46,7 @@ from server.tokens import Identity
 from translation.errors import TranslationNote
 
 if TYPE_CHECKING:
-    from server.media_sessions.relays import TourRelays
+    from server.media_sessions.relay_links import ViewerRelays
 
 log = logging.getLogger("tradetalk.tours")
 
@@ -148,7 +148,7 @@ class Tours(MediaSessions[Tour]):
         super().__init__(services)
         self.archive = archive  # what a tour leaves: meta, lines, questions, who joined
         self.limits = limits or TourLimits.from_env()
-        self.relays: TourRelays | None = None  # viewers served by other media nodes
+        self.relays: ViewerRelays | None = None  # viewers served by other media nodes
 
     @property
     def tours(self) -> dict[str, Tour]:

@@ -1,4 +1,5 @@
-"""Tour relays: a tour's viewers served by media nodes other than its owner.
+"""Tour relays: a tour's viewers served by media nodes other than its owner (the link's two
+ends are `server.media_sessions.relay_links`; this composes them with the bus and the registry).
 
 A tour runs on one owner node, which encodes the host's video and audio once
 (`media.fanout`). When the owner serves `TourLimits.local_viewers` viewers already, the next
