@@ -161,6 +161,8 @@ class MediaRoom:
         self.audio_queue = audio_queue
         self.renegotiations = 0
         self._peers: dict[str, _Peer] = {}
+        #: sources fed from outside the room (a relayed tour's packets), sent to every subscriber
+        self._external: list[Fanout] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._track_serial = 0
@@ -245,11 +247,35 @@ class MediaRoom:
         await self._drop(peer, reason, notify=False)
         return True
 
+    def add_source(self, fanout: Fanout) -> None:
+        """A source that is not a peer's track (`media.relay.RelayedFanout`): every subscriber
+        gets it (renegotiated as needed)."""
+        if self._closed:
+            raise RoomClosedError(f"room {self.room_id} is closed")
+        self._external.append(fanout)
+        for peer in self._peers.values():
+            if peer.subscribe:
+                self._schedule_sync(peer)
+
+    async def remove_source(self, fanout: Fanout) -> None:
+        """Stop sending an external source (its subscribers' tracks end) and close it."""
+        if fanout not in self._external:
+            return
+        self._external.remove(fanout)
+        await fanout.close()
+        if not self._closed:
+            for peer in self._peers.values():
+                if fanout in peer.outputs:
+                    self._schedule_sync(peer)
+
     async def close(self) -> None:
         """Remove every peer and stop every task; idempotent."""
         self._closed = True
         for peer in list(self._peers.values()):
             await self._drop(peer, "room closed", notify=False)
+        external, self._external = self._external, []
+        for fanout in external:
+            await fanout.close()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -267,7 +293,7 @@ class MediaRoom:
     def stats(self) -> dict[str, int]:
         """Live resources of this room (for leak tests and monitoring)."""
         peers = list(self._peers.values())
-        fanouts = [f for p in peers for f in p.sources]
+        fanouts = [f for p in peers for f in p.sources] + self._external
         senders = [t.sender for p in peers for t in p.pc.getTransceivers()]
         return {
             "peers": len(peers),
@@ -276,6 +302,7 @@ class MediaRoom:
             "sources": len(fanouts),
             "video_encoders": sum(1 for f in fanouts if f.kind == "video" and f.encoder_open),
             "audio_encoders": sum(1 for f in fanouts if f.kind == "audio" and f.encoder_open),
+            "keyframes": sum(f.keyframes for f in fanouts if isinstance(f, VideoFanout)),
             "subscriptions": sum(f.subscribers for f in fanouts),
             "outputs": sum(len(p.outputs) for p in peers),
             "per_sender_encoders": sum(1 for s in senders if _sender_encodes(s)),
@@ -346,13 +373,13 @@ class MediaRoom:
         """Sources this peer should receive but does not yet."""
         if not peer.subscribe:
             return []
-        return [
+        sources = [
             f
             for other in self._peers.values()
             if other is not peer and not other.removed
             for f in other.sources
-            if f not in peer.outputs
         ]
+        return [f for f in sources + self._external if f not in peer.outputs]
 
     def _attach(self, peer: _Peer, fanout: Fanout, transceiver: RTCRtpTransceiver) -> None:
         self._track_serial += 1
@@ -395,6 +422,7 @@ class MediaRoom:
         """Add transceivers for new sources, deactivate those of departed ones."""
         changed = False
         live = {f for other in self._peers.values() if other is not peer for f in other.sources}
+        live.update(self._external)
         for fanout, output in list(peer.outputs.items()):
             if fanout not in live or not peer.subscribe:
                 output.track.stop()

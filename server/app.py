@@ -23,6 +23,7 @@ from server.cluster.failover import Failover
 from server.cluster.nodes import NodeRegistry
 from server.cluster.redis_manager import PooledRedisManager, blocking_pool
 from server.cluster.router import Router
+from server.cluster.tour_relays import RELAY_ROUTE, TourRelays
 from server.config import Settings
 from server.events import dispatch_chat_events, install_caps, route_media_events, serve_bus
 from server.handlers.bounds import Bounds, MediaKind
@@ -162,6 +163,9 @@ class Realtime:
         )
         self.calls = Calls(media, self.chat, self.store)
         self.tours = Tours(media, TourArchive(self.redis))
+        # a tour's viewers beyond the owner's share are served by relay nodes
+        self.relays = TourRelays(self.tours, self.bus, self.registry, settings, self.sio)
+        self.tours.relays = self.relays
         self.dispatcher = Dispatcher(self.sio, self.sessions, self.rate_limit)
         self.router = Router(node, self.bus, self.dispatcher, self.registry, self.records)
         self.failover = Failover(
@@ -178,7 +182,7 @@ class Realtime:
         dispatch_chat_events(self.dispatcher, self.chat, self.quotes)
         route_media_events(self.router, self.calls, self.tours)
         install_caps(self.dispatcher, self.bounds)
-        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded)
+        serve_bus(self.bus, self.router, self.failover, self._drop_forwarded, self.relays)
         self.sio.on("connect", self.connect)
         self.sio.on("disconnect", self.disconnect)
 
@@ -196,6 +200,7 @@ class Realtime:
             Step("recognition workers", self.recognition.start, self.recognition.stop),
             Step("peer connections left", stop=self._close_peer_connections),
             Step("tours", stop=self.tours.close),
+            Step("tour relays", stop=self.relays.close),
             Step("calls", stop=self.calls.close),
             Step("node check", self.failover.start, self.failover.stop),
             Step("idle sweep", self.bounds.start, self.bounds.stop),
@@ -260,7 +265,8 @@ class Realtime:
         speakers = sum(1 for m in members if m.subtitles is not None and m.subtitles.alive)
         return {
             "sessions": len(sessions),
-            "peers": len(members),
+            # peer connections here: relayed viewers count on their relay node
+            "peers": sum(1 for m in members if m.relay is None) + self.relays.peers(),
             **self.recognition.recognition_load(speakers),
         }
 
@@ -276,7 +282,15 @@ class Realtime:
                 backlog += captions.backlog
                 dropped += captions.dropped_bytes
         stats = self.translation.stats if self.translation is not None else None
+        rooms = [s.room.stats() for s in sessions] + [
+            r.room.stats() for r in self.relays.relayed.values()
+        ]
         return {
+            **self.relays.gauges(),
+            "video_encoders": sum(r["video_encoders"] for r in rooms),
+            "audio_encoders": sum(r["audio_encoders"] for r in rooms),
+            "per_sender_encoders": sum(r["per_sender_encoders"] for r in rooms),
+            "video_keyframes": sum(r["keyframes"] for r in rooms),
             "sockets": len(self.sessions),
             "calls": calls["calls"],
             "call_members": calls["members"],
@@ -466,6 +480,7 @@ def create_app(
     add_web_routes(app, settings)
     add_transcript_routes(app, realtime.store, keys)
     add_tour_routes(app, realtime.tours.archive, keys)
+    app.router.add_get(RELAY_ROUTE, realtime.relays.serve_link)  # node-to-node, signed
     add_quote_routes(
         app, realtime.store, realtime.quotes.store, realtime.languages, realtime.translation, keys
     )

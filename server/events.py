@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from server.cluster.bus import Bus, DropSocketBody
 from server.cluster.failover import Failover
 from server.cluster.router import Locate, Router, Undo
+from server.cluster.tour_relays import TourRelays
 from server.handlers.bounds import MEDIA_JOINS, Bounds
 from server.handlers.chat import Chat
 from server.handlers.quotes import Quotes
@@ -90,8 +91,11 @@ def serve_bus(
     router: Router,
     failover: Failover,
     drop_socket: Callable[[DropSocketBody], Awaitable[None]],
+    relays: TourRelays,
 ) -> None:
-    """The operations other nodes may ask of this one."""
+    """The operations other nodes may ask of this one (tour relays: `tour_relay_join`,
+    `tour_relay_answer`, `tour_relay_leave`)."""
     bus.on("event", router.serve)
     bus.on("adopt", failover.adopt)
     bus.on("drop_socket", drop_socket)
+    relays.serve(bus)

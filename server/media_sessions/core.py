@@ -71,6 +71,7 @@ class Member:
     node: str  # the node the member's socket is connected to
     subtitles: SpeakerSubtitles | None = None
     live: LiveLine | None = None  # the open line as its readers see it (publishers)
+    relay: str | None = None  # the node serving this member's media when not this one (tours)
 
     @property
     def publishes(self) -> bool:
@@ -212,6 +213,20 @@ class MediaSessions(Generic[S]):
     async def ended(self, session: S, reason: str, ended_by: Identity | None) -> None:
         """After the session ended: tell the clients."""
 
+    async def attach_media(self, session: S, member: Member, offer: str) -> str:
+        """Serve the member's media (this node's room); the answer SDP."""
+        return await session.room.add_peer(
+            member.peer_id, offer, publish=member.publishes, subscribe=member.subscribes
+        )
+
+    async def detach_media(self, session: S, member: Member, reason: str) -> None:
+        """Stop serving the member's media."""
+        await session.room.remove_peer(member.peer_id, reason)
+
+    async def answer_elsewhere(self, session: S, sid: str, answer: str) -> bool:
+        """A re-offer answer no offer here waits for: another node's, if any (tour relays)."""
+        return False
+
     async def peer_lost(self, session: S, member: Member, reason: str) -> None:
         """The room dropped a member's peer by itself (no answer, connection failed)."""
         payload = {self.id_field: session.id, "reason": reason}
@@ -230,7 +245,9 @@ class MediaSessions(Generic[S]):
         data = v.payload(data, {self.id_field, "sdp", "type"})
         running = self.running(self.session_id(data))
         answer = v.sdp(data, "answer", self.settings.limits.max_sdp_chars)
-        if not running.pending.answer(sid, answer):
+        if not running.pending.answer(sid, answer) and not await self.answer_elsewhere(
+            running, sid, answer
+        ):
             raise AppError(NOT_FOUND, "no renegotiation is waiting for an answer")
         return ok_ack()
 
@@ -312,9 +329,7 @@ class MediaSessions(Generic[S]):
             )
         session.members[member.sid] = member
         try:
-            answer = await session.room.add_peer(
-                member.peer_id, offer, publish=member.publishes, subscribe=member.subscribes
-            )
+            answer = await self.attach_media(session, member, offer)
         except InvalidSdpError as exc:
             session.members.pop(member.sid, None)
             raise v.invalid(f"bad offer: {exc}") from None
@@ -341,7 +356,7 @@ class MediaSessions(Generic[S]):
         if session.members.pop(sid, None) is None:
             return
         session.pending.cancel(sid)
-        await session.room.remove_peer(member.peer_id, reason)
+        await self.detach_media(session, member, reason)
         for room in self.rooms_of(session, member):
             await self.sio.leave_room(sid, room)
         if self.sessions.get(session.id) is session:

@@ -21,8 +21,9 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from media.errors import MediaError
 from media.room import MediaRoom
 from server.media_sessions.core import (
     HOST,
@@ -44,16 +45,23 @@ from server.storage.tour_archive import TourArchive
 from server.tokens import Identity
 from translation.errors import TranslationNote
 
+if TYPE_CHECKING:
+    from server.media_sessions.relay_links import ViewerRelays
+
 log = logging.getLogger("tradetalk.tours")
 
 TOUR_FULL = "tour_full"
+RELAY_LOST = "media server lost"  # a relayed viewer's node died: re-join (as on owner loss)
 
 
 @dataclass(frozen=True)
 class TourLimits:
-    """Limits of tours; `TRADETALK_TOUR_MAX_VIEWERS` sets `max_viewers`."""
+    """Limits of tours; `TRADETALK_TOUR_MAX_VIEWERS` sets `max_viewers`,
+    `TRADETALK_TOUR_LOCAL_VIEWERS` `local_viewers` (viewers the owner node serves itself before
+    it hands the next ones to relay nodes)."""
 
     max_viewers: int = 50
+    local_viewers: int = 20
     max_title_chars: int = 200
     max_invite: int = 200
     max_question_chars: int = 500
@@ -62,7 +70,11 @@ class TourLimits:
     def from_env(cls, env: dict[str, str] | None = None) -> TourLimits:
         """Limits with overrides from the environment."""
         env = dict(os.environ if env is None else env)
-        return cls(max_viewers=int(env.get("TRADETALK_TOUR_MAX_VIEWERS") or cls.max_viewers))
+        local = env.get("TRADETALK_TOUR_LOCAL_VIEWERS")
+        return cls(
+            max_viewers=int(env.get("TRADETALK_TOUR_MAX_VIEWERS") or cls.max_viewers),
+            local_viewers=max(0, int(local)) if local else cls.local_viewers,
+        )
 
 
 def tour_room(tour_id: str) -> str:
@@ -136,6 +148,7 @@ class Tours(MediaSessions[Tour]):
         super().__init__(services)
         self.archive = archive  # what a tour leaves: meta, lines, questions, who joined
         self.limits = limits or TourLimits.from_env()
+        self.relays: ViewerRelays | None = None  # viewers served by other media nodes
 
     @property
     def tours(self) -> dict[str, Tour]:
@@ -302,6 +315,59 @@ class Tours(MediaSessions[Tour]):
             raise AppError(FORBIDDEN, "only the host ends a tour")
         await self.end_session(tour, "ended")
         return ok_ack()
+
+    # ------------------------------------------------------------------ relays
+
+    async def attach_media(self, session: Tour, member: Member, offer: str) -> str:
+        """A viewer beyond `local_viewers` is served by a relay node when one is live (a relay
+        that fails to answer: here after all)."""
+        relays = self.relays
+        if member.role == VIEWER and relays is not None:
+            local = [m for m in session.viewers.values() if m.relay is None and m is not member]
+            if len(local) >= self.limits.local_viewers:
+                node = await relays.pick(member)
+                if node is not None:
+                    try:
+                        answer = await relays.attach(session, member, offer, node)
+                    except MediaError as exc:
+                        log.warning("tour %s: relay %s failed (%s)", session.id, node, exc)
+                    else:
+                        member.relay = node
+                        return answer
+        return await super().attach_media(session, member, offer)
+
+    async def detach_media(self, session: Tour, member: Member, reason: str) -> None:
+        if member.relay is not None and self.relays is not None:
+            await self.relays.detach(session.id, member)
+        else:
+            await super().detach_media(session, member, reason)
+
+    async def answer_elsewhere(self, session: Tour, sid: str, answer: str) -> bool:
+        member = session.members.get(sid)
+        if member is None or member.relay is None or self.relays is None:
+            return False
+        return await self.relays.answer(session.id, member, answer)
+
+    async def relay_gone(self, tour: Tour, node: str) -> None:
+        """The link to relay `node` closed: the viewers it served (it died) are told
+        `tour.moved` ("media server lost") and re-join, served by another node or here."""
+        if self.sessions.get(tour.id) is not tour or tour.ending:
+            return
+        if self.relays is not None and any(
+            link.tour is tour and link.node == node for link in self.relays.links
+        ):
+            return  # a newer link to that node serves them
+        for member in [m for m in tour.viewers.values() if m.relay == node]:
+            await self.remove_member(tour, member.sid, RELAY_LOST)
+            payload = {"tour_id": tour.id, "reason": RELAY_LOST, "tour": self.public(tour)}
+            await self.sio.emit(self.moved_event, payload, to=member.sid)
+            log.info("tour %s: viewer %s re-joins (relay %s lost)", tour.id, member.sid, node)
+
+    async def drop_node(self, node_id: str) -> None:
+        """A node died: its sockets' memberships go, and the viewers it relayed re-join."""
+        await super().drop_node(node_id)
+        for tour in list(self.sessions.values()):
+            await self.relay_gone(tour, node_id)
 
     # ------------------------------------------------------------------ the kind's hooks
 

@@ -85,8 +85,9 @@ class Node:
 class Cluster:
     """Redis plus signalling-only nodes A, B and media nodes C, D (started one by one)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.env = env or {}  # added to every node's settings
         self.redis = EmbeddedRedis(folder / "redis")
         self.nodes: dict[str, Node] = {}
         self.retired: list[Node] = []
@@ -105,6 +106,7 @@ class Cluster:
             "TRADETALK_DEV": "1",
             "TRADETALK_NODE_ID": node_id,
             "TRADETALK_MEDIA": "1" if media else "0",
+            **self.env,
         }
         folder = self.folder / node_id
         server = ServerProcess(folder, self.redis.url, port or free_port(), env=env)
