@@ -6,7 +6,8 @@ clients share the bench process); the same client code drives every server, so t
 what auth, validation, Redis storage (`appendfsync always`) and cross-process fan-out cost.
 
     python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
-                         [--baseline REV [--baseline-without hiredis]] [--profile RATE]
+                         [--baseline REV [--baseline-without hiredis]] [--profile RATE,...]
+                         [--tmpfs-aof]
 
 The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
 load drift on the shared machine hits all of them alike; a server leaves the run at the first
@@ -16,8 +17,12 @@ Redis. `cpu ms/msg` is the server process's CPU per delivered message.
 `--baseline REV` adds another git revision's server (`git archive REV`), measured beside this
 tree's in the same run; `--baseline-without MOD,...` runs it with those modules hidden (as it
 ran before they were installed: `hiredis`, which redis-py uses whenever it is there).
-`--profile RATE` samples each TradeTalk server with py-spy during the level offered at RATE
-msg/s and prints the top frames (own time, and time inside, the event loop's thread).
+`--profile RATE,...` samples each TradeTalk server with py-spy during the levels offered at
+those rates and prints, per level, where the event loop's thread spent its samples.
+`--tmpfs-aof` (MEASUREMENT ONLY, never a deployment setting) adds this tree's server once more,
+named `tmpfs-aof`, whose embedded Redis keeps its append-only file on /dev/shm (RAM): still
+`appendfsync always`, but an fsync there costs next to nothing, so the difference to
+`tradetalk` is what the disk's fsync costs and what is left is the code's own cost.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class Server:
     rows: list[tuple] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
     arrivals: dict[str, float] = field(default_factory=dict)
-    profile: collections.Counter | None = None
+    profiles: dict[float, collections.Counter] = field(default_factory=dict)
     done: bool = False
 
 
@@ -119,7 +124,7 @@ async def connect_pairs(server: Server, count: int) -> None:
 
 async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tuple:
     """Send at `rate` msgs/s in total for `seconds`; the row
-    (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message)."""
+    (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message, p95 ms)."""
     pairs, arrivals = server.pairs, server.arrivals
     sent: dict[str, float] = {}
     interval = len(pairs) / rate
@@ -145,7 +150,8 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
     latencies = sorted((arrivals[c] - t) * 1000 for c, t in sent.items() if c in arrivals)
     if not latencies:
-        return (server.name, rate, float("inf"), float("inf"), 0.0, len(sent), 0.0)
+        return (server.name, rate, float("inf"), float("inf"), 0.0, len(sent), 0.0, float("inf"))
+    p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     delivered = len(latencies)
     return (
@@ -156,6 +162,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
         delivered / elapsed,
         len(sent) - delivered,
         cpu * 1000 / delivered,
+        p95,
     )
 
 
@@ -174,7 +181,7 @@ def py_spy() -> str:
     return found
 
 
-async def record_profile(server: Server, seconds: float, out: Path) -> None:
+async def record_profile(server: Server, rate: float, seconds: float, out: Path) -> None:
     """Sample the server's event-loop thread with py-spy for `seconds`; add the stacks up."""
     proc = await asyncio.create_subprocess_exec(
         py_spy(),
@@ -199,7 +206,7 @@ async def record_profile(server: Server, seconds: float, out: Path) -> None:
         stack, _, count = line.rpartition(" ")
         if "run_forever" in stack:  # the event loop's thread (not idle pool threads)
             stacks[stack] += int(count)
-    server.profile = stacks
+    server.profiles[rate] = stacks
 
 
 # Where a sample of the event loop's thread is spent: the first part whose frame is on its stack.
@@ -219,10 +226,10 @@ PARTS = (
 )
 
 
-def print_profile(server: Server, top: int) -> None:
-    """Where the event loop's time went, by part of the chat path, and the frames with the
-    most own samples."""
-    stacks = server.profile or collections.Counter()
+def print_profile(server: Server, rate: float, top: int) -> None:
+    """Where the event loop's time went at `rate`, by part of the chat path, and the frames
+    with the most own samples."""
+    stacks = server.profiles[rate]
     total = sum(stacks.values()) or 1
     own: collections.Counter = collections.Counter()
     parts: collections.Counter = collections.Counter()
@@ -232,7 +239,10 @@ def print_profile(server: Server, top: int) -> None:
             (n for n, marks in PARTS if any(m in stack for m in marks)), "event loop, other"
         )
         parts[part] += count
-    print(f"\nprofile of {server.name} ({total} samples of the event loop's thread)")
+    print(
+        f"\nprofile of {server.name} at {rate:.0f} msg/s offered "
+        f"({total} samples of the event loop's thread)"
+    )
     for part, count in parts.most_common():
         print(f"  {100 * count / total:5.1f}%  {part}")
     print("  frames with the most own time:")
@@ -252,11 +262,15 @@ def hiding(modules: list[str], root: Path) -> list[str]:
 
 
 def start_tradetalk(
-    tree: Path, root: Path, env: dict[str, str], hide: tuple[str, ...] | list[str] = ()
+    tree: Path,
+    root: Path,
+    env: dict[str, str],
+    hide: tuple[str, ...] | list[str] = (),
+    redis_dir: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """`tradetalk serve` from `tree` on its own embedded Redis under `root`; (process, url).
-    `hide`: modules the server must not import (`hiding`)."""
-    redis = EmbeddedRedis(root / "redis")
+    """`tradetalk serve` from `tree` on its own embedded Redis under `root` (or `redis_dir`);
+    (process, url). `hide`: modules the server must not import (`hiding`)."""
+    redis = EmbeddedRedis(redis_dir or root / "redis")
     redis.start()
     port = free_port()
     server_env = {
@@ -292,13 +306,22 @@ async def main() -> None:
         default="",
         help="modules hidden from the baseline server (e.g. hiredis: as before it was installed)",
     )
-    parser.add_argument("--profile", type=float, default=0, help="py-spy at this offered rate")
+    parser.add_argument("--profile", default="", help="py-spy at these offered rates (a,b,...)")
+    parser.add_argument(
+        "--tmpfs-aof",
+        action="store_true",
+        help="MEASUREMENT ONLY: also this tree with its Redis AOF on /dev/shm (the fsync floor)",
+    )
     parser.add_argument("--top", type=int, default=15, help="frames shown per profile list")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    profiled = {float(r) for r in args.profile.split(",") if r}
 
     servers: list[Server] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir="/dev/shm", prefix="bench-chat-") as shm,
+    ):
         root = Path(tmp)
         try:
             port = free_port()
@@ -317,6 +340,11 @@ async def main() -> None:
                 hide = hidden if name != "tradetalk" else []
                 proc, url = start_tradetalk(tree, root / name, dict(os.environ), hide)
                 servers.append(Server(name, "tradetalk", url, proc))
+            if args.tmpfs_aof:  # measurement only: the AOF in RAM, fsync next to free
+                proc, url = start_tradetalk(
+                    REPO, root / "tmpfs", dict(os.environ), redis_dir=Path(shm) / "redis"
+                )
+                servers.append(Server("tmpfs-aof", "tradetalk", url, proc))
             for server in servers:
                 path = "/healthz" if server.kind == "tradetalk" else RELAY_READY
                 await wait_healthy(server.url, server.proc, path)
@@ -332,14 +360,15 @@ async def main() -> None:
                     work: list[Awaitable[Any]] = [
                         run_level(server, rate, args.seconds, f"{level}-{rate:.0f}")
                     ]
-                    if args.profile == rate and server.kind == "tradetalk":
-                        out = Path(tempfile.gettempdir()) / f"chat-profile-{server.name}.txt"
-                        work.append(record_profile(server, args.seconds, out))
+                    if rate in profiled and server.kind == "tradetalk":
+                        out = root / f"chat-profile-{server.name}-{rate:.0f}.txt"
+                        work.append(record_profile(server, rate, args.seconds, out))
                     row, *_ = await asyncio.gather(*work)
                     server.rows.append(row)
                     print(
                         f"{row[0]:14} offered {rate:6.0f}/s  p50 {row[2]:7.1f} ms  "
-                        f"p99 {row[3]:7.1f} ms  delivered {row[4]:7.0f}/s  lost {row[5]}  "
+                        f"p95 {row[7]:7.1f} ms  p99 {row[3]:7.1f} ms  "
+                        f"delivered {row[4]:7.0f}/s  lost {row[5]}  "
                         f"cpu {row[6]:5.2f} ms/msg",
                         flush=True,
                     )
@@ -357,17 +386,21 @@ async def main() -> None:
                     server.proc.redis.stop()
 
     for server in servers:
-        if server.profile is not None:
-            print_profile(server, args.top)
+        for rate in sorted(server.profiles):
+            print_profile(server, rate, args.top)
     print(f"\nsummary (at {rates[0]:.0f} msg/s offered, and the highest sustained rate)")
-    print(f"{'server':14} {'p50 ms':>8} {'p99 ms':>8} {'sustained msg/s':>16} {'vs relay':>18}")
+    print(
+        f"{'server':14} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10} "
+        f"{'sustained msg/s':>16} {'vs relay':>18}"
+    )
     base = servers[0]
     for server in servers:
         first = server.rows[0]
         ratio = sustained(server.rows) / (sustained(base.rows) or 1)
         vs = f"p50 x{first[2] / base.rows[0][2]:.2f}, rate x{ratio:.2f}"
         print(
-            f"{server.name:14} {first[2]:8.1f} {first[3]:8.1f} {sustained(server.rows):16.0f} "
+            f"{server.name:14} {first[2]:8.1f} {first[7]:8.1f} {first[3]:8.1f} {first[6]:10.2f} "
+            f"{sustained(server.rows):16.0f} "
             f"{vs:>18}"
         )
 

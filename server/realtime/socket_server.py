@@ -6,6 +6,7 @@
 - An event named like one of Socket.IO's own (`connect`, `disconnect`, `connect_error`, ...) is
   answered `invalid` and changes nothing: python-socketio would otherwise run the server's own
   connect/disconnect handlers for it.
+- A WebSocket's frames of one event-loop turn leave in one write (`realtime/corked.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socketio
 from socketio import packet
 
 from server.realtime import strict_json
+from server.realtime.corked import cork_websockets
 from server.realtime.errors import INVALID, error_ack
 
 log = logging.getLogger("tradetalk.packets")
@@ -45,6 +47,8 @@ class SocketServer(socketio.AsyncServer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=strict_json, **kwargs)
+        if kwargs.get("async_mode") == "aiohttp":
+            cork_websockets(self.eio)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
