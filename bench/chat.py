@@ -18,7 +18,8 @@ Redis. `cpu ms/msg` is the server process's CPU per delivered message.
 tree's in the same run; `--baseline-without MOD,...` runs it with those modules hidden (as it
 ran before they were installed: `hiredis`, which redis-py uses whenever it is there).
 `--profile RATE,...` samples each TradeTalk server with py-spy during the levels offered at
-those rates and prints, per level, where the event loop's thread spent its samples.
+those rates and prints, per level, where the event loop's thread spent its samples (the raw
+stacks stay in $TMPDIR/chat-profile-SERVER-RATE.txt).
 `--tmpfs-aof` (MEASUREMENT ONLY, never a deployment setting) adds this tree's server once more,
 named `tmpfs-aof`, whose embedded Redis keeps its append-only file on /dev/shm (RAM): still
 `appendfsync always`, but an fsync there costs next to nothing, so the difference to
@@ -361,7 +362,10 @@ async def main() -> None:
                         run_level(server, rate, args.seconds, f"{level}-{rate:.0f}")
                     ]
                     if rate in profiled and server.kind == "tradetalk":
-                        out = root / f"chat-profile-{server.name}-{rate:.0f}.txt"
+                        out = (
+                            Path(tempfile.gettempdir())
+                            / f"chat-profile-{server.name}-{rate:.0f}.txt"
+                        )
                         work.append(record_profile(server, rate, args.seconds, out))
                     row, *_ = await asyncio.gather(*work)
                     server.rows.append(row)

@@ -38,7 +38,6 @@ class Limits:
     idle_end_s: float = 60.0
     max_attachment_bytes: int = 25 * 1024 * 1024  # one uploaded file (413 over it)
     max_attachments_per_message: int = 10
-    undelivered_kept: int = 1000  # stored messages kept for re-delivery when Redis was away
 
 
 @dataclass(frozen=True)

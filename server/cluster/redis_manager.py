@@ -14,6 +14,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from server.storage.batching import TurnBatch
+from server.storage.publication import Publication
 
 log = logging.getLogger("tradetalk.pubsub")
 
@@ -93,9 +94,19 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         """
         await self.publishes(emits)
 
-    async def _publish_batches(self, batches: list[list[Emit]]) -> list[BaseException | None]:
-        emits = [item for batch in batches for item in batch]
-        message = {
+    def publication(self, emits: list[Emit]) -> Publication:
+        """`emits` as the batch a Redis script publishes for them (`storage/publication.py`):
+        their values `slot(name)` are left for the script to fill in. The script publishes to
+        the other processes only; this one delivers them with `deliver_local`."""
+        return Publication.cut(self.channel, self.json.dumps(self._batch(emits)))
+
+    async def deliver_local(self, emits: list[Emit]) -> None:
+        """Queue `emits` on this process's sockets (published already, by a script)."""
+        for event, room, data in emits:
+            await self._queue_emit(event, data, room)
+
+    def _batch(self, emits: list[Emit]) -> dict[str, Any]:
+        return {
             "host_id": self.host_id,  # first: see `_listen`
             "method": "emit",
             "event": BATCH_EVENT,
@@ -106,6 +117,9 @@ class PooledRedisManager(socketio.AsyncRedisManager):
             "skip_sid": None,
             "callback": None,
         }
+
+    async def _publish_batches(self, batches: list[list[Emit]]) -> list[BaseException | None]:
+        message = self._batch([item for batch in batches for item in batch])
         if not self.connected:
             self._redis_connect()
         await self.redis.publish(self.channel, self.json.dumps(message))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -12,13 +11,14 @@ import socketio
 
 from server.config import Limits
 from server.realtime import validation as v
-from server.realtime.dispatch import REDIS_AWAY, Handler
+from server.realtime.dispatch import Handler
 from server.realtime.errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
 from server.realtime.sessions import Session, conversation_room, user_room
 from server.realtime.turns import commit_turn
 from server.storage.attachments import Attachments
 from server.storage.languages import Languages
 from server.storage.presence import Presence
+from server.storage.publication import MESSAGE, slot, unread_slot
 from server.storage.store import SendContext, StaleContext, Store, summary
 from server.storage.users import Directory
 from server.tokens import Identity
@@ -70,11 +70,6 @@ class Chat:
         self.limits = limits
         self.attachments = attachments  # None: messages carry no attachments
         self.directory = Directory(store.redis)
-        # Stored messages whose delivery failed (Redis went away between store and publish),
-        # by (conversation, sender, client_id): delivered when the sender retries.
-        self._undelivered: OrderedDict[tuple[str, str, str], list[tuple[str, Any, Any]]] = (
-            OrderedDict()
-        )
 
     def handlers(self) -> dict[str, Handler]:
         """Event name → handler, for the dispatcher (`server/events.py`)."""
@@ -168,12 +163,8 @@ class Chat:
         if context is None:
             earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
             if earlier is not None:
-                async with commit_turn():
-                    await self._deliver(
-                        (cid, me.id, client_id),
-                        self._undelivered.pop((cid, me.id, client_id), None),
-                    )
-                return ok_ack(message=earlier, duplicate=True)
+                async with commit_turn():  # answered after the socket's earlier sends
+                    return ok_ack(message=earlier, duplicate=True)
         else:
             langs, glossary = context.langs, context.glossary
         attached = await self.attached(cid, me.id, files)
@@ -230,36 +221,47 @@ class Chat:
         again: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Store a history entry once per (sender, client_id) and deliver it: `message.new` to
-        every participant's sockets, then `inbox.update`. Returns (created, entry). An entry
-        stored before whose delivery failed is delivered now.
+        every participant's sockets, then `inbox.update`. Returns (created, entry).
+
+        The store script itself publishes a new entry to the other processes (one round trip:
+        stored and published together or not at all, `storage/publication.py`); this process's
+        sockets get it once the script answered.
 
         `fields` translated for a remembered `context`: when a language or the glossary changed
         since, `again()` makes them anew from what Redis holds now.
 
         In a `message.send`, this is its commit: it waits for the socket's earlier sends to be
         stored and delivered (`realtime/turns.py`)."""
-        key = (conversation["id"], sender.id, client_id)
+        people = conversation["participants"]
+        placeholders = {p: unread_slot(n) for n, p in enumerate(people, 1)}
+        publication = self.sio.manager.publication(
+            self.delivery(conversation, slot(MESSAGE), placeholders)
+        )
         async with commit_turn():
             try:
                 created, message, unread = await self.store.add_message(
-                    conversation, sender, client_id, fields, context
+                    conversation, sender, client_id, fields, context, publication
                 )
             except StaleContext:
                 if again is None:
                     raise
                 created, message, unread = await self.store.add_message(
-                    conversation, sender, client_id, await again()
+                    conversation, sender, client_id, await again(), None, publication
                 )
-            if not created:
-                await self._deliver(key, self._undelivered.pop(key, None))
-            else:
-                rooms = [user_room(p) for p in conversation["participants"]]
-                emits = [
-                    ("message.new", rooms, {"message": message}),
-                    *self.inbox_updates(conversation, unread, message),
-                ]
-                await self._deliver(key, emits)
+            if created:
+                await self.sio.manager.deliver_local(self.delivery(conversation, message, unread))
         return created, message
+
+    def delivery(
+        self, conversation: dict[str, Any], message: Any, unread: Mapping[str, Any]
+    ) -> list[tuple[str, Any, dict[str, Any]]]:
+        """A new entry's emits: `message.new` to every participant, then each one's
+        `inbox.update` with their `unread` count."""
+        rooms = [user_room(p) for p in conversation["participants"]]
+        return [
+            ("message.new", rooms, {"message": message}),
+            *self.inbox_updates(conversation, unread, message),
+        ]
 
     async def post_call_entry(
         self, conversation: dict[str, Any], call_id: str, fields: dict[str, Any], starter: str
@@ -276,19 +278,6 @@ class Chat:
             rooms = [user_room(p) for p in conversation["participants"]]
             await self.sio.emit("message.new", {"message": entry}, to=rooms)
         return created, entry
-
-    async def _deliver(self, key: tuple[str, str, str], emits: list | None) -> None:
-        """Publish a stored message's emits; if Redis is away, keep them for the sender's retry
-        (bounded) and let the error through (the sender's ack says `unavailable`)."""
-        if not emits:
-            return
-        try:
-            await self.sio.manager.emit_batch(emits)
-        except REDIS_AWAY:
-            self._undelivered[key] = emits
-            while len(self._undelivered) > self.limits.undelivered_kept:
-                self._undelivered.popitem(last=False)
-            raise
 
     async def translated(
         self,

@@ -30,17 +30,23 @@ import redis.asyncio as aioredis
 
 from server.storage.batching import BatchedScript
 from server.storage.keys import PREFIX, text
+from server.storage.publication import Publication
 from server.tokens import Identity
 
 # KEYS: seq, msgs, cids, reads, calls, last, lang, glossary, inbox:{p}...
 # ARGV: dedupe, message json (no id), sender, now_ms, cid, n participants, verify (1/0),
-#       glossary json expected, p1..pn, their languages expected
+#       glossary json expected, p1..pn, their languages expected (n, '' unless verify),
+#       then a publication (`storage/publication.py`): channel ('' for none), number of
+#       slots, piece, slot, piece, ... (slot 'm': the stored message, 'i': p_i's unread count)
 # -> {1, new id, unread per p} | {0, stored message json, unread per p} | {-1} (verify: the
 #    languages or the glossary the message was translated for are no longer in force)
+# A new message is published (to the other processes) by this script, after it is stored:
+# under `appendfsync always` Redis writes the AOF before it sends any reply or pub/sub message.
 SEND_SCRIPT = """
 local n = tonumber(ARGV[6])
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local result
+local stored = false
 if existing then
   result = {0, redis.call('HGET', KEYS[2], existing)}
 else
@@ -53,7 +59,8 @@ else
     end
   end
   local seq = redis.call('INCR', KEYS[1])
-  redis.call('HSET', KEYS[2], seq, '{"id":' .. seq .. ',' .. string.sub(ARGV[2], 2))
+  stored = '{"id":' .. seq .. ',' .. string.sub(ARGV[2], 2)
+  redis.call('HSET', KEYS[2], seq, stored)
   redis.call('HSET', KEYS[3], ARGV[1], seq)
   redis.call('HSET', KEYS[4], ARGV[3], seq)
   redis.call('SET', KEYS[6], seq)
@@ -67,6 +74,20 @@ for i = 1, n do
   unread[#unread + 1] = top - read - redis.call('ZCOUNT', KEYS[5], '(' .. read, '+inf')
 end
 result[3] = unread
+local base = 10 + 2 * n
+if stored and ARGV[base - 1] ~= '' then
+  local parts = {ARGV[base + 1]}
+  for j = 1, tonumber(ARGV[base]) do
+    local name = ARGV[base + 2 * j]
+    if name == 'm' then
+      parts[#parts + 1] = stored
+    else
+      parts[#parts + 1] = tostring(math.max(0, unread[tonumber(name)]))
+    end
+    parts[#parts + 1] = ARGV[base + 2 * j + 1]
+  end
+  redis.call('PUBLISH', ARGV[base - 1], table.concat(parts))
+end
 return result
 """
 
@@ -222,11 +243,14 @@ class Store:
         client_id: str,
         fields: dict[str, Any],
         context: SendContext | None = None,
+        publication: Publication | None = None,
     ) -> tuple[bool, dict[str, Any], dict[str, int]]:
         """Store a typed message once per (sender, client_id): it becomes the inbox preview and
         counts as unread for the others. With `context` (what `fields` were translated for,
         from `send_context`), it is stored only while those languages and that glossary are
         still in force: StaleContext otherwise (the context is forgotten; read it again).
+        `publication`: published by the same script once a new message is stored (its slots:
+        the message, and each participant's unread count in `participants` order).
 
         Returns (created, message, unread typed messages per participant).
         """
@@ -260,7 +284,8 @@ class Store:
             int(context is not None),
             context.glossary_json if context else "",
             *members,
-            *((context.langs.get(m) or "" for m in members) if context else ()),
+            *((context.langs.get(m) or "" if context else "") for m in members),
+            *(publication.args() if publication else ("",)),
         ]
         created, *found = await self._send(keys=keys, args=args)
         if created < 0:
