@@ -11,15 +11,23 @@ import socketio
 
 from server.config import Limits
 from server.realtime import validation as v
-from server.realtime.dispatch import Handler
-from server.realtime.errors import FORBIDDEN, NOT_FOUND, UNKNOWN_USER, AppError, ok_ack
+from server.realtime.dispatch import PENDING_TOKEN, RATE_LIMITED_MESSAGE, Handler
+from server.realtime.errors import (
+    FORBIDDEN,
+    NOT_FOUND,
+    RATE_LIMITED,
+    UNKNOWN_USER,
+    AppError,
+    ok_ack,
+)
 from server.realtime.sessions import Session, conversation_room, user_room
 from server.realtime.turns import commit_turn
 from server.storage.attachments import Attachments
 from server.storage.languages import Languages
 from server.storage.presence import Presence
 from server.storage.publication import MESSAGE, slot, unread_slot
-from server.storage.store import SendContext, StaleContext, Store, summary
+from server.storage.ratelimit import Bucket
+from server.storage.store import RateLimited, SendContext, StaleContext, Store, summary
 from server.storage.users import Directory
 from server.tokens import Identity
 from translation.errors import FAILED, NO_PAIR, TranslationNote, translation_note
@@ -157,9 +165,20 @@ class Chat:
         files = v.attachment_ids(data, self.limits.max_attachments_per_message)
         text = v.text(data, "text", self.limits.max_text_chars, required=not files)
         me = session.identity
-        conversation = await self.conversation_for(me, cid)
         # A retry is found by the store either way; reading first spares it the translation.
         context = None if files else self.store.send_context(cid)
+        # The rate-limit token: taken by the store script when nothing but in-process work
+        # comes before the store (the conversation at hand, nothing to read or translate),
+        # else now, before any of that work.
+        pending = PENDING_TOKEN.get()
+        if pending is not None and not (
+            context is not None
+            and self.store.cached_conversation(cid) is not None
+            and not self.targets(me, context.langs)
+        ):
+            await pending.take()
+        conversation = await self.conversation_for(me, cid)
+        bucket = pending.hand_over() if pending is not None and not pending.spent else None
         if context is None:
             earlier, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
             if earlier is not None:
@@ -174,7 +193,12 @@ class Chat:
             _, langs, glossary = await self.store.prepare_send(conversation, me.id, client_id)
             return await self.composed(me, text, attached, langs, glossary)
 
-        created, message = await self.post(conversation, me, client_id, fields, context, again)
+        try:
+            created, message = await self.post(
+                conversation, me, client_id, fields, context, again, bucket
+            )
+        except RateLimited:
+            raise AppError(RATE_LIMITED, RATE_LIMITED_MESSAGE) from None
         return ok_ack(message=message, duplicate=not created)
 
     async def composed(
@@ -219,6 +243,7 @@ class Chat:
         fields: dict[str, Any],
         context: SendContext | None = None,
         again: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        bucket: Bucket | None = None,
     ) -> tuple[bool, dict[str, Any]]:
         """Store a history entry once per (sender, client_id) and deliver it: `message.new` to
         every participant's sockets, then `inbox.update`. Returns (created, entry).
@@ -228,7 +253,8 @@ class Chat:
         sockets get it once the script answered.
 
         `fields` translated for a remembered `context`: when a language or the glossary changed
-        since, `again()` makes them anew from what Redis holds now.
+        since, `again()` makes them anew from what Redis holds now. `bucket`: the sender's
+        rate-limit token, taken by the store script (RateLimited when refused).
 
         In a `message.send`, this is its commit: it waits for the socket's earlier sends to be
         stored and delivered (`realtime/turns.py`)."""
@@ -240,7 +266,7 @@ class Chat:
         async with commit_turn():
             try:
                 created, message, unread = await self.store.add_message(
-                    conversation, sender, client_id, fields, context, publication
+                    conversation, sender, client_id, fields, context, publication, bucket
                 )
             except StaleContext:
                 if again is None:
@@ -292,7 +318,7 @@ class Chat:
         client words in the reader's language) and the message goes out without it (never
         held back)."""
         src = langs.get(me.id) or me.lang
-        targets = sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
+        targets = self.targets(me, langs)
         fields: dict[str, Any] = {"text": text, "lang": src, "translations": {}}
         if not targets:
             return fields
@@ -313,6 +339,12 @@ class Chat:
         if errors:
             fields["translation_error"] = errors
         return fields
+
+    @staticmethod
+    def targets(me: Identity, langs: dict[str, str | None]) -> list[str]:
+        """The languages a message of `me` is translated into for participants' `langs`."""
+        src = langs.get(me.id) or me.lang
+        return sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
 
     async def set_language(self, session: Session, sid: str, data: Any) -> dict[str, Any]:
         """user.set_language {lang}: the language this user reads and writes in, from now on."""

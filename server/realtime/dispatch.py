@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from server.realtime.errors import (
 from server.realtime.sessions import Session
 from server.realtime.strict_json import Rejected
 from server.realtime.turns import CURRENT
-from server.storage.ratelimit import UserRateLimit
+from server.storage.ratelimit import Bucket, UserRateLimit
 
 log = logging.getLogger("tradetalk.events")
 
@@ -37,6 +38,9 @@ Follow = Callable[[Session, str, dict[str, Any]], Awaitable[None]]
 # Events one socket's later emits must not overtake: each commits (is stored and delivered) in
 # the order it arrived (`realtime/turns.py`; the handler marks its commit with `commit_turn`).
 ORDERED_EVENTS = frozenset({"message.send"})
+# Events whose handler takes the rate-limit token itself (`PendingToken`): `message.send` hands
+# it to its store script when nothing else comes before the store (one round trip for both).
+DEFERRED_TOKEN_EVENTS = frozenset({"message.send"})
 # Redis is away (down, restarting, loading its data): retry later, nothing was changed.
 REDIS_AWAY = (
     redis.exceptions.ConnectionError,
@@ -46,6 +50,38 @@ REDIS_AWAY = (
     TimeoutError,
 )
 UNAVAILABLE_MESSAGE = "the server's database is unavailable for a moment; retry"
+RATE_LIMITED_MESSAGE = "too many events; slow down"
+
+
+class PendingToken:
+    """The rate-limit token of a `DEFERRED_TOKEN_EVENTS` event, left to its handler: taken
+    before any Redis call or costly work (`take`), or handed to the script that stores
+    (`hand_over`). One the handler left untaken is taken once it returns (its ack then says
+    `rate_limited` if there was none), so every event still spends one."""
+
+    def __init__(self, limit: UserRateLimit, user: str) -> None:
+        self.limit = limit
+        self.user = user
+        self.spent = False
+
+    async def take(self) -> None:
+        """Take the token now; AppError(rate_limited) when the bucket is empty."""
+        if self.spent:
+            return
+        self.spent = True
+        if not await self.limit.allow(self.user):
+            raise AppError(RATE_LIMITED, RATE_LIMITED_MESSAGE)
+
+    def hand_over(self) -> Bucket:
+        """The bucket, for a script that takes the token itself (the handler must call it)."""
+        self.spent = True
+        return self.limit.bucket(self.user)
+
+
+# The running event's pending token (None: the dispatcher took it before the handler).
+PENDING_TOKEN: contextvars.ContextVar[PendingToken | None] = contextvars.ContextVar(
+    "pending_token", default=None
+)
 
 
 def unavailable() -> dict[str, Any]:
@@ -95,15 +131,24 @@ class Dispatcher:
         if session is None:
             return error_ack(UNAUTHORIZED, "socket is not signed in")
         ticket = session.ordered.ticket() if name in ORDERED_EVENTS else None
+        pending = (
+            PendingToken(self.rate_limit, session.identity.id)
+            if name in DEFERRED_TOKEN_EVENTS
+            else None
+        )
         current = CURRENT.set(ticket)  # the handler finds its ticket here
+        token = PENDING_TOKEN.set(pending)  # ... and its token to take
         try:
             if ticket is not None:
                 await ticket.admitted()
-            refused = await self._refusal(session, args)
+            refused = await self._refusal(session, args, take_token=pending is None)
             if refused is not None:
-                return refused
+                return (pending and await self._spend(name, pending)) or refused
             ack = await self._guarded(name, handler, session, sid, args[0] if args else None)
+            if pending is not None and not pending.spent:
+                ack = await self._spend(name, pending) or ack
         finally:
+            PENDING_TOKEN.reset(token)
             CURRENT.reset(current)
             if ticket is not None:
                 ticket.release()
@@ -134,11 +179,18 @@ class Dispatcher:
             log.exception("event %s failed", name)
             return error_ack(INTERNAL, "internal server error")
 
-    async def _refusal(self, session: Session, args: tuple) -> dict[str, Any] | None:
+    async def _spend(self, name: str, pending: PendingToken) -> dict[str, Any] | None:
+        """Take a token the handler left: the refusing ack (rate_limited, unavailable), or
+        None when it was there."""
+        return await self.safely(name, pending.take())
+
+    async def _refusal(
+        self, session: Session, args: tuple, take_token: bool = True
+    ) -> dict[str, Any] | None:
         """The ack refusing an event before its handler runs, or None."""
         try:
-            if not await self.rate_limit.allow(session.identity.id):
-                return error_ack(RATE_LIMITED, "too many events; slow down")
+            if take_token and not await self.rate_limit.allow(session.identity.id):
+                return error_ack(RATE_LIMITED, RATE_LIMITED_MESSAGE)
         except REDIS_AWAY:
             metrics.REDIS_ERRORS.inc()
             return unavailable()

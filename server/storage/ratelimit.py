@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from server.storage.batching import BatchedScript
@@ -14,26 +15,31 @@ from server.storage.keys import PREFIX
 
 HOUR_S = 3600
 
-# KEYS: bucket   ARGV: rate per second, burst  -> 1 allowed / 0 refused
+# take_token(bucket key, rate per second, burst) -> 1 allowed / 0 refused
 # The clock is Redis's own (TIME), so processes on hosts whose clocks differ share one bucket.
 # REPL_NONE: the bucket's writes stay in memory, out of the append-only file and replicas, so
 # a token costs no fsync under `appendfsync always` (a restarted Redis starts with full buckets).
-BUCKET_SCRIPT = """
-redis.set_repl(redis.REPL_NONE)
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
-local tokens = tonumber(state[1]) or burst
-local stamp = tonumber(state[2]) or now
-if now > stamp then tokens = math.min(burst, tokens + (now - stamp) * rate) end
-local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(math.max(now, stamp)))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
-return allowed
+# A script that goes on to write durable data (`store.SEND_SCRIPT`) is back to REPL_ALL after.
+TAKE_TOKEN_LUA = """
+local function take_token(key, rate, burst)
+  redis.set_repl(redis.REPL_NONE)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local state = redis.call('HMGET', key, 'tokens', 'stamp')
+  local tokens = tonumber(state[1]) or burst
+  local stamp = tonumber(state[2]) or now
+  if now > stamp then tokens = math.min(burst, tokens + (now - stamp) * rate) end
+  local allowed = 0
+  if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'stamp', tostring(math.max(now, stamp)))
+  redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
+  redis.set_repl(redis.REPL_ALL)
+  return allowed
+end
 """
+
+# KEYS: bucket   ARGV: rate per second, burst  -> 1 allowed / 0 refused
+BUCKET_SCRIPT = TAKE_TOKEN_LUA + "return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
 
 
 class UserRateLimit:
@@ -47,10 +53,23 @@ class UserRateLimit:
         #: round trip; each bucket is still its own atomic script call
         self._script = BatchedScript(redis, BUCKET_SCRIPT)
 
+    def bucket(self, user_id: str) -> Bucket:
+        """The user's bucket, for a script that takes its token itself (`TAKE_TOKEN_LUA`)."""
+        return Bucket(f"{PREFIX}rate:{user_id}", repr(self.rate), str(self.burst))
+
     async def allow(self, user_id: str) -> bool:
         """Take one token from the user's bucket if there is one."""
-        args = [repr(self.rate), str(self.burst)]
-        return bool(await self._script(keys=[f"{PREFIX}rate:{user_id}"], args=args))
+        bucket = self.bucket(user_id)
+        return bool(await self._script(keys=[bucket.key], args=[bucket.rate, bucket.burst]))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One user's token bucket: its key and the script arguments rate and burst."""
+
+    key: str
+    rate: str
+    burst: str
 
 
 class HourlyQuota:

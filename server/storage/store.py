@@ -31,19 +31,29 @@ import redis.asyncio as aioredis
 from server.storage.batching import BatchedScript
 from server.storage.keys import PREFIX, text
 from server.storage.publication import Publication
+from server.storage.ratelimit import TAKE_TOKEN_LUA, Bucket
 from server.tokens import Identity
 
-# KEYS: seq, msgs, cids, reads, calls, last, lang, glossary, inbox:{p}...
+# KEYS: seq, msgs, cids, reads, calls, last, lang, glossary, sender's rate bucket, inbox:{p}...
 # ARGV: dedupe, message json (no id), sender, now_ms, cid, n participants, verify (1/0),
 #       glossary json expected, p1..pn, their languages expected (n, '' unless verify),
+#       the bucket's rate and burst ('' '': no token to take),
 #       then a publication (`storage/publication.py`): channel ('' for none), number of
 #       slots, piece, slot, piece, ... (slot 'm': the stored message, 'i': p_i's unread count)
 # -> {1, new id, unread per p} | {0, stored message json, unread per p} | {-1} (verify: the
-#    languages or the glossary the message was translated for are no longer in force)
+#    languages or the glossary the message was translated for are no longer in force) | {-2}
+#    (the sender's rate-limit token was refused: nothing stored)
 # A new message is published (to the other processes) by this script, after it is stored:
 # under `appendfsync always` Redis writes the AOF before it sends any reply or pub/sub message.
-SEND_SCRIPT = """
+SEND_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + """
 local n = tonumber(ARGV[6])
+if ARGV[9 + 2 * n] ~= '' then
+  if take_token(KEYS[9], tonumber(ARGV[9 + 2 * n]), tonumber(ARGV[10 + 2 * n])) == 0 then
+    return {-2}
+  end
+end
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 local result
 local stored = false
@@ -64,7 +74,7 @@ else
   redis.call('HSET', KEYS[3], ARGV[1], seq)
   redis.call('HSET', KEYS[4], ARGV[3], seq)
   redis.call('SET', KEYS[6], seq)
-  for i = 9, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
+  for i = 10, #KEYS do redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5]) end
   result = {1, seq}
 end
 local top = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -74,7 +84,7 @@ for i = 1, n do
   unread[#unread + 1] = top - read - redis.call('ZCOUNT', KEYS[5], '(' .. read, '+inf')
 end
 result[3] = unread
-local base = 10 + 2 * n
+local base = 12 + 2 * n
 if stored and ARGV[base - 1] ~= '' then
   local parts = {ARGV[base + 1]}
   for j = 1, tonumber(ARGV[base]) do
@@ -90,6 +100,7 @@ if stored and ARGV[base - 1] ~= '' then
 end
 return result
 """
+)
 
 # KEYS: reads, seq   ARGV: user, message id  -> new marker, or -1 when the id doesn't exist
 READ_SCRIPT = """
@@ -138,6 +149,10 @@ return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 LANG_KEY = PREFIX + "lang"
 INBOX_MAX = 500
 CONVERSATION_CACHE_SIZE = 10_000
+
+
+class RateLimited(Exception):
+    """The sender's rate-limit token was refused by the store script: nothing was stored."""
 
 
 class StaleContext(Exception):
@@ -244,6 +259,7 @@ class Store:
         fields: dict[str, Any],
         context: SendContext | None = None,
         publication: Publication | None = None,
+        bucket: Bucket | None = None,
     ) -> tuple[bool, dict[str, Any], dict[str, int]]:
         """Store a typed message once per (sender, client_id): it becomes the inbox preview and
         counts as unread for the others. With `context` (what `fields` were translated for,
@@ -251,6 +267,8 @@ class Store:
         still in force: StaleContext otherwise (the context is forgotten; read it again).
         `publication`: published by the same script once a new message is stored (its slots:
         the message, and each participant's unread count in `participants` order).
+        `bucket`: the sender's rate-limit token is taken by the same script first
+        (RateLimited, nothing stored, when there is none).
 
         Returns (created, message, unread typed messages per participant).
         """
@@ -272,6 +290,7 @@ class Store:
             self.key("conv", cid, "last"),
             LANG_KEY,
             self.key("conv", cid, "glossary"),
+            bucket.key if bucket else self.key("conv", cid, "seq"),  # untouched without
             *(self.key("inbox", m) for m in members),
         ]
         args = [
@@ -285,9 +304,12 @@ class Store:
             context.glossary_json if context else "",
             *members,
             *((context.langs.get(m) or "" if context else "") for m in members),
+            *((bucket.rate, bucket.burst) if bucket else ("", "")),
             *(publication.args() if publication else ("",)),
         ]
         created, *found = await self._send(keys=keys, args=args)
+        if created == -2:
+            raise RateLimited(sender.id)
         if created < 0:
             self._contexts.pop(cid, None)
             raise StaleContext(cid)
@@ -450,6 +472,10 @@ class Store:
         while len(self._contexts) > CONVERSATION_CACHE_SIZE:
             self._contexts.popitem(last=False)
         return json.loads(earlier) if earlier else None, languages, context.glossary
+
+    def cached_conversation(self, cid: str) -> dict[str, Any] | None:
+        """The conversation if this process has it at hand (no Redis read), else None."""
+        return self._conversations.get(cid)
 
     def send_context(self, cid: str) -> SendContext | None:
         """The languages and glossary this process last read for a send to the conversation

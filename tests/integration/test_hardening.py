@@ -509,3 +509,71 @@ async def test_rate_limit_holds_per_user_across_processes(
     finally:
         for peer in peers:
             await peer.close()
+
+
+async def test_a_send_takes_its_token_in_the_store_script_and_the_limit_still_holds(
+    aiohttp_server, redis_server, settings, server_translator
+) -> None:
+    """A send with nothing to read or translate first (same-language conversation, at hand in
+    the process) takes the sender's token in its store script, not in a round trip of its own;
+    the bucket is still the user's one over every process and every event: sends beyond it
+    are refused `rate_limited` and not stored, and malformed sends spend tokens too."""
+    apps = [create_app(settings, redis_server.url, server_translator) for _ in range(2)]
+    urls = [str((await aiohttp_server(app)).make_url("")).rstrip("/") for app in apps]
+    alice, bob = new_user(), new_user()
+    senders = [await Peer(alice).connect(url) for url in urls]
+    partner = await Peer(bob).connect(urls[0])
+    separate_tokens = 0
+    for app in apps:
+        limit = app[SERVICES]["realtime"].rate_limit
+        allow = limit.allow
+
+        async def counted(user: str, allow=allow) -> bool:
+            nonlocal separate_tokens
+            separate_tokens += user == alice.id
+            return await allow(user)
+
+        limit.allow = counted
+    try:
+        created = await senders[0].call("conversation.create", {"participants": [bob.id]})
+        cid = created["conversation"]["id"]
+
+        def send(n: int) -> dict:
+            return {"conversation_id": cid, "client_id": f"m{n}", "text": f"line {n}"}
+
+        for i, peer in enumerate(senders):  # the first send of a process reads the languages
+            assert (await peer.call("message.send", send(i)))["ok"]
+        await asyncio.sleep(Limits().rate_burst / Limits().rate_per_second)  # bucket full again
+        separate_tokens = 0
+        assert (await senders[0].call("message.send", send(2)))["ok"]
+        assert separate_tokens == 0  # the token rode in the store script
+        bucket = await apps[0][SERVICES]["realtime"].redis.hget(f"tt:rate:{alice.id}", "tokens")
+        assert float(bucket) < Limits().rate_burst  # ... and was taken there
+
+        await asyncio.sleep(Limits().rate_burst / Limits().rate_per_second)
+        acks = await asyncio.gather(
+            *(
+                p.call("message.send", send(100 + 50 * i + n))
+                for i, p in enumerate(senders)
+                for n in range(50)
+            )
+        )
+        ok = [a for a in acks if a["ok"]]
+        burst = Limits().rate_burst
+        assert burst <= len(ok) < burst + 20, len(ok)
+        assert {a["error"]["code"] for a in acks if not a["ok"]} == {"rate_limited"}
+        history = await partner.call(
+            "history.get", {"conversation_id": cid, "limit": Limits().history_page_max}
+        )
+        stored = {m["client_id"] for m in history["messages"]}
+        assert stored == {"m0", "m1", "m2"} | {a["message"]["client_id"] for a in ok}
+
+        await asyncio.sleep(Limits().rate_burst / Limits().rate_per_second)
+        bad = await asyncio.gather(
+            *(senders[1].call("message.send", {"conversation_id": cid}) for _ in range(80))
+        )
+        codes = {a["error"]["code"] for a in bad}
+        assert codes == {"invalid", "rate_limited"}, codes  # refused payloads spend tokens
+    finally:
+        for peer in [*senders, partner]:
+            await peer.close()
