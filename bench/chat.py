@@ -12,7 +12,8 @@ what auth, validation, Redis storage (`appendfsync always`) and cross-process fa
 The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
 load drift on the shared machine hits all of them alike; a server leaves the run at the first
 rate it cannot hold (p99 > 1 s or a lost message). Each TradeTalk server has its own embedded
-Redis. `cpu ms/msg` is the server process's CPU per delivered message.
+Redis. `cpu ms/msg` is the server process's CPU per delivered message, `clients` the bench
+process's (all the clients of that server; they share the 2 cores with it).
 
 `--baseline REV` adds another git revision's server (`git archive REV`), measured beside this
 tree's in the same run; `--baseline-without MOD,...` runs it with those modules hidden (as it
@@ -125,7 +126,8 @@ async def connect_pairs(server: Server, count: int) -> None:
 
 async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tuple:
     """Send at `rate` msgs/s in total for `seconds`; the row
-    (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message, p95 ms)."""
+    (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message, p95 ms,
+    the clients' cpu ms per message)."""
     pairs, arrivals = server.pairs, server.arrivals
     sent: dict[str, float] = {}
     interval = len(pairs) / rate
@@ -142,16 +144,19 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
             await pair.a.emit("message.send", {**pair.payload, "client_id": cid, "text": "bench"})
 
     cpu_before = process_cpu_s(server.proc.pid)
+    clients_before = time.process_time()  # the bench process: every client of this server
     began = time.perf_counter()
     await asyncio.gather(*(sender(i, p) for i, p in enumerate(pairs)))
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and sum(c in arrivals for c in sent) < len(sent):
         await asyncio.sleep(0.05)
     cpu = process_cpu_s(server.proc.pid) - cpu_before
+    clients_cpu = time.process_time() - clients_before
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
     latencies = sorted((arrivals[c] - t) * 1000 for c, t in sent.items() if c in arrivals)
     if not latencies:
-        return (server.name, rate, float("inf"), float("inf"), 0.0, len(sent), 0.0, float("inf"))
+        inf = float("inf")
+        return (server.name, rate, inf, inf, 0.0, len(sent), 0.0, inf, 0.0)
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     delivered = len(latencies)
@@ -164,6 +169,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
         len(sent) - delivered,
         cpu * 1000 / delivered,
         p95,
+        clients_cpu * 1000 / delivered,
     )
 
 
@@ -373,7 +379,7 @@ async def main() -> None:
                         f"{row[0]:14} offered {rate:6.0f}/s  p50 {row[2]:7.1f} ms  "
                         f"p95 {row[7]:7.1f} ms  p99 {row[3]:7.1f} ms  "
                         f"delivered {row[4]:7.0f}/s  lost {row[5]}  "
-                        f"cpu {row[6]:5.2f} ms/msg",
+                        f"cpu {row[6]:5.2f} ms/msg  clients {row[8]:5.2f} ms/msg",
                         flush=True,
                     )
                     server.done = row[3] > 1000 or row[5] > 0
