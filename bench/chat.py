@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 import socketio
 
 from bench.call_harness import process_cpu_s
@@ -124,10 +125,24 @@ async def connect_pairs(server: Server, count: int) -> None:
         server.pairs.append(Pair(clients[0], clients[1], payload))
 
 
+async def redis_commands(server: Server) -> int:
+    """Read events the server's embedded Redis has processed so far (0 for the relay): about
+    one per round trip the server made (a pipeline is one; this reading's own few: noise)."""
+    redis = getattr(server.proc, "redis", None)
+    if redis is None:
+        return 0
+    client = aioredis.Redis.from_url(redis.url)
+    try:
+        stats = await client.info("stats")
+        return int(stats["total_reads_processed"])
+    finally:
+        await client.aclose()
+
+
 async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tuple:
     """Send at `rate` msgs/s in total for `seconds`; the row
     (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message, p95 ms,
-    the clients' cpu ms per message)."""
+    the clients' cpu ms per message, Redis reads per message (0 for the relay))."""
     pairs, arrivals = server.pairs, server.arrivals
     sent: dict[str, float] = {}
     interval = len(pairs) / rate
@@ -145,6 +160,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
 
     cpu_before = process_cpu_s(server.proc.pid)
     clients_before = time.process_time()  # the bench process: every client of this server
+    commands_before = await redis_commands(server)
     began = time.perf_counter()
     await asyncio.gather(*(sender(i, p) for i, p in enumerate(pairs)))
     deadline = time.perf_counter() + 10
@@ -152,11 +168,12 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
         await asyncio.sleep(0.05)
     cpu = process_cpu_s(server.proc.pid) - cpu_before
     clients_cpu = time.process_time() - clients_before
+    commands = await redis_commands(server) - commands_before
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
     latencies = sorted((arrivals[c] - t) * 1000 for c, t in sent.items() if c in arrivals)
     if not latencies:
         inf = float("inf")
-        return (server.name, rate, inf, inf, 0.0, len(sent), 0.0, inf, 0.0)
+        return (server.name, rate, inf, inf, 0.0, len(sent), 0.0, inf, 0.0, 0.0)
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     delivered = len(latencies)
@@ -170,6 +187,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
         cpu * 1000 / delivered,
         p95,
         clients_cpu * 1000 / delivered,
+        commands / delivered,
     )
 
 
@@ -379,7 +397,8 @@ async def main() -> None:
                         f"{row[0]:14} offered {rate:6.0f}/s  p50 {row[2]:7.1f} ms  "
                         f"p95 {row[7]:7.1f} ms  p99 {row[3]:7.1f} ms  "
                         f"delivered {row[4]:7.0f}/s  lost {row[5]}  "
-                        f"cpu {row[6]:5.2f} ms/msg  clients {row[8]:5.2f} ms/msg",
+                        f"cpu {row[6]:5.2f} ms/msg  clients {row[8]:5.2f} ms/msg  "
+                        f"redis {row[9]:4.2f} reads/msg",
                         flush=True,
                     )
                     server.done = row[3] > 1000 or row[5] > 0
