@@ -72,7 +72,7 @@ class UtteranceDriver:
         default the endpointer's own, `flush`)."""
         events = self.endpointer.flush()
         if reason is not None:
-            events = [End(reason) if isinstance(e, End) else e for e in events]
+            events = [End(reason, e.silence_s) if isinstance(e, End) else e for e in events]
         self.apply(events)
 
     def apply(self, events: list[Event]) -> None:

@@ -31,6 +31,7 @@ from server import metrics
 from server.background import TaskSet
 from server.config import Settings
 from server.handlers.chat import Translating
+from server.media_sessions import caption_timing
 from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
 from server.media_sessions.subtitles import (
@@ -156,6 +157,7 @@ class MediaSessions(Generic[S]):
         self.recognizers = services.recognizers
         self.sessions: dict[str, S] = {}
         self._tasks = TaskSet()
+        self._trace = caption_timing.tracing()
 
     # ------------------------------------------------------------------ what a kind says
 
@@ -636,8 +638,10 @@ class MediaSessions(Generic[S]):
         translations, errors = await translate_line(
             self.translation, line.text, member.lang, languages, glossary
         )
+        line.timing["translated"] = time.monotonic()
         # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
         await self.keep_line(session, member, line, translations, errors)
+        line.timing["kept"] = time.monotonic()
         base = {**self._subtitle(session, member, line.text), "final": True}
         base.update(start=line.start, end=line.end)
         lock: AbstractAsyncContextManager[Any] = live.lock if live is not None else nullcontext()
@@ -651,3 +655,6 @@ class MediaSessions(Generic[S]):
                 await self.sio.emit("subtitle", payload, room=room)
             if live is not None:
                 live.finished(line.utterance)
+        if self._trace:
+            line.timing["emitted"] = time.monotonic()
+            caption_timing.log_final(member.identity.id, line.utterance, line.timing)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class FinalLine:
     start: float
     end: float
     utterance: int = 0  # the speaker's utterances count from 0; its partials carry the same
+    #: monotonic stamps of where its time went (`SpeechResult.timing`, then the delivery's)
+    timing: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
 
 class WallClock:
@@ -234,6 +236,7 @@ class SpeakerSubtitles:
         if self._stopped or not result.text.strip():
             return
         if result.final:
+            result.timing["loop"] = time.monotonic()
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._delivering.add(done)
             self._spawn(self._final(result, self.utterance, done))
@@ -261,6 +264,7 @@ class SpeakerSubtitles:
                 round(self.clock.wall(result.start or 0.0), 2),
                 round(self.clock.wall(result.end or 0.0), 2),
                 utterance,
+                {**result.timing, "delivering": time.monotonic()},
             )
             try:
                 await self._on_final(line)
