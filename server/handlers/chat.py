@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -46,6 +47,10 @@ class Translating(Protocol):
         background: bool = False,
     ) -> str:
         """One translation (`background`: on the worker that never delays a final)."""
+        ...
+
+    def background_turn(self) -> AbstractAsyncContextManager[None]:
+        """Held while one background translation is picked and run (after foreground work)."""
         ...
 
 

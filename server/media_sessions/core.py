@@ -328,6 +328,7 @@ class MediaSessions(Generic[S]):
                 translate=lambda text, lang: self._translate_partial(session, member, text, lang),
                 emit=lambda text, shown: self._send_partial(session, member, text, shown),
                 spawn=self._tasks.spawn,
+                turn=self._partial_turn,
             )
         session.members[member.sid] = member
         try:
@@ -582,6 +583,11 @@ class MediaSessions(Generic[S]):
         if not self.settings.partial_translation:
             return set()
         return self.reader_languages(session, member)
+
+    def _partial_turn(self) -> AbstractAsyncContextManager[None]:
+        """An open line's turn to translate: the service's background lane (see LiveLine)."""
+        service = self.translation
+        return service.background_turn() if service is not None else nullcontext()
 
     async def _translate_partial(
         self, session: S, member: Member, text: str, lang: str
