@@ -125,6 +125,11 @@ class Endpointer:
         self.skipped_bytes = 0
 
     @property
+    def adaptive(self) -> bool:
+        """Whether the silence adapts to the recognizer's partials (a `finished` rule)."""
+        return self._finished is not None
+
+    @property
     def open(self) -> bool:
         """Whether an utterance has begun and not ended."""
         return self._open

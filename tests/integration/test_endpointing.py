@@ -224,6 +224,31 @@ def test_settings_from_the_environment():
 # ---------------------------------------------------------------- with the recognizer
 
 
+def recognized_ends(model, pcm: bytes, chunk: int) -> list[float]:
+    """Stream seconds of each `End` for Korean (adaptive silence) with the real recognizer,
+    `pcm` given to the driver `chunk` bytes at a time."""
+    ends: list[float] = []
+    driver = UtteranceDriver(
+        Endpointer(EndpointConfig(), korean_finished),
+        StreamingRecognizer(model),
+        on_event=lambda event, at: ends.append(round(at, 2)) if isinstance(event, End) else None,
+    )
+    for offset in range(0, len(pcm), chunk):
+        driver.process(pcm[offset : offset + chunk])
+    return ends
+
+
+def test_audio_taken_in_big_batches_ends_where_20ms_chunks_do(ko_model, speech):
+    """A captions thread behind real time takes 250 ms of audio at once; the adaptive rule
+    still decides on a partial of the audio before each pause (the driver feeds the
+    recognizer between 90 ms steps), so the lines end where they do in real time, not at the
+    longer unfinished-sentence silence the partial from before the batch would ask for."""
+    pcm = silence(1.0) + (speech + silence(2.0)) * 3
+    live = recognized_ends(ko_model, pcm, 640)
+    assert len(live) == 3, live
+    assert recognized_ends(ko_model, pcm, 8000) == live
+
+
 async def captions_of(
     model, chunks, *, config=None, gap_s=0.5, wait_s=3.0, close=False, lang=None, pool=RECOGNIZERS
 ):
