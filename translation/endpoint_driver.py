@@ -63,6 +63,9 @@ class UtteranceDriver:
         self._on_result = on_result
         self._on_event = on_event
         self.position_bytes = 0  # stream handled so far: fed plus skipped
+        #: the open utterance's latest partial text ("" after each End): what its final will
+        #: almost always say (Vosk)
+        self.last_partial = ""
 
     @property
     def position(self) -> float:
@@ -96,6 +99,9 @@ class UtteranceDriver:
                     for result in recognizer.feed(event.pcm):
                         if not result.final:
                             self.endpointer.heard(result.text)
+                            self.last_partial = result.text
+                        else:
+                            self.last_partial = ""
                         self._result(result, None)
                 continue
             if isinstance(event, Skip):
@@ -112,6 +118,7 @@ class UtteranceDriver:
             elif isinstance(event, Resume):
                 recognizer.resume()
             elif isinstance(event, End):
+                self.last_partial = ""
                 final = recognizer.end_utterance()
                 if final is not None:
                     self._result(final, event)

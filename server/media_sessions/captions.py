@@ -85,13 +85,18 @@ class SpeakerCaptions:
         endpoint: EndpointConfig | None = None,
         gap_s: float = DEFAULT_GAP_S,
         lang: str | None = None,
+        on_closing: Callable[[str], None] | None = None,
     ) -> None:
         """`recognizer`: this speaker's own (`translation.speech_engines.open_recognizer`), closed
         with the captions; `endpoint`: server-side endpointing (None: Vosk's own rules);
         `gap_s`: no audio for this long closes an open utterance (with `endpoint` only);
-        `lang`: the speaker's language (its sentence-end rule, if any, adapts the silence)."""
+        `lang`: the speaker's language (its sentence-end rule, if any, adapts the silence);
+        `on_closing(text)`: an utterance is being closed, its latest partial was `text` (posted
+        to the loop before the recognizer's final, which comes after it has decoded the
+        closing silence: 40-300 ms)."""
         self.loop = loop
         self.on_result = on_result
+        self.on_closing = on_closing
         self.dropped_bytes = 0
         self.fed_bytes = 0
         self.gap_s = gap_s
@@ -214,6 +219,12 @@ class SpeakerCaptions:
     def _event(self, event: object, position: float) -> None:
         if isinstance(event, End):
             self._ended_at = time.monotonic()
+            text = self._driver.last_partial if self._driver is not None else ""
+            if text and self.on_closing is not None:
+                try:
+                    self.loop.call_soon_threadsafe(self.on_closing, text)
+                except RuntimeError:  # the loop is closed
+                    pass
 
     def _driven(self, result: SpeechResult, end: End | None) -> None:
         """A result of the recognizer: counted by what closed it if final, then posted (a

@@ -317,6 +317,7 @@ class MediaSessions(Generic[S]):
                 spawn=self._tasks.spawn,
                 on_partial=lambda text, utterance: self._partial(session, member, text, utterance),
                 on_final=lambda line: self._final(session, member, line),
+                on_closing=lambda text, _: self._prefetch_final(session, member, text),
                 origin=session.started,
                 name=f"captions-{member.peer_id}",
                 recognizers=self.recognizers,
@@ -634,16 +635,30 @@ class MediaSessions(Generic[S]):
                 live.finished(line.utterance)
         metrics.subtitle_sent(session.started + line.end)
 
-    async def _send_final(
-        self, session: S, member: Member, line: FinalLine, live: LiveLine | None
-    ) -> None:
+    async def _translate_final(
+        self, session: S, member: Member, text: str
+    ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
+        """A line in every reader language (trade terms and the session's glossary apply)."""
         languages = self.reader_languages(session, member)
         glossary = None
         if languages - {member.lang} and self.translation is not None:
             glossary = await self.line_glossary(session)
-        translations, errors = await translate_line(
-            self.translation, line.text, member.lang, languages, glossary
-        )
+        return await translate_line(self.translation, text, member.lang, languages, glossary)
+
+    async def _prefetch_final(self, session: S, member: Member, text: str) -> None:
+        """An utterance is closing and `text` was its latest partial, which its Vosk final
+        almost always repeats: translate it now, while the recognizer decodes the closing
+        silence, so the final finds its translation done or running (the service coalesces
+        and caches). Whisper decodes its final afresh: nothing to guess there."""
+        subtitles = member.subtitles
+        if subtitles is None or subtitles.engine == WHISPER or not self._current(session, member):
+            return
+        await self._translate_final(session, member, text)
+
+    async def _send_final(
+        self, session: S, member: Member, line: FinalLine, live: LiveLine | None
+    ) -> None:
+        translations, errors = await self._translate_final(session, member, line.text)
         line.timing["translated"] = time.monotonic()
         # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
         await self.keep_line(session, member, line, translations, errors)

@@ -97,7 +97,9 @@ class SpeakerSubtitles:
     says the speaker's track ended (the open utterance is closed at once). Audio that
     arrives while the model loads is kept (up to 20 s). `on_partial(text, utterance)` and
     `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order; a
-    partial and the final of the same utterance carry the same `utterance` number.
+    partial and the final of the same utterance carry the same `utterance` number;
+    `on_closing(text, utterance)` (optional) runs when the endpointer closes an utterance,
+    with its latest partial, before the recognizer's final.
     `stop()` closes the open utterance and waits until its final has been delivered; after
     it nothing more is reported. Endpointing settings come from the environment
     (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given;
@@ -116,6 +118,7 @@ class SpeakerSubtitles:
         name: str = "captions",
         endpoint: EndpointConfig | str | None = "env",
         recognizers: OpenRecognizer | None = None,
+        on_closing: Callable[[str, int], Coroutine[Any, Any, Any]] | None = None,
     ) -> None:
         self.lang = lang
         self._open_recognizer = recognizers or open_recognizer
@@ -130,6 +133,7 @@ class SpeakerSubtitles:
         self._spawn = spawn
         self._on_partial = on_partial
         self._on_final = on_final
+        self._on_closing = on_closing
         self._early: list[bytes] = []
         self._early_bytes = 0
         self._finals = asyncio.Lock()
@@ -189,6 +193,7 @@ class SpeakerSubtitles:
             endpoint=endpoint_for(self.engine, self.endpoint),  # type: ignore[arg-type]
             gap_s=self.gap_s,
             lang=self.lang,
+            on_closing=self._utterance_closing if self._on_closing is not None else None,
         )
         for chunk in self._early:
             self.captions.feed(chunk)
@@ -231,6 +236,10 @@ class SpeakerSubtitles:
         """Wait until the final line being delivered (if any) has gone out."""
         async with self._finals:
             pass
+
+    def _utterance_closing(self, text: str) -> None:
+        if self._on_closing is not None and not self._stopped and text.strip():
+            self._spawn(self._on_closing(text, self.utterance))
 
     def _on_result(self, result: SpeechResult) -> None:
         if self._stopped or not result.text.strip():
