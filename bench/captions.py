@@ -4,6 +4,11 @@ Run: .venv/bin/python -m bench.captions [--speakers 1,2,4,8] [--repeats 3] [--pa
                                          [--tail 15] [--full-media] [--verbose]
                                          [--modes vad,final-only,model] [--baseline REV]
 
+The warm-up call has `--warm-speakers` speakers (default: the largest level), so every level's
+recognizers come warm from the process's pool, as on a server that has held such a call before:
+a fresh Vosk recognizer spends ~4x the CPU on its first utterance (2.0 vs 0.5-0.6 s for
+ko_test.wav) and, several at once on 2 cores, falls seconds behind (`--warm-speakers 1` shows it).
+
 `--baseline REV` (e.g. `main`) runs that git revision's server (`git archive`) beside this
 tree's in every mode, the two taking turns level by level, so load drift hits both alike. Each
 server logs where each final's time went (`TRADETALK_CAPTIONS_TRACE=1`,
@@ -66,7 +71,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.call_harness import (
@@ -263,6 +268,7 @@ class Timings:
 
     stages: dict[str, list[float]]
     finals: int
+    lines: list[str] = field(default_factory=list)  # the logged lines (shown with --verbose)
 
 
 def read_timings(log: Path, offset: int) -> Timings:
@@ -271,6 +277,7 @@ def read_timings(log: Path, offset: int) -> Timings:
 
     stages: dict[str, list[float]] = {}
     finals = 0
+    lines: list[str] = []
     if not log.exists():
         return Timings(stages, 0)
     with open(log, "rb") as f:
@@ -280,10 +287,11 @@ def read_timings(log: Path, offset: int) -> Timings:
             if at < 0:
                 continue
             finals += 1
+            lines.append(raw[at + len(PREFIX) :])
             for name, value in json.loads(raw[at + len(PREFIX) :]).items():
                 if isinstance(value, int | float) and name != "utterance":
                     stages.setdefault(name, []).append(float(value))
-    return Timings(stages, finals)
+    return Timings(stages, finals, lines)
 
 
 async def run_mode(
@@ -312,7 +320,7 @@ async def run_mode(
             warm = await run_level(
                 server.url,
                 server.process.pid,
-                1,
+                args.warm_speakers,
                 speech_with_pauses(WAV, root / "warm.wav", repeats=1, pause_s=args.pause),
                 Layout(1, layout.period, layout.speech_start, layout.speech_end),
                 args.tail,
@@ -364,7 +372,7 @@ async def run_mode(
     return out
 
 
-def print_timings(levels: list[tuple[LevelResult, Timings]]) -> None:
+def print_timings(levels: list[tuple[LevelResult, Timings]], verbose: bool = False) -> None:
     """Where the server's time went per final (p50 / p95 ms of each stage)."""
     names = ["silence", *STAGES, "backlog"]
     if not any(t.finals for _, t in levels):
@@ -381,6 +389,10 @@ def print_timings(levels: list[tuple[LevelResult, Timings]]) -> None:
                 f"{fmt(percentile(values, 50))}/{fmt(percentile(values, 95))}" if values else "-"
             )
         print(f"{result.speakers:>8} {timings.finals:>6} " + " ".join(f"{c:>11}" for c in cells))
+    if verbose:
+        for result, timings in levels:
+            for line in timings.lines:
+                print(f"  {result.speakers} spk  {line}")
 
 
 async def spanish(args: argparse.Namespace, root: Path) -> None:
@@ -460,7 +472,7 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
         print_levels(results, direct)
         print_finals_per_utterance(results)
         print_cer(results, direct, reference, args.repeats)
-        print_timings(levels)
+        print_timings(levels, args.verbose)
     print_live(LIVE)
     print("final = direct: finals whose translation equals Apertium on their text (es>en only;")
     print(
@@ -489,6 +501,13 @@ def main() -> int:
         "--no-spanish", dest="spanish", action="store_false", help="skip the es>en Whisper run"
     )
     parser.add_argument(
+        "--warm-speakers",
+        type=int,
+        default=0,
+        help="speakers of the warm-up call (default: the largest level; 1 leaves the others' "
+        "recognizers cold, as on a server's first call with that many speakers)",
+    )
+    parser.add_argument(
         "--baseline",
         default="",
         help="a git revision (e.g. main) whose server runs beside this tree's, level by level",
@@ -497,6 +516,7 @@ def main() -> int:
     args = parser.parse_args()
     args.speakers = [int(x) for x in args.speakers.split(",") if x.strip()]
     args.modes = [m for m in args.modes.split(",") if m.strip()]
+    args.warm_speakers = args.warm_speakers or max(args.speakers)
     root = Path(tempfile.mkdtemp(prefix="tradetalk-bench-captions-"))
     try:
         asyncio.run(asyncio.wait_for(bench(args, root), args.timeout))
