@@ -303,9 +303,7 @@ async def test_digital_silence_after_the_clip_gives_its_final(ko_model, speech, 
     assert captions.closed_by == {"silence": 1}
 
 
-async def test_a_closing_line_is_announced_with_its_last_partial_before_its_final(
-    ko_model, speech
-):
+async def test_a_closing_line_is_announced_with_its_last_partial_before_its_final(ko_model, speech):
     """When the endpointer closes a line, its latest partial is posted at once (the server
     translates it while the recognizer decodes the closing silence): before the final, with
     what the final says (a tolerance: live recognizer words)."""
