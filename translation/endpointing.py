@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import webrtcvad
 
@@ -79,9 +79,11 @@ class Skip:
 
 @dataclass(frozen=True)
 class End:
-    """The utterance is over: `silence`, `cap`, `flush` (no more audio / track ended)."""
+    """The utterance is over: `silence`, `cap`, `flush` (no more audio / track ended);
+    `silence_s`: the trailing silence it waited for (stream seconds)."""
 
     reason: str
+    silence_s: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,11 @@ class Endpointer:
         self.utterances = 0
         self.fed_bytes = 0
         self.skipped_bytes = 0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the silence adapts to the recognizer's partials (a `finished` rule)."""
+        return self._finished is not None
 
     @property
     def open(self) -> bool:
@@ -218,7 +225,7 @@ class Endpointer:
         self.fed_bytes += len(frame)
 
     def _close(self, reason: str, events: list[Event]) -> None:
-        events.append(End(reason))
+        events.append(End(reason, self._trailing))
         self._open = False
         self._paused = False
         self._unfinished = False

@@ -7,7 +7,9 @@ conversation's glossary and text; concurrent identical requests wait for
 one computation. Engine calls run in a bounded ThreadPoolExecutor, so a burst queues there and
 the event loop keeps serving chat. Work nobody waits for (the re-translations of a speaker's open
 line) runs on its own worker (`background=True`), so it never queues ahead of a message or a
-final line.
+final line, and only in its turn (`background_turn()`): one at a time, while no message or
+final line is being translated, so it never takes a core from one either; the caller picks its
+newest text once its turn has come (a text superseded while it waited is never translated).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,6 +97,21 @@ class TranslationService:
         self._background = ThreadPoolExecutor(
             max_workers=background_workers, thread_name_prefix="mt-background"
         )
+        self._background_turns = asyncio.Semaphore(background_workers)
+        self._foreground = 0  # messages and final lines being translated (engine work)
+        self._foreground_idle = asyncio.Event()
+        self._foreground_idle.set()
+
+    @asynccontextmanager
+    async def background_turn(self) -> AsyncIterator[None]:
+        """Wait for a background worker free while no foreground translation (a message, a
+        final line) computes; hold it for the block. Callers choose what to translate inside
+        it (their newest text), then `translate(..., background=True)`."""
+        async with self._background_turns:
+            while self._foreground:
+                self._foreground_idle.clear()
+                await self._foreground_idle.wait()
+            yield
 
     def use(self, translator: Translator) -> None:
         """Serve with `translator` (the engines loaded after this service was built)."""
@@ -167,10 +185,21 @@ class TranslationService:
                 self._lru_set(key, shared)
                 return shared
         loop = asyncio.get_running_loop()
-        executor = self._background if background else self._executor
-        result = await loop.run_in_executor(
-            executor, self._engines(src, dst).translate, text, src, dst, glossary
-        )
+        engines = self._engines(src, dst)
+        if background:
+            result = await loop.run_in_executor(
+                self._background, engines.translate, text, src, dst, glossary
+            )
+        else:
+            self._foreground += 1
+            try:
+                result = await loop.run_in_executor(
+                    self._executor, engines.translate, text, src, dst, glossary
+                )
+            finally:
+                self._foreground -= 1
+                if not self._foreground:
+                    self._foreground_idle.set()
         self.stats.computed += 1
         self._lru_set(key, result)
         if self.shared_cache is not None:

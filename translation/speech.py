@@ -68,6 +68,8 @@ class SpeechResult:
     words: list[Word] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
+    #: where a final's time went (monotonic stamps by stage; `server/media_sessions/captions.py`)
+    timing: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
 
 class RecognizerPool:

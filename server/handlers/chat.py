@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -54,6 +55,10 @@ class Translating(Protocol):
         background: bool = False,
     ) -> str:
         """One translation (`background`: on the worker that never delays a final)."""
+        ...
+
+    def background_turn(self) -> AbstractAsyncContextManager[None]:
+        """Held while one background translation is picked and run (after foreground work)."""
         ...
 
 

@@ -85,13 +85,18 @@ class SpeakerCaptions:
         endpoint: EndpointConfig | None = None,
         gap_s: float = DEFAULT_GAP_S,
         lang: str | None = None,
+        on_closing: Callable[[str], None] | None = None,
     ) -> None:
         """`recognizer`: this speaker's own (`translation.speech_engines.open_recognizer`), closed
         with the captions; `endpoint`: server-side endpointing (None: Vosk's own rules);
         `gap_s`: no audio for this long closes an open utterance (with `endpoint` only);
-        `lang`: the speaker's language (its sentence-end rule, if any, adapts the silence)."""
+        `lang`: the speaker's language (its sentence-end rule, if any, adapts the silence);
+        `on_closing(text)`: an utterance is being closed, its latest partial was `text` (posted
+        to the loop before the recognizer's final, which comes after it has decoded the
+        closing silence: 40-300 ms)."""
         self.loop = loop
         self.on_result = on_result
+        self.on_closing = on_closing
         self.dropped_bytes = 0
         self.fed_bytes = 0
         self.gap_s = gap_s
@@ -99,12 +104,19 @@ class SpeakerCaptions:
         self.closed_by: dict[str, int] = {}
         self._recognizer = recognizer
         self._driver = (
-            UtteranceDriver(Endpointer(endpoint, finished_rule(lang)), recognizer, self._driven)
+            UtteranceDriver(
+                Endpointer(endpoint, finished_rule(lang)), recognizer, self._driven, self._event
+            )
             if endpoint is not None
             else None
         )
         self._last_audio = time.monotonic()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=int(max_backlog_s * 50))
+        #: (audio, when it was queued); None stops the thread
+        self._queue: queue.Queue[tuple[bytes, float] | None] = queue.Queue(
+            maxsize=int(max_backlog_s * 50)
+        )
+        self._batch = (0.0, 0.0)  # the batch being decoded: its newest chunk queued, dequeued
+        self._ended_at = 0.0  # when the driver reached the latest `End`
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -127,14 +139,15 @@ class SpeakerCaptions:
         return self._driver.endpointer.fed_bytes
 
     def _put(self, pcm: bytes) -> None:
+        item = (pcm, time.monotonic())
         while True:
             try:
-                self._queue.put_nowait(pcm)
+                self._queue.put_nowait(item)
                 return
             except queue.Full:
                 try:
                     dropped = self._queue.get_nowait()
-                    self.dropped_bytes += len(dropped or b"")
+                    self.dropped_bytes += len(dropped[0]) if dropped else 0
                 except queue.Empty:
                     pass
 
@@ -168,23 +181,25 @@ class SpeakerCaptions:
         try:
             while True:
                 try:
-                    chunk = self._queue.get(timeout=0.05)
+                    item = self._queue.get(timeout=0.05)
                 except queue.Empty:
                     self._check_gap()
                     continue
-                pending = [chunk]
-                size = len(chunk or b"")
+                pending = [item]
+                size = len(item[0]) if item else 0
                 # Batch what has queued, up to 250 ms: fewer calls when behind, yet partials
                 # still come out while the speaker talks.
-                while chunk and size < MAX_BATCH_BYTES and not self._queue.empty():
-                    chunk = self._queue.get_nowait()
-                    pending.append(chunk)
-                    size += len(chunk or b"")
-                audio = b"".join(c for c in pending if c)
+                while item and item[0] and size < MAX_BATCH_BYTES and not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    pending.append(item)
+                    size += len(item[0]) if item else 0
+                queued = max((i[1] for i in pending if i is not None), default=time.monotonic())
+                self._batch = (queued, time.monotonic())
+                audio = b"".join(i[0] for i in pending if i)
                 if audio:
                     self._last_audio = time.monotonic()
                     self._decode(audio)
-                if pending[-1] == _FLUSH:
+                if pending[-1] is not None and pending[-1][0] == _FLUSH:
                     self._end_utterance("flush")
                 if pending[-1] is None:
                     self._end_utterance("flush")
@@ -201,10 +216,30 @@ class SpeakerCaptions:
         else:
             self._driver.process(audio)
 
+    def _event(self, event: object, position: float) -> None:
+        if isinstance(event, End):
+            self._ended_at = time.monotonic()
+            text = self._driver.last_partial if self._driver is not None else ""
+            if text and self.on_closing is not None:
+                try:
+                    self.loop.call_soon_threadsafe(self.on_closing, text)
+                except RuntimeError:  # the loop is closed
+                    pass
+
     def _driven(self, result: SpeechResult, end: End | None) -> None:
-        """A result of the recognizer: counted by what closed it if final, then posted."""
+        """A result of the recognizer: counted by what closed it if final, then posted (a
+        final with where its time went: `SpeechResult.timing`)."""
         if result.final:
             self._count(end.reason if end is not None else "model")
+            queued, dequeued = self._batch
+            result.timing.update(
+                queued=queued,
+                dequeued=dequeued,
+                ended=self._ended_at or dequeued,
+                closed=time.monotonic(),
+                silence=end.silence_s if end is not None else 0.0,
+                backlog=self._queue.qsize(),
+            )
         self._post(result)
 
     def _end_utterance(self, reason: str) -> None:

@@ -31,6 +31,7 @@ from server import metrics
 from server.background import TaskSet
 from server.config import Settings
 from server.handlers.chat import Translating
+from server.media_sessions import caption_timing
 from server.media_sessions.live_lines import LiveLine
 from server.media_sessions.reoffers import PendingAnswers
 from server.media_sessions.subtitles import (
@@ -156,6 +157,7 @@ class MediaSessions(Generic[S]):
         self.recognizers = services.recognizers
         self.sessions: dict[str, S] = {}
         self._tasks = TaskSet()
+        self._trace = caption_timing.tracing()
 
     # ------------------------------------------------------------------ what a kind says
 
@@ -315,6 +317,7 @@ class MediaSessions(Generic[S]):
                 spawn=self._tasks.spawn,
                 on_partial=lambda text, utterance: self._partial(session, member, text, utterance),
                 on_final=lambda line: self._final(session, member, line),
+                on_closing=lambda text, _: self._prefetch_final(session, member, text),
                 origin=session.started,
                 name=f"captions-{member.peer_id}",
                 recognizers=self.recognizers,
@@ -326,6 +329,7 @@ class MediaSessions(Generic[S]):
                 translate=lambda text, lang: self._translate_partial(session, member, text, lang),
                 emit=lambda text, shown: self._send_partial(session, member, text, shown),
                 spawn=self._tasks.spawn,
+                turn=self._partial_turn,
             )
         session.members[member.sid] = member
         try:
@@ -581,6 +585,11 @@ class MediaSessions(Generic[S]):
             return set()
         return self.reader_languages(session, member)
 
+    def _partial_turn(self) -> AbstractAsyncContextManager[None]:
+        """An open line's turn to translate: the service's background lane (see LiveLine)."""
+        service = self.translation
+        return service.background_turn() if service is not None else nullcontext()
+
     async def _translate_partial(
         self, session: S, member: Member, text: str, lang: str
     ) -> str | None:
@@ -626,18 +635,34 @@ class MediaSessions(Generic[S]):
                 live.finished(line.utterance)
         metrics.subtitle_sent(session.started + line.end)
 
-    async def _send_final(
-        self, session: S, member: Member, line: FinalLine, live: LiveLine | None
-    ) -> None:
+    async def _translate_final(
+        self, session: S, member: Member, text: str
+    ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
+        """A line in every reader language (trade terms and the session's glossary apply)."""
         languages = self.reader_languages(session, member)
         glossary = None
         if languages - {member.lang} and self.translation is not None:
             glossary = await self.line_glossary(session)
-        translations, errors = await translate_line(
-            self.translation, line.text, member.lang, languages, glossary
-        )
+        return await translate_line(self.translation, text, member.lang, languages, glossary)
+
+    async def _prefetch_final(self, session: S, member: Member, text: str) -> None:
+        """An utterance is closing and `text` was its latest partial, which its Vosk final
+        almost always repeats: translate it now, while the recognizer decodes the closing
+        silence, so the final finds its translation done or running (the service coalesces
+        and caches). Whisper decodes its final afresh: nothing to guess there."""
+        subtitles = member.subtitles
+        if subtitles is None or subtitles.engine == WHISPER or not self._current(session, member):
+            return
+        await self._translate_final(session, member, text)
+
+    async def _send_final(
+        self, session: S, member: Member, line: FinalLine, live: LiveLine | None
+    ) -> None:
+        translations, errors = await self._translate_final(session, member, line.text)
+        line.timing["translated"] = time.monotonic()
         # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
         await self.keep_line(session, member, line, translations, errors)
+        line.timing["kept"] = time.monotonic()
         base = {**self._subtitle(session, member, line.text), "final": True}
         base.update(start=line.start, end=line.end)
         lock: AbstractAsyncContextManager[Any] = live.lock if live is not None else nullcontext()
@@ -651,3 +676,6 @@ class MediaSessions(Generic[S]):
                 await self.sio.emit("subtitle", payload, room=room)
             if live is not None:
                 live.finished(line.utterance)
+        if self._trace:
+            line.timing["emitted"] = time.monotonic()
+            caption_timing.log_final(member.identity.id, line.utterance, line.timing)

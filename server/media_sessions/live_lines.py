@@ -2,10 +2,13 @@
 reader language, re-translated as the stable source prefix grows (`translation.retranslation`).
 
 Per speaker and reader language at most one translation runs at a time, started at most every
-`interval_s`; when it ends, the newest stable prefix waiting is translated next (older ones
-are skipped). Each distinct text is translated once per language (the translation service
-caches and coalesces). Finals never wait for this: when a final arrives, the line moves on to
-the next utterance and whatever was still running for the old one is dropped. Snapshots go out
+`interval_s` and only in its turn (`turn()`: the translation service's background lane, free
+while no final line or message is translated); the text is picked when the turn comes, so the
+newest stable prefix is translated and older ones are skipped, and a line that moved on while
+it waited (its final came) translates nothing more. Each distinct text is translated once per
+language (the translation service caches and coalesces). Finals never wait for this: when a
+final arrives, the line moves on to the next utterance and whatever was still running for the
+old one is dropped. Snapshots go out
 through `emit` one at a time, in order; the owner emits the final under the same `lock`, so
 no partial of an utterance follows its final and none of the next utterance precedes it.
 """
@@ -16,6 +19,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from server.media_sessions.subtitles import Spawn
 from translation.retranslation import Shown, SourcePrefix, TargetCommit
@@ -40,6 +44,8 @@ def guess_from_env() -> bool:
 #: (source text, language) -> its translation; None: no engine for the pair
 Translate = Callable[[str, str], Awaitable[str | None]]
 Emit = Callable[[str, dict[str, Shown]], Awaitable[None]]  # source partial, shown per language
+#: waits for (and holds) a turn to translate (`TranslationService.background_turn`)
+Turn = Callable[[], AbstractAsyncContextManager[None]]
 
 
 class LiveLine:
@@ -56,10 +62,12 @@ class LiveLine:
         spawn: Spawn,
         interval_s: float = PARTIAL_TRANSLATION_INTERVAL_S,
         guess: bool | None = None,
+        turn: Turn = nullcontext,
     ) -> None:
         """`targets()`: the reader languages now (other than `lang`); `agreed()`: whether the
         recognizer's partials are already stable (Whisper's agreed prefix); `guess`: translate
-        a guess before the first agreement (None: `guess_from_env`)."""
+        a guess before the first agreement (None: `guess_from_env`); `turn()`: held while one
+        translation is picked and run (default: no wait)."""
         self.lang = lang
         self.lock = asyncio.Lock()  # held while a snapshot or the final goes out
         self.utterance = 0
@@ -73,6 +81,7 @@ class LiveLine:
         self._emit = emit
         self._spawn = spawn
         self._interval_s = interval_s
+        self._turn = turn
         self._guess = guess_from_env() if guess is None else guess
         self._held: str | None = None  # a partial of a later utterance (its final is pending)
         self._reset()
@@ -136,10 +145,13 @@ class LiveLine:
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-                text, guess = self._wanted.pop(lang)
-                self._last_start[lang] = time.monotonic()
-                self.translations += 1
-                result = await self._translate(text, lang)
+                async with self._turn():
+                    if self.utterance != utterance or self.stopped or lang not in self._wanted:
+                        return  # the line moved on while waiting: nothing more for it
+                    text, guess = self._wanted.pop(lang)  # the newest, once its turn came
+                    self._last_start[lang] = time.monotonic()
+                    self.translations += 1
+                    result = await self._translate(text, lang)
                 if self.utterance != utterance or self.stopped:
                     return
                 if result is None:  # no engine for the pair: no partial translations

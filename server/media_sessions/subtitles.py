@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class FinalLine:
     start: float
     end: float
     utterance: int = 0  # the speaker's utterances count from 0; its partials carry the same
+    #: monotonic stamps of where its time went (`SpeechResult.timing`, then the delivery's)
+    timing: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
 
 class WallClock:
@@ -95,7 +97,9 @@ class SpeakerSubtitles:
     says the speaker's track ended (the open utterance is closed at once). Audio that
     arrives while the model loads is kept (up to 20 s). `on_partial(text, utterance)` and
     `on_final(line)` run as tasks through `spawn`; finals run one at a time, in order; a
-    partial and the final of the same utterance carry the same `utterance` number.
+    partial and the final of the same utterance carry the same `utterance` number;
+    `on_closing(text, utterance)` (optional) runs when the endpointer closes an utterance,
+    with its latest partial, before the recognizer's final.
     `stop()` closes the open utterance and waits until its final has been delivered; after
     it nothing more is reported. Endpointing settings come from the environment
     (`server.media_sessions.captions.endpoint_config_from_env`) unless `endpoint` is given;
@@ -114,6 +118,7 @@ class SpeakerSubtitles:
         name: str = "captions",
         endpoint: EndpointConfig | str | None = "env",
         recognizers: OpenRecognizer | None = None,
+        on_closing: Callable[[str, int], Coroutine[Any, Any, Any]] | None = None,
     ) -> None:
         self.lang = lang
         self._open_recognizer = recognizers or open_recognizer
@@ -128,6 +133,7 @@ class SpeakerSubtitles:
         self._spawn = spawn
         self._on_partial = on_partial
         self._on_final = on_final
+        self._on_closing = on_closing
         self._early: list[bytes] = []
         self._early_bytes = 0
         self._finals = asyncio.Lock()
@@ -187,6 +193,7 @@ class SpeakerSubtitles:
             endpoint=endpoint_for(self.engine, self.endpoint),  # type: ignore[arg-type]
             gap_s=self.gap_s,
             lang=self.lang,
+            on_closing=self._utterance_closing if self._on_closing is not None else None,
         )
         for chunk in self._early:
             self.captions.feed(chunk)
@@ -230,10 +237,15 @@ class SpeakerSubtitles:
         async with self._finals:
             pass
 
+    def _utterance_closing(self, text: str) -> None:
+        if self._on_closing is not None and not self._stopped and text.strip():
+            self._spawn(self._on_closing(text, self.utterance))
+
     def _on_result(self, result: SpeechResult) -> None:
         if self._stopped or not result.text.strip():
             return
         if result.final:
+            result.timing["loop"] = time.monotonic()
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._delivering.add(done)
             self._spawn(self._final(result, self.utterance, done))
@@ -261,6 +273,7 @@ class SpeakerSubtitles:
                 round(self.clock.wall(result.start or 0.0), 2),
                 round(self.clock.wall(result.end or 0.0), 2),
                 utterance,
+                {**result.timing, "delivering": time.monotonic()},
             )
             try:
                 await self._on_final(line)

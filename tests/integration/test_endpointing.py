@@ -224,8 +224,42 @@ def test_settings_from_the_environment():
 # ---------------------------------------------------------------- with the recognizer
 
 
+def recognized_ends(model, pcm: bytes, chunk: int) -> list[float]:
+    """Stream seconds of each `End` for Korean (adaptive silence) with the real recognizer,
+    `pcm` given to the driver `chunk` bytes at a time."""
+    ends: list[float] = []
+    driver = UtteranceDriver(
+        Endpointer(EndpointConfig(), korean_finished),
+        StreamingRecognizer(model),
+        on_event=lambda event, at: ends.append(round(at, 2)) if isinstance(event, End) else None,
+    )
+    for offset in range(0, len(pcm), chunk):
+        driver.process(pcm[offset : offset + chunk])
+    return ends
+
+
+def test_audio_taken_in_big_batches_ends_where_20ms_chunks_do(ko_model, speech):
+    """A captions thread behind real time takes 250 ms of audio at once; the adaptive rule
+    still decides on a partial of the audio before each pause (the driver feeds the
+    recognizer between 90 ms steps), so the lines end where they do in real time, not at the
+    longer unfinished-sentence silence the partial from before the batch would ask for."""
+    pcm = silence(1.0) + (speech + silence(2.0)) * 3
+    live = recognized_ends(ko_model, pcm, 640)
+    assert len(live) == 3, live
+    assert recognized_ends(ko_model, pcm, 8000) == live
+
+
 async def captions_of(
-    model, chunks, *, config=None, gap_s=0.5, wait_s=3.0, close=False, lang=None, pool=RECOGNIZERS
+    model,
+    chunks,
+    *,
+    config=None,
+    gap_s=0.5,
+    wait_s=3.0,
+    close=False,
+    lang=None,
+    pool=RECOGNIZERS,
+    on_closing=None,
 ):
     """Feed `chunks` (bytes, or a float: sleep that long) in real time; collect finals."""
     loop = asyncio.get_running_loop()
@@ -242,6 +276,7 @@ async def captions_of(
         endpoint=config or EndpointConfig(),
         gap_s=gap_s,
         lang=lang,
+        on_closing=on_closing,
     )
     last = time.monotonic()
     for chunk in chunks:
@@ -266,6 +301,22 @@ async def test_digital_silence_after_the_clip_gives_its_final(ko_model, speech, 
     [(_, final)] = finals
     assert like_direct(final.text, direct_text), (final.text, direct_text)
     assert captions.closed_by == {"silence": 1}
+
+
+async def test_a_closing_line_is_announced_with_its_last_partial_before_its_final(ko_model, speech):
+    """When the endpointer closes a line, its latest partial is posted at once (the server
+    translates it while the recognizer decodes the closing silence): before the final, with
+    what the final says (a tolerance: live recognizer words)."""
+    closing: list[tuple[float, str]] = []
+    finals, _, _ = await captions_of(
+        ko_model,
+        [speech + silence(1.5), speech + silence(1.5)],
+        lang="ko",
+        on_closing=lambda text: closing.append((time.monotonic(), text)),
+    )
+    assert len(finals) == 2 and len(closing) == 2, (finals, closing)
+    for (announced, text), (arrived, final) in zip(closing, finals, strict=True):
+        assert announced <= arrived and cer(text, final.text) <= 0.2, (text, final.text)
 
 
 async def test_audio_that_stops_arriving_gives_the_final(ko_model, speech, direct_text):

@@ -11,10 +11,12 @@ import asyncio
 import wave
 from pathlib import Path
 
+from server.media_sessions.live_lines import LiveLine
 from tests.integration.test_calls import SPEECH, app_url, people, start_call  # noqa: F401  (fixtures)
 from tests.support.call_clients import CallClient, speech_with_pauses
 from tests.support.peers import Peer
 from translation.retranslation import Shown, SourcePrefix, TargetCommit, normalized_erasure
+from translation.service import TranslationService
 from translation.translator import Translator
 
 
@@ -170,3 +172,56 @@ def test_before_two_partials_agree_a_guess_is_translated_sooner():
     commit = TargetCommit("en")
     assert commit.update("the price", guess=True) == Shown("the price", 0)
     assert commit.update("the price is").text == "the price"
+
+
+async def test_an_open_line_translates_its_newest_text_once_its_turn_comes(translator):
+    """While the translation lane is busy (a turn held here, as a final's translation would),
+    the open line's partials grow; when the turn comes only the newest is translated (the
+    older texts are dropped, never computed), and a line whose final came while it waited
+    translates nothing."""
+    service = TranslationService(translator)
+    tasks: set[asyncio.Task] = set()
+    shown: list[dict[str, Shown]] = []
+
+    async def emit(text: str, translations: dict[str, Shown]) -> None:
+        shown.append(translations)
+
+    def line() -> LiveLine:
+        return LiveLine(
+            "es",
+            targets=lambda: {"en"},
+            agreed=lambda: True,  # each partial as it is (Whisper's agreed text)
+            translate=lambda text, lang: service.translate(text, "es", lang, background=True),
+            emit=emit,
+            spawn=lambda coro: tasks.add(asyncio.ensure_future(coro)),
+            interval_s=0.0,
+            turn=service.background_turn,
+        )
+
+    async def settle() -> None:
+        while any(not t.done() for t in tasks):
+            await asyncio.gather(*tasks)
+
+    words = "las arenas blanquecinas se extendían hasta el horizonte".split()
+    try:
+        open_line = line()
+        async with service.background_turn():
+            for n in range(2, len(words) + 1):
+                open_line.partial(" ".join(words[:n]), 0)
+                await asyncio.sleep(0)
+        await settle()
+        newest = await service.translate(" ".join(words), "es", "en")
+        assert service.stats.computed == 1, service.stats  # the older texts never translated
+        expected = TargetCommit("en").update(newest, False)  # the newest, as the line shows it
+        assert shown[-1]["en"] == expected and open_line.translations == 1, shown[-1]
+
+        closed = line()
+        async with service.background_turn():
+            closed.partial("el precio es final", 0)
+            await asyncio.sleep(0)
+            async with closed.lock:
+                closed.finished(0)  # its final went out while the open line waited
+        await settle()
+        assert service.stats.computed == 1 and closed.translations == 0, service.stats
+    finally:
+        service.close()

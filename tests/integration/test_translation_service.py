@@ -138,3 +138,35 @@ async def test_background_translations_never_queue_ahead_of_a_final(service):
     assert "precio" in final and all("mil" in r for r in results), (final, results)
     again = await service.translate(sentence.format("two"), "en", "es")
     assert again == results[0] and service.stats.cache_hits == 1
+
+
+async def test_a_final_is_translated_before_queued_open_line_translations(service):
+    """Open-line translations take turns on the background lane, and a turn is not given while
+    a final (foreground) translation computes: finals asked for after five queued open-line
+    translations all finish before every one of them but the one already running, and a final
+    whose text an open line waits to translate is computed at once, not joined to that wait."""
+    done: list[str] = []
+    sentence = "We can ship {} thousand units next month if you confirm the order today."
+    finals = [sentence.format("nine"), "The price is final.", "Delivery by Friday, please."]
+
+    async def open_line(text: str) -> str:
+        async with service.background_turn():
+            result = await service.translate(text, "en", "es", background=True)
+        done.append("open")
+        return result
+
+    async def final(text: str) -> str:
+        result = await service.translate(text, "en", "es")
+        done.append("final")
+        return result
+
+    queued = [
+        asyncio.create_task(open_line(sentence.format(n)))
+        for n in ("two", "three", "four", "five", "nine")
+    ]
+    await asyncio.sleep(0)  # the first open line has the lane; the others wait for turns
+    results = await asyncio.gather(*(final(text) for text in finals))
+    opened = await asyncio.gather(*queued)
+    assert done[:4].count("final") == 3 and done[4:] == ["open"] * (len(done) - 4), done
+    assert opened[-1] == results[0] and "mil" in results[0], (opened, results)
+    assert service.stats.computed == 7  # the queued "nine" found the final's translation
