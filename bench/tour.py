@@ -219,54 +219,64 @@ class Viewer:
             task.cancel()
 
 
-async def pool(sock: str, count: int, prefix: str) -> None:
-    """A viewer process: `count` viewers; on each stdin line, print their frame counts."""
-    _no_decoding()
+async def answer_counts(viewers: list, row) -> None:
+    """A viewer process's loop: on each stdin line "counts", print `row(viewer)` for every
+    viewer as one JSON line; any other line (or EOF) ends it."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while (await reader.readline()).strip() == b"counts":
+        sys.stdout.write(json.dumps([row(v) for v in viewers]) + "\n")
+        sys.stdout.flush()
+
+
+async def pool(sock: str, count: int, prefix: str) -> None:
+    """A viewer process: `count` viewers; on each stdin line, print their frame counts."""
+    _no_decoding()
     signal = await Signal.connect(sock)
     viewers = [Viewer(f"{prefix}{i}") for i in range(count)]
     for viewer in viewers:
         await viewer.join(signal)
-    while (await reader.readline()).strip() == b"counts":
-        counts = [[v.video, v.audio, v.first_keyframe is not None] for v in viewers]
-        sys.stdout.write(json.dumps(counts) + "\n")
-        sys.stdout.flush()
+    await answer_counts(viewers, lambda v: [v.video, v.audio, v.first_keyframe is not None])
     for viewer in viewers:
         await viewer.close()
     signal.close()
 
 
 class Pool:
-    """A viewer pool subprocess."""
+    """A viewer pool subprocess (`python -m MODULE --pool ARGS...`): the clients' CPU stays
+    apart from the servers'."""
 
-    def __init__(self, sock: str, count: int, prefix: str) -> None:
+    def __init__(self, args: list[str], module: str = "bench.tour", env: dict | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--pool", sock, str(count), prefix],
+            [sys.executable, "-m", module, "--pool", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
 
     async def counts(self) -> list[list]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("counts\n")
         self.proc.stdin.flush()
         line = await asyncio.get_running_loop().run_in_executor(None, self.proc.stdout.readline)
-        return json.loads(line)
+        return json.loads(line) if line else []
 
     def stop(self) -> None:
         try:
+            assert self.proc.stdin is not None
             self.proc.stdin.write("quit\n")
             self.proc.stdin.flush()
-            self.proc.wait(15)
+            self.proc.wait(20)
         except Exception:
             self.proc.kill()
             self.proc.wait()
 
 
-async def _all_counts(pools: list[Pool]) -> list[list]:
+async def all_counts(pools: list[Pool]) -> list[list]:
+    """Every pool's viewers' counts (a pool still joining answers late)."""
     return [row for p in pools for row in await p.counts()]
 
 
@@ -301,19 +311,19 @@ async def run_case(mode: str, viewers: int, seconds: float, per_pool: int) -> di
         await host.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         await asyncio.sleep(0.5)
         sizes = [min(per_pool, viewers - i) for i in range(0, viewers, per_pool)]
-        pools = [Pool(sock, n, f"p{i}v") for i, n in enumerate(sizes)]
+        pools = [Pool([sock, str(n), f"p{i}v"]) for i, n in enumerate(sizes)]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            if all(row[2] for row in await _all_counts(pools)):
+            if all(row[2] for row in await all_counts(pools)):
                 break
         await asyncio.sleep(1.0)  # steady state
         procs = [server.pid, *(p.proc.pid for p in pools)]
         cpu0 = [proc_cpu(pid) for pid in procs]
         own0, wall0 = time.process_time(), time.monotonic()
-        counts0 = await _all_counts(pools)
+        counts0 = await all_counts(pools)
         await asyncio.sleep(seconds)
-        counts1 = await _all_counts(pools)
+        counts1 = await all_counts(pools)
         cpu1 = [proc_cpu(pid) for pid in procs]
         own1, wall = time.process_time(), time.monotonic() - wall0
         fps = [(b[0] - a[0]) / wall for a, b in zip(counts0, counts1, strict=True)]

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.tour import WAV, _no_decoding, proc_cpu  # noqa: E402
+from bench.tour import (  # noqa: E402
+    WAV,
+    Pool,
+    Viewer,
+    _no_decoding,
+    all_counts,
+    answer_counts,
+    proc_cpu,
+)
 from tests.support.gauges import gauges as read_gauges  # noqa: E402
 from tests.support.hosts import LOOPBACK, NETNS, Host, Hosts  # noqa: E402
 from tests.support.peers import SECRET, Peer, new_user, token_for  # noqa: E402
@@ -51,18 +58,14 @@ ENV = {
 }
 
 
-class CountingViewer:
-    """A receive-only tour viewer: counts video and audio frames (nothing decoded)."""
+class CountingViewer(Viewer):
+    """bench/tour.py's counting viewer, signalled over Socket.IO (`tour.join`, re-offers)."""
 
     def __init__(self, peer: Peer) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from aiortc import RTCSessionDescription
 
+        super().__init__(peer.identity.id)
         self.peer = peer
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video = 0
-        self.audio = 0
-        self.tasks: list[asyncio.Task] = []
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._count(t))))
 
         @peer.sio.on("tour.offer")
         async def on_offer(data: dict) -> None:  # a re-offer (tracks added later)
@@ -70,19 +73,6 @@ class CountingViewer:
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             answer = {"tour_id": data["tour_id"], "sdp": self.pc.localDescription.sdp}
             await peer.call("tour.answer", answer)
-
-    async def _count(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
-
-        try:
-            while True:
-                await track.recv()
-                if track.kind == "video":
-                    self.video += 1
-                else:
-                    self.audio += 1
-        except (MediaStreamError, asyncio.CancelledError):
-            pass
 
     async def join(self, tour_id: str) -> None:
         from aiortc import RTCSessionDescription
@@ -101,9 +91,7 @@ class CountingViewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
 
     async def close(self) -> None:
-        await self.pc.close()
-        for task in self.tasks:
-            task.cancel()
+        await super().close()
         await self.peer.close()
 
 
@@ -111,9 +99,6 @@ async def pool(urls: list[str], tour_id: str, count: int) -> None:
     """A viewer process: `count` viewers (sockets alternating over `urls`); on each stdin line
     "counts", print their [video, audio] frame counts."""
     _no_decoding()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     viewers = []
     for i in range(count):
         peer = Peer(new_user("buyer", "en"))
@@ -123,56 +108,16 @@ async def pool(urls: list[str], tour_id: str, count: int) -> None:
         )
         viewers.append(viewer)
         await viewer.join(tour_id)
-    while (await reader.readline()).strip() == b"counts":
-        sys.stdout.write(json.dumps([[v.video, v.audio] for v in viewers]) + "\n")
-        sys.stdout.flush()
+    await answer_counts(viewers, lambda v: [v.video, v.audio])
     for viewer in viewers:
         with contextlib.suppress(Exception):
             await viewer.close()
 
 
-class Pool:
-    """A viewer pool subprocess (the clients' CPU stays apart from the host's and the nodes')."""
-
-    def __init__(self, urls: list[str], tour_id: str, count: int) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.tour_relay",
-                "--pool",
-                json.dumps(urls),
-                tour_id,
-                str(count),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "BENCH_SECRET": SECRET.decode()},
-        )
-
-    async def counts(self) -> list[list[int]]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("counts\n")
-        self.proc.stdin.flush()
-        line = await asyncio.get_running_loop().run_in_executor(None, self.proc.stdout.readline)
-        return json.loads(line) if line else []
-
-    def stop(self) -> None:
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-            self.proc.wait(20)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-
-
-async def all_counts(pools: list[Pool]) -> list[list[int]]:
-    """Every pool's viewers' [video, audio] counts (a pool still joining answers late)."""
-    return [row for p in pools for row in await p.counts()]
+def relay_pool(urls: list[str], tour_id: str, count: int) -> Pool:
+    """A viewer pool subprocess of this module."""
+    args = [json.dumps(urls), tour_id, str(count)]
+    return Pool(args, "bench.tour_relay", {"BENCH_SECRET": SECRET.decode()})
 
 
 async def gauges(host: Host) -> dict[str, float]:
@@ -213,7 +158,9 @@ async def run_case(
                 offset = 0
                 for size in sizes:  # each pool's viewers alternate over the other nodes
                     pools.append(
-                        Pool(urls[offset % len(urls) :] + urls[: offset % len(urls)], tid, size)
+                        relay_pool(
+                            urls[offset % len(urls) :] + urls[: offset % len(urls)], tid, size
+                        )
                     )
                     offset += size
                 deadline = time.monotonic() + 60

@@ -481,6 +481,23 @@ def host_tour(host: Page, title: str) -> str:
     return host.locator("#tour-share").input_value()
 
 
+def watch_across(
+    cluster: Cluster, new_page, browser, title: str, viewer_lang: str
+) -> tuple[Page, Page, str]:
+    """An English host's page on node A starts `title`; a viewer's page on node B, signed in
+    with `viewer_lang`, watches it. Returns (host, viewer, tour id)."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    host = new_page(on=browser)
+    viewer = new_page(on=browser)
+    sign_in(host, a.url, "Hana Host", "supplier", "en")
+    sign_in(viewer, b.url, "Vic Viewer", "buyer", viewer_lang)
+    share = host_tour(host, title)
+    viewer.goto(share.replace(a.url, b.url))
+    wait_tour_video(viewer)
+    expect(host.locator("#tour-count")).to_have_text("1 watching")
+    return host, viewer, host.evaluate("tradetalk.tour.active.tour.id")
+
+
 def test_a_tour_viewer_joins_again_after_its_socket_drops(
     new_page, web_server, shot, media_browser
 ) -> None:
@@ -512,16 +529,7 @@ def test_tour_moves_between_media_processes_in_the_browser(
 ) -> None:
     """The host's page on A, a viewer's on B; SIGTERM of the media owner, then kill -9 of the
     next one: the host publishes again and the viewer joins again, both by themselves."""
-    a, b = cluster.nodes["A"], cluster.nodes["B"]
-    host = new_page(on=media_browser)
-    viewer = new_page(on=media_browser)
-    sign_in(host, a.url, "Hana Host", "supplier", "en")
-    sign_in(viewer, b.url, "Vic Viewer", "buyer", "en")
-    share = host_tour(host, "Moving tour")
-    viewer.goto(share.replace(a.url, b.url))
-    wait_tour_video(viewer)
-    expect(host.locator("#tour-count")).to_have_text("1 watching")
-    tour_id = host.evaluate("tradetalk.tour.active.tour.id")
+    host, viewer, tour_id = watch_across(cluster, new_page, media_browser, "Moving tour", "en")
     placed = cluster.owner(tour_id)
     first = cluster.node_of(placed["owner"])
     assert first.name in ("C", "D"), placed

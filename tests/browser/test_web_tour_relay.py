@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
 from tests.browser.test_web_cluster import (
     RECORD_TOUR,
     TOUR_NEW_PC,
     TOUR_STATE,
     Cluster,
-    host_tour,
     wait_tour_video,
+    watch_across,
 )
 
 
@@ -37,16 +36,7 @@ def test_a_relayed_viewer_watches_and_rejoins_when_its_relay_dies(
     relay_cluster: Cluster, new_page, shot, media_browser
 ) -> None:
     cluster = relay_cluster
-    a, b = cluster.nodes["A"], cluster.nodes["B"]
-    host = new_page(on=media_browser)
-    viewer = new_page(on=media_browser)
-    sign_in(host, a.url, "Hana Host", "supplier", "en")
-    sign_in(viewer, b.url, "Vera Visor", "buyer", "es")
-    share = host_tour(host, "Línea de prensas")
-    viewer.goto(share.replace(a.url, b.url))
-    wait_tour_video(viewer)
-    expect(host.locator("#tour-count")).to_have_text("1 watching")
-    tour_id = host.evaluate("tradetalk.tour.active.tour.id")
+    host, viewer, tour_id = watch_across(cluster, new_page, media_browser, "Línea de prensas", "es")
     owner = cluster.node_of(cluster.owner(tour_id)["owner"])
     relay = cluster.nodes["D" if owner.name == "C" else "C"]
     owner_log = owner.server.log.read_text()

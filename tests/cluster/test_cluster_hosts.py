@@ -124,6 +124,15 @@ class Room:
         self.clients.append(client)
         return client
 
+    async def start_tour(self, host: Peer, title: str, lang: str = "ko") -> tuple[str, str]:
+        """`host` starts a tour: its id and the node its media was placed on."""
+        started = await host.call("tour.start", {"title": title, "lang": lang})
+        assert started["ok"], started
+        tid = started["tour"]["id"]
+        owner = await self.owner(tid)
+        assert owner, f"tour {tid} has no media owner"
+        return tid, owner
+
     async def owner(self, session_id: str) -> str | None:
         """The node that owns a call/tour's media, from Redis `tt:media:{id}`."""
         record = await self.redis.get(f"tt:media:{session_id}")
@@ -385,10 +394,7 @@ async def test_tour_with_viewers_on_three_hosts(tmp_path) -> None:
         c = room.cluster
         print(f"[cluster] mode {c.mode}: {c.describe()}")
         host = await room.person(c[0], "ko", role="supplier")
-        started = await host.call("tour.start", {"title": "Line 3: CNC machining", "lang": "ko"})
-        assert started["ok"], started
-        tid = started["tour"]["id"]
-        owner = await room.owner(tid)
+        tid, owner = await room.start_tour(host, "Line 3: CNC machining")
         print(f"[cluster] tour {tid} placed on {owner}")
         assert owner in {h.node_id for h in c.hosts}
 
@@ -713,10 +719,7 @@ async def test_kill_9_of_a_tours_owner_moves_the_tour(tmp_path) -> None:
         print(f"[cluster] mode {c.mode}: {c.describe()}")
         host = await room.person(c[0], "ko", role="supplier")
         viewers = [await room.person(c[0], "ko"), await room.person(c[1], "en")]
-        started = await host.call("tour.start", {"title": "Press shop", "lang": "ko"})
-        assert started["ok"], started
-        tid = started["tour"]["id"]
-        first_owner = await room.owner(tid)
+        tid, first_owner = await room.start_tour(host, "Press shop")
         assert first_owner in {"host3", "host4"}, first_owner
 
         async def publish_and_join(repeats: int) -> tuple[TourClient, list[TourClient]]:
@@ -823,10 +826,7 @@ async def test_sigterm_drain_moves_a_tour_without_losing_a_line(tmp_path) -> Non
         print(f"[cluster] mode {c.mode}: {c.describe()}")
         host = await room.person(c[0], "ko", role="supplier")
         viewer = await room.person(c[1], "ko")
-        started = await host.call("tour.start", {"title": "Paint line", "lang": "ko"})
-        assert started["ok"], started
-        tid = started["tour"]["id"]
-        first_owner = await room.owner(tid)
+        tid, first_owner = await room.start_tour(host, "Paint line")
         assert first_owner in {"host3", "host4"}, first_owner
 
         async def publish_and_join(repeats: int) -> None:

@@ -105,10 +105,8 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         c = room.cluster
         print(f"[relay] {c.describe()}")
         host = await room.person(c[2], "ko", role="supplier")
-        started = await host.call("tour.start", {"title": "Welding line", "lang": "ko"})
-        assert started["ok"], started
-        tid = started["tour"]["id"]
-        owner = room.host_of(await room.owner(tid))
+        tid, owner_id = await room.start_tour(host, "Welding line")
+        owner = room.host_of(owner_id)
         relay = next(h for h in c.hosts[:2] if h is not owner)
         print(f"[relay] owner {owner.name}, relay {relay.name}")
         local_viewer = await room.person(owner, "ko")  # the owner's one local place
