@@ -9,8 +9,8 @@ opens and closes utterances; this recognizer keeps the open utterance's audio an
 - **partials**: re-decodes the growing utterance on its own decode thread (one decode at a
   time per speaker, the newest audio wins; greedy, on a short window) and shows only the
   prefix two successive decodes agree on (``translation.agreement.LocalAgreement``), at a
-  bounded rate (never more than half of one speaker's time busy): every 0.25 s until a first
-  word is agreed, then every 0.5 s;
+  bounded rate (``partial_due``): back to back (at least 0.25 s apart) until a first word is
+  agreed, then every 0.5 s and never more than half of one speaker's time busy;
 - **finals**: at the first moment of silence (the endpointer's ``Pause``) a beam-5 decode of
   the whole utterance starts at once on a thread of its own (a partial not yet past its
   encoder is dropped; one already decoding shares the cores with it); if the
@@ -63,9 +63,9 @@ FINAL_PAD_S = 3.0
 PARTIAL_PAD_S = 2.0
 PARTIAL_MIN_WINDOW_S = 4.0
 PARTIAL_INTERVAL_S = 0.5
-#: Until two decodes agree on a first word, partial decodes may follow each other this closely
-#: (still at most half of the time busy): the first partial comes ~1 s into the speech, not at
-#: the third decode 1.5-2 s in. After that, at least PARTIAL_INTERVAL_S apart.
+#: Until two decodes agree on a first word, partial decodes follow each other back to back,
+#: but at least this far apart (``partial_due``): the first partial comes ~1 s into the speech,
+#: not at the third decode 1.5-2 s in. After that, at least PARTIAL_INTERVAL_S apart.
 FIRST_INTERVAL_S = 0.25
 #: Less speech than this (Silero VAD, ``translation.voice_presence``) in an utterance: no
 #: line, no decode (a beep, a click, a tone, noise).
@@ -82,6 +82,24 @@ def window_for(seconds: float, pad_s: float = WINDOW_PAD_S, min_s: float = MIN_W
     """The encoder window for an utterance of ``seconds``: speech + ``pad_s``, whole seconds,
     between ``min_s`` and 30 s."""
     return float(min(MAX_WINDOW_S, max(min_s, math.ceil(seconds + pad_s))))
+
+
+def partial_due(
+    last_at: float,
+    last_s: float,
+    agreed: bool,
+    interval_s: float = PARTIAL_INTERVAL_S,
+    first_busy: float = 1.0,
+) -> float:
+    """When the next partial decode may start, given when the last one started (`last_at`)
+    and how long it took (`last_s`). Once a first word is agreed: `interval_s` after it, and
+    never sooner than twice its duration (at most half of the time busy). Until then the
+    decodes follow each other `first_busy` x their duration apart (1: back to back), at
+    least `FIRST_INTERVAL_S`: the first partial needs two decodes that agree, and each one
+    sooner is one that hears less."""
+    if agreed:
+        return last_at + max(interval_s, 2 * last_s)
+    return last_at + max(FIRST_INTERVAL_S, first_busy * last_s)
 
 
 def whisper_languages() -> frozenset[str]:
@@ -230,6 +248,8 @@ class WhisperStreamingRecognizer:
         first_partial_s: float = 0.5,
         final_beam_size: int = 5,
         min_speech_s: float = MIN_SPEECH_S,
+        final_pad_s: float = FINAL_PAD_S,
+        first_busy: float = 1.0,
     ) -> None:
         if sample_rate != SAMPLE_RATE:
             raise ValueError("the Whisper recognizer takes 16 kHz audio")
@@ -239,6 +259,8 @@ class WhisperStreamingRecognizer:
         self.first_partial_s = first_partial_s
         self.final_beam_size = final_beam_size
         self.min_speech_s = min_speech_s
+        self.final_pad_s = final_pad_s
+        self.first_busy = first_busy
         self._decoder = decoder
         # partials and finals on threads of their own: a final never queues behind a partial
         # (on an idle machine the two share the cores, the final done when it would have been
@@ -316,7 +338,7 @@ class WhisperStreamingRecognizer:
             return  # nothing said yet (the onset's flicker): no final to prepare
         if self._partial is not None:
             self._partial.cancel.set()
-        self._speculative = self._submit(self.final_beam_size, FINAL_PAD_S, MIN_WINDOW_S)
+        self._speculative = self._submit(self.final_beam_size, self.final_pad_s, MIN_WINDOW_S)
 
     def resume(self) -> None:
         """Sound came back after a pause. The speculative decode is kept until Silero hears
@@ -339,7 +361,7 @@ class WhisperStreamingRecognizer:
         else:
             if self._partial is not None:
                 self._partial.cancel.set()
-            job = self._submit(self.final_beam_size, FINAL_PAD_S, MIN_WINDOW_S)
+            job = self._submit(self.final_beam_size, self.final_pad_s, MIN_WINDOW_S)
         decoded = job.future.result()
         end = job.position if job is self._speculative else (self._paused_at or job.position)
         start = self._utterance_start
@@ -416,8 +438,13 @@ class WhisperStreamingRecognizer:
         if seconds < self.first_partial_s or self._meter.speech_s < self.min_speech_s:
             return
         now = time.monotonic()
-        floor = self.partial_interval_s if self._agreement.committed else FIRST_INTERVAL_S
-        if now - self._last_decode_at < max(floor, 2 * self._last_decode_s):
+        if now < partial_due(
+            self._last_decode_at,
+            self._last_decode_s,
+            bool(self._agreement.committed),
+            self.partial_interval_s,
+            self.first_busy,
+        ):
             return
         # what was shown is the decoder's prefix (as in whisper_streaming): later hypotheses
         # extend it, so one early wrong word does not stop the partials for the utterance

@@ -29,7 +29,13 @@ from translation.speech_engines import (
 )
 from translation.speech_models import SpeechModelMissing
 from translation.voice_presence import SpeechMeter
-from translation.whisper_speech import SpeechResult, WhisperStreamingRecognizer, transcribe_whole
+from translation.whisper_speech import (
+    FIRST_INTERVAL_S,
+    SpeechResult,
+    WhisperDecoder,
+    WhisperStreamingRecognizer,
+    transcribe_whole,
+)
 
 SPEECH = SHARED / "testdata" / "speech"
 MANIFEST = {f["file"]: f for f in json.loads((SPEECH / "manifest.json").read_text())["files"]}
@@ -55,12 +61,19 @@ def model():
 
 
 def live(
-    lang: str, pcm: bytes, realtime: bool = False
+    lang: str,
+    pcm: bytes,
+    realtime: bool = False,
+    recognizer: WhisperStreamingRecognizer | None = None,
 ) -> tuple[list[SpeechResult], WhisperStreamingRecognizer, list[str]]:
-    """Audio through the server's endpointing into a Whisper recognizer, 20 ms at a time: the
-    results, the (closed) recognizer and the endpointer's events by name."""
-    engine, recognizer = open_recognizer(lang, Path("/nonexistent"))
-    assert engine == WHISPER and isinstance(recognizer, WhisperStreamingRecognizer)
+    """Audio through the server's endpointing into a Whisper recognizer (default: the
+    server's), 20 ms at a time: the results, the (closed) recognizer and the endpointer's
+    events by name."""
+    engine = WHISPER
+    if recognizer is None:
+        engine, opened = open_recognizer(lang, Path("/nonexistent"))
+        assert engine == WHISPER and isinstance(opened, WhisperStreamingRecognizer)
+        recognizer = opened
     out: list[SpeechResult] = []
     events: list[str] = []
     driver = UtteranceDriver(
@@ -84,6 +97,37 @@ def live(
 def run_live(lang: str, pcm: bytes, realtime: bool = False) -> list[SpeechResult]:
     """The results of `live`."""
     return live(lang, pcm, realtime)[0]
+
+
+class RecordingDecoder(WhisperDecoder):
+    """The server's decoder, noting each decode: (began, ended, beam, seconds of audio)."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.calls: list[tuple[float, float, int, float]] = []
+
+    def decode(self, audio, lang, beam_size=None, **kwargs):  # type: ignore[no-untyped-def]
+        began = time.monotonic()
+        try:
+            return super().decode(audio, lang, beam_size, **kwargs)
+        finally:
+            beam = beam_size or self.beam_size
+            self.calls.append((began, time.monotonic(), beam, len(audio) / 16000))
+
+
+class TimedRecognizer(WhisperStreamingRecognizer):
+    """The server's recognizer, noting when each piece of audio (and each result) came."""
+
+    def __init__(self, decoder: WhisperDecoder, lang: str) -> None:
+        super().__init__(decoder, lang)
+        self.fed_at: list[float] = []
+        self.partial_at: list[float] = []
+
+    def feed(self, pcm: bytes) -> list[SpeechResult]:
+        self.fed_at.append(time.monotonic())
+        results = super().feed(pcm)
+        self.partial_at += [time.monotonic() for r in results if not r.final]
+        return results
 
 
 def test_packaged_weights_are_verified_and_a_wrong_digest_leaves_nothing(tmp_path, monkeypatch):
@@ -245,3 +289,22 @@ def test_the_speech_meter_hears_speech_not_beeps_fed_in_any_pieces():
     assert beeps.speech_s < 0.1
     pieces.reset()
     assert pieces.speech_s == 0
+
+
+def test_until_a_first_word_is_agreed_partial_decodes_follow_each_other_at_once(model):
+    # the first partial needs two decodes that agree: each early decode starts as soon as the
+    # one before it ended (at most FIRST_INTERVAL_S after its start), not after twice its time
+    decoder = RecordingDecoder(model)
+    recognizer = TimedRecognizer(decoder, "zh")
+    results, _, _ = live("zh", pcm_of(CLIPS["zh"]), realtime=True, recognizer=recognizer)
+    first = recognizer.partial_at[0]
+    early = sorted(c for c in decoder.calls if c[2] == 1 and c[1] <= first)
+    assert len(early) >= 2, early
+    for (began, ended, _, _), (after, _, _, _) in itertools.pairwise(early):
+        due = max(ended, began + FIRST_INTERVAL_S)
+        idle = [t for t in recognizer.fed_at if due < t < after]
+        # one feed may find the decode's future not yet done, one starts the next decode
+        assert len(idle) <= 2, (len(idle), ended - began)
+    first_text = next(r.text for r in results if not r.final)
+    final = next(r.text for r in results if r.final)
+    assert final.startswith(first_text), (first_text, final)
