@@ -392,10 +392,15 @@ SEED_11 = [
 ]
 
 
+ROUNDS = 3
+
+
 def test_paused_speech_is_as_accurate_as_a_direct_decode(ko_model, ko_pcm, tmp_path):
-    """The server's endpointing + recognizer in process (deterministic: 20 ms chunks, no
-    thread), as `bench/pauses.py`: CER within 1.05 x a direct decode of the same file, and
-    fewer lines than the fixed rule makes of it."""
+    """The server's endpointing + recognizer in process (20 ms chunks, no thread), as
+    `bench/pauses.py`: CER within 1.05 x a direct decode of the same file, and fewer lines than
+    the fixed rule makes of it. The Korean Vosk model's text varies from run to run on the
+    same audio (measured in one process: direct CER 0.349-0.362, adaptive 0.309-0.375), so
+    both sides are the mean of `ROUNDS` decodes, not one draw each."""
     from bench.pauses import background, filler, paused_clip, through_pipeline
 
     noise = background(ko_pcm)
@@ -410,8 +415,11 @@ def test_paused_speech_is_as_accurate_as_a_direct_decode(ko_model, ko_pcm, tmp_p
         out.setframerate(16000)
         out.writeframes(played)
     expected = " ".join([KO_REFERENCE] * len(SEED_11))
-    direct = cer(" ".join(r.text for r in transcribe_wav(target, ko_model)), expected)
-    adaptive, _ = through_pipeline(ko_model, played, EndpointConfig(), "ko")
+    direct, paused = [], []
+    for _ in range(ROUNDS):
+        direct.append(cer(" ".join(r.text for r in transcribe_wav(target, ko_model)), expected))
+        adaptive, _ = through_pipeline(ko_model, played, EndpointConfig(), "ko")
+        paused.append(cer(" ".join(adaptive), expected))
     fixed, _ = through_pipeline(ko_model, played, EndpointConfig(), None)
-    assert cer(" ".join(adaptive), expected) <= 1.05 * direct, (adaptive, direct)
+    assert sum(paused) / ROUNDS <= 1.05 * sum(direct) / ROUNDS, (paused, direct, adaptive)
     assert len(adaptive) < len(fixed)
