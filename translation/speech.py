@@ -138,6 +138,11 @@ class StreamingRecognizer:
             self._recognizer.SetWords(True)
         self._bytes_fed = 0
         self._bytes_skipped = 0
+        #: skips since the last final: (bytes fed when it happened, bytes skipped); words fed
+        #: before a skip keep their time (a skip inside an open Vosk utterance: audio dropped,
+        #: or gated after a noise that gave no words), those after it move on
+        self._skips: list[tuple[int, int]] = []
+        self._skipped_before = 0  # bytes skipped before the last final
         self._odd_byte = b""
         self._utterance_start = 0.0
         self._last_partial = ""
@@ -148,9 +153,13 @@ class StreamingRecognizer:
         return (self._bytes_fed + self._bytes_skipped) / (2 * self.sample_rate)
 
     def skip(self, nbytes: int) -> None:
-        """Audio between utterances that is not decoded (gated silence): only the clock
-        moves on, so later results keep stream times. Call it between utterances only."""
+        """Audio that is not decoded (gated silence, audio dropped when behind): only the
+        clock moves on, so later results keep stream times."""
+        self._shift(nbytes)
+
+    def _shift(self, nbytes: int) -> None:
         self._bytes_skipped += nbytes
+        self._skips.append((self._bytes_fed, nbytes))
 
     def feed(self, pcm: bytes) -> list[SpeechResult]:
         """Decode a chunk of 16-bit little-endian mono PCM; return new results (often none)."""
@@ -204,7 +213,7 @@ class StreamingRecognizer:
             final = next((r for r in self.feed(step) if r.final), None)
         if final is None:
             final = self.finish()
-        self._bytes_skipped -= added
+        self._shift(-added)
         if final is not None and final.words:
             final.end = min(final.end or 0.0, self.position)
         return final
@@ -221,6 +230,21 @@ class StreamingRecognizer:
             self._pool.release(self._model, self._recognizer, fed, self.sample_rate)
         self._recognizer = None
 
+    def _stream_word(self, word: dict[str, Any]) -> Word:
+        """A Vosk word on the stream's clock: a reused recognizer's times count on from its
+        earlier streams, and skipped audio was never seen by Vosk."""
+        bps = 2 * self.sample_rate
+        start, end = float(word["start"]) - self._base, float(word["end"]) - self._base
+        fed_at = start * bps + 0.01 * bps  # its first frame (10 ms frames)
+        skipped = self._skipped_before + sum(n for at, n in self._skips if at <= fed_at)
+        shift = skipped / bps
+        return Word(
+            word["word"],
+            round(start + shift, 3),
+            round(end + shift, 3),
+            float(word.get("conf", 1.0)),
+        )
+
     def _final(self, raw: str) -> SpeechResult | None:
         """Turn Vosk's final JSON into a result; empty utterances (silence) give None."""
         result = json.loads(raw)
@@ -229,18 +253,8 @@ class StreamingRecognizer:
         text = result.get("text", "")
         if not text:
             return None
-        # a reused recognizer's times count on from its earlier streams; skipped audio was
-        # never seen by Vosk
-        base = self._base - self._bytes_skipped / (2 * self.sample_rate)
-        words = [
-            Word(
-                w["word"],
-                round(float(w["start"]) - base, 3),
-                round(float(w["end"]) - base, 3),
-                float(w.get("conf", 1.0)),
-            )
-            for w in result.get("result", [])
-        ]
+        words = [self._stream_word(w) for w in result.get("result", [])]
+        self._skipped_before, self._skips = self._bytes_skipped, []
         if words:
             return SpeechResult(text, True, words, words[0].start, words[-1].end)
         return SpeechResult(text, True, [], boundary, self.position)

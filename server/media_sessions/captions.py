@@ -3,8 +3,9 @@
 The media room hands 16 kHz mono PCM to `feed` on the event loop; recognition (≈ one core per
 stream at worst) runs on this speaker's own thread, and each partial or final result is posted
 back to the event loop. The queue is bounded: if recognition falls behind by more than
-`max_backlog_s` of audio, the oldest audio is dropped (and counted) rather than growing
-without limit or delaying captions further.
+`max_backlog_s` of audio, the oldest half of it is dropped (and counted) rather than growing
+without limit or delaying captions further: one gap, not many, and the missing stretch still
+counts on the stream's clock (as gated silence does), so later lines keep their times.
 
 Endpointing (`EndpointConfig`, from the environment by `endpoint_config_from_env`): a
 voice-activity detector (`translation.endpointing`) closes each utterance after a short
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from translation.endpoint_driver import UtteranceDriver
-from translation.endpointing import End, EndpointConfig, Endpointer
+from translation.endpointing import End, EndpointConfig, Endpointer, Skip
 from translation.sentence_ends import finished_rule
 from translation.speech import SpeechResult
 from translation.speech_engines import Recognizer
@@ -111,12 +112,13 @@ class SpeakerCaptions:
             else None
         )
         self._last_audio = time.monotonic()
-        #: (audio, when it was queued); None stops the thread
-        self._queue: queue.Queue[tuple[bytes, float] | None] = queue.Queue(
+        #: (audio, when it was queued, its first byte's place in the stream); None stops
+        self._queue: queue.Queue[tuple[bytes, float, int] | None] = queue.Queue(
             maxsize=int(max_backlog_s * 50)
         )
         self._batch = (0.0, 0.0)  # the batch being decoded: its newest chunk queued, dequeued
         self._ended_at = 0.0  # when the driver reached the latest `End`
+        self._decoded_to = 0  # stream bytes decoded or skipped (thread)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -124,8 +126,8 @@ class SpeakerCaptions:
         """Queue audio without blocking; drop the oldest chunk when the backlog is full."""
         if not pcm:
             return
-        self.fed_bytes += len(pcm)
         self._put(pcm)
+        self.fed_bytes += len(pcm)
 
     def flush(self) -> None:
         """The speaker's audio stopped (track ended): close the open utterance now."""
@@ -139,17 +141,31 @@ class SpeakerCaptions:
         return self._driver.endpointer.fed_bytes
 
     def _put(self, pcm: bytes) -> None:
-        item = (pcm, time.monotonic())
+        item = (pcm, time.monotonic(), self.fed_bytes)
         while True:
             try:
                 self._queue.put_nowait(item)
                 return
             except queue.Full:
-                try:
-                    dropped = self._queue.get_nowait()
-                    self.dropped_bytes += len(dropped[0]) if dropped else 0
-                except queue.Empty:
-                    pass
+                if not self._drop_oldest(max(1, self._queue.maxsize // 2)):
+                    self.dropped_bytes += len(pcm)  # nothing but markers queued: drop this
+                    return
+
+    def _drop_oldest(self, count: int) -> int:
+        """Drop the oldest `count` audio chunks at once (a flush or stop marker stays);
+        returns how many were dropped."""
+        with self._queue.mutex:  # queue.Queue's own lock: no get or put in between
+            items, kept, left = self._queue.queue, [], count
+            while items and left > 0:
+                item = items.popleft()
+                if item is None or item[0] == _FLUSH:
+                    kept.append(item)
+                    continue
+                self.dropped_bytes += len(item[0])
+                left -= 1
+            items.extendleft(reversed(kept))
+            self._queue.not_full.notify_all()
+        return count - left
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush the last utterance and stop the thread."""
@@ -195,10 +211,7 @@ class SpeakerCaptions:
                     size += len(item[0]) if item else 0
                 queued = max((i[1] for i in pending if i is not None), default=time.monotonic())
                 self._batch = (queued, time.monotonic())
-                audio = b"".join(i[0] for i in pending if i)
-                if audio:
-                    self._last_audio = time.monotonic()
-                    self._decode(audio)
+                self._decode_in_order([i for i in pending if i and i[0]])
                 if pending[-1] is not None and pending[-1][0] == _FLUSH:
                     self._end_utterance("flush")
                 if pending[-1] is None:
@@ -208,6 +221,28 @@ class SpeakerCaptions:
             log.exception("speech recognition failed")
         finally:
             self._recognizer.close()  # a Vosk recognizer goes back to its pool
+
+    def _decode_in_order(self, chunks: list[tuple[bytes, float, int]]) -> None:
+        """Decode consecutive chunks together; where chunks were dropped, the missing audio
+        counts on the stream's clock."""
+        run = bytearray()
+        for pcm, _, at in chunks:
+            if at > self._decoded_to:
+                if run:
+                    self._decode(bytes(run))
+                    run.clear()
+                self._skip_dropped(at - self._decoded_to)
+            run += pcm
+            self._decoded_to = at + len(pcm)
+        if run:
+            self._last_audio = time.monotonic()
+            self._decode(bytes(run))
+
+    def _skip_dropped(self, nbytes: int) -> None:
+        if self._driver is None:
+            self._recognizer.skip(nbytes)
+        else:
+            self._driver.apply([Skip(nbytes)])
 
     def _decode(self, audio: bytes) -> None:
         if self._driver is None:  # the model's own endpoint rules

@@ -63,8 +63,10 @@ class WallClock:
     the wall clock since the owner's origin. Audio that never arrived (a sender that stops
     packets when muted or silent, a network outage) is not in the recognizer's clock; when the
     wall clock has run ahead of the audio by more than `gap_s`, the difference is booked at
-    that point of the stream. A burst that makes up for a stall (the event loop was busy) books
-    it back, so jitter never moves the clock for long."""
+    that point of the stream. Audio cannot arrive before it was said: audio that arrives sooner
+    than the clock expects books back what was booked (a burst that makes up for a stall of the
+    event loop) or, with nothing booked, says the first audio was late (a busy start, a delayed
+    first packet) and moves the origin back. So jitter never moves the clock for long."""
 
     def __init__(self, gap_s: float) -> None:
         self.gap_s = gap_s
@@ -78,11 +80,18 @@ class WallClock:
         if self.offset is None:
             self.offset = now
         lag = now - self.offset - self.fed_s - self.ahead_s
-        if lag > self.gap_s or (lag < -self.gap_s and self.ahead_s > 0):
-            lag = max(lag, -self.ahead_s)
-            self._ahead.append((self.fed_s, lag))
-            self.ahead_s += lag
+        if lag > self.gap_s:
+            self._book(lag)
+        elif lag < 0:  # sooner than the clock expects: booked too much, or began late
+            back = max(lag, -self.ahead_s)
+            if back < 0:
+                self._book(back)
+            self.offset += lag - back
         self.fed_s += seconds
+
+    def _book(self, seconds: float) -> None:
+        self._ahead.append((self.fed_s, seconds))
+        self.ahead_s += seconds
 
     def wall(self, stream_s: float) -> float:
         """Seconds since the origin of the moment `stream_s` seconds into the audio."""

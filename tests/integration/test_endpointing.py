@@ -362,6 +362,42 @@ async def test_gated_results_keep_stream_times(ko_model, speech):
     assert captions.decoded_bytes < 0.7 * captions.fed_bytes  # the silence was not decoded
 
 
+async def test_audio_dropped_when_recognition_falls_behind_keeps_stream_times(ko_model, speech):
+    """A speaker whose recognizer is far behind (here: each clip arrives at once, the backlog
+    holds 1 s) loses the oldest audio, half the backlog at a time; the lines from what was
+    kept are stamped where that audio was in the stream, not shifted back by what was
+    dropped (with a recognizer fresh or reused: a reused one's clock counts on)."""
+    loop = asyncio.get_running_loop()
+    finals: list[SpeechResult] = []
+    captions = SpeakerCaptions(
+        StreamingRecognizer(ko_model, pool=RECOGNIZERS),
+        loop,
+        lambda r: r.final and finals.append(r),
+        max_backlog_s=1.0,
+        endpoint=EndpointConfig(),
+        gap_s=30.0,
+    )
+    period = len(speech) / SECOND + 3.0
+    for _ in range(3):
+        for part in (speech, silence(3.0)):
+            for offset in range(0, len(part), 640):
+                captions.feed(part[offset : offset + 640])
+            for _ in range(300):
+                if captions.backlog == 0:
+                    break
+                await asyncio.sleep(0.05)
+    await asyncio.to_thread(captions.close)
+    await asyncio.sleep(0.05)
+    assert captions.dropped_bytes > 3 * SECOND, captions.dropped_bytes
+    assert finals, "the audio kept was not recognized"
+    for final in finals:  # each line lies inside one of the three clips, where it was said
+        k = int(final.start // period)
+        assert k * period <= final.start < final.end <= k * period + 3.36 + 0.1, (
+            [(f.start, f.end, f.text) for f in finals],
+            period,
+        )
+
+
 async def test_a_pause_inside_a_sentence_keeps_it_one_line(ko_model, ko_pcm, speech, direct_text):
     """0.45 s of the clip's own background after `그는` (1.32 s) and after `피하면서` (2.46 s):
     a Korean speaker's line stays whole, nothing dropped (one short sentence's CER moves by

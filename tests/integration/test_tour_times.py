@@ -87,36 +87,3 @@ async def test_tour_lines_and_questions_are_stamped_on_the_tours_wall_clock(tour
     assert len(re.findall(r"^    fr: ", exports["txt"], re.M)) == 3, exports["txt"]
     assert len(re.findall(r"^\[fr\] ", exports["srt"], re.M)) == 3, exports["srt"]
     assert len(re.findall(r"^    en: ", exports["txt"], re.M)) == 3, exports["txt"]
-
-
-def test_the_wall_clock_books_gaps_in_arrival_and_not_jitter():
-    """Gaps with no audio move the clock; a stall the next burst makes up for, and jitter
-    below the gap, do not (20 ms chunks, seconds since the origin)."""
-    from server.media_sessions.subtitles import WallClock
-
-    clock = WallClock(gap_s=0.5)
-    now = 2.0
-    for _ in range(100):  # 2 s of audio, on time
-        clock.arrived(now, 0.02)
-        now += 0.02
-    assert clock.wall(1.0) == 3.0
-    now += 0.3  # jitter: 0.3 s late, then on time again (the stream stays behind by 0.3 s)
-    for _ in range(50):
-        clock.arrived(now, 0.02)
-        now += 0.02
-    assert clock.ahead_s == 0
-    now += 10.0  # no packets for 10 s
-    for _ in range(50):
-        clock.arrived(now, 0.02)
-        now += 0.02
-    assert abs(clock.ahead_s - 10.3) < 1e-6  # the jitter left over is booked with the gap
-    assert clock.wall(2.5) == 2.0 + 2.5  # before the gap: as it was
-    assert abs(clock.wall(3.5) - (2.0 + 3.5 + 10.3)) < 1e-6
-    stalled = now + 0.8  # the event loop was busy for 0.8 s, then the queued audio came at once
-    for _ in range(40):
-        clock.arrived(stalled, 0.02)
-    now = stalled
-    for _ in range(50):
-        clock.arrived(now, 0.02)
-        now += 0.02
-    assert abs(clock.ahead_s - 10.3) < 0.5  # the stall was booked and booked back
