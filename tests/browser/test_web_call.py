@@ -299,3 +299,70 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     shot(listener, "listener-transcript-note-phone")
     shot(speaker, "speaker-after-call-phone")
     assert not listener.errors and not speaker.errors, (listener.errors, speaker.errors)
+
+
+def test_a_call_that_ends_before_our_join_is_started_again(new_page, web_server, media_browser):
+    """The call a Chinese supplier joins ends between its `call.start` and its `call.join` (the
+    buyer who started it left: the supplier's join frame is held until then, over the real
+    socket). `call.ended` arrives first, then the join is refused `not_found`; the page starts
+    the call again by itself and is in the new call, and the buyer is offered to join it — no
+    "call ended" teardown, no "join failed" note."""
+    buyer = new_page(on=media_browser)
+    supplier = new_page(on=media_browser)
+    held: list[str] = []
+    holding = [False]
+    upstream: list = []
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+        upstream.append(server)
+
+        def to_server(message) -> None:
+            if holding[0] and isinstance(message, str) and '"call.join"' in message:
+                held.append(message)
+                return
+            server.send(message)
+
+        ws.on_message(to_server)
+
+    supplier.route_web_socket(re.compile(r"/socket\.io/"), route)
+    sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
+    supplier_id = sign_in(supplier, web_server, "王芳 Supplier", "supplier", "zh")
+    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
+    buyer.get_by_label("Subject (optional)").fill("Brackets")
+    buyer.get_by_role("button", name="Start").click()
+    expect(buyer.locator("#conv-title")).to_have_text("Brackets")
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    expect(supplier.locator("#conv-title")).to_have_text("Brackets")
+
+    buyer.get_by_role("button", name="Call", exact=True).click()
+    expect(buyer.locator("#call-view")).to_be_visible()
+    first = buyer.wait_for_function("() => tradetalk.call.active?.call?.id").json_value()
+    join = supplier.locator("#call-start")
+    expect(join).to_have_text("加入通话")
+    holding[0] = True
+    join.click()
+    deadline = time.monotonic() + 20
+    while not held and time.monotonic() < deadline:
+        supplier.wait_for_timeout(100)
+    assert held, "the supplier's page never sent call.join"
+
+    buyer.get_by_role("button", name="Leave").click()  # the last member leaves: the call ends
+    expect(buyer.locator("#call-start")).to_have_text("Call", timeout=10000)
+    holding[0] = False
+    upstream[-1].send(held[0])  # now the join arrives, for a call that is gone
+
+    again = supplier.wait_for_function(
+        "(first) => { const id = tradetalk.call.active?.call?.id;"
+        " return id && id !== first && id; }",
+        arg=first,
+        timeout=20000,
+    ).json_value()
+    supplier.wait_for_function(
+        "() => tradetalk.call.active?.pc?.connectionState === 'connected'", timeout=20000
+    )
+    note = supplier.locator("#call-view .call-note").text_content() or ""
+    assert "无法加入" not in note, note  # "could not join the call"
+    expect(buyer.locator("#call-start")).to_have_text("Join call", timeout=10000)
+    assert buyer.evaluate("(id) => tradetalk.call.running.has(id)", again)
+    assert not supplier.errors, supplier.errors

@@ -193,6 +193,9 @@ export class CallView extends MediaView {
   onEnded(data) {
     const ended = this.running.get(data.call_id);
     this.running.delete(data.call_id);
+    if (this.isActive(data.call_id) && this.joining && data.reason === "everyone left") {
+      return; // it ended before our join arrived: the join's `not_found` starts it again
+    }
     if (this.isActive(data.call_id)) {
       this.teardown(endedNote(data.reason, data.ended_by, this.app.me.id));
     } else if (ended && ended.conversation_id === this.app.conversation.id && data.ended_by) {
@@ -267,17 +270,9 @@ export class CallView extends MediaView {
     let active = null;
     let stream = null;
     try {
-      // Retried while refused `node_unavailable` (the call's node just died): call.start answers
-      // the running call, so asking again is safe.
-      const started = await this.app.connection.requestRetrying(
-        "call.start",
-        { conversation_id: cid },
-        10000,
-        () => !this.active,
-      );
+      const started = await this.startCall(cid, () => !this.active);
       if (!started) return; // another call view took over meanwhile
       const { call, ice_servers: iceServers } = started;
-      this.running.set(call.id, call);
       stream = await localMedia();
       if (this.active) throw new Error("already in a call");
       active = { call, pc: null, stream, iceServers: iceServers || [], tiles: new Map() };
@@ -285,7 +280,7 @@ export class CallView extends MediaView {
       this.addTile("local", stream, true);
       this.subtitleLang = this.app.lang;
       this.board.setLanguage(this.subtitleLang);
-      const ack = await this.connectMedia(active);
+      const ack = await this.joinStarted(cid, active);
       if (!ack) return; // left, or a re-join took over
       saveCall(active.call); // a reload joins it again by itself
       fillLanguageSelect(this.langSelect, this.subtitleLang);
@@ -300,6 +295,30 @@ export class CallView extends MediaView {
       if (button) button.disabled = false;
       if (this.joining === cid) this.joining = null;
       this.app.inbox.render();
+    }
+  }
+
+  /** `call.start` for `cid` (retried while refused `node_unavailable`, the call's node just
+   * died: it answers the running call, so asking again is safe), while `current()`. */
+  async startCall(cid, current) {
+    const started = await this.app.connection.requestRetrying("call.start", { conversation_id: cid }, 10000, current);
+    if (started) this.running.set(started.call.id, started.call);
+    return started;
+  }
+
+  /** Join the call `active` holds; when it ended between our `call.start` and the join (its
+   * last member left, its media node was cut), start it again once (the protocol's advice). */
+  async joinStarted(cid, active) {
+    try {
+      return await this.connectMedia(active);
+    } catch (error) {
+      if (error.code !== "not_found" || this.active !== active) throw error;
+      this.running.delete(active.call.id);
+      const started = await this.startCall(cid, () => this.active === active);
+      if (!started) return null;
+      active.call = started.call;
+      active.iceServers = started.ice_servers || [];
+      return this.connectMedia(active);
     }
   }
 
