@@ -192,6 +192,7 @@ async def run_language(
         flush=True,
     )
     for count in args.speakers:
+        offset = server.log.stat().st_size if server.log.exists() else 0
         result = await run_level(
             server.url,
             server.process.pid,
@@ -209,8 +210,22 @@ async def run_language(
             f"finals, p50 {fmt(percentile(got, 50))} ms, load {load_avg()}",
             flush=True,
         )
+        print_stages(f"  {lang}/{label} {count} speaker(s)", server.log, offset)
         run.levels.append(result)
     return run
+
+
+def print_stages(name: str, log: Path, offset: int) -> None:
+    """With `TRADETALK_CAPTIONS_TRACE=1` (the servers inherit it): the p50 of each stage of
+    the finals the server logged after byte `offset` (`bench.captions.read_timings`)."""
+    from bench.captions import read_timings
+
+    timings = read_timings(log, offset)
+    if timings.finals:
+        stages = " ".join(
+            f"{stage} {percentile(values, 50):.0f}" for stage, values in timings.stages.items()
+        )
+        print(f"{name} stage p50 ms over {timings.finals} finals: {stages}", flush=True)
 
 
 async def run_server(
@@ -335,7 +350,7 @@ async def capacity_level(
                 loop,
                 on_result,
                 name=f"capacity-{i}",
-                endpoint=endpoint_for(engine, EndpointConfig()),
+                endpoint=endpoint_for(engine, EndpointConfig(), lang),
                 lang=lang,
             )
         )

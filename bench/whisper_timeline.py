@@ -93,7 +93,7 @@ def play(
     trace = Trace()
     ours = {k: v for k, v in knobs.items() if k not in ENDPOINT_KNOBS}
     recognizer = WhisperStreamingRecognizer(TimedDecoder(model, trace), lang, **ours)  # type: ignore[arg-type]
-    config = endpoint_for(WHISPER, EndpointConfig())
+    config = endpoint_for(WHISPER, EndpointConfig(), lang)
     assert config is not None
     config = replace(config, **{k: v for k, v in knobs.items() if k in ENDPOINT_KNOBS})
 

@@ -13,6 +13,7 @@ event loop) and returns a fresh recognizer with the ``StreamingRecognizer`` inte
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import replace
@@ -35,12 +36,27 @@ ENGINES = (VOSK, WHISPER)
 
 #: Where both engines serve a language, the one chosen by measurement (bench/languages.py).
 PREFERRED: dict[str, str] = {"ko": VOSK}
-#: The shortest silence that ends a Whisper utterance. Whisper decodes each utterance on its
-#: own, so cutting a sentence at a breath loses its context: a Spanish clip split at a 0.5 s
-#: pause came out "las harinas … pocas estésias" (WER 0.25), whole "las arenas … poca
-#: asistencia" (0). Its final is decoded from the first 0.09 s of silence on, so a longer
-#: endpoint costs less latency than it seems.
+#: The shortest silence that ends a Whisper utterance in a language not in
+#: ``WHISPER_SILENCE_BY_LANG``. Whisper decodes each utterance on its own, so cutting a sentence
+#: at a breath loses its context: a Spanish clip split at a 0.5 s pause came out "las harinas …
+#: pocas estésias" (WER 0.25), whole "las arenas … poca asistencia" (0). Its final is decoded
+#: from the first 0.09 s of silence on, so a longer endpoint costs less latency than it seems.
 WHISPER_SILENCE_S = 0.7
+#: Per language, where measured (``bench/whisper_silence.py``: each test clip through the
+#: server's endpointing at 0.3-0.7 s; numbers in docs/architecture.md): the shortest silence
+#: that kept every clip's text what it is at 0.7 s, with a margin over the longest pause the
+#: clips hold inside a sentence.
+WHISPER_SILENCE_BY_LANG: dict[str, float] = {
+    # en_jfk_ask_not pauses ~0.55 s at its commas: 0.5 split it ("asked not", WER 0.045),
+    # 0.55 and 0.6 kept it whole (WER 0); en_mr_quilter and en_digits: same text 0.3-0.7
+    "en": 0.6,
+    # the AISHELL clip: same text 0.3-0.7, but it holds no pause to test a split; no Mandarin
+    # evidence for less than English's value
+    "zh": 0.6,
+    # es_arenas_blanquecinas pauses 0.69 s inside its sentence: 0.3-0.6 split it ("las
+    # harinas", WER 0.083), 0.7 kept it whole (WER 0)
+    "es": 0.7,
+}
 
 
 class Recognizer(Protocol):
@@ -127,13 +143,45 @@ def load_engine(lang: str, data_dir: Path | str) -> tuple[str, Any]:
         raise NoSpeechEngine(lang, data_dir) from exc
 
 
-def endpoint_for(engine: str, config: EndpointConfig | None) -> EndpointConfig | None:
-    """The endpointing an engine's speaker gets: Whisper utterances end after at least
-    ``TRADETALK_WHISPER_SILENCE_S`` (0.7 s) of silence; Vosk's as configured."""
+def whisper_silence_s(lang: str, env: Mapping[str, str] | None = None) -> float:
+    """The silence that ends a Whisper utterance in ``lang`` (``zh-TW`` as ``zh``):
+    ``TRADETALK_WHISPER_SILENCE_S`` if set — one number for every language, or entries
+    ``en=0.6,es=0.7`` (the rest keep the table) — else ``WHISPER_SILENCE_BY_LANG``, else
+    ``WHISPER_SILENCE_S``. A bad value raises ``ValueError``."""
+    env = os.environ if env is None else env
+    raw = (env.get("TRADETALK_WHISPER_SILENCE_S") or "").strip()
+    table = dict(WHISPER_SILENCE_BY_LANG)
+    if raw and "=" not in raw:
+        return _seconds(raw)
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        code, _, value = item.partition("=")
+        if not code.strip():
+            raise ValueError(f"TRADETALK_WHISPER_SILENCE_S: {item!r} is not lang=seconds")
+        table[code.strip()] = _seconds(value)
+    for code in (lang, lang.split("-")[0]):
+        if code in table:
+            return table[code]
+    return WHISPER_SILENCE_S
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.03 <= value <= 5.0:
+        raise ValueError(f"TRADETALK_WHISPER_SILENCE_S: {raw!r} is not 0.03-5 seconds")
+    return value
+
+
+def endpoint_for(
+    engine: str, config: EndpointConfig | None, lang: str = ""
+) -> EndpointConfig | None:
+    """The endpointing an engine's speaker of ``lang`` gets: Whisper utterances end after at
+    least ``whisper_silence_s(lang)`` of silence; Vosk's as configured."""
     if engine != WHISPER or config is None:
         return config
-    floor = float(os.environ.get("TRADETALK_WHISPER_SILENCE_S") or WHISPER_SILENCE_S)
-    return replace(config, silence_s=max(config.silence_s, floor))
+    return replace(config, silence_s=max(config.silence_s, whisper_silence_s(lang)))
 
 
 _decoders: dict[int, Any] = {}

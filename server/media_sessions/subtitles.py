@@ -199,7 +199,7 @@ class SpeakerSubtitles:
             asyncio.get_running_loop(),
             self._on_result,
             name=self.name,
-            endpoint=endpoint_for(self.engine, self.endpoint),  # type: ignore[arg-type]
+            endpoint=endpoint_for(self.engine, self.endpoint, self.lang),  # type: ignore[arg-type]
             gap_s=self.gap_s,
             lang=self.lang,
             on_closing=self._utterance_closing if self._on_closing is not None else None,

@@ -77,7 +77,7 @@ def live(
     out: list[SpeechResult] = []
     events: list[str] = []
     driver = UtteranceDriver(
-        Endpointer(endpoint_for(engine, EndpointConfig())),  # the server's settings
+        Endpointer(endpoint_for(engine, EndpointConfig(), lang)),  # the server's settings
         recognizer,
         lambda result, _: out.append(result),
         lambda event, _: events.append(type(event).__name__),
