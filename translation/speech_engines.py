@@ -47,7 +47,7 @@ WHISPER_SILENCE_S = 0.7
 #: that kept every clip's text what it is at 0.7 s, with a margin over the longest pause the
 #: clips hold inside a sentence.
 WHISPER_SILENCE_BY_LANG: dict[str, float] = {
-    # en_jfk_ask_not pauses ~0.55 s at its commas: 0.5 split it ("asked not", WER 0.045),
+    # en_jfk_ask_not pauses 0.55-0.57 s at its commas: 0.5 split it ("asked not", WER 0.045),
     # 0.55 and 0.6 kept it whole (WER 0); en_mr_quilter and en_digits: same text 0.3-0.7
     "en": 0.6,
     # the AISHELL clip: same text 0.3-0.7, but it holds no pause to test a split; no Mandarin
