@@ -237,6 +237,17 @@ def sign_in(page: Page, base_url: str, name: str, role: str, lang: str) -> str:
     return my_id.inner_text()
 
 
+def open_conversation(starter: Page, other: Page, other_id: str, subject: str) -> None:
+    """`starter` (an English page) starts a conversation about `subject` with `other_id`;
+    `other` opens it from its inbox. Both then show it."""
+    starter.get_by_label("Start a conversation with (user id)").fill(other_id)
+    starter.get_by_label("Subject (optional)").fill(subject)
+    starter.get_by_role("button", name="Start").click()
+    expect(starter.locator("#conv-title")).to_have_text(subject)
+    other.locator("#inbox-list li.inbox-item a").click()
+    expect(other.locator("#conv-title")).to_have_text(subject)
+
+
 # Playwright runs `page.evaluate`, `wait_for_function` and every `expect(...)` with a user
 # gesture (CDP `userGesture: true`), which gives the page the activation Chromium's autoplay
 # policy asks for. A test of what a page does *without* a click reads it through its own CDP
