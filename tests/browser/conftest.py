@@ -30,6 +30,10 @@ from tests.support.peers import REPO, SECRET
 from translation.translator import Translator
 
 CHROMIUM = Path("/usr/bin/chromium")
+# What a page must come to show, it may show later than Playwright's 5-s default on a loaded
+# 2-core CI machine (servers, browsers and recognizers share it): the same assertions, more
+# patience.
+expect.set_options(timeout=15_000)
 # Fake camera and microphone, no permission prompt, media plays without a click.
 MEDIA_ARGS = [
     "--use-fake-ui-for-media-stream",
@@ -231,6 +235,17 @@ def sign_in(page: Page, base_url: str, name: str, role: str, lang: str) -> str:
     expect(my_id).to_have_text(re.compile(r"\S+"))
     expect(page.locator("#status")).to_be_hidden()
     return my_id.inner_text()
+
+
+def open_conversation(starter: Page, other: Page, other_id: str, subject: str) -> None:
+    """`starter` (an English page) starts a conversation about `subject` with `other_id`;
+    `other` opens it from its inbox. Both then show it."""
+    starter.get_by_label("Start a conversation with (user id)").fill(other_id)
+    starter.get_by_label("Subject (optional)").fill(subject)
+    starter.get_by_role("button", name="Start").click()
+    expect(starter.locator("#conv-title")).to_have_text(subject)
+    other.locator("#inbox-list li.inbox-item a").click()
+    expect(other.locator("#conv-title")).to_have_text(subject)
 
 
 # Playwright runs `page.evaluate`, `wait_for_function` and every `expect(...)` with a user

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.config import Settings
-from tests.browser.conftest import PHONE, ThreadedServer, sign_in
+from tests.browser.conftest import PHONE, ThreadedServer, open_conversation, sign_in
 from tests.support.peers import SECRET
 from translation.translator import Translator
 
@@ -55,12 +55,7 @@ def test_subtitled_call_between_korean_and_english(
         )
     sign_in(listener, web_server, "Ann Buyer", "buyer", "en")
     speaker_id = sign_in(speaker, web_server, "김민수 Supplier", "supplier", "ko")
-    listener.get_by_label("Start a conversation with (user id)").fill(speaker_id)
-    listener.get_by_label("Subject (optional)").fill("Sample call")
-    listener.get_by_role("button", name="Start").click()
-    expect(listener.locator("#conv-title")).to_have_text("Sample call")
-    speaker.locator("#inbox-list li.inbox-item a").click()
-    expect(speaker.locator("#conv-title")).to_have_text("Sample call")
+    open_conversation(listener, speaker, speaker_id, "Sample call")
     listener.locator("#composer-text").fill("Is the sample ready?")
     listener.get_by_role("button", name="Send").click()
     expect(speaker.locator("#messages li.msg")).to_have_count(1)
@@ -328,12 +323,7 @@ def test_a_call_that_ends_before_our_join_is_started_again(new_page, web_server,
     supplier.route_web_socket(re.compile(r"/socket\.io/"), route)
     sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
     supplier_id = sign_in(supplier, web_server, "王芳 Supplier", "supplier", "zh")
-    buyer.get_by_label("Start a conversation with (user id)").fill(supplier_id)
-    buyer.get_by_label("Subject (optional)").fill("Brackets")
-    buyer.get_by_role("button", name="Start").click()
-    expect(buyer.locator("#conv-title")).to_have_text("Brackets")
-    supplier.locator("#inbox-list li.inbox-item a").click()
-    expect(supplier.locator("#conv-title")).to_have_text("Brackets")
+    open_conversation(buyer, supplier, supplier_id, "Brackets")
 
     buyer.get_by_role("button", name="Call", exact=True).click()
     expect(buyer.locator("#call-view")).to_be_visible()

@@ -328,15 +328,22 @@ async def test_audio_that_stops_arriving_gives_the_final(ko_model, speech, direc
     assert arrived - last >= 0.45
 
 
-async def test_flush_and_close_give_the_final(ko_model, speech, direct_text):
-    loop = asyncio.get_running_loop()
+def finals_of(model, **settings) -> tuple[SpeakerCaptions, list[SpeechResult]]:
+    """A speaker's captions (a pooled recognizer, no audio gap closing lines) and the list its
+    finals are appended to."""
     finals: list[SpeechResult] = []
     captions = SpeakerCaptions(
-        StreamingRecognizer(ko_model, pool=RECOGNIZERS),
-        loop,
+        StreamingRecognizer(model, pool=RECOGNIZERS),
+        asyncio.get_running_loop(),
         lambda r: r.final and finals.append(r),
         gap_s=30.0,
+        **settings,
     )
+    return captions, finals
+
+
+async def test_flush_and_close_give_the_final(ko_model, speech, direct_text):
+    captions, finals = finals_of(ko_model)
     captions.feed(speech)
     captions.flush()  # the track ended
     for _ in range(200):  # decoding takes ~1 s on a quiet machine, longer on a busy one
@@ -367,16 +374,7 @@ async def test_audio_dropped_when_recognition_falls_behind_keeps_stream_times(ko
     holds 1 s) loses the oldest audio, half the backlog at a time; the lines from what was
     kept are stamped where that audio was in the stream, not shifted back by what was
     dropped (with a recognizer fresh or reused: a reused one's clock counts on)."""
-    loop = asyncio.get_running_loop()
-    finals: list[SpeechResult] = []
-    captions = SpeakerCaptions(
-        StreamingRecognizer(ko_model, pool=RECOGNIZERS),
-        loop,
-        lambda r: r.final and finals.append(r),
-        max_backlog_s=1.0,
-        endpoint=EndpointConfig(),
-        gap_s=30.0,
-    )
+    captions, finals = finals_of(ko_model, max_backlog_s=1.0, endpoint=EndpointConfig())
     period = len(speech) / SECOND + 3.0
     for _ in range(3):
         for part in (speech, silence(3.0)):
