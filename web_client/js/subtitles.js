@@ -56,7 +56,10 @@ export function openLineFor(subtitle, lang) {
 }
 
 export class SubtitleBoard {
-  constructor() {
+  /** `pairNoteElsewhere`: the view says once, in its own note, that the reader's language has no
+   * engine (a tour), so a line left untranslated for that reason carries no note of its own. */
+  constructor({ pairNoteElsewhere = false } = {}) {
+    this.pairNoteElsewhere = pairNoteElsewhere;
     this.finals = el("ol", { className: "subtitle-finals" });
     this.partials = el("div", { className: "subtitle-partials" });
     this.node = el(
@@ -140,6 +143,7 @@ export class SubtitleBoard {
     const speaker = subtitle.speaker || { id: "?", name: "?" };
     const shown = subtitleFor(subtitle, this.lang);
     const missing = !shown.translated && subtitle.lang !== this.lang;
+    const noted = missing && !(this.pairNoteElsewhere && shown.note?.code === "no_pair");
     const node = el(
       "li",
       {
@@ -149,7 +153,7 @@ export class SubtitleBoard {
       },
       el("span", { className: "subtitle-speaker", text: `${mine ? t("subtitle.you") : speaker.name}: ` }),
       el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
-      missing
+      noted
         ? el("span", {
             className: "subtitle-note",
             text: shown.note

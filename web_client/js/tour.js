@@ -118,10 +118,15 @@ export class TourView extends MediaView {
   buildStage() {
     this.stageTitle = el("h3", { className: "tour-stage-title", attrs: { id: "tour-stage-title" } });
     this.video = el("video", { attrs: { autoplay: true, playsinline: true, id: "tour-video" } });
-    this.board = new SubtitleBoard();
+    this.board = new SubtitleBoard({ pairNoteElsewhere: true });
     const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node, this.sound.node);
     this.sound.render();
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
+    // Says once, for as long as it holds, that the chosen subtitle language has no engine.
+    this.subtitleNote = el("p", {
+      className: "call-note tour-subtitle-note",
+      attrs: { role: "status", id: "tour-subtitle-note" },
+    });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
@@ -179,6 +184,7 @@ export class TourView extends MediaView {
       { className: "call tour-stage", attrs: { id: "tour-stage", "aria-labelledby": "tour-stage-title" } },
       this.stageTitle,
       el("div", { className: "tour-main" }, screen, this.questionsNode),
+      this.subtitleNote,
       this.note,
       this.controls,
       this.board.history,
@@ -208,7 +214,15 @@ export class TourView extends MediaView {
     this.hostForm.hidden = this.app.me.role !== "supplier" || Boolean(active);
     this.listSection.hidden = Boolean(active);
     this.backLink.hidden = Boolean(active);
+    this.renderSubtitleNote();
     this.renderList();
+  }
+
+  /** The viewer's persistent note: the chosen subtitle language has no engine for the host's. */
+  renderSubtitleNote() {
+    const lang = this.active && !this.active.host ? this.active.unavailable : null;
+    this.subtitleNote.textContent = lang ? t("tour.unavailable", { lang: languageName(lang) }) : "";
+    this.subtitleNote.hidden = !lang;
   }
 
   renderList() {
@@ -354,9 +368,10 @@ export class TourView extends MediaView {
         invite,
       });
       started = tour.id;
-      stream = await localMedia();
+      const local = await localMedia();
+      stream = local.stream;
       if (this.active) throw new Error("already in a tour");
-      active = { tour, host: true, pc: null, stream, iceServers: iceServers || [] };
+      active = { tour, host: true, pc: null, stream, refused: local.refused, iceServers: iceServers || [] };
       this.active = active;
       this.subtitleLang = tour.lang; // the host reads their own words
       this.ended = null;
@@ -540,14 +555,25 @@ export class TourView extends MediaView {
     return true;
   }
 
-  /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
+  /** A subtitle line. A final the server could not translate into the chosen language for want
+   * of an engine says so in the view's one persistent note (the lines carry none); a translated
+   * one clears it. */
   onSubtitle(data) {
     this.board.show(data, this.subtitleLang, false);
-    const shown = data.final && subtitleFor(data, this.subtitleLang);
-    if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
-      this.active.unavailable = this.subtitleLang;
-      this.showNote(t("tour.unavailable", { lang: languageName(this.subtitleLang) }));
-    }
+    const active = this.active;
+    if (!data.final || !active || active.host) return;
+    const shown = subtitleFor(data, this.subtitleLang);
+    const unavailable = shown.note?.code === "no_pair" ? this.subtitleLang : shown.translated ? null : active.unavailable;
+    if (unavailable === active.unavailable) return;
+    active.unavailable = unavailable;
+    this.renderSubtitleNote();
+  }
+
+  /** Another subtitle language: every line reads in it; the next final says whether it has an engine. */
+  subtitleLangChanged(lang) {
+    this.board.setLanguage(lang);
+    if (this.active) this.active.unavailable = null;
+    this.renderSubtitleNote();
   }
 
   async ask(input) {
