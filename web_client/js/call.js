@@ -273,9 +273,10 @@ export class CallView extends MediaView {
       const started = await this.startCall(cid, () => !this.active);
       if (!started) return; // another call view took over meanwhile
       const { call, ice_servers: iceServers } = started;
-      stream = await localMedia();
+      const local = await localMedia();
+      stream = local.stream;
       if (this.active) throw new Error("already in a call");
-      active = { call, pc: null, stream, iceServers: iceServers || [], tiles: new Map() };
+      active = { call, pc: null, stream, refused: local.refused, iceServers: iceServers || [], tiles: new Map() };
       this.active = active;
       this.addTile("local", stream, true);
       this.subtitleLang = this.app.lang;

@@ -362,16 +362,22 @@ export class TourView extends MediaView {
     let stream = null;
     let started = null;
     try {
+      // The camera first: a tour nobody can see is never listed (and has nothing to publish).
+      const local = await localMedia();
+      stream = local.stream;
+      if (!stream) {
+        this.hostError.textContent = this.say(local.refused ? "media_refused" : "no_media");
+        this.hostError.hidden = false;
+        return;
+      }
       const { tour, ice_servers: iceServers } = await this.app.connection.request("tour.start", {
         title,
         lang: this.spoken.value,
         invite,
       });
       started = tour.id;
-      const local = await localMedia();
-      stream = local.stream;
       if (this.active) throw new Error("already in a tour");
-      active = { tour, host: true, pc: null, stream, refused: local.refused, iceServers: iceServers || [] };
+      active = { tour, host: true, pc: null, stream, iceServers: iceServers || [] };
       this.active = active;
       this.subtitleLang = tour.lang; // the host reads their own words
       this.ended = null;
