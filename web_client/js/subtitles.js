@@ -56,8 +56,9 @@ export function openLineFor(subtitle, lang) {
 }
 
 export class SubtitleBoard {
-  /** `pairNoteElsewhere`: the view says once, in its own note, that the reader's language has no
-   * engine (a tour), so a line left untranslated for that reason carries no note of its own. */
+  /** `pairNoteElsewhere`: the view says once, in its own persistent note (`pairsMissing()`),
+   * that the reader's language has no engine for a speaker's, so a line left untranslated for
+   * that reason carries no note of its own. */
   constructor({ pairNoteElsewhere = false } = {}) {
     this.pairNoteElsewhere = pairNoteElsewhere;
     this.finals = el("ol", { className: "subtitle-finals" });
@@ -103,6 +104,18 @@ export class SubtitleBoard {
     this.lines.push({ subtitle, mine });
     if (this.lines.length > HISTORY_KEPT + FINALS_OVER_VIDEO) this.lines.shift();
     this.render();
+  }
+
+  /** `[{from, to, note}]`: per speaker's language, when its latest final reads in the original
+   * because the server has no engine for it into the reader's language (`no_pair`): what the
+   * view's one persistent note says when the lines carry none (`pairNoteElsewhere`). */
+  pairsMissing() {
+    const latest = new Map();
+    for (const { subtitle } of this.lines) latest.set(subtitle.lang, subtitle);
+    return [...latest.values()]
+      .map((subtitle) => ({ subtitle, shown: subtitleFor(subtitle, this.lang) }))
+      .filter(({ shown }) => shown.note?.code === "no_pair")
+      .map(({ subtitle, shown }) => ({ from: subtitle.lang, to: this.lang, note: shown.note }));
   }
 
   /** Read every line (shown and earlier) in `lang` from now on. */

@@ -13,7 +13,7 @@ import { fillLanguageSelect } from "./languages.js";
 import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { playMuted } from "./playback.js";
 import "./strings/tour.js";
-import { SubtitleBoard, subtitleFor } from "./subtitles.js";
+import { SubtitleBoard } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
@@ -124,7 +124,7 @@ export class TourView extends MediaView {
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
     // Says once, for as long as it holds, that the chosen subtitle language has no engine.
     this.subtitleNote = el("p", {
-      className: "call-note tour-subtitle-note",
+      className: "pair-note",
       attrs: { role: "status", id: "tour-subtitle-note" },
     });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
@@ -220,7 +220,7 @@ export class TourView extends MediaView {
 
   /** The viewer's persistent note: the chosen subtitle language has no engine for the host's. */
   renderSubtitleNote() {
-    const lang = this.active && !this.active.host ? this.active.unavailable : null;
+    const lang = this.active && !this.active.host && this.board.pairsMissing().length ? this.subtitleLang : null;
     this.subtitleNote.textContent = lang ? t("tour.unavailable", { lang: languageName(lang) }) : "";
     this.subtitleNote.hidden = !lang;
   }
@@ -561,24 +561,16 @@ export class TourView extends MediaView {
     return true;
   }
 
-  /** A subtitle line. A final the server could not translate into the chosen language for want
-   * of an engine says so in the view's one persistent note (the lines carry none); a translated
-   * one clears it. */
+  /** A subtitle line; the persistent note follows the latest final (no engine: said once there,
+   * not under each line; translated: gone). */
   onSubtitle(data) {
     this.board.show(data, this.subtitleLang, false);
-    const active = this.active;
-    if (!data.final || !active || active.host) return;
-    const shown = subtitleFor(data, this.subtitleLang);
-    const unavailable = shown.note?.code === "no_pair" ? this.subtitleLang : shown.translated ? null : active.unavailable;
-    if (unavailable === active.unavailable) return;
-    active.unavailable = unavailable;
-    this.renderSubtitleNote();
+    if (data.final) this.renderSubtitleNote();
   }
 
   /** Another subtitle language: every line reads in it; the next final says whether it has an engine. */
   subtitleLangChanged(lang) {
     this.board.setLanguage(lang);
-    if (this.active) this.active.unavailable = null;
     this.renderSubtitleNote();
   }
 
