@@ -17,6 +17,7 @@ from typing import Any
 
 from server.media_sessions.captions import (
     BYTES_PER_SECOND,
+    MAX_BATCH_BYTES,
     SpeakerCaptions,
     audio_gap_from_env,
     endpoint_config_from_env,
@@ -204,9 +205,11 @@ class SpeakerSubtitles:
             lang=self.lang,
             on_closing=self._utterance_closing if self._on_closing is not None else None,
         )
-        for chunk in self._early:
-            self.captions.feed(chunk)
-        self._early.clear()
+        # in batch-sized pieces: the backlog counts chunks, and 20 s of 20-ms chunks would
+        # overflow it and lose the first words
+        early, self._early = b"".join(self._early), []
+        for offset in range(0, len(early), MAX_BATCH_BYTES):
+            self.captions.feed(early[offset : offset + MAX_BATCH_BYTES])
 
     def feed(self, pcm: bytes) -> None:
         """Audio from the media room (event loop; returns at once)."""

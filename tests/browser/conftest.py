@@ -30,6 +30,10 @@ from tests.support.peers import REPO, SECRET
 from translation.translator import Translator
 
 CHROMIUM = Path("/usr/bin/chromium")
+# What a page must come to show, it may show later than Playwright's 5-s default on a loaded
+# 2-core CI machine (servers, browsers and recognizers share it): the same assertions, more
+# patience.
+expect.set_options(timeout=15_000)
 # Fake camera and microphone, no permission prompt, media plays without a click.
 MEDIA_ARGS = [
     "--use-fake-ui-for-media-stream",

@@ -257,7 +257,7 @@ async def transcript(peer: Peer, cid: str) -> list[dict]:
     return await call_transcript(peer, cid)
 
 
-async def transcript_settled(peer: Peer, cid: str, texts: list[str], timeout: float = 3) -> list:
+async def transcript_settled(peer: Peer, cid: str, texts: list[str], timeout: float = 10) -> list:
     """The transcript once its texts are `texts` (storing may trail the subtitle by a moment),
     or as it is after `timeout` (for the caller's assert to show)."""
     deadline = time.monotonic() + timeout
@@ -581,7 +581,7 @@ async def test_sigterm_drain_moves_the_call_without_losing_a_line(tmp_path) -> N
         assert code == 0, draining.log()[-3000:]
         assert not await room.redis.exists(f"tt:node:{first_owner}")
         assert first_owner not in await room.redis.zrange(NODES_ZSET, 0, -1)
-        await wait_until(lambda: len(finals(supplier)) > n, 5)
+        await wait_until(lambda: len(finals(supplier)) > n, 15)
         finished = finals(supplier)[n]
         print(f"[cluster] the open line, finished by the drain: {finished}")
         assert finished["text"] and finished["call_id"] == call_id

@@ -398,6 +398,51 @@ async def test_audio_dropped_when_recognition_falls_behind_keeps_stream_times(ko
         )
 
 
+async def test_audio_kept_while_the_model_loads_loses_no_words(speech, direct_text, tmp_path):
+    """12 s of a speaker's audio (the clip, then silence) arrive while their model loads: all of
+    it is recognized once it has loaded (more 20-ms chunks than the recognizer's backlog holds
+    must not push the first words out), and the line keeps where it was said."""
+    from server.media_sessions.subtitles import SpeakerSubtitles
+    from translation.speech_engines import open_recognizer
+
+    finals, tasks = [], []
+
+    def slow_open(lang, data_dir):
+        time.sleep(0.5)  # a model that takes its time to load
+        return open_recognizer(lang, data_dir)
+
+    async def on_final(line) -> None:
+        finals.append(line)
+
+    async def on_partial(text, utterance) -> None:
+        pass
+
+    subtitles = SpeakerSubtitles(
+        "ko",
+        tmp_path,
+        spawn=lambda c: tasks.append(asyncio.get_running_loop().create_task(c)),
+        on_partial=on_partial,
+        on_final=on_final,
+        endpoint=EndpointConfig(),
+        recognizers=slow_open,
+    )
+    starting = asyncio.get_running_loop().create_task(subtitles.start())
+    audio = speech + silence(12.0 - len(speech) / SECOND)
+    for offset in range(0, len(audio), 640):
+        subtitles.feed(audio[offset : offset + 640])
+    await starting
+    captions = subtitles.captions
+    for _ in range(300):
+        if finals:
+            break
+        await asyncio.sleep(0.1)
+    await subtitles.stop()
+    assert captions is not None and captions.dropped_bytes == 0
+    assert [like_direct(f.text, direct_text) for f in finals] == [True], finals
+    said = finals[0].start - (subtitles.audio_offset or 0.0)
+    assert 0.3 < said < 1.0, said  # the first word, 0.63 s into the clip
+
+
 async def test_a_pause_inside_a_sentence_keeps_it_one_line(ko_model, ko_pcm, speech, direct_text):
     """0.45 s of the clip's own background after `그는` (1.32 s) and after `피하면서` (2.46 s):
     a Korean speaker's line stays whole, nothing dropped (one short sentence's CER moves by
