@@ -348,7 +348,9 @@ class Realtime:
         """Stop taking calls and tours and hand the running ones to other nodes (SIGTERM), each
         one's open lines within `finish_s` when given; returns how many moved."""
         try:
-            return await self.failover.drain(finish_s)
+            moved = await self.failover.drain(finish_s)
+            await self.relays.drain()
+            return moved
         except Exception:
             log.exception("drain failed; the calls left here end")
             return 0

@@ -14,14 +14,16 @@ on the relay.
   each encoded packet as one binary message (`media.relay.encode_packet`). Each track is one
   bounded `PacketTrack` subscription on the host's fan-out: a link that backs up drops to the
   next keyframe and asks for one, as a slow viewer does.
-- Relay → owner on the same socket: `keyframe` (a new viewer, a PLI: reaches the one encoder)
-  and `lost` (the relay dropped a viewer's peer: no answer, connection failed).
+- Relay → owner on the same socket: `keyframe` (a new viewer, a PLI: reaches the one encoder),
+  `lost` (the relay dropped a viewer's peer: no answer, connection failed) and `draining` (the
+  relay stops, SIGTERM: it closes its links right after).
 - The owner asks the relay over the bus: `tour_relay_join` (the viewer's offer → the relay's
   answer), `tour_relay_answer` (the viewer's answer to a relay's re-offer), `tour_relay_leave`.
 - The link ends when the tour ends or moves on the owner (the relay drops its viewers' peers;
   the new owner tells them `tour.moved`), or when the relay has no viewer left. A link that
-  drops while the owner still has viewers on that relay (the relay died) re-serves them: each
-  gets `tour.moved` ("media server lost") and re-joins.
+  drops while the owner still has viewers on that relay re-serves them: each gets `tour.moved`
+  and re-joins — "media server restarting" when the relay said it drains, else "media server
+  lost" (it died).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from media.errors import MediaError
 from media.negotiation import keep_candidates
 from server.background import TaskSet
 from server.cluster.bus import Bus, BusError, NodeUnavailable
+from server.cluster.failover import LOST, RESTARTING
 from server.cluster.nodes import NodeRegistry
 from server.config import Settings
 from server.media_sessions.relay_links import (
@@ -123,6 +126,13 @@ class TourRelays:
         if lock is not None and not lock.locked():
             del self._joining[tour_id]
 
+    async def drain(self) -> int:
+        """SIGTERM: every tour relayed here tells its owner and stops (its viewers here
+        re-join elsewhere now, not when the process is gone); how many tours."""
+        relayed = list(self.relayed.values())
+        await asyncio.gather(*(tour.drain() for tour in relayed))
+        return len(relayed)
+
     def local_candidates(self, sdp: str) -> str:
         """Only this node's media address's candidates (see `keep_candidates`)."""
         address = self.settings.media_address
@@ -206,7 +216,7 @@ class TourRelays:
             with contextlib.suppress(Exception):
                 await ws.close()
             log.info("tour %s: relay link to %s closed (%d packets)", tour_id, node, link.packets)
-            await self.tours.relay_gone(tour, node)
+            await self.tours.relay_gone(tour, node, RESTARTING if link.draining else LOST)
         return ws
 
     # ------------------------------------------------------------------ bus ops (relay)

@@ -118,6 +118,7 @@ class OwnerLink:
         self.ws = ws
         self.sent: dict[Fanout, tuple[int, PacketTrack, asyncio.Task[None]]] = {}
         self.packets = 0
+        self.draining = False  # the relay said it stops (SIGTERM): a restart, not a loss
         self._numbers = 0
         self._announced = False
         self._lock = asyncio.Lock()
@@ -203,6 +204,8 @@ class OwnerLink:
                 fanout = by_number.get(data.get("track"))
                 if fanout is not None:
                     fanout.request_keyframe(urgent=bool(data.get("urgent")))
+            elif op == "draining":
+                self.draining = True
             elif op == "lost":
                 member = self.tour.member_by_peer(str(data.get("peer")))
                 if member is not None and member.relay == self.node:
@@ -348,6 +351,15 @@ class RelayedTour:
         await self.room.remove_peer(peer_id, "left")
         if not self.viewers:
             await self.close()
+
+    async def drain(self) -> None:
+        """This node stops (SIGTERM): tell the owner first (its viewers here re-join elsewhere,
+        told the media server is restarting, not lost), then close."""
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.send_str(json.dumps({"op": "draining"}))
+        await self.close()
 
     async def close(self) -> None:
         """Drop every viewer's peer and the link; idempotent."""

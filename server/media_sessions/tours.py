@@ -348,9 +348,10 @@ class Tours(MediaSessions[Tour]):
             return False
         return await self.relays.answer(session.id, member, answer)
 
-    async def relay_gone(self, tour: Tour, node: str) -> None:
-        """The link to relay `node` closed: the viewers it served (it died) are told
-        `tour.moved` ("media server lost") and re-join, served by another node or here."""
+    async def relay_gone(self, tour: Tour, node: str, reason: str = RELAY_LOST) -> None:
+        """The link to relay `node` closed: the viewers it served are told `tour.moved`
+        (`reason`: it died, "media server lost", or it drains) and re-join, served by another
+        node or here."""
         if self.sessions.get(tour.id) is not tour or tour.ending:
             return
         if self.relays is not None and any(
@@ -358,8 +359,8 @@ class Tours(MediaSessions[Tour]):
         ):
             return  # a newer link to that node serves them
         for member in [m for m in tour.viewers.values() if m.relay == node]:
-            await self.remove_member(tour, member.sid, RELAY_LOST)
-            payload = {"tour_id": tour.id, "reason": RELAY_LOST, "tour": self.public(tour)}
+            await self.remove_member(tour, member.sid, reason)
+            payload = {"tour_id": tour.id, "reason": reason, "tour": self.public(tour)}
             await self.sio.emit(self.moved_event, payload, to=member.sid)
             log.info("tour %s: viewer %s re-joins (relay %s lost)", tour.id, member.sid, node)
 

@@ -244,11 +244,13 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     expect(final).to_be_visible(timeout=45000)
     korean = final.get_attribute("data-original") or ""
     assert re.search(r"[\uac00-\ud7a3]", korean), korean
-    # Not translated: the original is shown, with a short note in the reader's language.
+    # Not translated: the original is shown, and one short note in the reader's language says
+    # why, under the video, for as long as it holds (none under each line).
     expect(final.locator(".subtitle-text")).to_have_text(korean)
     expect(final.locator(".subtitle-text")).to_have_attribute("lang", "ko")
-    note = final.locator(".subtitle-note")
-    expect(note).to_have_text("Original — this server has no Korean→English translation")
+    pair_note = listener.locator("#call-subtitle-note")
+    expect(pair_note).to_have_text("Original — this server has no Korean→English translation")
+    expect(listener.locator("#call-view .subtitle-note")).to_have_count(0)
     shot(listener, "listener-untranslated-subtitle")
 
     # Switching the subtitle language visibly takes effect, on the lines already shown too.
@@ -257,9 +259,11 @@ def test_untranslatable_call_subtitle_shows_the_original_and_why(
     expect(final.locator(".subtitle-note")).to_have_text(
         "Original — said before you chose this language"
     )
+    expect(pair_note).to_be_hidden()
     shot(listener, "listener-switched-to-spanish")
     listener.locator("#call-subtitle-lang").select_option("en")
-    expect(final.locator(".subtitle-note")).to_contain_text("no Korean→English translation")
+    expect(pair_note).to_contain_text("no Korean→English translation")
+    expect(listener.locator("#call-view .subtitle-note")).to_have_count(0)
 
     # The speaker ends it; the listener is told who did.
     speaker.locator("#call-end").click()

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from server.config import Settings
 from tests.browser.conftest import PHONE, ThreadedServer, sign_in
+from tests.support.attachment_files import pdf_document
 from tests.support.peers import SECRET
 from translation.translator import Translator
 
@@ -94,14 +95,23 @@ def test_a_korean_reader_reads_why_a_message_is_untranslated_in_korean(
     buyer.locator("#new-submit").click()
     expect(buyer.locator("#conv-title")).to_have_text("김민수 Supplier")
     buyer.locator("#composer-text").fill("The bolts are ready.")
+    with buyer.expect_file_chooser() as chooser:
+        buyer.locator("#attach-button").click()
+    chooser.value.set_files(
+        files=[{"name": "drawing.pdf", "mimeType": "application/pdf", "buffer": pdf_document()}]
+    )
+    expect(buyer.locator("#attach-tray li.tray-item.ready")).to_have_count(1)
     buyer.locator("#composer-text").press("Enter")
 
     supplier.locator("#inbox-list li.inbox-item a").click()
     bubble = supplier.locator("#messages li.msg.theirs").first
     expect(bubble.locator(".msg-text")).to_have_text("The bolts are ready.")
     expect(bubble.locator(".msg-text")).to_have_attribute("lang", "en")
+    expect(bubble.locator("li.attachment")).to_have_count(1)
     note = bubble.locator(".note.untranslated")
     expect(note).to_have_text("원문 — 이 서버에는 영어→한국어 번역이 없습니다")
+    # The note says why the text is untranslated right under the text, above the drawing.
+    expect(bubble.locator(".msg-text + .note.untranslated")).to_have_count(1)
     shot(supplier, "korean-reader-note-phone")
 
     supplier.locator("#composer-text").fill("볼트가 준비되었습니다.")

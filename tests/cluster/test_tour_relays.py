@@ -162,3 +162,35 @@ async def test_relayed_viewers_watch_with_one_encoder_and_move_when_the_relay_di
         assert local.received("video") > before  # the owner's own viewer never stopped
         assert (await metrics(owner))["tour_relay_links"] == 0
         assert (await host.call("tour.end", {"tour_id": tid}))["ok"]
+
+
+async def test_a_draining_relay_moves_its_viewers_as_a_restart(tmp_path) -> None:
+    """SIGTERM of a relay: before it exits it tells the owner, whose viewers there get
+    `tour.moved` ("media server restarting": a restart, not a loss), join again and watch,
+    served by the owner; the relay exits 0 and the owner's own viewer never stops."""
+    async with relay_room(tmp_path, LOOPBACK) as room:
+        c = room.cluster
+        host = await room.person(c[2], "ko", role="supplier")
+        tid, owner_id = await room.start_tour(host, "Paint line")
+        owner = room.host_of(owner_id)
+        relay = next(h for h in c.hosts[:2] if h is not owner)
+        local = room.tour_client(await room.person(owner, "ko"))
+        viewer = await room.person(c[2], "es")
+        relayed = room.tour_client(viewer)
+        served_by(await joined(local, tid), owner, room)
+        publisher = room.tour_client(host, repeats=2, camera=True)
+        assert (await publisher.publish(tid))["ok"]
+        served_by(await joined(relayed, tid), relay, room)
+        await watching([local, relayed])
+
+        code = await asyncio.to_thread(relay.terminate)
+        moved = await viewer.wait_for("tour.moved", lambda e: e["tour_id"] == tid, timeout=15)
+        assert moved["reason"] == "media server restarting", moved
+        assert code == 0, relay.log()[-3000:]
+        before = local.received("video")
+        await relayed.close()
+        again = room.tour_client(viewer)
+        served_by(await joined(again, tid), owner, room)
+        await watching([again])
+        assert local.received("video") > before
+        assert (await host.call("tour.end", {"tour_id": tid}))["ok"]

@@ -10,6 +10,7 @@ import { fillLanguageSelect } from "./languages.js";
 import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { forgetCall, saveCall, savedCall } from "./session.js";
 import { SubtitleBoard } from "./subtitles.js";
+import { untranslatedText } from "./translation_notes.js";
 
 const ENDED_NOTE_MS = 8000;
 const RUNNING_LOOKUPS_MAX = 50; // conversations asked for a running call after a (re)connect
@@ -45,8 +46,12 @@ export class CallView extends MediaView {
   buildView() {
     this.stage = el("div", { className: "call-stage" });
     this.tilesNode = el("div", { className: "tiles", attrs: { "aria-label": t("call.video") } });
-    this.board = new SubtitleBoard();
+    this.board = new SubtitleBoard({ pairNoteElsewhere: true });
     this.stage.append(this.tilesNode, this.board.node, this.sound.node);
+    // Says once, for as long as it holds, which speakers' language this server cannot translate
+    // into ours (the lines themselves carry no note for that).
+    this.pairNote = el("p", { className: "pair-note", attrs: { role: "status", id: "call-subtitle-note" } });
+    this.pairNote.hidden = true;
     this.sound.render();
     this.muteButton = el("button", {
       className: "call-toggle",
@@ -77,7 +82,7 @@ export class CallView extends MediaView {
       this.leaveButton,
       this.endButton,
     );
-    this.view.replaceChildren(this.stage, this.note, controls, this.board.history);
+    this.view.replaceChildren(this.stage, this.pairNote, this.note, controls, this.board.history);
   }
 
   /** The buttons in the conversation header: start/join the call, download the transcript. */
@@ -273,9 +278,10 @@ export class CallView extends MediaView {
       const started = await this.startCall(cid, () => !this.active);
       if (!started) return; // another call view took over meanwhile
       const { call, ice_servers: iceServers } = started;
-      stream = await localMedia();
+      const local = await localMedia();
+      stream = local.stream;
       if (this.active) throw new Error("already in a call");
-      active = { call, pc: null, stream, iceServers: iceServers || [], tiles: new Map() };
+      active = { call, pc: null, stream, refused: local.refused, iceServers: iceServers || [], tiles: new Map() };
       this.active = active;
       this.addTile("local", stream, true);
       this.subtitleLang = this.app.lang;
@@ -386,6 +392,7 @@ export class CallView extends MediaView {
   teardown(note) {
     forgetCall();
     this.stopMedia();
+    this.renderPairNote();
     this.tilesNode.replaceChildren();
     this.view.classList.remove("moving");
     this.view.hidden = !note;
@@ -498,12 +505,24 @@ export class CallView extends MediaView {
 
   subtitleLangChanged(lang) {
     this.board.setLanguage(lang);
+    this.renderPairNote();
     this.showNote(t("call.lang_now", { lang: languageName(lang) }));
   }
 
   onSubtitle(data) {
     const mine = data.speaker?.id === this.app.me.id;
     this.board.show(data, this.subtitleLang || this.app.lang, mine);
+    if (data.final) this.renderPairNote();
+  }
+
+  /** The persistent note: each speaker's language this server has no engine for into ours. */
+  renderPairNote() {
+    const text = this.board
+      .pairsMissing()
+      .map(({ note, from, to }) => untranslatedText(note, from, to))
+      .join(" · ");
+    this.pairNote.textContent = text;
+    this.pairNote.hidden = !text;
   }
 
   // ----- transcript ---------------------------------------------------------------------------

@@ -214,7 +214,6 @@ export class ConversationView {
         }),
       );
     }
-    if (shown.missing) foot.append(this.untranslatedNote(shown, message));
     if (mine) foot.append(this.ticks(message));
     return el(
       "li",
@@ -232,6 +231,8 @@ export class ConversationView {
             attrs: { lang: shown.lang },
           })
         : null,
+      // Why the text is untranslated goes right under it, not below the message's files.
+      message.text && shown.missing ? this.untranslatedNote(shown, message) : null,
       attachmentsNode(message, this.app.token),
       foot,
     );

@@ -25,21 +25,24 @@ export function movedReason(reason) {
   return key ? t(key) : reason || t("moved.unknown");
 }
 
-/** The microphone and camera, or as much of them as the browser grants (null: receive only). */
+/** `{stream, refused}`: the microphone and camera, or as much of them as the browser grants
+ * (`stream` null: receive only); `refused`: the browser or the user blocked them (so there may
+ * well be a camera: the note says how to allow it, not that there is none). */
 export async function localMedia() {
   const tries = [
     { audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 } } },
     { audio: true, video: false },
     { audio: false, video: true },
   ];
+  let refused = false;
   for (const constraints of tries) {
     try {
-      return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch {
-      /* try with less */
+      return { stream: await navigator.mediaDevices.getUserMedia(constraints), refused: false };
+    } catch (error) {
+      refused ||= error?.name === "NotAllowedError" || error?.name === "SecurityError";
     }
   }
-  return null;
+  return { stream: null, refused };
 }
 
 /**
@@ -49,7 +52,7 @@ export async function localMedia() {
  * events, and the string keys that differ between the kinds (`left`, `updateFailed`,
  * `langFailed`; each may use `{error}` or `{message}`).
  *
- * `active`: {<kind>, pc, stream, iceServers, queue, joined, current, offline, …}; `pc` is
+ * `active`: {<kind>, pc, stream, refused, iceServers, queue, joined, current, offline, …}; `pc` is
  * replaced on every (re-)join, the rest stays for the whole session. A subclass builds
  * `note`, `board`, `langSelect` and `rejoinButton` (`makeRejoinButton()` makes it) and says what
  * differs through the hooks below.
@@ -208,7 +211,8 @@ export class MediaView {
     if (ack.captions && !ack.captions.available) {
       this.showNote(this.say("no_captions", { lang: languageName(ack.captions.lang) }));
     } else {
-      this.showNote(this.active?.stream ? "" : this.say("no_media"));
+      const why = this.active?.refused ? "media_refused" : "no_media";
+      this.showNote(this.active?.stream ? "" : this.say(why));
     }
   }
 

@@ -56,7 +56,11 @@ export function openLineFor(subtitle, lang) {
 }
 
 export class SubtitleBoard {
-  constructor() {
+  /** `pairNoteElsewhere`: the view says once, in its own persistent note (`pairsMissing()`),
+   * that the reader's language has no engine for a speaker's, so a line left untranslated for
+   * that reason carries no note of its own. */
+  constructor({ pairNoteElsewhere = false } = {}) {
+    this.pairNoteElsewhere = pairNoteElsewhere;
     this.finals = el("ol", { className: "subtitle-finals" });
     this.partials = el("div", { className: "subtitle-partials" });
     this.node = el(
@@ -102,6 +106,18 @@ export class SubtitleBoard {
     this.render();
   }
 
+  /** `[{from, to, note}]`: per speaker's language, when its latest final reads in the original
+   * because the server has no engine for it into the reader's language (`no_pair`): what the
+   * view's one persistent note says when the lines carry none (`pairNoteElsewhere`). */
+  pairsMissing() {
+    const latest = new Map();
+    for (const { subtitle } of this.lines) latest.set(subtitle.lang, subtitle);
+    return [...latest.values()]
+      .map((subtitle) => ({ subtitle, shown: subtitleFor(subtitle, this.lang) }))
+      .filter(({ shown }) => shown.note?.code === "no_pair")
+      .map(({ subtitle, shown }) => ({ from: subtitle.lang, to: this.lang, note: shown.note }));
+  }
+
   /** Read every line (shown and earlier) in `lang` from now on. */
   setLanguage(lang) {
     this.lang = lang;
@@ -140,6 +156,7 @@ export class SubtitleBoard {
     const speaker = subtitle.speaker || { id: "?", name: "?" };
     const shown = subtitleFor(subtitle, this.lang);
     const missing = !shown.translated && subtitle.lang !== this.lang;
+    const noted = missing && !(this.pairNoteElsewhere && shown.note?.code === "no_pair");
     const node = el(
       "li",
       {
@@ -149,7 +166,7 @@ export class SubtitleBoard {
       },
       el("span", { className: "subtitle-speaker", text: `${mine ? t("subtitle.you") : speaker.name}: ` }),
       el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
-      missing
+      noted
         ? el("span", {
             className: "subtitle-note",
             text: shown.note

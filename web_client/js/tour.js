@@ -13,7 +13,7 @@ import { fillLanguageSelect } from "./languages.js";
 import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { playMuted } from "./playback.js";
 import "./strings/tour.js";
-import { SubtitleBoard, subtitleFor } from "./subtitles.js";
+import { SubtitleBoard } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
 
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
@@ -118,10 +118,15 @@ export class TourView extends MediaView {
   buildStage() {
     this.stageTitle = el("h3", { className: "tour-stage-title", attrs: { id: "tour-stage-title" } });
     this.video = el("video", { attrs: { autoplay: true, playsinline: true, id: "tour-video" } });
-    this.board = new SubtitleBoard();
+    this.board = new SubtitleBoard({ pairNoteElsewhere: true });
     const screen = el("div", { className: "call-stage tour-screen" }, this.video, this.board.node, this.sound.node);
     this.sound.render();
     this.note = el("p", { className: "call-note tour-note", attrs: { role: "status", id: "tour-note" } });
+    // Says once, for as long as it holds, that the chosen subtitle language has no engine.
+    this.subtitleNote = el("p", {
+      className: "pair-note",
+      attrs: { role: "status", id: "tour-subtitle-note" },
+    });
     this.count = el("span", { className: "tour-count", attrs: { id: "tour-count" } });
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
@@ -179,6 +184,7 @@ export class TourView extends MediaView {
       { className: "call tour-stage", attrs: { id: "tour-stage", "aria-labelledby": "tour-stage-title" } },
       this.stageTitle,
       el("div", { className: "tour-main" }, screen, this.questionsNode),
+      this.subtitleNote,
       this.note,
       this.controls,
       this.board.history,
@@ -208,7 +214,15 @@ export class TourView extends MediaView {
     this.hostForm.hidden = this.app.me.role !== "supplier" || Boolean(active);
     this.listSection.hidden = Boolean(active);
     this.backLink.hidden = Boolean(active);
+    this.renderSubtitleNote();
     this.renderList();
+  }
+
+  /** The viewer's persistent note: the chosen subtitle language has no engine for the host's. */
+  renderSubtitleNote() {
+    const lang = this.active && !this.active.host && this.board.pairsMissing().length ? this.subtitleLang : null;
+    this.subtitleNote.textContent = lang ? t("tour.unavailable", { lang: languageName(lang) }) : "";
+    this.subtitleNote.hidden = !lang;
   }
 
   renderList() {
@@ -348,13 +362,20 @@ export class TourView extends MediaView {
     let stream = null;
     let started = null;
     try {
+      // The camera first: a tour nobody can see is never listed (and has nothing to publish).
+      const local = await localMedia();
+      stream = local.stream;
+      if (!stream) {
+        this.hostError.textContent = this.say(local.refused ? "media_refused" : "no_media");
+        this.hostError.hidden = false;
+        return;
+      }
       const { tour, ice_servers: iceServers } = await this.app.connection.request("tour.start", {
         title,
         lang: this.spoken.value,
         invite,
       });
       started = tour.id;
-      stream = await localMedia();
       if (this.active) throw new Error("already in a tour");
       active = { tour, host: true, pc: null, stream, iceServers: iceServers || [] };
       this.active = active;
@@ -540,14 +561,17 @@ export class TourView extends MediaView {
     return true;
   }
 
-  /** A subtitle line; the first one left untranslated in the chosen language also says why below. */
+  /** A subtitle line; the persistent note follows the latest final (no engine: said once there,
+   * not under each line; translated: gone). */
   onSubtitle(data) {
     this.board.show(data, this.subtitleLang, false);
-    const shown = data.final && subtitleFor(data, this.subtitleLang);
-    if (shown?.missing && !this.active.host && this.active.unavailable !== this.subtitleLang) {
-      this.active.unavailable = this.subtitleLang;
-      this.showNote(t("tour.unavailable", { lang: languageName(this.subtitleLang) }));
-    }
+    if (data.final) this.renderSubtitleNote();
+  }
+
+  /** Another subtitle language: every line reads in it; the next final says whether it has an engine. */
+  subtitleLangChanged(lang) {
+    this.board.setLanguage(lang);
+    this.renderSubtitleNote();
   }
 
   async ask(input) {
