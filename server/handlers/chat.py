@@ -32,6 +32,7 @@ from server.storage.store import RateLimited, SendContext, StaleContext, Store, 
 from server.storage.users import Directory
 from server.tokens import Identity
 from translation.errors import FAILED, NO_PAIR, TranslationNote, translation_note
+from translation.written_language import written_language
 
 log = logging.getLogger("tradetalk.chat")
 
@@ -179,7 +180,7 @@ class Chat:
         if pending is not None and not (
             context is not None
             and self.store.cached_conversation(cid) is not None
-            and not self.targets(me, context.langs)
+            and not self.targets(me, context.langs, self.source_lang(me, text, context.langs))
         ):
             await pending.take()
         conversation = await self.conversation_for(me, cid)
@@ -322,8 +323,8 @@ class Chat:
         translated gets a note in `translation_error` (`{code, from, to}`, which the reader's
         client words in the reader's language) and the message goes out without it (never
         held back)."""
-        src = langs.get(me.id) or me.lang
-        targets = self.targets(me, langs)
+        src = self.source_lang(me, text, langs)
+        targets = self.targets(me, langs, src)
         fields: dict[str, Any] = {"text": text, "lang": src, "translations": {}}
         if not targets:
             return fields
@@ -346,9 +347,17 @@ class Chat:
         return fields
 
     @staticmethod
-    def targets(me: Identity, langs: dict[str, str | None]) -> list[str]:
-        """The languages a message of `me` is translated into for participants' `langs`."""
-        src = langs.get(me.id) or me.lang
+    def source_lang(me: Identity, text: str | None, langs: dict[str, str | None]) -> str:
+        """The language `me`'s `text` is in: theirs, unless its letters cannot be in it (a
+        Chinese agent typing English: `translation.written_language`)."""
+        declared = langs.get(me.id) or me.lang
+        return written_language(text, declared) if text else declared
+
+    @staticmethod
+    def targets(me: Identity, langs: dict[str, str | None], src: str | None = None) -> list[str]:
+        """The languages a message of `me` in `src` (default: theirs) is translated into for
+        participants' `langs`."""
+        src = src or langs.get(me.id) or me.lang
         return sorted({lang for p, lang in langs.items() if p != me.id and lang and lang != src})
 
     async def set_language(self, session: Session, sid: str, data: Any) -> dict[str, Any]:

@@ -133,3 +133,24 @@ async def test_one_message_to_many_people_costs_one_translation_per_language(
     finally:
         for peer in peers:
             await peer.close()
+
+
+async def test_a_message_is_read_in_the_language_it_is_written_in(connect) -> None:
+    """A Chinese agent types English to an English and a Korean lead: the message is English
+    (no "Chinese→English" anything; translated en→ko for the Korean lead), and the same agent's
+    Chinese is Chinese again (no engine serves zh→en/ko here: the notes say zh)."""
+    agent = await connect(new_user(lang="zh"))
+    english, korean = await connect(new_user(lang="en")), await connect(new_user(lang="ko"))
+    ack = await agent.call(
+        "conversation.create", {"participants": [english.id, korean.id], "title": "Bolts"}
+    )
+    cid = ack["conversation"]["id"]
+    typed = await send(agent, cid, "What is the price?", "e1")
+    assert typed["lang"] == "en", typed
+    assert typed["translations"] == {"ko": "가격은 얼마입니까?"}, typed
+    assert "translation_error" not in typed, typed
+    assert (await english.wait_for("message.new"))["message"] == typed
+
+    chinese = await send(agent, cid, "价格是多少？", "z1")
+    assert chinese["lang"] == "zh" and chinese["translations"] == {}, chinese
+    assert {n["from"] for n in chinese["translation_error"].values()} == {"zh"}, chinese
