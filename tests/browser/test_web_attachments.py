@@ -64,7 +64,12 @@ def thumbnails_loaded(page: Page, message) -> None:
     """Every thumbnail in the message decoded in the browser (a real image, 320 px a side)."""
     thumbs = message.locator("img.att-thumb")
     for i in range(thumbs.count()):
-        expect(thumbs.nth(i)).to_have_js_property("complete", True)
+        # its src comes once the authorized fetch is done (an img with no src is "complete")
+        page.wait_for_function(
+            "img => img.getAttribute('src') && img.complete",
+            arg=thumbs.nth(i).element_handle(),
+            timeout=15000,
+        )
         size = thumbs.nth(i).evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert max(size) == 320, size
 
