@@ -1,6 +1,7 @@
 """The interface speaks each user's language from the sign-in page on (Korean; Arabic, right to
 left; German; French), and a missing translation is explained to the reader in their own
-language — never with the operator's install command."""
+language — never with the operator's install command. Message times follow the interface
+language, not the browser's locale, and follow a switch of it."""
 
 from __future__ import annotations
 
@@ -85,6 +86,18 @@ def test_the_sign_in_page_switches_language_at_once_then_the_app_speaks_it(
     assert not page.errors and not korean.errors, (page.errors, korean.errors)
 
 
+def earlier_day(page: Page) -> str:
+    """How the page writes a time three days ago (a day and a time) in its interface language."""
+    return str(
+        page.evaluate(
+            """async () => {
+              const { shortTime } = await import("/static/js/messages.js");
+              return shortTime(new Date(Date.now() - 3 * 86400000).toISOString());
+            }"""
+        )
+    )
+
+
 def test_a_korean_reader_reads_why_a_message_is_untranslated_in_korean(
     new_page, apertium_server, shot
 ) -> None:
@@ -112,6 +125,15 @@ def test_a_korean_reader_reads_why_a_message_is_untranslated_in_korean(
     expect(note).to_have_text("원문 — 이 서버에는 영어→한국어 번역이 없습니다")
     # The note says why the text is untranslated right under the text, above the drawing.
     expect(bubble.locator(".msg-text + .note.untranslated")).to_have_count(1)
+    # Times in the Korean way on an English-locale browser: "오전 07:44", in the chat and the inbox.
+    assert supplier.evaluate("navigator.language").startswith("en")
+    korean_time = re.compile(r"(오전|오후) \d{2}:\d{2}$")
+    expect(bubble.locator(".msg-meta time")).to_have_text(korean_time)
+    expect(supplier.locator("#inbox-list .inbox-time").first).to_have_text(korean_time)
+    expect(buyer.locator("#messages li.msg.mine .msg-meta time")).to_have_text(
+        re.compile(r"\d{2}:\d{2} (AM|PM)$")
+    )
+    assert re.fullmatch(r"\d{1,2}월 \d{1,2}일 (오전|오후) \d{2}:\d{2}", earlier_day(supplier))
     shot(supplier, "korean-reader-note-phone")
 
     supplier.locator("#composer-text").fill("볼트가 준비되었습니다.")
@@ -125,6 +147,17 @@ def test_a_korean_reader_reads_why_a_message_is_untranslated_in_korean(
     expect(bubble.locator(".note.untranslated")).to_have_text(
         re.compile(r"^Original — (este servidor|sin traducir)")
     )
+    # So are the times, the shown ones and the next message's: 24 hours, no 오전 / AM.
+    spanish_time = re.compile(r"^(\d{1,2} \w+, )?\d{2}:\d{2}$")
+    expect(bubble.locator(".msg-meta time")).to_have_text(spanish_time)
+    buyer.locator("#composer-text").fill("Shipping on Monday.")
+    buyer.locator("#composer-text").press("Enter")
+    expect(supplier.locator("#messages li.msg.theirs")).to_have_count(2)
+    latest = supplier.locator("#messages li.msg.theirs").last
+    expect(latest.locator(".msg-text")).to_have_text(re.compile("lunes", re.I))  # Apertium en->es
+    expect(latest.locator(".msg-meta time")).to_have_text(spanish_time)
+    shot(supplier, "times-follow-the-switch-to-spanish")
+    assert re.fullmatch(r"\d{1,2} \w+, \d{2}:\d{2}", earlier_day(supplier)), earlier_day(supplier)
     for page in (buyer, supplier):
         assert "install" not in page.locator("body").inner_text()
         assert not page.errors, page.errors

@@ -1,6 +1,7 @@
 """Quotes in the web client: a Spanish supplier (Spanish interface) fills the quote form, a bad
 field is named in Spanish; the English buyer reads the quote in English with the original a
-click away, accepts it, and both see it accepted; the buyer downloads the PDF."""
+click away, accepts it, and both see it accepted; the buyer downloads the PDF. Numbers and dates
+read in each reader's format (190,00 USD in Spanish, 190.00 USD in English)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,17 @@ def fill_line(page: Page, n: int, product: str, quantity: str, price: str) -> No
     row.locator(".quote-currency").fill("USD")
 
 
+def day_in(page: Page, lang: str, iso_day: str) -> str:
+    """`YYYY-MM-DD` as the page's own Intl writes it in `lang` ("Jan 3, 2027", "3 ene 2027")."""
+    written = page.evaluate(
+        """([lang, day]) => new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeZone: "UTC" })
+          .format(new Date(`${day}T00:00:00Z`))""",
+        [lang, iso_day],
+    )
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", iso_day) and iso_day not in written, written
+    return str(written)
+
+
 def test_buyer_reads_a_spanish_quote_in_english_and_accepts_it(new_page, web_server, shot) -> None:
     buyer, supplier = new_page(), new_page()
     open_chat(buyer, supplier, web_server)
@@ -37,6 +49,7 @@ def test_buyer_reads_a_spanish_quote_in_english_and_accepts_it(new_page, web_ser
     fill_line(supplier, 1, "tuercas hexagonales", "1200", "0.0125")
     supplier.get_by_label("Lugar convenido").fill("Shenzhen")
     supplier.get_by_label("Condiciones de pago").fill("El pago es por adelantado.")
+    valid_until = supplier.locator("#quote-valid").input_value()
     supplier.get_by_role("button", name="Enviar cotización").click()
     error = supplier.locator("#quote-panel .error")
     expect(error).to_have_text("Revise este campo: Cantidad · línea 1.")
@@ -48,7 +61,10 @@ def test_buyer_reads_a_spanish_quote_in_english_and_accepts_it(new_page, web_ser
     expect(supplier.locator("#quote-panel")).to_be_hidden()
     mine = supplier.locator("#messages li.quote-card.mine")
     expect(mine.locator(".quote-status")).to_have_text("Abierta")
-    expect(mine.locator(".quote-total")).to_have_text("Total: 190.00 USD")
+    # Numbers and the date in the supplier's Spanish format, as the page's own Intl writes them.
+    expect(mine.locator(".quote-total")).to_have_text("Total: 190,00 USD")
+    expect(mine.locator(".quote-items tbody tr").nth(1)).to_contain_text("0,0125 USD")
+    expect(mine.locator(".quote-terms")).to_contain_text(day_in(supplier, "es", valid_until))
 
     # The buyer reads it in English; numbers, units, currency and Incoterm as written.
     card = buyer.locator("#messages li.quote-card.theirs")
@@ -61,9 +77,11 @@ def test_buyer_reads_a_spanish_quote_in_english_and_accepts_it(new_page, web_ser
     expect(rows.first).to_contain_text("500")
     expect(rows.first).to_contain_text("0.35 USD")
     expect(rows.first).to_contain_text("175.00 USD")
+    expect(rows.nth(1)).to_contain_text("1,200")
     expect(rows.nth(1)).to_contain_text("0.0125 USD")
     expect(card.locator(".quote-total")).to_have_text("Total: 190.00 USD")
     expect(card.locator(".quote-terms")).to_contain_text("FOB Shenzhen")
+    expect(card.locator(".quote-terms")).to_contain_text(day_in(buyer, "en", valid_until))
     expect(card.locator(".quote-status")).to_have_text("Open")
     english = products.first.inner_text()
     assert "pernos" not in english, english
@@ -152,7 +170,7 @@ def test_request_quote_counter_and_accept_in_the_browser(new_page, web_server, s
     # The supplier sees the counter in Spanish and accepts it.
     counter = supplier.locator('#messages li.quote-card.theirs[data-action="counter"]')
     expect(counter.locator(".quote-head")).to_contain_text("Contraoferta · v2")
-    expect(counter.locator(".quote-total")).to_have_text("Total: 175.00 USD")
+    expect(counter.locator(".quote-total")).to_have_text("Total: 175,00 USD")
     expect(counter.locator("td.quote-product").first).to_contain_text(re.compile("tuercas", re.I))
     mine = supplier.locator('#messages li.quote-card.mine[data-action="send"]')
     expect(mine.locator(".quote-status")).to_have_text("Sustituida por v2")

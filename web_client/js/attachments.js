@@ -2,7 +2,7 @@
 // uploaded at once over HTTP with a progress bar, then sent with the message), and how a
 // message's attachments show (image and PDF thumbnails inline, a download for every file).
 import { el } from "./dom.js";
-import { t, uiLanguage } from "./i18n.js";
+import { formatter, t } from "./i18n.js";
 import "./strings/attachments.js";
 import { saveDownload } from "./http_api.js";
 
@@ -21,7 +21,7 @@ export function fileSize(bytes) {
         ? [bytes / 1e3, "kilobyte", "short"]
         : [bytes, "byte", "long"];
   const format = { style: "unit", unit, unitDisplay, maximumFractionDigits: 1 };
-  return new Intl.NumberFormat(uiLanguage(), format).format(value);
+  return formatter(Intl.NumberFormat, format).format(value);
 }
 
 /** The inbox preview of a message without text: "📎 name" or "📎 3 files". */

@@ -5,7 +5,7 @@
 // tests/test_ui_catalogues.py checks); `t(key, vars)` looks one up in the current interface
 // language, falls back to English, then to the key itself. Static markup uses `data-i18n="key"`
 // (text), `data-i18n-placeholder`, `data-i18n-title` and `data-i18n-aria-label`, filled by
-// `translatePage()`. Right-to-left languages set `dir="rtl"` on the document.
+// `translatePage()`. Dates and numbers are formatted for the same language with `formatter()`. Right-to-left languages set `dir="rtl"` on the document.
 // This module imports nothing: the catalogues and the pickers import it.
 
 const RIGHT_TO_LEFT = new Set(["ar", "fa", "he", "ur"]);
@@ -39,20 +39,26 @@ export function t(key, vars = {}) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
-const displayNames = new Map(); // interface language -> Intl.DisplayNames (or null)
+const formatters = new Map(); // "language|kind|options" -> Intl formatter
+
+/** An `Intl` formatter (`Intl.DateTimeFormat`, `Intl.NumberFormat`, …) with `options` for the
+ * current interface language, made once per language and options. Ask for it when formatting,
+ * never at module load, so dates and numbers follow a language switch. */
+export function formatter(Kind, options = {}) {
+  const key = `${current}|${Kind.name}|${JSON.stringify(options)}`;
+  if (!formatters.has(key)) formatters.set(key, new Kind(current, options));
+  return formatters.get(key);
+}
 
 /** A language's name in the interface language ("영어" for "en" in Korean); the code if the
  * browser cannot name it. */
 export function languageName(code) {
   if (!code) return "";
-  if (!displayNames.has(current)) {
-    try {
-      displayNames.set(current, new Intl.DisplayNames([current], { type: "language", fallback: "none" }));
-    } catch {
-      displayNames.set(current, null);
-    }
+  try {
+    return formatter(Intl.DisplayNames, { type: "language", fallback: "none" }).of(code) || code;
+  } catch {
+    return code;
   }
-  return displayNames.get(current)?.of(code) || code;
 }
 
 /** Fill every `data-i18n*` element under `root` with the current language's text. */

@@ -1,4 +1,5 @@
 // How a message reads for one reader: their language when a translation exists.
+import { formatter } from "./i18n.js";
 
 /**
  * `{text, lang, translated, missing}` for a reader of `lang`: the translation into `lang` if the
@@ -18,13 +19,14 @@ export function readable(message, lang) {
   return { text: message.text, lang: message.lang, translated: false, missing: true, note };
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const dateFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const TIME = { hour: "2-digit", minute: "2-digit" };
+const DAY_AND_TIME = { month: "short", day: "numeric", ...TIME };
 
-/** A short local time ("14:05"), with the date when it's not today. */
+/** A short local time in the interface language ("14:05", "오전 07:44"), with the date when it's
+ * not today ("Dec 1, 07:44 AM", "12월 1일 오전 07:44"). */
 export function shortTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
   const today = new Date().toDateString() === date.toDateString();
-  return today ? timeFormat.format(date) : `${dateFormat.format(date)} ${timeFormat.format(date)}`;
+  return formatter(Intl.DateTimeFormat, today ? TIME : DAY_AND_TIME).format(date);
 }

@@ -1,9 +1,10 @@
 // Quotes in a conversation: the form (a priced quote, a request for quotation, a counter-offer)
 // and the card each `kind: "quote"` history entry shows as — products, payment terms and notes
-// in the reader's language with the original one click away; numbers, units, currencies,
-// Incoterms and places exactly as written. Accept, decline and counter answer the latest version.
+// in the reader's language with the original one click away; units, currencies, Incoterms and
+// places exactly as written; numbers (every decimal kept) and dates in the reader's format.
+// Accept, decline and counter answer the latest version.
 import { byId, el } from "./dom.js";
-import { t } from "./i18n.js";
+import { formatter, t } from "./i18n.js";
 import "./strings/quotes.js";
 import { shortTime } from "./messages.js";
 import { saveDownload } from "./http_api.js";
@@ -18,6 +19,23 @@ const CURRENCIES = ["USD", "EUR", "CNY", "JPY", "KRW", "GBP", "HKD", "TWD", "SGD
   "MYR", "PHP", "AUD", "CAD", "MXN", "BRL", "CLP", "COP", "PEN", "ARS", "TRY", "RUB", "AED", "SAR", "EGP", "ZAR",
   "CHF", "SEK", "NOK", "DKK", "PLN", "CZK"];
 const DEFAULT_VALID_DAYS = 30;
+
+/** A decimal string of the server ("1234.50") in the interface language ("1.234,50" in German),
+ * with exactly its decimals (the string is formatted, not a rounded float); anything else as is. */
+function decimal(text) {
+  const match = /^-?\d+(?:\.(\d+))?$/.exec(String(text ?? ""));
+  if (!match) return text ?? "";
+  const digits = match[1]?.length || 0;
+  return formatter(Intl.NumberFormat, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(text);
+}
+
+/** A `YYYY-MM-DD` day in the interface language ("Dec 31, 2026", "2026. 12. 31."); anything else
+ * as is. */
+function calendarDay(iso) {
+  const date = new Date(`${iso}T00:00:00Z`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(iso || "") || Number.isNaN(date.getTime())) return iso;
+  return formatter(Intl.DateTimeFormat, { dateStyle: "medium", timeZone: "UTC" }).format(date);
+}
 
 let counter = 0;
 function newClientId() {
@@ -145,12 +163,12 @@ export class QuoteDesk {
     const rows = version.items.map((item, n) => {
       const cells = [
         el("td", { className: "quote-product", text: texts.items[n], attrs: { lang: textLang } }),
-        el("td", { className: "num", text: item.quantity }),
+        el("td", { className: "num", text: decimal(item.quantity) }),
         el("td", { text: item.unit }),
       ];
       if (priced) {
-        cells.push(el("td", { className: "num", text: `${item.unit_price} ${item.currency}` }));
-        cells.push(el("td", { className: "num", text: `${item.amount} ${item.currency}` }));
+        cells.push(el("td", { className: "num", text: `${decimal(item.unit_price)} ${item.currency}` }));
+        cells.push(el("td", { className: "num", text: `${decimal(item.amount)} ${item.currency}` }));
       }
       return el("tr", {}, ...cells);
     });
@@ -161,7 +179,7 @@ export class QuoteDesk {
       el("tbody", {}, ...rows),
     );
     const totals = Object.entries(version.totals || {}).map(([currency, total]) =>
-      el("p", { className: "quote-total", text: `${t("quote.total")}: ${total} ${currency}` }),
+      el("p", { className: "quote-total", text: `${t("quote.total")}: ${decimal(total)} ${currency}` }),
     );
     const terms = el("dl", { className: "quote-terms" });
     const term = (label, value, textual = false) => {
@@ -170,7 +188,7 @@ export class QuoteDesk {
     };
     term(t("quote.incoterm"), `${version.incoterm}${version.place ? ` ${version.place}` : ""}`);
     term(t("quote.lead_time"), t("quote.days", { n: version.lead_time_days }));
-    term(t("quote.valid_until"), version.valid_until);
+    term(t("quote.valid_until"), calendarDay(version.valid_until));
     term(t("quote.payment_terms"), texts.payment_terms, true);
     term(t("quote.notes"), texts.notes, true);
     const foot = el("div", { className: "quote-actions" });

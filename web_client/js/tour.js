@@ -8,7 +8,7 @@
 // alike).
 import { button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
-import { languageName, setUiLanguage, t, translatePage } from "./i18n.js";
+import { formatter, languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
 import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { playMuted } from "./playback.js";
@@ -19,10 +19,12 @@ import { untranslatedText } from "./translation_notes.js";
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
 const QUESTION_FRESH_MS = 10000; // a new question stands out this long
 
-/** Seconds since the tour started as m:ss. */
+/** Seconds since the tour started as a clock in the interface language ("03:07", "1:03:07";
+ * "03.07" in Indonesian). */
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const duration = { hours: Math.floor(s / 3600), minutes: Math.floor(s / 60) % 60, seconds: s % 60 };
+  return formatter(Intl.DurationFormat, { style: "digital", hoursDisplay: "auto" }).format(duration);
 }
 
 /** Ids typed into the invite field: split on commas and white space, duplicates dropped. */
