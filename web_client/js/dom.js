@@ -38,3 +38,31 @@ export function showMessage(node, text) {
 export function button(className, text, id, onClick) {
   return el("button", { className, text, attrs: { type: "button", id }, on: { click: onClick } });
 }
+
+/**
+ * Make `target` like `source` (built the same way), changing only what differs: attributes, text
+ * and children, in place. The node under the reader's pointer stays the same node, so a press that
+ * an update lands in the middle of still ends in a click. Listeners are not copied: only for
+ * subtrees built without `on` handlers.
+ */
+export function morph(target, source) {
+  if (target.nodeType !== Node.ELEMENT_NODE) {
+    if (target.nodeValue !== source.nodeValue) target.nodeValue = source.nodeValue;
+    return;
+  }
+  for (const { name } of [...target.attributes]) {
+    if (!source.hasAttribute(name)) target.removeAttribute(name);
+  }
+  for (const { name, value } of source.attributes) {
+    if (target.getAttribute(name) !== value) target.setAttribute(name, value);
+  }
+  const have = [...target.childNodes];
+  const want = [...source.childNodes];
+  want.forEach((node, i) => {
+    const old = have[i];
+    if (old && old.nodeName === node.nodeName) morph(old, node);
+    else if (old) old.replaceWith(node);
+    else target.append(node);
+  });
+  for (const extra of have.slice(want.length)) extra.remove();
+}

@@ -1,5 +1,5 @@
 // The inbox: every conversation, newest activity first, with last message and unread count.
-import { byId, el, showMessage } from "./dom.js";
+import { byId, el, morph, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
 import { attachmentsPreview } from "./attachments.js";
@@ -69,10 +69,25 @@ export class InboxView {
     return [...this.entries.values()].sort((a, b) => activity(b).localeCompare(activity(a)));
   }
 
+  /** Show the entries, newest first. Each conversation keeps its item across renders (changed
+   * in place, moved only when its place changes): an agent's inbox updates many times a second,
+   * and a click must not be lost because the item under the pointer was rebuilt meanwhile. */
   render() {
     const entries = this.sorted();
     this.empty.hidden = entries.length > 0;
-    this.list.replaceChildren(...entries.map((entry) => this.item(entry)));
+    const shown = new Map([...this.list.children].map((li) => [li.dataset.id, li]));
+    entries.forEach((entry, i) => {
+      let node = this.item(entry);
+      const old = shown.get(entry.id);
+      if (old) {
+        morph(old, node);
+        node = old;
+        shown.delete(entry.id);
+      }
+      const at = this.list.children[i];
+      if (at !== node) this.list.insertBefore(node, at || null);
+    });
+    for (const gone of shown.values()) gone.remove();
     this.app.updateTitle?.();
   }
 
