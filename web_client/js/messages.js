@@ -1,4 +1,5 @@
 // How a message reads for one reader: their language when a translation exists.
+import { uiLanguage } from "./i18n.js";
 
 /**
  * `{text, lang, translated, missing}` for a reader of `lang`: the translation into `lang` if the
@@ -18,13 +19,25 @@ export function readable(message, lang) {
   return { text: message.text, lang: message.lang, translated: false, missing: true, note };
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const dateFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const formats = new Map(); // interface language -> {time, date}
 
-/** A short local time ("14:05"), with the date when it's not today. */
+/** The time and date formats of the interface language (an Arabic reader reads "07:42 ص", not
+ * the browser's "07:42 AM", which an RTL line would even turn into "AM 07:42"). */
+function formatsOf(lang) {
+  if (!formats.has(lang)) {
+    formats.set(lang, {
+      time: new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }),
+      date: new Intl.DateTimeFormat(lang, { month: "short", day: "numeric" }),
+    });
+  }
+  return formats.get(lang);
+}
+
+/** A short local time ("14:05"), with the date when it's not today, in the interface language. */
 export function shortTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
+  const { time, date: day } = formatsOf(uiLanguage());
   const today = new Date().toDateString() === date.toDateString();
-  return today ? timeFormat.format(date) : `${dateFormat.format(date)} ${timeFormat.format(date)}`;
+  return today ? time.format(date) : `${day.format(date)} ${time.format(date)}`;
 }

@@ -2,7 +2,7 @@
 // and the card each `kind: "quote"` history entry shows as — products, payment terms and notes
 // in the reader's language with the original one click away; numbers, units, currencies,
 // Incoterms and places exactly as written. Accept, decline and counter answer the latest version.
-import { byId, el } from "./dom.js";
+import { bdi, byId, el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/quotes.js";
 import { shortTime } from "./messages.js";
@@ -102,7 +102,7 @@ export class QuoteDesk {
     const meta = el(
       "div",
       { className: "msg-meta" },
-      el("span", { className: "sender", text: mine ? t("conv.you") : view.nameOf(message.sender) }),
+      view.senderNode(message, mine),
       el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
     );
     const attrs = { dataset: { id: String(message.id), quoteId: message.quote_id, action: message.action } };
@@ -144,7 +144,7 @@ export class QuoteDesk {
     if (priced) columns.push(t("quote.unit_price"), t("quote.amount"));
     const rows = version.items.map((item, n) => {
       const cells = [
-        el("td", { className: "quote-product", text: texts.items[n], attrs: { lang: textLang } }),
+        el("td", { className: "quote-product", attrs: { lang: textLang } }, bdi(texts.items[n])),
         el("td", { className: "num", text: item.quantity }),
         el("td", { text: item.unit }),
       ];
@@ -166,7 +166,7 @@ export class QuoteDesk {
     const terms = el("dl", { className: "quote-terms" });
     const term = (label, value, textual = false) => {
       if (value === null || value === undefined || value === "") return;
-      terms.append(el("dt", { text: label }), el("dd", { text: value, attrs: textual ? { lang: textLang } : {} }));
+      terms.append(el("dt", { text: label }), el("dd", { attrs: textual ? { lang: textLang } : {} }, bdi(value)));
     };
     term(t("quote.incoterm"), `${version.incoterm}${version.place ? ` ${version.place}` : ""}`);
     term(t("quote.lead_time"), t("quote.days", { n: version.lead_time_days }));
@@ -300,11 +300,11 @@ export class QuoteDesk {
     const field = (name, labelKey, input) => el("label", { dataset: { field: name } }, el("span", { text: t(labelKey) }), input);
     this.fields = {
       incoterm: el("select", { attrs: { id: "quote-incoterm" } }, ...INCOTERMS.map((code) => el("option", { text: code, attrs: { value: code } }))),
-      place: el("input", { attrs: { id: "quote-place", maxlength: 100 } }),
+      place: el("input", { attrs: { id: "quote-place", maxlength: 100, dir: "auto" } }),
       lead_time_days: el("input", { attrs: { id: "quote-lead", type: "number", min: 0, max: 3650, step: 1, value: base?.lead_time_days ?? 30 } }),
       valid_until: el("input", { attrs: { id: "quote-valid", type: "date", value: valid } }),
-      payment_terms: el("input", { attrs: { id: "quote-payment", maxlength: 500 } }),
-      notes: el("textarea", { attrs: { id: "quote-notes", rows: 2, maxlength: 2000 } }),
+      payment_terms: el("input", { attrs: { id: "quote-payment", maxlength: 500, dir: "auto" } }),
+      notes: el("textarea", { attrs: { id: "quote-notes", rows: 2, maxlength: 2000, dir: "auto" } }),
     };
     this.fields.incoterm.value = base?.incoterm || "FOB";
     this.fields.place.value = base?.place || "";
@@ -364,7 +364,7 @@ export class QuoteDesk {
     const row = el(
       "tr",
       {},
-      el("td", {}, input("product", { maxlength: 200, value: item.product || "", "aria-label": t("quote.product") })),
+      el("td", {}, input("product", { maxlength: 200, value: item.product || "", dir: "auto", "aria-label": t("quote.product") })),
       el("td", {}, input("quantity", { inputmode: "decimal", value: item.quantity || "", size: 8, "aria-label": t("quote.quantity") })),
       el("td", {}, unit),
       el("td", { className: "priced" }, input("unit_price", { inputmode: "decimal", value: item.unit_price || "", size: 8, "aria-label": t("quote.unit_price") })),
