@@ -364,10 +364,10 @@ export class QuoteDesk {
     const row = el(
       "tr",
       {},
-      el("td", {}, input("product", { maxlength: 200, value: item.product || "", dir: "auto", "aria-label": t("quote.product") })),
-      el("td", {}, input("quantity", { inputmode: "decimal", value: item.quantity || "", size: 8, "aria-label": t("quote.quantity") })),
+      el("td", {}, input("product", { maxlength: 200, value: item.product || "", dir: "auto", placeholder: t("quote.product"), "aria-label": t("quote.product") })),
+      el("td", {}, input("quantity", { inputmode: "decimal", value: item.quantity || "", size: 8, placeholder: t("quote.quantity"), "aria-label": t("quote.quantity") })),
       el("td", {}, unit),
-      el("td", { className: "priced" }, input("unit_price", { inputmode: "decimal", value: item.unit_price || "", size: 8, "aria-label": t("quote.unit_price") })),
+      el("td", { className: "priced" }, input("unit_price", { inputmode: "decimal", value: item.unit_price || "", size: 8, placeholder: t("quote.unit_price"), "aria-label": t("quote.unit_price") })),
       el("td", {}, input("currency", { list: "quote-currencies", maxlength: 3, size: 4, value: item.currency || "USD", "aria-label": t("quote.currency") })),
       el("td", {}, el("button", { className: "link", text: "✕", title: t("quote.remove_line"), attrs: { type: "button", "aria-label": t("quote.remove_line") },
         on: { click: () => { if (this.rows.children.length > 1) row.remove(); } } })),
