@@ -25,6 +25,11 @@ stacks stay in $TMPDIR/chat-profile-SERVER-RATE.txt).
 named `tmpfs-aof`, whose embedded Redis keeps its append-only file on /dev/shm (RAM): still
 `appendfsync always`, but an fsync there costs next to nothing, so the difference to
 `tradetalk` is what the disk's fsync costs and what is left is the code's own cost.
+`--nodes N` adds this tree's server once more as N processes on ONE embedded Redis (named
+`tradetalk×N`): how a deployment spreads chat over a machine's cores (the cluster: any node
+serves any conversation). Each client connects to a node drawn at random, as behind a load
+balancer, so about (N-1)/N of the conversations span two nodes and reach the partner through
+Redis pub/sub; `cpu ms/msg` then adds up every node's CPU.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import asyncio
 import collections
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -72,6 +78,16 @@ class Server:
     arrivals: dict[str, float] = field(default_factory=dict)
     profiles: dict[float, collections.Counter] = field(default_factory=dict)
     done: bool = False
+    #: further nodes of the same server (`--nodes`): (process, url), sharing the first's Redis
+    more: list[tuple[subprocess.Popen, str]] = field(default_factory=list)
+
+    def urls(self) -> list[str]:
+        """Every node's address (the first is `url`)."""
+        return [self.url, *(url for _proc, url in self.more)]
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by every node's process."""
+        return sum(process_cpu_s(p.pid) for p in (self.proc, *(p for p, _url in self.more)))
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen, path: str) -> None:
@@ -99,7 +115,9 @@ class Pair:
 
 
 async def connect_pairs(server: Server, count: int) -> None:
-    """Connect clients, set up conversations; arrivals go to `server.arrivals` (client_id->t)."""
+    """Connect clients, set up conversations; arrivals go to `server.arrivals` (client_id->t).
+    With several nodes each client picks one at random (the same draw in every run)."""
+    urls, draw = server.urls(), random.Random(7)
     for i in range(count):
         clients = []
         ids = [f"bench{i}a", f"bench{i}b"]
@@ -115,7 +133,8 @@ async def connect_pairs(server: Server, count: int) -> None:
                 auth = {"token": token}
             else:
                 auth = {"user": uid}
-            await client.connect(server.url, auth=auth, transports=["websocket"])
+            url = urls[draw.randrange(len(urls))]
+            await client.connect(url, auth=auth, transports=["websocket"])
             clients.append(client)
         if server.kind == "tradetalk":
             ack = await clients[0].call("conversation.create", {"participants": [ids[1]]})
@@ -158,7 +177,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
             sent[cid] = time.perf_counter()
             await pair.a.emit("message.send", {**pair.payload, "client_id": cid, "text": "bench"})
 
-    cpu_before = process_cpu_s(server.proc.pid)
+    cpu_before = server.cpu_s()
     clients_before = time.process_time()  # the bench process: every client of this server
     commands_before = await redis_commands(server)
     began = time.perf_counter()
@@ -166,7 +185,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and sum(c in arrivals for c in sent) < len(sent):
         await asyncio.sleep(0.05)
-    cpu = process_cpu_s(server.proc.pid) - cpu_before
+    cpu = server.cpu_s() - cpu_before
     clients_cpu = time.process_time() - clients_before
     commands = await redis_commands(server) - commands_before
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
@@ -292,11 +311,15 @@ def start_tradetalk(
     env: dict[str, str],
     hide: tuple[str, ...] | list[str] = (),
     redis_dir: Path | None = None,
+    redis: EmbeddedRedis | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """`tradetalk serve` from `tree` on its own embedded Redis under `root` (or `redis_dir`);
-    (process, url). `hide`: modules the server must not import (`hiding`)."""
-    redis = EmbeddedRedis(redis_dir or root / "redis")
-    redis.start()
+    """`tradetalk serve` from `tree` on its own embedded Redis under `root` (or `redis_dir`),
+    or on `redis` (another node's, left running: its first node stops it); (process, url).
+    `hide`: modules the server must not import (`hiding`)."""
+    shared = redis is not None
+    if redis is None:
+        redis = EmbeddedRedis(redis_dir or root / "redis")
+        redis.start()
     port = free_port()
     server_env = {
         **env,
@@ -316,7 +339,8 @@ def start_tradetalk(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    proc.redis = redis  # type: ignore[attr-defined]  # stopped with the server
+    if not shared:
+        proc.redis = redis  # type: ignore[attr-defined]  # stopped with the server
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -338,6 +362,9 @@ async def main() -> None:
         help="MEASUREMENT ONLY: also this tree with its Redis AOF on /dev/shm (the fsync floor)",
     )
     parser.add_argument("--top", type=int, default=15, help="frames shown per profile list")
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="also this tree as N nodes on one Redis (N > 1)"
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     profiled = {float(r) for r in args.profile.split(",") if r}
@@ -370,9 +397,20 @@ async def main() -> None:
                     REPO, root / "tmpfs", dict(os.environ), redis_dir=Path(shm) / "redis"
                 )
                 servers.append(Server("tmpfs-aof", "tradetalk", url, proc))
+            if args.nodes > 1:  # the cluster on one machine: N processes, one Redis
+                proc, url = start_tradetalk(REPO, root / "nodes-0", dict(os.environ))
+                cluster = Server(f"tradetalk×{args.nodes}", "tradetalk", url, proc)
+                for n in range(1, args.nodes):
+                    cluster.more.append(
+                        start_tradetalk(
+                            REPO, root / f"nodes-{n}", dict(os.environ), redis=proc.redis
+                        )
+                    )
+                servers.append(cluster)
             for server in servers:
                 path = "/healthz" if server.kind == "tradetalk" else RELAY_READY
-                await wait_healthy(server.url, server.proc, path)
+                for proc, url in [(server.proc, server.url), *server.more]:
+                    await wait_healthy(url, proc, path)
                 await connect_pairs(server, args.pairs)
             print(
                 f"{args.pairs} two-party conversations, {args.seconds:g} s per level, "
@@ -409,8 +447,9 @@ async def main() -> None:
                 for pair in server.pairs:
                     await pair.a.disconnect()
                     await pair.b.disconnect()
-                server.proc.terminate()
-                server.proc.wait()
+                for proc in (*(p for p, _url in server.more), server.proc):
+                    proc.terminate()
+                    proc.wait()
                 if hasattr(server.proc, "redis"):
                     server.proc.redis.stop()
 

@@ -13,6 +13,7 @@ Latin-script language a Latin-script writer uses cannot be told this way: theirs
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 
@@ -75,6 +76,7 @@ BY_SCRIPT = {
 _TELLING = ("kana", "hangul")
 
 
+@functools.lru_cache(maxsize=4096)
 def script_of(char: str) -> str | None:
     """The script of a letter, or None (digits, punctuation, emoji, unlisted scripts)."""
     point = ord(char)
@@ -87,6 +89,13 @@ def script_of(char: str) -> str | None:
 def written_language(text: str, declared: str) -> str:
     """The language `text` is in: `declared` (the writer's, e.g. "zh" or "zh-TW") unless no
     letter of it is in `declared`'s script, then the one its script says (see the module)."""
+    if text.isascii():  # the common case, without a look at each character
+        if not any(c.isalpha() for c in text):
+            return declared
+        own = WRITTEN_IN.get(declared.split("-")[0].lower(), frozenset({"latin"}))
+        if "latin" in own or len(LATIN_WORD.findall(text)) < MIN_LATIN_WORDS:
+            return declared
+        return LINGUA_FRANCA
     scripts = Counter(s for s in map(script_of, text) if s is not None)
     if not scripts:
         return declared

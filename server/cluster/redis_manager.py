@@ -139,7 +139,11 @@ class PooledRedisManager(socketio.AsyncRedisManager):
         socket are queued together, in order, and leave in one go of its writer."""
         if "/" not in self.rooms:
             return
-        encoded = self.server.packet_class(packet.EVENT, namespace="/", data=[event, data]).encode()
+        # binary=False: every emit here went through JSON (published, or built to be), so it
+        # holds no bytes; python-socketio would otherwise walk all of `data` looking for some.
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace="/", data=[event, data], binary=False
+        ).encode()
         frames = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in _as_list(encoded)]
         for _sid, eio_sid in self.get_participants("/", room):
             for frame in frames:

@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def web_server(
     server.stop()
 
 
-def launch_chromium(playwright: Playwright, extra_args: list[str] = ()) -> Browser:
+def launch_chromium(playwright: Playwright, extra_args: Sequence[str] = ()) -> Browser:
     """Launch Debian's Chromium headless with the common flags plus `extra_args`."""
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
@@ -137,6 +137,22 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@pytest.fixture(scope="module")
+def launch_browser(playwright_driver: Playwright) -> Iterator[Callable[[Sequence[str]], Browser]]:
+    """`launch_browser(extra_args)`: another Chromium of this module, with the common flags plus
+    `extra_args` (fake devices, a microphone's recording, denied prompts); each one launched is
+    closed after the module."""
+    browsers: list[Browser] = []
+
+    def launch(extra_args: Sequence[str]) -> Browser:
+        browsers.append(launch_chromium(playwright_driver, extra_args))
+        return browsers[-1]
+
+    yield launch
+    for browser in browsers:
+        browser.close()
+
+
 SPEECH = REPO.parent / "shared" / "testdata" / "speech" / "ko_test.wav"
 SILENCE_S = 3.0
 
@@ -156,27 +172,26 @@ def speech_with_silence(folder: Path, speech: Path = SPEECH) -> Path:
     return out
 
 
+def speaking_mic_args(folder: Path, speech: Path = SPEECH) -> list[str]:
+    """Chromium flags for a fake camera and a fake microphone that speaks `speech` (written to
+    `folder` with silence after it), then is silent."""
+    return [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={speech_with_silence(folder, speech)}"]
+
+
 @pytest.fixture(scope="module")
 def korean_mic_browser(
-    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Browser]:
+    launch_browser: Callable[[Sequence[str]], Browser], tmp_path_factory: pytest.TempPathFactory
+) -> Browser:
     """A Chromium whose fake microphone speaks Korean, then is silent (fake camera: the test
     pattern): the speaker of a call, the host of a tour."""
-    audio = speech_with_silence(tmp_path_factory.mktemp("fake-mic"))
-    browser = launch_chromium(
-        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
-    )
-    yield browser
-    browser.close()
+    return launch_browser(speaking_mic_args(tmp_path_factory.mktemp("fake-mic")))
 
 
 @pytest.fixture(scope="module")
-def media_browser(playwright_driver: Playwright) -> Iterator[Browser]:
+def media_browser(launch_browser: Callable[[Sequence[str]], Browser]) -> Browser:
     """A Chromium with the default fake camera and microphone (a beep, no speech): listeners and
     tour viewers."""
-    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
-    yield browser
-    browser.close()
+    return launch_browser(MEDIA_ARGS)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Files in the web client, in Chromium, in German and Spanish: the buyer drops a photo and a
 drawing into the chat (drag-and-drop, upload progress, thumbnails inline), the supplier sees
 them, is refused an HTML page named .png with a clear Spanish error, pastes a photo and attaches
-a price list by the button; the buyer downloads it byte for byte."""
+a price list by the button; the buyer downloads it byte for byte. File sizes read naturally in
+every interface language (a Korean chat says "45바이트", not "45byte")."""
 
 from __future__ import annotations
 
@@ -159,4 +160,74 @@ def test_drop_a_drawing_and_photo_then_refusal_paste_and_button(new_page, web_se
 
     # The inbox preview of a message without text names the files.
     expect(buyer.locator("#inbox-list li.inbox-item")).to_contain_text(re.compile(r"precios|lista"))
+    assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+# Languages whose own word for a byte is the Latin "byte" ("bytes", "Byte"); every other
+# interface language must show its own word or symbol, never ICU's untranslated "byte".
+BYTE_IS_NATIVE = {"en", "es", "pt", "it", "de", "vi", "id"}
+
+
+def test_file_sizes_read_naturally_in_every_interface_language(new_page, web_server) -> None:
+    """45 bytes, 830 kB and 2.4 MB as the page words them in each of its 15 languages: the
+    number, and a unit in the reader's language ("45바이트", "45 バイト", "45 octets")."""
+    page = new_page()
+    page.goto(web_server + "/")  # the modules load their own catalogues
+    sizes = page.evaluate(
+        """async () => {
+          const i18n = await import("/static/js/i18n.js");
+          const { fileSize } = await import("/static/js/attachments.js");
+          const { LANGUAGES } = await import("/static/js/languages.js");
+          const out = {};
+          for (const [lang] of LANGUAGES) {
+            if (i18n.setUiLanguage(lang) !== lang) throw new Error(`no catalogue for ${lang}`);
+            out[lang] = [45, 830_000, 2_400_000].map(fileSize);
+          }
+          return out;
+        }"""
+    )
+    assert len(sizes) == 15, sizes
+    for lang, (small, medium, large) in sizes.items():
+        assert "45" in small and "830" in medium and re.search(r"2[.,]4", large), (lang, sizes)
+        if lang not in BYTE_IS_NATIVE:
+            assert not re.search("byte", small + medium + large, re.I), (lang, sizes)
+    assert sizes["ko"] == ["45바이트", "830kB", "2.4MB"], sizes["ko"]
+
+
+def test_a_korean_chat_shows_file_sizes_in_korean(new_page, web_server, shot) -> None:
+    """A Korean supplier attaches a short note and a long price list: the tray and the message
+    say "45바이트" and "1.2MB" (not "45byte"); the English buyer reads "45 bytes"."""
+    buyer, supplier = new_page(), new_page()
+    buyer_id = sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
+    sign_in(supplier, web_server, "김민준 공급사", "supplier", "ko")
+    supplier.locator("#new-participants").fill(buyer_id)
+    supplier.locator("#new-title").fill("단가표")
+    supplier.locator("#new-submit").click()
+    expect(supplier.locator("#conv-title")).to_have_text("단가표")
+    note = b"Flange DN50: 12.40 USD, MOQ 500, 30 days.\n"
+    note += b"." * (45 - len(note))
+    prices = b"".join(b"DN%05d;%02d.40\n" % (i, i % 90) for i in range(1_200_000 // 14))
+    prices = prices.ljust(1_200_000, b"\n")
+    with supplier.expect_file_chooser() as chooser:
+        supplier.locator("#attach-button").click()
+    chooser.value.set_files(
+        files=[
+            {"name": "memo.txt", "mimeType": "text/plain", "buffer": note},
+            {"name": "prices.csv", "mimeType": "text/csv", "buffer": prices},
+        ]
+    )
+    tray_sizes = supplier.locator("#attach-tray li.tray-item.ready .att-size")
+    expect(tray_sizes).to_have_text(["✓ 45바이트", "✓ 1.2MB"])
+    shot(supplier, "supplier-tray-ko")
+    supplier.locator("#send").click()
+    sizes = supplier.locator("#messages li.msg.mine li.attachment .att-size")
+    expect(sizes).to_have_text(["45바이트", "1.2MB"])
+    assert not re.search("byte", " ".join(sizes.all_inner_texts()), re.I)
+    shot(supplier, "supplier-sent-note-and-price-list-ko")
+
+    buyer.locator("#inbox-list li.inbox-item a").click()
+    expect(buyer.locator("#messages li.msg.theirs li.attachment .att-size")).to_have_text(
+        ["45 bytes", "1.2 MB"]
+    )
+    shot(buyer, "buyer-reads-sizes-en")
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)

@@ -7,12 +7,12 @@ operator advice (an install command) appears anywhere on the page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 
 import pytest
-from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import MEDIA_ARGS, launch_chromium, sign_in, speech_with_silence
+from tests.browser.conftest import sign_in, speaking_mic_args
 from tests.browser.test_web_call import wait_remote_video
 from tests.support.peers import SHARED
 from translation.chinese_script import to_script
@@ -24,14 +24,10 @@ REFERENCE = "甚至出现交易几乎停滞的情况"
 
 @pytest.fixture(scope="module")
 def mandarin_mic_browser(
-    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Browser]:
-    audio = speech_with_silence(tmp_path_factory.mktemp("zh-mic"), MANDARIN)
-    browser = launch_chromium(
-        playwright_driver, [*MEDIA_ARGS, f"--use-file-for-fake-audio-capture={audio}"]
-    )
-    yield browser
-    browser.close()
+    launch_browser: Callable[[Sequence[str]], Browser], tmp_path_factory: pytest.TempPathFactory
+) -> Browser:
+    """A Chromium whose fake microphone speaks a Mandarin recording, then is silent."""
+    return launch_browser(speaking_mic_args(tmp_path_factory.mktemp("zh-mic"), MANDARIN))
 
 
 def test_a_mandarin_suppliers_call_is_subtitled_for_an_english_buyer(

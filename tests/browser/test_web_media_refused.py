@@ -5,22 +5,18 @@ have no camera, nor a browser error in English; the tour is not started."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 
 import pytest
-from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import PHONE, launch_chromium, sign_in
+from tests.browser.conftest import PHONE, sign_in
 
 
 @pytest.fixture(scope="module")
-def refusing_browser(playwright_driver: Playwright) -> Iterator[Browser]:
+def refusing_browser(launch_browser: Callable[[Sequence[str]], Browser]) -> Browser:
     """A Chromium with a (fake) camera and microphone whose permission prompts are denied."""
-    browser = launch_chromium(
-        playwright_driver, ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
-    )
-    yield browser
-    browser.close()
+    return launch_browser(["--use-fake-device-for-media-stream", "--deny-permission-prompts"])
 
 
 def test_a_refused_camera_is_said_so_in_a_call_and_a_tour(

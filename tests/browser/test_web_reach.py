@@ -6,18 +6,14 @@ translation."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Page, Playwright, expect
 
 from tests.browser.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
-    MEDIA_ARGS,
     PHONE,
-    launch_chromium,
     sign_in,
 )
 
@@ -56,13 +52,6 @@ def test_dev_identity_survives_closing_the_browser(
     other = sign_in(page, web_server, "Someone Else", "buyer", "en")
     assert other != user_id
     context.close()
-
-
-@pytest.fixture(scope="module")
-def media_browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    browser = launch_chromium(playwright_driver, MEDIA_ARGS)
-    yield browser
-    browser.close()
 
 
 def test_invite_link_opens_a_conversation_and_unknown_ids_are_refused(

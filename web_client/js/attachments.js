@@ -9,11 +9,19 @@ import { saveDownload } from "./http_api.js";
 const DEFAULT_MAX_BYTES = 25 * 1024 * 1024;
 const MAX_PER_MESSAGE = 10;
 
-/** "2.4 MB", "830 kB" in the interface language. */
+/** "2.4 MB", "830 kB", "45 bytes" in the interface language ("2.4MB", "830kB", "45바이트" in
+ * Korean). kB and MB by their short symbols, which every language's ICU data localizes ("ko",
+ * "кБ", "م.ب"); bytes by the language's own word, since ICU's short byte symbol is the English
+ * "byte" in Korean and Japanese ("45byte"). */
 export function fileSize(bytes) {
-  const [value, unit] =
-    bytes >= 1e6 ? [bytes / 1e6, "megabyte"] : bytes >= 1e3 ? [bytes / 1e3, "kilobyte"] : [bytes, "byte"];
-  return new Intl.NumberFormat(uiLanguage(), { style: "unit", unit, maximumFractionDigits: 1 }).format(value);
+  const [value, unit, unitDisplay] =
+    bytes >= 1e6
+      ? [bytes / 1e6, "megabyte", "short"]
+      : bytes >= 1e3
+        ? [bytes / 1e3, "kilobyte", "short"]
+        : [bytes, "byte", "long"];
+  const format = { style: "unit", unit, unitDisplay, maximumFractionDigits: 1 };
+  return new Intl.NumberFormat(uiLanguage(), format).format(value);
 }
 
 /** The inbox preview of a message without text: "📎 name" or "📎 3 files". */
