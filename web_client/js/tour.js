@@ -131,7 +131,7 @@ export class TourView extends MediaView {
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
     this.langLabel = el("label", { className: "inline" }, t("tour.subtitle_lang"), this.langSelect);
-    this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, "aria-label": t("tour.share") } });
+    this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, dir: "ltr", "aria-label": t("tour.share") } });
     const copy = button("quiet", t("tour.copy"), "tour-copy", (event) => this.copyShare(event.currentTarget));
     this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
     this.leaveButton = button("call-leave", t("tour.leave"), "tour-leave", () => this.leave());
