@@ -11,13 +11,8 @@ from server.realtime.validation import TOUR_ID_RE
 from server.storage.tour_archive import TourArchive
 from server.tokens import TokenKey
 from server.web.access import refusal, request_identity
-from server.web.transcripts import (
-    FORMATS,
-    clock,
-    note_text,
-    render_srt,
-    render_txt,
-)
+from server.web.note_wording import note_text
+from server.web.transcripts import FORMATS, clock, render_srt, render_txt
 from translation.errors import as_note
 
 

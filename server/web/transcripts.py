@@ -12,7 +12,8 @@ from server.realtime.validation import CALL_ID_RE, CONVERSATION_ID_RE
 from server.storage.store import Store
 from server.tokens import TokenKey
 from server.web.access import participant_identity
-from translation.errors import NO_PAIR, TranslationNote, as_note
+from server.web.note_wording import note_text
+from translation.errors import as_note
 
 MAX_LINES = 20_000
 FORMATS = {"txt": "text/plain", "srt": "application/x-subrip", "json": "application/json"}
@@ -44,14 +45,6 @@ def to_line(entry: dict[str, Any]) -> dict[str, Any]:
             for lang, value in (entry.get("translation_error") or {}).items()
         },
     }
-
-
-def note_text(note: TranslationNote) -> str:
-    """A note as the txt/srt exports word it: short, for a reader (never operator advice)."""
-    pair = f"{note['from']}→{note['to']}"
-    if note["code"] == NO_PAIR:
-        return f"not translated (no {pair} translation on this server)"
-    return f"not translated (the {pair} translation failed)"
 
 
 def untranslated(line: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
+from tests.browser.conftest import PHONE
 from tests.browser.test_web_chat import open_chat
 
 
@@ -185,3 +186,22 @@ def test_request_quote_counter_and_accept_in_the_browser(new_page, web_server, s
     expect(inbox).to_contain_text("Quote v2 · Accepted")
     shot(buyer, "buyer-counter-accepted")
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+def test_a_phone_fills_a_quote_line_it_can_read(new_page, web_server, shot) -> None:
+    """On a phone (Vietnamese), a quote line's quantity and price fields are wide enough to show
+    "5000" and "0.11", and the open form leaves the composer on the screen."""
+    buyer, supplier = new_page(), new_page(PHONE)
+    open_chat(buyer, supplier, web_server, supplier_lang="vi")
+    supplier.locator("#inbox-list li.inbox-item a").click()
+    supplier.get_by_role("button", name="Báo giá").click()
+    row = supplier.locator("#quote-panel .quote-lines tbody tr").first
+    expect(row.locator(".quote-quantity")).to_have_attribute("placeholder", "Số lượng")
+    fill_line(supplier, 0, "Bu lông M8x30 mạ kẽm", "5000", "0.11")
+    for field in (".quote-quantity", ".quote-unit_price"):
+        box = row.locator(field)
+        shown, needed = box.evaluate("(n) => [n.clientWidth, n.scrollWidth]")
+        assert shown >= needed and shown >= 70, (field, shown, needed)
+    composer = supplier.locator("#composer-text").bounding_box()
+    assert composer is not None and composer["y"] + composer["height"] <= PHONE["height"]
+    shot(supplier, "phone-quote-line")

@@ -167,16 +167,16 @@ def test_tour_hosted_watched_in_three_languages(
     assert f"박지훈 Factory (ko): {korean}" in text, text
     assert f"    en: {english}" in text, text
     assert f"    es: {spanish}" in text, text
-    assert "    fr: not translated (no ko→fr translation on this server)\n" in text, text
+    assert "    fr: non traduit (pas de traduction ko→fr sur ce serveur)\n" in text, text
     assert "Ann Buyer (en): What is the price?" in text and "가격은 얼마입니까?" in text, text
-    why = re.escape("(not translated (no fr→ko translation on this server))")
+    why = re.escape("(번역되지 않음 (이 서버에는 fr→ko 번역이 없습니다))")  # for the Korean host
     assert re.search(rf"Claire Acheteuse \(fr\): .+\n    {why}$", text, re.M), text
     assert "install" not in text, text
     with ann.expect_download() as info:
         ann.locator("#tour-download-srt").click()
     srt = Path(info.value.path()).read_text(encoding="utf-8")
     assert f"[en] {english}" in srt, srt
-    assert "[fr] not translated (no ko→fr translation on this server)" in srt, srt
+    assert "[fr] non traduit (pas de traduction ko→fr sur ce serveur)" in srt, srt
 
     shot(host, "host-ended-desktop")
     shot(claire, "viewer-fr-ended-phone")

@@ -81,7 +81,7 @@ async def test_a_tour_question_and_the_export_carry_the_note(
             async with http.get(f"{base}?format=txt") as response:
                 text = await response.text()
         assert body["questions"][0]["translation_error"] == NO_EN_KO
-        assert "(not translated (no en→ko translation on this server))" in text, text
+        assert "(번역되지 않음 (이 서버에는 en→ko 번역이 없습니다))" in text, text
         assert "install" not in plain(body) + text
     finally:
         await client.close()

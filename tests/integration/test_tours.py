@@ -372,9 +372,9 @@ def test_export_says_which_translations_are_missing_and_why():
     assert [x["translation_error"] for x in lines] == [{"zh": note}, {"zh": note}]
     assert questions[0]["translation_error"] == {"code": "no_pair", "from": "zh", "to": "ko"}
     srt, txt = render_srt(lines), render_txt(lines)
-    assert srt.count("[zh] not translated (no ko→zh translation on this server)") == 2, srt
+    assert srt.count("[zh] 未翻译（本服务器不支持ko→zh翻译）") == 2, srt
     assert "    en: Hello" in txt
-    assert txt.count("    zh: not translated (no ko→zh translation on this server)") == 2, txt
+    assert txt.count("    zh: 未翻译（本服务器不支持ko→zh翻译）") == 2, txt
     asked = render_tour_txt([], questions)
-    assert "    (not translated (no zh→ko translation on this server))" in asked, asked
+    assert "    (번역되지 않음 (이 서버에는 zh→ko 번역이 없습니다))" in asked, asked
     assert "install" not in srt + txt + asked

@@ -94,7 +94,7 @@ function attachmentItem(file, token) {
       "div",
       { className: "att-info" },
       preview ? null : el("span", { className: "att-icon", text: "📄", attrs: { "aria-hidden": "true" } }),
-      el("span", { className: "att-name", text: file.name, title: file.name }),
+      el("span", { className: "att-name", text: file.name, title: file.name, attrs: { dir: "auto" } }),
       el("span", { className: "att-size", text: fileSize(file.size) }),
       el("button", {
         className: "link att-download",
@@ -286,7 +286,7 @@ export class AttachTray {
     return el(
       "li",
       { className: `tray-item ${item.status}`, dataset: { key: item.key } },
-      el("span", { className: "att-name", text: item.file.name, title: item.file.name }),
+      el("span", { className: "att-name", text: item.file.name, title: item.file.name, attrs: { dir: "auto" } }),
       status,
       el("button", {
         className: "link tray-remove",

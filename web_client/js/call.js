@@ -3,7 +3,7 @@
 // When the call moves to another media server (`call.moved`) or our socket comes back after a
 // drop, the view re-joins by itself with a fresh offer and keeps its subtitle history
 // (`MediaView`, media_view.js, does what calls and tours do alike).
-import { button, byId, el } from "./dom.js";
+import { bdi, button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { languageName, t } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
@@ -449,7 +449,8 @@ export class CallView extends MediaView {
   nameTile(peerId, tile) {
     const member = this.active.call.participants?.find((m) => m.peer_id === peerId);
     const text = tile.local ? t("subtitle.you") : member ? member.name : "…";
-    tile.name.textContent = text;
+    // The name in its own direction, the label on the page's side (its start corner).
+    tile.name.replaceChildren(bdi(text));
     tile.video.setAttribute("aria-label", tile.local ? t("call.your_camera") : t("call.video_of", { name: text }));
     if (member) this.app.names.set(member.id, member.name);
   }

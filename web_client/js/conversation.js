@@ -1,6 +1,6 @@
 // One open conversation: messages in the reader's language, history on scroll, typing, read
 // ticks, presence, and sending through the outbox.
-import { byId, el } from "./dom.js";
+import { bdi, byId, el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
@@ -221,18 +221,21 @@ export class ConversationView {
       el(
         "div",
         { className: "msg-meta" },
-        el("span", { className: "sender", text: mine ? t("conv.you") : this.nameOf(message.sender) }),
+        this.senderNode(message, mine),
         el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
       ),
+      // dir=auto: each text reads in its own direction ("M8x30 bolts, 5000 pcs." stays so in an
+      // Arabic page, an Arabic message right to left in a Vietnamese one).
       message.text
         ? el("p", {
             className: `msg-text${shown.translated ? " translated" : ""}`,
             text: shown.text,
-            attrs: { lang: shown.lang },
+            attrs: { lang: shown.lang, dir: "auto" },
           })
         : null,
-      // Why the text is untranslated goes right under it, not below the message's files.
-      message.text && shown.missing ? this.untranslatedNote(shown, message) : null,
+      // Why the text is untranslated goes right under it, not below the message's files; never
+      // under our own words (we wrote them: nothing is missing for us).
+      message.text && shown.missing && !mine ? this.untranslatedNote(shown, message) : null,
       attachmentsNode(message, this.app.token),
       foot,
     );
@@ -288,16 +291,16 @@ export class ConversationView {
         "div",
         { className: "msg-meta" },
         el("span", { className: "transcript-tag", text: t("conv.transcript") }),
-        el("span", { className: "sender", text: mine ? t("conv.you") : this.nameOf(message.sender) }),
+        this.senderNode(message, mine),
         el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
       ),
       el("p", {
         className: `msg-text${shown.translated ? " translated" : ""}`,
         text: shown.text,
-        attrs: { lang: shown.lang },
+        attrs: { lang: shown.lang, dir: "auto" },
       }),
       shown.translated
-        ? el("p", { className: "transcript-original", text: message.text, attrs: { lang: message.lang } })
+        ? el("p", { className: "transcript-original", text: message.text, attrs: { lang: message.lang, dir: "auto" } })
         : null,
       shown.missing ? this.untranslatedNote(shown, message) : null,
     );
@@ -309,6 +312,11 @@ export class ConversationView {
       className: "note untranslated",
       text: untranslatedText(shown.note, message.lang, this.app.lang),
     });
+  }
+
+  /** Who wrote a message: "You" in our language, else their name kept in its own direction. */
+  senderNode(message, mine) {
+    return el("span", { className: "sender" }, mine ? t("conv.you") : bdi(this.nameOf(message.sender)));
   }
 
   /** A person's display name: the conversation's people, names seen so far, else the id. */
@@ -471,7 +479,7 @@ export class ConversationView {
           "li",
           { className: "presence-item", dataset: { user, presence } },
           el("span", { className: `dot ${{ online: "on", offline: "off", unknown: "unknown" }[presence]}` }),
-          el("span", { text: `${this.nameOf(user)}${lang ? ` (${lang})` : ""} · ${state}` }),
+          el("span", {}, bdi(this.nameOf(user)), lang ? " (" : "", lang ? bdi(lang) : "", lang ? ")" : "", ` · ${state}`),
         );
       }),
     );

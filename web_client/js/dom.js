@@ -21,6 +21,15 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+/**
+ * People's own words (names, titles, messages) inside interface text: a `<bdi>`, so an Arabic
+ * name in a Vietnamese sentence, or "M8x30 bolts, 5000 pcs." in an Arabic one, keeps its own
+ * order and punctuation and does not reorder the words around it.
+ */
+export function bdi(text) {
+  return el("bdi", { text });
+}
+
 /** The element with this id (throws if the page lacks it). */
 export function byId(id) {
   const node = document.getElementById(id);

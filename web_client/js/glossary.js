@@ -74,8 +74,8 @@ export class GlossaryPanel {
     const row = el(
       "tr",
       { className: "glossary-row" },
-      el("td", {}, el("input", { className: "glossary-term", attrs: { "aria-label": t("glossary.term"), maxlength: 100, value: term } })),
-      el("td", {}, el("input", { className: "glossary-fixed", attrs: { "aria-label": t("glossary.translation"), maxlength: 100, value: fixed } })),
+      el("td", {}, el("input", { className: "glossary-term", attrs: { "aria-label": t("glossary.term"), maxlength: 100, value: term, dir: "auto" } })),
+      el("td", {}, el("input", { className: "glossary-fixed", attrs: { "aria-label": t("glossary.translation"), maxlength: 100, value: fixed, dir: "auto" } })),
       el(
         "td",
         {},

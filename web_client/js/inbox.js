@@ -1,5 +1,5 @@
 // The inbox: every conversation, newest activity first, with last message and unread count.
-import { byId, el, morph, showMessage } from "./dom.js";
+import { bdi, byId, el, morph, showMessage } from "./dom.js";
 import { t } from "./i18n.js";
 import { readable, shortTime } from "./messages.js";
 import { attachmentsPreview } from "./attachments.js";
@@ -100,9 +100,16 @@ export class InboxView {
     const known = others.some((p) => this.app.online.has(p));
     const online = others.some((p) => this.app.online.get(p));
     const presence = !known ? "unknown" : online ? "online" : "offline";
+    // Who and what, each kept in its own direction: "You: M8x30 bolts, 5000 pcs." in Arabic.
     const preview = last
-      ? `${last.sender?.id === this.app.me.id ? t("inbox.you") : this.app.names.get(last.sender?.id) || last.sender?.name || "?"}: ${shown.text || attachmentsPreview(last)}`
-      : t("inbox.no_messages");
+      ? [
+          last.sender?.id === this.app.me.id
+            ? t("inbox.you")
+            : bdi(this.app.names.get(last.sender?.id) || last.sender?.name || "?"),
+          ": ",
+          bdi(shown.text || attachmentsPreview(last)),
+        ]
+      : [t("inbox.no_messages")];
     // The agent sees each lead's language beside their name.
     const langs = others.map((p) => this.app.people.get(p)?.lang).filter(Boolean);
     // A call running here that we are not in (ringing, or joinable); none once we joined.
@@ -125,7 +132,7 @@ export class InboxView {
               attrs: { role: "img", "aria-label": t(`presence.${presence}`) },
             })
           : null,
-        el("span", { className: "inbox-title", text: this.title(entry) }),
+        el("span", { className: "inbox-title", text: this.title(entry), attrs: { dir: "auto" } }),
         langs.length ? el("span", { className: "inbox-lang", text: [...new Set(langs)].join(", ") }) : null,
         calling ? el("span", { className: "inbox-calling", text: t("inbox.calling") }) : null,
         el("time", { className: "inbox-time", text: last ? shortTime(last.ts) : "" }),
@@ -133,7 +140,7 @@ export class InboxView {
       el(
         "span",
         { className: "inbox-bottom" },
-        el("span", { className: "inbox-preview", text: preview }),
+        el("span", { className: "inbox-preview" }, ...preview),
         entry.unread > 0
           ? el("span", {
               className: "badge",

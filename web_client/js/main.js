@@ -3,7 +3,7 @@ import { CallView } from "./call.js";
 import { CallAlert } from "./call_alert.js";
 import { Connection } from "./connection.js";
 import { ConversationView } from "./conversation.js";
-import { byId, showMessage } from "./dom.js";
+import { bdi, byId, showMessage } from "./dom.js";
 import { GlossaryPanel } from "./glossary.js";
 import { QuoteDesk } from "./quotes.js";
 import { clientConfig, devToken } from "./http_api.js";
@@ -221,7 +221,7 @@ function showHeader(app, connection) {
   const user = app.me;
   byId("me").hidden = false;
   byId("app-view").hidden = false;
-  byId("me-name").textContent = `${user.name} · ${t(`role.${user.role}`)}`;
+  byId("me-name").replaceChildren(bdi(user.name), ` · ${t(`role.${user.role}`)}`);
   byId("my-id").textContent = user.id;
   const langSelect = byId("lang-select");
   fillLanguageSelect(langSelect, app.lang);

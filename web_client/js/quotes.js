@@ -3,7 +3,7 @@
 // in the reader's language with the original one click away; units, currencies, Incoterms and
 // places exactly as written; numbers (every decimal kept) and dates in the reader's format.
 // Accept, decline and counter answer the latest version.
-import { byId, el } from "./dom.js";
+import { bdi, byId, el } from "./dom.js";
 import { formatter, t } from "./i18n.js";
 import "./strings/quotes.js";
 import { shortTime } from "./messages.js";
@@ -120,7 +120,7 @@ export class QuoteDesk {
     const meta = el(
       "div",
       { className: "msg-meta" },
-      el("span", { className: "sender", text: mine ? t("conv.you") : view.nameOf(message.sender) }),
+      view.senderNode(message, mine),
       el("time", { text: shortTime(message.ts), attrs: { datetime: message.ts } }),
     );
     const attrs = { dataset: { id: String(message.id), quoteId: message.quote_id, action: message.action } };
@@ -162,7 +162,7 @@ export class QuoteDesk {
     if (priced) columns.push(t("quote.unit_price"), t("quote.amount"));
     const rows = version.items.map((item, n) => {
       const cells = [
-        el("td", { className: "quote-product", text: texts.items[n], attrs: { lang: textLang } }),
+        el("td", { className: "quote-product", attrs: { lang: textLang } }, bdi(texts.items[n])),
         el("td", { className: "num", text: decimal(item.quantity) }),
         el("td", { text: item.unit }),
       ];
@@ -184,7 +184,7 @@ export class QuoteDesk {
     const terms = el("dl", { className: "quote-terms" });
     const term = (label, value, textual = false) => {
       if (value === null || value === undefined || value === "") return;
-      terms.append(el("dt", { text: label }), el("dd", { text: value, attrs: textual ? { lang: textLang } : {} }));
+      terms.append(el("dt", { text: label }), el("dd", { attrs: textual ? { lang: textLang } : {} }, bdi(value)));
     };
     term(t("quote.incoterm"), `${version.incoterm}${version.place ? ` ${version.place}` : ""}`);
     term(t("quote.lead_time"), t("quote.days", { n: version.lead_time_days }));
@@ -318,11 +318,11 @@ export class QuoteDesk {
     const field = (name, labelKey, input) => el("label", { dataset: { field: name } }, el("span", { text: t(labelKey) }), input);
     this.fields = {
       incoterm: el("select", { attrs: { id: "quote-incoterm" } }, ...INCOTERMS.map((code) => el("option", { text: code, attrs: { value: code } }))),
-      place: el("input", { attrs: { id: "quote-place", maxlength: 100 } }),
+      place: el("input", { attrs: { id: "quote-place", maxlength: 100, dir: "auto" } }),
       lead_time_days: el("input", { attrs: { id: "quote-lead", type: "number", min: 0, max: 3650, step: 1, value: base?.lead_time_days ?? 30 } }),
       valid_until: el("input", { attrs: { id: "quote-valid", type: "date", value: valid } }),
-      payment_terms: el("input", { attrs: { id: "quote-payment", maxlength: 500 } }),
-      notes: el("textarea", { attrs: { id: "quote-notes", rows: 2, maxlength: 2000 } }),
+      payment_terms: el("input", { attrs: { id: "quote-payment", maxlength: 500, dir: "auto" } }),
+      notes: el("textarea", { attrs: { id: "quote-notes", rows: 2, maxlength: 2000, dir: "auto" } }),
     };
     this.fields.incoterm.value = base?.incoterm || "FOB";
     this.fields.place.value = base?.place || "";
@@ -382,10 +382,10 @@ export class QuoteDesk {
     const row = el(
       "tr",
       {},
-      el("td", {}, input("product", { maxlength: 200, value: item.product || "", "aria-label": t("quote.product") })),
-      el("td", {}, input("quantity", { inputmode: "decimal", value: item.quantity || "", size: 8, "aria-label": t("quote.quantity") })),
+      el("td", {}, input("product", { maxlength: 200, value: item.product || "", dir: "auto", placeholder: t("quote.product"), "aria-label": t("quote.product") })),
+      el("td", {}, input("quantity", { inputmode: "decimal", value: item.quantity || "", size: 8, placeholder: t("quote.quantity"), "aria-label": t("quote.quantity") })),
       el("td", {}, unit),
-      el("td", { className: "priced" }, input("unit_price", { inputmode: "decimal", value: item.unit_price || "", size: 8, "aria-label": t("quote.unit_price") })),
+      el("td", { className: "priced" }, input("unit_price", { inputmode: "decimal", value: item.unit_price || "", size: 8, placeholder: t("quote.unit_price"), "aria-label": t("quote.unit_price") })),
       el("td", {}, input("currency", { list: "quote-currencies", maxlength: 3, size: 4, value: item.currency || "USD", "aria-label": t("quote.currency") })),
       el("td", {}, el("button", { className: "link", text: "✕", title: t("quote.remove_line"), attrs: { type: "button", "aria-label": t("quote.remove_line") },
         on: { click: () => { if (this.rows.children.length > 1) row.remove(); } } })),

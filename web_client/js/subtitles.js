@@ -6,7 +6,7 @@
 // the viewer's language (why, from the server's note: js/translation_notes.js). Text only.
 // Calls and tours send one shape: `translations: {lang: text}`, `translation_error: {lang:
 // note}`, and on an open line `committed: {lang: characters steady}` (docs/protocol.md).
-import { el } from "./dom.js";
+import { bdi, el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/call.js";
 import { untranslatedText } from "./translation_notes.js";
@@ -164,8 +164,10 @@ export class SubtitleBoard {
         title: shown.translated ? subtitle.text : "",
         dataset: { speaker: speaker.id, lang: shown.lang },
       },
-      el("span", { className: "subtitle-speaker", text: `${mine ? t("subtitle.you") : speaker.name}: ` }),
-      el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang } }),
+      // The name and the words each keep their own direction: "…for your country." does not
+      // become ".…for your country" under an Arabic page's right-to-left order.
+      el("span", { className: "subtitle-speaker" }, mine ? t("subtitle.you") : bdi(speaker.name), ": "),
+      el("span", { className: "subtitle-text", text: shown.text, attrs: { lang: shown.lang, dir: "auto" } }),
       noted
         ? el("span", {
             className: "subtitle-note",
@@ -194,10 +196,10 @@ export class SubtitleBoard {
         line = el(
           "p",
           { className: "subtitle partial", dataset: { speaker: id } },
-          el("span", { className: "subtitle-speaker", text: `${subtitle.speaker.name}: ` }),
+          el("span", { className: "subtitle-speaker" }, bdi(subtitle.speaker.name), ": "),
           el(
             "span",
-            { className: "subtitle-text" },
+            { className: "subtitle-text", attrs: { dir: "auto" } },
             el("span", { className: "subtitle-committed" }),
             el("span", { className: "subtitle-tentative" }),
           ),

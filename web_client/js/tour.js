@@ -6,7 +6,7 @@
 // our socket comes back after a drop, the host publishes again and a viewer joins again, by
 // themselves, with a fresh offer (`MediaView`, media_view.js, does what calls and tours do
 // alike).
-import { button, byId, el } from "./dom.js";
+import { bdi, button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { formatter, languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
@@ -78,7 +78,7 @@ export class TourView extends MediaView {
   }
 
   buildHostForm() {
-    const title = el("input", { attrs: { id: "tour-title", name: "title", required: true, maxlength: 200 } });
+    const title = el("input", { attrs: { id: "tour-title", name: "title", required: true, maxlength: 200, dir: "auto" } });
     this.spoken = el("select", { attrs: { id: "tour-lang", name: "lang" } });
     fillLanguageSelect(this.spoken, this.app.me.lang || this.app.lang);
     this.access = el(
@@ -133,7 +133,7 @@ export class TourView extends MediaView {
     this.langSelect = el("select", { attrs: { id: "tour-subtitle-lang", name: "subtitle_lang" } });
     this.langSelect.addEventListener("change", () => this.setSubtitleLang(this.langSelect.value));
     this.langLabel = el("label", { className: "inline" }, t("tour.subtitle_lang"), this.langSelect);
-    this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, "aria-label": t("tour.share") } });
+    this.shareInput = el("input", { attrs: { id: "tour-share", readonly: true, dir: "ltr", "aria-label": t("tour.share") } });
     const copy = button("quiet", t("tour.copy"), "tour-copy", (event) => this.copyShare(event.currentTarget));
     this.shareNode = el("div", { className: "tour-share" }, el("span", { text: t("tour.share") }), this.shareInput, copy);
     this.leaveButton = button("call-leave", t("tour.leave"), "tour-leave", () => this.leave());
@@ -149,7 +149,7 @@ export class TourView extends MediaView {
       this.endButton,
     );
     const askText = el("input", {
-      attrs: { id: "tour-question", name: "question", maxlength: 500, required: true, autocomplete: "off" },
+      attrs: { id: "tour-question", name: "question", maxlength: 500, required: true, autocomplete: "off", dir: "auto" },
     });
     this.askForm = el(
       "form",
@@ -203,7 +203,7 @@ export class TourView extends MediaView {
     this.stage.hidden = !shown;
     this.stage.classList.toggle("ended", !active && Boolean(this.ended));
     this.stage.classList.toggle("hosting", Boolean(active?.host));
-    if (shown) this.stageTitle.textContent = shown.title;
+    if (shown) this.stageTitle.replaceChildren(bdi(shown.title));
     const hosting = Boolean(active?.host);
     this.count.hidden = !hosting;
     this.shareNode.hidden = !hosting;
@@ -239,7 +239,7 @@ export class TourView extends MediaView {
           el(
             "div",
             { className: "tour-item-text" },
-            el("strong", { className: "tour-item-title", text: tour.title }),
+            el("strong", { className: "tour-item-title" }, bdi(tour.title)),
             tour.invite ? el("span", { className: "tour-badge", text: t("tour.private") }) : null,
             el("span", {
               className: "tour-item-meta",
@@ -432,7 +432,7 @@ export class TourView extends MediaView {
     const translated = typeof q.translation === "string" && q.translation;
     const differs = translated && q.translation !== q.text;
     const fresh = now - (q.arrived || 0) < QUESTION_FRESH_MS;
-    const original = el("p", { className: "tour-question-original", text: q.text, attrs: { lang: q.lang } });
+    const original = el("p", { className: "tour-question-original", text: q.text, attrs: { lang: q.lang, dir: "auto" } });
     original.hidden = !q.showOriginal;
     const toggle = differs
       ? el("button", {
@@ -457,13 +457,13 @@ export class TourView extends MediaView {
       el(
         "div",
         { className: "tour-question-meta" },
-        el("span", { className: "subtitle-speaker", text: `${q.asker.name} (${q.lang})` }),
+        el("span", { className: "subtitle-speaker" }, bdi(q.asker.name), " (", bdi(q.lang), ")"),
         typeof q.at === "number" ? el("span", { className: "tour-question-at", text: clock(q.at) }) : null,
       ),
       el("p", {
         className: "tour-question-text",
         text: translated ? q.translation : q.text,
-        attrs: { lang: translated ? this.subtitleLang : q.lang },
+        attrs: { lang: translated ? this.subtitleLang : q.lang, dir: "auto" },
       }),
       translated
         ? null
@@ -607,7 +607,7 @@ export class TourView extends MediaView {
       this.video.setAttribute("aria-label", t("tour.video"));
     }
     this.render();
-    if (tour) this.stageTitle.textContent = tour.title;
+    if (tour) this.stageTitle.replaceChildren(bdi(tour.title));
   }
 
   /** Stop media and show `note`; `ran`: the tour ran for us, so offer its transcript. */
