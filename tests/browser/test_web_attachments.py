@@ -231,3 +231,42 @@ def test_a_korean_chat_shows_file_sizes_in_korean(new_page, web_server, shot) ->
     )
     shot(buyer, "buyer-reads-sizes-en")
     assert not buyer.errors and not supplier.errors, (buyer.errors, supplier.errors)
+
+
+def test_cancelling_a_slow_upload_while_its_progress_moves(new_page, web_server, shot) -> None:
+    """A Spanish supplier cancels a slow upload with ×: progress events redraw the tray while
+    the button is pressed, and the press still cancels it (the tray used to rebuild the item,
+    × included, on every progress event, and the click was lost)."""
+    buyer, supplier = new_page(), new_page()
+    buyer_id = sign_in(buyer, web_server, "Ann Buyer", "buyer", "en")
+    sign_in(supplier, web_server, "Lucía Proveedora", "supplier", "es")
+    supplier.locator("#new-participants").fill(buyer_id)
+    supplier.locator("#new-submit").click()
+    expect(supplier.locator("#conv-title")).to_have_text("Ann Buyer")
+    cdp = supplier.context.new_cdp_session(supplier)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 200_000},
+    )
+    with supplier.expect_file_chooser() as chooser:
+        supplier.locator("#attach-button").click()
+    catalogue = pdf_document() + b"\n%" + b"0" * 4_000_000
+    chooser.value.set_files(
+        files=[{"name": "catálogo.pdf", "mimeType": "application/pdf", "buffer": catalogue}]
+    )
+    item = supplier.locator("#attach-tray li.tray-item.uploading")
+    expect(item.locator("progress")).not_to_have_attribute("value", "0")
+    shot(supplier, "supplier-uploading-es")
+    box = item.locator(".tray-remove").bounding_box()
+    assert box is not None
+    supplier.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    supplier.mouse.down()
+    seen = supplier.evaluate("document.querySelector('#attach-tray progress').value")
+    supplier.wait_for_function(  # progress drawn again while × is held down
+        "seen => document.querySelector('#attach-tray progress')?.value > seen", arg=seen
+    )
+    supplier.mouse.up()
+    expect(supplier.locator("#attach-tray li.tray-item")).to_have_count(0)
+    expect(supplier.locator("#attach-tray")).to_be_hidden()
+    assert not supplier.errors, supplier.errors

@@ -1,7 +1,7 @@
 // Files in chat: the composer's tray (attach by button, drag-and-drop or paste; each file is
 // uploaded at once over HTTP with a progress bar, then sent with the message), and how a
 // message's attachments show (image and PDF thumbnails inline, a download for every file).
-import { el } from "./dom.js";
+import { el, morph } from "./dom.js";
 import { formatter, t } from "./i18n.js";
 import "./strings/attachments.js";
 import { saveDownload } from "./http_api.js";
@@ -263,9 +263,11 @@ export class AttachTray {
     this.changed();
   }
 
+  /** Show `item`'s progress in place: its nodes (the × button too) stay, so a press on × that
+   * a progress event lands in the middle of still cancels the upload. */
   renderItem(item) {
     const old = this.tray.querySelector(`[data-key="${item.key}"]`);
-    if (old) old.replaceWith(this.itemNode(item));
+    if (old) morph(old, this.itemNode(item));
   }
 
   itemNode(item) {

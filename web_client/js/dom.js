@@ -51,8 +51,8 @@ export function button(className, text, id, onClick) {
 /**
  * Make `target` like `source` (built the same way), changing only what differs: attributes, text
  * and children, in place. The node under the reader's pointer stays the same node, so a press that
- * an update lands in the middle of still ends in a click. Listeners are not copied: only for
- * subtrees built without `on` handlers.
+ * an update lands in the middle of still ends in a click. Listeners are not copied from `source`:
+ * a kept node keeps its own (so `source`'s handlers must do what the target's already do).
  */
 export function morph(target, source) {
   if (target.nodeType !== Node.ELEMENT_NODE) {
