@@ -70,6 +70,8 @@ class SpeechResult:
     end: float | None = None
     #: where a final's time went (monotonic stamps by stage; `server/media_sessions/captions.py`)
     timing: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    #: the language a final is in when the recognizer heard it (None: the speaker's)
+    lang: str | None = None
 
 
 class RecognizerPool:

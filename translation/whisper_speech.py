@@ -24,6 +24,14 @@ fixed 30 s: CTranslate2 accepts shorter mel inputs, and the cost falls with the 
 3.9-8.7 s clips: 2.1-2.4 s CPU at 30 s, 0.7-1.0 s at 9-14 s; same text). Mandarin is written in
 the script its readers expect (``translation.chinese_script``).
 
+**What language a line is in**: a speaker is decoded in their own language, but a final is
+decoded in English instead when Whisper's language probabilities, read from the encoder output
+the decode computes anyway (one decoder step, 30-60 ms), say English is likelier (``spoken_in``):
+a Chinese supplier who answers an American buyer in English gets an English line, translated
+from English, as a chat message typed in English is (``translation.written_language``). Only
+between the two, and only on the whole utterance (after 1-2 s of speech the probabilities are
+unreliable: a Spanish clip read "en 0.23, am 0.32"); partials stay in the speaker's language.
+
 The interface is ``translation.speech.StreamingRecognizer``'s: ``feed``/``skip``/``pause``/
 ``resume``/``end_utterance``/``finish``/``close``, times in seconds from the stream start.
 """
@@ -44,6 +52,7 @@ from .agreement import CHARACTER_LANGS, LocalAgreement, collapse_repeats, join_u
 from .chinese_script import to_script
 from .speech import SpeechResult
 from .voice_presence import SpeechMeter
+from .written_language import LINGUA_FRANCA
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -74,6 +83,9 @@ MIN_SPEECH_S = 0.2
 #: trails the voice by a chunk or two, so less does not count).
 NEW_SPEECH = 5  # Silero chunks of 32 ms
 MAX_WINDOW_S = 30.0
+#: A final is decoded in another language than the speaker's only when Whisper gives it at least
+#: this probability (and more than the speaker's): read digits in English scored en 0.52, zh 0.27.
+SWITCH_PROBABILITY = 0.5
 #: Whisper's own language code for ours where they differ.
 _WHISPER_CODE = {"zh-tw": "zh", "zh-hant": "zh", "zh-hk": "zh", "zh-cn": "zh", "he": "he"}
 
@@ -109,6 +121,18 @@ def whisper_languages() -> frozenset[str]:
     return frozenset(_LANGUAGE_CODES)
 
 
+def spoken_in(probabilities: dict[str, float], lang: str, others: tuple[str, ...]) -> str:
+    """Which of ``lang`` (the speaker's) and ``others`` an utterance is in, from Whisper's
+    language probabilities (Whisper codes -> probability): another only when it is likelier
+    than the speaker's and at least ``SWITCH_PROBABILITY``."""
+    best, best_p = lang, probabilities.get(whisper_code(lang), 0.0)
+    for other in others:
+        p = probabilities.get(whisper_code(other), 0.0)
+        if p > best_p and p >= SWITCH_PROBABILITY:
+            best, best_p = other, p
+    return best
+
+
 def whisper_code(lang: str) -> str:
     """Whisper's code for one of ours (``zh-TW`` -> ``zh``)."""
     lowered = lang.lower()
@@ -123,6 +147,7 @@ class Decoded:
     no_speech_prob: float
     avg_logprob: float
     seconds: float  # wall time the decode took
+    lang: str = ""  # the language it was decoded in (ours, e.g. "zh-TW"); "" = as asked
 
 
 class WhisperDecoder:
@@ -157,11 +182,13 @@ class WhisperDecoder:
         min_window_s: float = MIN_WINDOW_S,
         cancelled: threading.Event | None = None,
         prefix: str = "",
+        or_in: tuple[str, ...] = (),
     ) -> Decoded | None:
         """Transcribe float32 16 kHz ``audio`` (one utterance) spoken in ``lang`` with an
         encoder window of the speech + ``pad_s`` (``window_for``); the text begins with
-        ``prefix`` (the decoder continues it). None when ``cancelled`` was set before the
-        decoder started (the encoder's work is then all that was spent)."""
+        ``prefix`` (the decoder continues it). ``or_in``: languages it may be in instead
+        (``spoken_in`` picks; ``Decoded.lang`` says which). None when ``cancelled`` was set
+        before the decoder started (the encoder's work is then all that was spent)."""
         import ctranslate2
 
         began = time.monotonic()
@@ -174,16 +201,19 @@ class WhisperDecoder:
         features = self.model.feature_extractor(padded)
         frames = int(window * 100)
         features = np.ascontiguousarray(features[:, :frames], dtype=np.float32)
-        tokenizer = self._tokenizer(whisper_code(lang))
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        if prefix:
-            spaced = prefix if whisper_code(lang) in CHARACTER_LANGS else " " + prefix
-            prompt += tokenizer.encode(spaced)
         encoded = self.model.model.encode(
             ctranslate2.StorageView.from_array(features[None]), to_cpu=False
         )
         if cancelled is not None and cancelled.is_set():
             return None
+        if or_in:
+            found = self.model.model.detect_language(encoded)[0]
+            lang = spoken_in({code[2:-2]: p for code, p in found}, lang, or_in)
+        tokenizer = self._tokenizer(whisper_code(lang))
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        if prefix:
+            spaced = prefix if whisper_code(lang) in CHARACTER_LANGS else " " + prefix
+            prompt += tokenizer.encode(spaced)
         # about 12 tokens a second of speech is generous for every language; a loop stops there
         result = self.model.model.generate(
             encoded,
@@ -203,6 +233,7 @@ class WhisperDecoder:
             float(result.no_speech_prob),
             float(result.scores[0]) / length if result.scores else 0.0,
             time.monotonic() - began,
+            lang,
         )
 
 
@@ -255,6 +286,8 @@ class WhisperStreamingRecognizer:
             raise ValueError("the Whisper recognizer takes 16 kHz audio")
         self.sample_rate = sample_rate
         self.lang = lang
+        #: what a final may be decoded in instead of `lang` (see the module)
+        self.or_in = () if whisper_code(lang) == LINGUA_FRANCA else (LINGUA_FRANCA,)
         self.partial_interval_s = partial_interval_s
         self.first_partial_s = first_partial_s
         self.final_beam_size = final_beam_size
@@ -368,7 +401,9 @@ class WhisperStreamingRecognizer:
         self._reset()
         if decoded is None or not plausible(decoded):
             return None
-        return SpeechResult(decoded.text, True, [], round(start, 3), round(end, 3))
+        return SpeechResult(
+            decoded.text, True, [], round(start, 3), round(end, 3), lang=decoded.lang or None
+        )
 
     def finish(self) -> SpeechResult | None:
         """Flush the current utterance (same as ``end_utterance``)."""
@@ -395,6 +430,7 @@ class WhisperStreamingRecognizer:
             min_window_s=min_window_s,
             cancelled=cancel,
             prefix=prefix,
+            or_in=self.or_in if beam != 1 else (),  # finals only (see the module)
         )
         self.decodes += 1
         return _Job(future, cancel, self._meter.speech_chunks, self.position)

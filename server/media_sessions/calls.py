@@ -338,7 +338,7 @@ class Calls(MediaSessions[Call]):
             "start": line.start,
             "end": line.end,
             "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
-            "lang": speaker.lang,
+            "lang": line.lang,
             "text": line.text,
             "translations": translations,
             "ts": now_iso(),

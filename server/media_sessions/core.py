@@ -572,11 +572,15 @@ class MediaSessions(Generic[S]):
         if self._current(session, member):
             await self.final(session, member, line)
 
-    def _subtitle(self, session: S, speaker: Member, text: str) -> dict[str, Any]:
+    def _subtitle(
+        self, session: S, speaker: Member, text: str, lang: str | None = None
+    ) -> dict[str, Any]:
+        """A subtitle's common fields; `lang`: the line's language (a final may be heard in
+        English from anyone, `FinalLine.lang`), else the speaker's."""
         return {
             self.id_field: session.id,
             "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
-            "lang": speaker.lang,
+            "lang": lang or speaker.lang,
             "text": text,
         }
 
@@ -636,14 +640,16 @@ class MediaSessions(Generic[S]):
         metrics.subtitle_sent(session.started + line.end)
 
     async def _translate_final(
-        self, session: S, member: Member, text: str
+        self, session: S, member: Member, text: str, lang: str | None = None
     ) -> tuple[dict[str, str], dict[str, TranslationNote]]:
-        """A line in every reader language (trade terms and the session's glossary apply)."""
+        """A line in every reader language (trade terms and the session's glossary apply);
+        `lang`: the line's language (default: the speaker's)."""
+        src = lang or member.lang
         languages = self.reader_languages(session, member)
         glossary = None
-        if languages - {member.lang} and self.translation is not None:
+        if languages - {src} and self.translation is not None:
             glossary = await self.line_glossary(session)
-        return await translate_line(self.translation, text, member.lang, languages, glossary)
+        return await translate_line(self.translation, text, src, languages, glossary)
 
     async def _prefetch_final(self, session: S, member: Member, text: str) -> None:
         """An utterance is closing and `text` was its latest partial, which its Vosk final
@@ -658,12 +664,12 @@ class MediaSessions(Generic[S]):
     async def _send_final(
         self, session: S, member: Member, line: FinalLine, live: LiveLine | None
     ) -> None:
-        translations, errors = await self._translate_final(session, member, line.text)
+        translations, errors = await self._translate_final(session, member, line.text, line.lang)
         line.timing["translated"] = time.monotonic()
         # Kept before it is shown: a reader never sees a line the transcript lacks (kill -9).
         await self.keep_line(session, member, line, translations, errors)
         line.timing["kept"] = time.monotonic()
-        base = {**self._subtitle(session, member, line.text), "final": True}
+        base = {**self._subtitle(session, member, line.text, line.lang), "final": True}
         base.update(start=line.start, end=line.end)
         lock: AbstractAsyncContextManager[Any] = live.lock if live is not None else nullcontext()
         async with lock:  # after the open line's last snapshot, before the next line's first

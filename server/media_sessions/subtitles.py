@@ -281,7 +281,7 @@ class SpeakerSubtitles:
                 return
             line = FinalLine(
                 result.text,
-                self.lang,
+                result.lang or self.lang,  # the recognizer may hear English from anyone
                 round(self.clock.wall(result.start or 0.0), 2),
                 round(self.clock.wall(result.end or 0.0), 2),
                 utterance,

@@ -487,7 +487,7 @@ class Tours(MediaSessions[Tour]):
             "start": line.start,
             "end": line.end,
             "speaker": {"id": speaker.identity.id, "name": speaker.identity.name},
-            "lang": session.lang,
+            "lang": line.lang,
             "text": line.text,
             "translations": translations,
         }

@@ -356,4 +356,4 @@ def _joined(finals: list[SpeechResult]) -> SpeechResult | None:
         return finals[0]
     words = [w for f in finals for w in f.words]
     text = " ".join(f.text for f in finals)
-    return SpeechResult(text, True, words, finals[0].start, finals[-1].end)
+    return SpeechResult(text, True, words, finals[0].start, finals[-1].end, lang=finals[-1].lang)

@@ -90,6 +90,8 @@ def encode_result(
         entry["ms"] = f"{ms:.2f}"
     if result is not None:
         entry.update(t=result.text, s=f"{result.start or 0.0:.3f}", d=f"{result.end or 0.0:.3f}")
+        if result.lang:
+            entry["l"] = result.lang  # a final heard in another language than the speaker's
     return entry
 
 
@@ -99,7 +101,9 @@ def decode_result(fields: dict) -> tuple[str, int, SpeechResult | None, str]:
     kind = f.get("k", "")
     result = None
     if kind in ("p", "f"):
-        result = SpeechResult(f.get("t", ""), kind == "f", [], float(f["s"]), float(f["d"]))
+        result = SpeechResult(
+            f.get("t", ""), kind == "f", [], float(f["s"]), float(f["d"]), lang=f.get("l") or None
+        )
     return kind, int(f.get("n", "0")), result, f.get("w", "")
 
 

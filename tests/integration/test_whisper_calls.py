@@ -26,9 +26,12 @@ from translation.whisper_speech import transcribe_whole
 TEXT = {f["file"]: f["reference"] for f in REFERENCE}
 
 
-async def call_lines(people, tmp_path, clip: str, speaker_lang: str, listener_lang: str):
+async def call_lines(
+    people, tmp_path, clip: str, speaker_lang: str, listener_lang: str, last_word: str = ""
+):
     """`clip` spoken once (then silence) by a `speaker_lang` speaker to a listener: the
-    listener's final lines and the speaker's join ack."""
+    listener's final lines and the speaker's join ack. `last_word`: wait for the line that
+    holds it (a clip with pauses gives several lines), else 2 s after the first line."""
     speaker, listener = await people(speaker_lang), await people(listener_lang)
     _, call_id = await start_call(speaker, listener)
     await listener.wait_for("call.started")
@@ -39,7 +42,15 @@ async def call_lines(people, tmp_path, clip: str, speaker_lang: str, listener_la
         joined = await a.join(call_id)
         assert joined["ok"], joined
         await listener.wait_for("subtitle", lambda s: s["final"], timeout=60)
-        await asyncio.sleep(2.0)  # a second line, if the clip was split
+        if last_word:  # every line of the clip: its last word ends the last line
+
+            def said() -> bool:
+                text = " ".join(line["text"] for line in finals(listener)).lower()
+                return text.rstrip(" .!?,").endswith(last_word)
+
+            await wait_until(said, timeout=60)
+        else:
+            await asyncio.sleep(2.0)  # a second line, if the clip was split
         return finals(listener), joined, listener
     finally:
         await a.close()
@@ -94,3 +105,23 @@ async def test_a_spanish_speakers_line_reaches_an_english_listener_translated(
         expected = await asyncio.to_thread(translator.translate, line["text"], "es", "en")
         assert line["translations"] == {"en": expected} and expected.strip()
     assert "sand" in " ".join(line["translations"]["en"] for line in lines).lower()
+
+
+async def test_a_chinese_supplier_answering_in_english_gets_english_lines_translated_from_english(
+    app_url, people, tmp_path, translator: Translator
+):
+    """A speaker whose language is Chinese says an English sentence: the line is English (as
+    Whisper's language probabilities say), close to a direct English decode, and reaches a
+    Spanish listener translated from English (Apertium), not from Chinese (no engine here)."""
+    clip = "en_jfk_ask_not.wav"
+    lines, joined, _ = await call_lines(people, tmp_path, clip, "zh", "es", "country")
+    assert joined["captions"] == {"lang": "zh", "available": True}
+    assert lines and all(line["lang"] == "en" for line in lines), lines
+    text = " ".join(line["text"] for line in lines)
+    baseline = await asyncio.to_thread(direct, clip, "en")
+    ours, theirs = error_rate(text, TEXT[clip], "en"), error_rate(baseline, TEXT[clip], "en")
+    print(f"call {text!r} WER {ours:.3f}; direct {baseline!r} WER {theirs:.3f}")
+    assert ours <= max(1.1 * theirs, theirs + 0.1), (text, baseline)
+    for line in lines:
+        expected = await asyncio.to_thread(translator.translate, line["text"], "en", "es")
+        assert line["translations"] == {"es": expected} and "translation_error" not in line

@@ -74,3 +74,15 @@ def test_nothing_claimed_nothing_done() -> None:
     fold = UtteranceResults()
     assert fold.claimed_by is None and not fold.done
     assert fold.take(entry("e")) is None and fold.done
+
+
+def test_a_final_heard_in_another_language_says_so_across_the_stream() -> None:
+    from server.recognition.streams import decode_result
+
+    heard = SpeechResult("Ask not.", True, [], 0.5, 1.5, lang="en")
+    fields = {k.encode(): v.encode() for k, v in encode_result("f", heard, 0).items()}
+    kind, _n, result, _worker = decode_result(fields)
+    assert kind == "f" and result is not None and result.lang == "en"
+    plain = encode_result("f", SpeechResult("x", True))
+    assert "l" not in plain
+    assert decode_result({k.encode(): v.encode() for k, v in plain.items()})[2].lang is None  # type: ignore[union-attr]
