@@ -89,14 +89,10 @@ def script_of(char: str) -> str | None:
 def written_language(text: str, declared: str) -> str:
     """The language `text` is in: `declared` (the writer's, e.g. "zh" or "zh-TW") unless no
     letter of it is in `declared`'s script, then the one its script says (see the module)."""
-    if text.isascii():  # the common case, without a look at each character
-        if not any(c.isalpha() for c in text):
-            return declared
-        own = WRITTEN_IN.get(declared.split("-")[0].lower(), frozenset({"latin"}))
-        if "latin" in own or len(LATIN_WORD.findall(text)) < MIN_LATIN_WORDS:
-            return declared
-        return LINGUA_FRANCA
-    scripts = Counter(s for s in map(script_of, text) if s is not None)
+    if text.isascii():  # the common case: its letters can only be Latin, no look at each one
+        scripts = Counter({"latin": 1} if any(c.isalpha() for c in text) else {})
+    else:
+        scripts = Counter(s for s in map(script_of, text) if s is not None)
     if not scripts:
         return declared
     own = WRITTEN_IN.get(declared.split("-")[0].lower(), frozenset({"latin"}))
