@@ -5,7 +5,8 @@
 // tests/test_ui_catalogues.py checks); `t(key, vars)` looks one up in the current interface
 // language, falls back to English, then to the key itself. Static markup uses `data-i18n="key"`
 // (text), `data-i18n-placeholder`, `data-i18n-title` and `data-i18n-aria-label`, filled by
-// `translatePage()`. Dates and numbers are formatted for the same language with `formatter()`. Right-to-left languages set `dir="rtl"` on the document.
+// `translatePage()`. Dates and numbers are formatted for the same language with `formatter()`.
+// Right-to-left languages set `dir="rtl"` on the document.
 // This module imports nothing: the catalogues and the pickers import it.
 
 const RIGHT_TO_LEFT = new Set(["ar", "fa", "he", "ur"]);

@@ -32,8 +32,9 @@ function decimal(text) {
 /** A `YYYY-MM-DD` day in the interface language ("Dec 31, 2026", "2026. 12. 31."); anything else
  * as is. */
 function calendarDay(iso) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(iso || "")) return iso;
   const date = new Date(`${iso}T00:00:00Z`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(iso || "") || Number.isNaN(date.getTime())) return iso;
+  if (Number.isNaN(date.getTime())) return iso;
   return formatter(Intl.DateTimeFormat, { dateStyle: "medium", timeZone: "UTC" }).format(date);
 }
 
