@@ -47,9 +47,19 @@ def event_done(event: str, ack: Any, seconds: float) -> None:
     code = "ok"
     if isinstance(ack, dict) and not ack.get("ok", True):
         code = str(ack.get("error", {}).get("code", "?"))
-    EVENTS.labels(event, code).inc()
+    counter = _event_counters.get((event, code))
+    if counter is None:  # `labels` takes a lock and builds a key: once per event and code
+        counter = _event_counters[(event, code)] = EVENTS.labels(event, code)
+    counter.inc()
     if seconds:
-        EVENT_SECONDS.labels(event).observe(seconds)
+        timer = _event_timers.get(event)
+        if timer is None:
+            timer = _event_timers[event] = EVENT_SECONDS.labels(event)
+        timer.observe(seconds)
+
+
+_event_counters: dict[tuple[str, str], Any] = {}
+_event_timers: dict[str, Any] = {}
 
 
 def subtitle_sent(speech_end_monotonic: float) -> None:

@@ -13,7 +13,9 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+from server import compact_json
 from server.storage.batching import TurnBatch
+from server.storage.command_packing import FastPackingPool
 from server.storage.publication import Publication
 
 log = logging.getLogger("tradetalk.pubsub")
@@ -24,8 +26,9 @@ BATCH_EVENT = "\x00batch"
 
 
 def blocking_pool(url: str, max_connections: int, timeout: float = 20.0) -> aioredis.Redis:
-    """A Redis client whose pool makes callers wait for a free connection when all are busy."""
-    pool = aioredis.BlockingConnectionPool.from_url(
+    """A Redis client whose pool makes callers wait for a free connection when all are busy
+    (its commands packed by hiredis in one call: `storage/command_packing.py`)."""
+    pool = FastPackingPool.from_url(
         url, max_connections=max_connections, timeout=timeout, socket_connect_timeout=2
     )
     return aioredis.Redis(connection_pool=pool)
@@ -43,13 +46,13 @@ class PooledRedisManager(socketio.AsyncRedisManager):
     """
 
     def __init__(self, url: str, channel: str, max_connections: int) -> None:
-        super().__init__(url, channel=channel)
+        super().__init__(url, channel=channel, json=compact_json)
         self.max_connections = max_connections
         #: `emit_batch` calls of one event-loop turn (other sockets' messages) share a publish
         self.publishes: TurnBatch[list[Emit], None] = TurnBatch(self._publish_batches)
         self.closing = False
         # How this process's own batches start on the channel (it has emitted them already).
-        self._own_batch = f'{{"host_id": "{self.host_id}", "method": "emit"'.encode()
+        self._own_batch = f'{{"host_id":"{self.host_id}","method":"emit"'.encode()
 
     def _redis_connect(self) -> None:
         self.redis = blocking_pool(self.redis_url, self.max_connections)

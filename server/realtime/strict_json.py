@@ -16,13 +16,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from server import compact_json
+
 MAX_DEPTH = 32
 MAX_INT_DIGITS = 20
 
 # The start of an event packet's JSON: `["name",` (a plain name: no escapes).
 EVENT_HEAD_RE = re.compile(r'\[\s*"([A-Za-z0-9_.:-]{1,64})"\s*,')
 
-dumps = json.dumps
+dumps = compact_json.dumps  # what the server writes: compact, fast (`server/compact_json.py`)
 
 
 @dataclass(frozen=True)

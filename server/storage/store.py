@@ -28,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server import compact_json
 from server.storage.batching import BatchedScript
 from server.storage.keys import PREFIX, text
 from server.storage.publication import Publication
@@ -295,7 +296,7 @@ class Store:
         ]
         args = [
             f"{sender.id}\x1f{client_id}",
-            json.dumps(message, ensure_ascii=False),
+            compact_json.dumps(message),
             sender.id,
             int(time.time() * 1000),
             cid,
