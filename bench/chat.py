@@ -4,6 +4,10 @@ N clients in two-party conversations send at a fixed total rate; the partner's `
 arrival time gives end-to-end latency. Each server runs in its own process on this machine (the
 clients share the bench process); the same client code drives every server, so the ratio shows
 what auth, validation, Redis storage (`appendfsync always`) and cross-process fan-out cost.
+`minimal` (`bench/minimal_server.py`, left out with `--no-minimal`) is the relay plus one
+durable Redis write per message and the frames TradeTalk's protocol sends for it, written the
+plain python-socketio way: what the guarantees and the protocol cost on this stack before any
+of TradeTalk's own code; `vs minimal` compares to it.
 
     python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
                          [--baseline REV [--baseline-without hiredis]] [--profile RATE,...]
@@ -70,7 +74,7 @@ class Server:
     """One server under test: its process, its address and its measured rows."""
 
     name: str
-    kind: str  # "relay" or "tradetalk"
+    kind: str  # "relay", "minimal" (clients talk to it as to the relay) or "tradetalk"
     url: str
     proc: subprocess.Popen
     rows: list[tuple] = field(default_factory=list)
@@ -361,6 +365,11 @@ async def main() -> None:
         action="store_true",
         help="MEASUREMENT ONLY: also this tree with its Redis AOF on /dev/shm (the fsync floor)",
     )
+    parser.add_argument(
+        "--no-minimal",
+        action="store_true",
+        help="leave out the minimal durable server (bench/minimal_server.py)",
+    )
     parser.add_argument("--top", type=int, default=15, help="frames shown per profile list")
     parser.add_argument(
         "--nodes", type=int, default=1, help="also this tree as N nodes on one Redis (N > 1)"
@@ -384,6 +393,20 @@ async def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             servers.append(Server("relay", "relay", f"http://127.0.0.1:{port}", relay))
+            if not args.no_minimal:
+                minimal_redis = EmbeddedRedis(root / "minimal-redis")
+                minimal_redis.start()
+                port = free_port()
+                minimal_proc = subprocess.Popen(
+                    [sys.executable, "-m", "bench.minimal_server", str(port), minimal_redis.url],
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                minimal_proc.redis = minimal_redis  # type: ignore[attr-defined]  # stopped with it
+                servers.append(
+                    Server("minimal", "minimal", f"http://127.0.0.1:{port}", minimal_proc)
+                )
             trees = (
                 [(f"@{args.baseline}", baseline_tree(args.baseline, root))] if args.baseline else []
             )
@@ -403,7 +426,10 @@ async def main() -> None:
                 for n in range(1, args.nodes):
                     cluster.more.append(
                         start_tradetalk(
-                            REPO, root / f"nodes-{n}", dict(os.environ), redis=proc.redis
+                            REPO,
+                            root / f"nodes-{n}",
+                            dict(os.environ),
+                            redis=proc.redis,  # type: ignore[attr-defined]
                         )
                     )
                 servers.append(cluster)
@@ -459,17 +485,23 @@ async def main() -> None:
     print(f"\nsummary (at {rates[0]:.0f} msg/s offered, and the highest sustained rate)")
     print(
         f"{'server':14} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10} "
-        f"{'sustained msg/s':>16} {'vs relay':>18}"
+        f"{'sustained msg/s':>16} {'vs relay':>24} {'vs minimal':>24}"
     )
-    base = servers[0]
+
+    def versus(server: Server, base: Server | None) -> str:
+        if base is None or not base.rows:
+            return ""
+        ratio = sustained(server.rows) / (sustained(base.rows) or 1)
+        return f"p50 x{server.rows[0][2] / base.rows[0][2]:.2f}, rate x{ratio:.2f}"
+
+    bare = servers[0]
+    minimal = next((s for s in servers if s.kind == "minimal"), None)
     for server in servers:
         first = server.rows[0]
-        ratio = sustained(server.rows) / (sustained(base.rows) or 1)
-        vs = f"p50 x{first[2] / base.rows[0][2]:.2f}, rate x{ratio:.2f}"
         print(
             f"{server.name:14} {first[2]:8.1f} {first[7]:8.1f} {first[3]:8.1f} {first[6]:10.2f} "
-            f"{sustained(server.rows):16.0f} "
-            f"{vs:>18}"
+            f"{sustained(server.rows):16.0f} {versus(server, bare):>24} "
+            f"{versus(server, minimal) if server is not bare else '':>24}"
         )
 
 
