@@ -162,10 +162,18 @@ async def redis_commands(server: Server) -> int:
         await client.aclose()
 
 
+def redis_cpu_s(server: Server) -> float:
+    """CPU seconds used so far by the server's embedded Redis (0 for the relay)."""
+    redis = getattr(server.proc, "redis", None)
+    process = getattr(redis, "process", None)
+    return process_cpu_s(process.pid) if process is not None else 0.0
+
+
 async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tuple:
     """Send at `rate` msgs/s in total for `seconds`; the row
     (server, rate, p50 ms, p99 ms, delivered/s, lost, server cpu ms per message, p95 ms,
-    the clients' cpu ms per message, Redis reads per message (0 for the relay))."""
+    the clients' cpu ms per message, Redis reads per message (0 for the relay), Redis's own
+    cpu ms per message (its fsyncs' kernel time included))."""
     pairs, arrivals = server.pairs, server.arrivals
     sent: dict[str, float] = {}
     interval = len(pairs) / rate
@@ -181,7 +189,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
             sent[cid] = time.perf_counter()
             await pair.a.emit("message.send", {**pair.payload, "client_id": cid, "text": "bench"})
 
-    cpu_before = server.cpu_s()
+    cpu_before, redis_before = server.cpu_s(), redis_cpu_s(server)
     clients_before = time.process_time()  # the bench process: every client of this server
     commands_before = await redis_commands(server)
     began = time.perf_counter()
@@ -190,13 +198,14 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
     while time.perf_counter() < deadline and sum(c in arrivals for c in sent) < len(sent):
         await asyncio.sleep(0.05)
     cpu = server.cpu_s() - cpu_before
+    redis_cpu = redis_cpu_s(server) - redis_before
     clients_cpu = time.process_time() - clients_before
     commands = await redis_commands(server) - commands_before
     elapsed = max(arrivals.get(c, 0) for c in sent) - began
     latencies = sorted((arrivals[c] - t) * 1000 for c, t in sent.items() if c in arrivals)
     if not latencies:
         inf = float("inf")
-        return (server.name, rate, inf, inf, 0.0, len(sent), 0.0, inf, 0.0, 0.0)
+        return (server.name, rate, inf, inf, 0.0, len(sent), 0.0, inf, 0.0, 0.0, 0.0)
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     delivered = len(latencies)
@@ -211,6 +220,7 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
         p95,
         clients_cpu * 1000 / delivered,
         commands / delivered,
+        redis_cpu * 1000 / delivered,
     )
 
 
@@ -462,7 +472,7 @@ async def main() -> None:
                         f"p95 {row[7]:7.1f} ms  p99 {row[3]:7.1f} ms  "
                         f"delivered {row[4]:7.0f}/s  lost {row[5]}  "
                         f"cpu {row[6]:5.2f} ms/msg  clients {row[8]:5.2f} ms/msg  "
-                        f"redis {row[9]:4.2f} reads/msg",
+                        f"redis {row[9]:4.2f} reads/msg {row[10]:4.2f} cpu ms/msg",
                         flush=True,
                     )
                     server.done = row[3] > 1000 or row[5] > 0
