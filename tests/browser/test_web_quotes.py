@@ -190,7 +190,8 @@ def test_request_quote_counter_and_accept_in_the_browser(new_page, web_server, s
 
 def test_a_phone_fills_a_quote_line_it_can_read(new_page, web_server, shot) -> None:
     """On a phone (Vietnamese), a quote line's quantity and price fields are wide enough to show
-    "5000" and "0.11", and the open form leaves the composer on the screen."""
+    "5000" and "0.11", the open form leaves the composer on the screen, and the sent card gives
+    the product a line of its own instead of a column one word wide."""
     buyer, supplier = new_page(), new_page(PHONE)
     open_chat(buyer, supplier, web_server, supplier_lang="vi")
     supplier.locator("#inbox-list li.inbox-item a").click()
@@ -205,3 +206,19 @@ def test_a_phone_fills_a_quote_line_it_can_read(new_page, web_server, shot) -> N
     composer = supplier.locator("#composer-text").bounding_box()
     assert composer is not None and composer["y"] + composer["height"] <= PHONE["height"]
     shot(supplier, "phone-quote-line")
+
+    # Sent, the card on the phone gives the product room to read and fits the screen.
+    supplier.get_by_label("Địa điểm chỉ định").fill("Hải Phòng")
+    supplier.get_by_role("button", name="Gửi báo giá").click()
+    expect(supplier.locator("#quote-panel")).to_be_hidden()
+    card = supplier.locator("#messages li.quote-card.mine")
+    product = card.locator("td.quote-product").first
+    expect(product).to_have_text("Bu lông M8x30 mạ kẽm")
+    table = card.locator(".quote-items")
+    product_width, table_width, table_needs = table.evaluate(
+        """(t) => [t.querySelector("td.quote-product").clientWidth, t.clientWidth,
+                   t.scrollWidth]"""
+    )
+    shot(supplier, "phone-quote-card")
+    assert table_needs <= table_width, (table_needs, table_width)
+    assert product_width >= 0.3 * table_width, (product_width, table_width)

@@ -175,7 +175,7 @@ export class QuoteDesk {
     });
     const table = el(
       "table",
-      { className: "quote-items" },
+      { className: priced ? "quote-items priced" : "quote-items" },
       el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { text: c })))),
       el("tbody", {}, ...rows),
     );
