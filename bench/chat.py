@@ -225,7 +225,9 @@ async def run_level(server: Server, rate: float, seconds: float, tag: str) -> tu
 
 
 def sustained(rows: list[tuple]) -> float:
-    """Highest offered rate delivered in full with p99 under 250 ms."""
+    """Highest offered rate delivered in full with p99 under 250 ms (the relay's is often the
+    highest rate offered: the default levels go to 8,000 msg/s so that its figure is not cut
+    short at 4,000, which halved the ratio's gap in earlier runs)."""
     ok = [r[4] for r in rows if r[3] < 250 and r[5] == 0 and r[4] >= 0.95 * r[1]]
     return max(ok, default=0.0)
 
@@ -362,7 +364,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--rates", default="100,250,500,750,1000,1500,2000,3000,4000")
+    parser.add_argument(
+        "--rates", default="100,250,500,750,1000,1500,2000,2500,3000,4000,6000,8000"
+    )
     parser.add_argument("--baseline", default="", help="a git revision measured beside this one")
     parser.add_argument(
         "--baseline-without",
