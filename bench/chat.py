@@ -11,7 +11,7 @@ of TradeTalk's own code; `vs minimal` compares to it.
 
     python -m bench.chat [--pairs 10] [--seconds 4] [--rates 100,250,500,...]
                          [--baseline REV [--baseline-without hiredis]] [--profile RATE,...]
-                         [--tmpfs-aof]
+                         [--tmpfs-aof] [--nodes N] [--no-minimal]
 
 The servers take turns at each offered rate (relay, then the baseline, then this tree), so a
 load drift on the shared machine hits all of them alike; a server leaves the run at the first
