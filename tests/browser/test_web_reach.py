@@ -254,6 +254,48 @@ def test_claims_decode_from_jwt_only(new_page, web_server) -> None:
     assert result["bad"] is None
 
 
+def test_words_selected_in_the_subtitle_history_stay_selected_as_lines_arrive(
+    new_page, web_server
+) -> None:
+    """A buyer selecting a price in the earlier lines to copy it keeps the selection while the
+    speaker goes on (new finals, open lines), also once the oldest line leaves the panel; a
+    language switch re-renders every line in the new language."""
+    page = new_page()
+    page.goto(web_server + "/")
+    result = page.evaluate(
+        """async () => {
+          const { SubtitleBoard } = await import("/static/js/subtitles.js");
+          const board = new SubtitleBoard();
+          document.body.append(board.node, board.history);
+          const speaker = { id: "s", name: "Li" };
+          const say = (n, lang = "en") => board.show({ speaker, lang: "zh", text: `第${n}句`,
+            final: true, translations: { en: `unit price ${n}.50 USD`, ja: `単価 ${n}` } },
+            lang, false);
+          for (const n of [1, 2, 3, 4, 5]) say(n);
+          const second = board.historyList.children[1].querySelector(".subtitle-text");
+          getSelection().selectAllChildren(second);
+          const chosen = getSelection().toString();
+          say(6);
+          board.show({ speaker, lang: "zh", text: "正在", final: false, translations: {},
+                       committed: {} }, "en", false);
+          say(7);
+          const kept = getSelection().toString();
+          board.lines.shift();  // the panel is full: the oldest line leaves
+          say(8);
+          const afterShift = getSelection().toString();
+          const firstNow = board.historyList.children[0].querySelector(".subtitle-text");
+          say(9, "ja");
+          const texts = [...board.historyList.querySelectorAll(".subtitle-text")]
+            .map((n) => n.textContent);
+          return { chosen, kept, afterShift, firstIsSelected: firstNow === second, texts };
+        }"""
+    )
+    assert result["chosen"] == "unit price 2.50 USD"
+    assert result["kept"] == result["chosen"] and result["afterShift"] == result["chosen"]
+    assert result["firstIsSelected"] is True
+    assert result["texts"] == ["単価 2", "単価 3", "単価 4", "単価 5", "単価 6", "単価 7"]
+
+
 def test_subtitle_board_keeps_two_lines_per_speaker_over_the_video(new_page, web_server) -> None:
     """At most two lines per speaker sit over the video, the one being said counting; older ones
     move to the scrollable panel, a language switch re-renders them, the open line shows its

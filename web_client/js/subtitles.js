@@ -78,7 +78,8 @@ export class SubtitleBoard {
       this.historyList,
     );
     this.history.hidden = true;
-    this.lines = []; // {subtitle, mine}, oldest first
+    this.lines = []; // {subtitle, mine, key}, oldest first
+    this.finalsShown = 0; // each final's key in the history panel
     this.open = new Map(); // speaker id -> the open line's latest subtitle
     this.lang = "en";
     this.timers = new Map(); // speaker id -> timer clearing a stale open line
@@ -101,7 +102,8 @@ export class SubtitleBoard {
     clearTimeout(this.timers.get(speaker.id));
     this.timers.delete(speaker.id);
     this.open.delete(speaker.id);
-    this.lines.push({ subtitle, mine });
+    this.finalsShown += 1;
+    this.lines.push({ subtitle, mine, key: String(this.finalsShown) });
     if (this.lines.length > HISTORY_KEPT + FINALS_OVER_VIDEO) this.lines.shift();
     this.render();
   }
@@ -145,11 +147,32 @@ export class SubtitleBoard {
     this.finals.replaceChildren(...recent.map(({ subtitle, mine }) => this.line(subtitle, mine)));
     const nearEnd =
       this.historyList.scrollHeight - this.historyList.scrollTop - this.historyList.clientHeight < 40;
-    this.historyList.replaceChildren(...older.map(({ subtitle, mine }) => this.line(subtitle, mine)));
+    this.renderHistory(older);
     this.historyTitle.textContent = t("call.history");
     this.history.hidden = older.length === 0;
     if (nearEnd) this.historyList.scrollTop = this.historyList.scrollHeight;
     this.renderOpen();
+  }
+
+  /** The earlier lines, each node kept while its line stays (in the reader's language): a new
+   * final adds one at the end and the oldest leaves from the front, nothing else is touched, so
+   * a reader selecting words to copy (a price, a part number) keeps the selection. */
+  renderHistory(older) {
+    const wanted = new Set(older.map(({ key }) => key));
+    for (const node of [...this.historyList.children]) {
+      if (!wanted.has(node.dataset.key) || node.dataset.shownIn !== this.lang) node.remove();
+    }
+    let next = this.historyList.firstElementChild;
+    for (const { subtitle, mine, key } of older) {
+      if (next && next.dataset.key === key) {
+        next = next.nextElementSibling;
+        continue;
+      }
+      const node = this.line(subtitle, mine);
+      node.dataset.key = key;
+      node.dataset.shownIn = this.lang;
+      this.historyList.insertBefore(node, next);
+    }
   }
 
   line(subtitle, mine) {
