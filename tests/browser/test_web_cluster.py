@@ -408,7 +408,8 @@ def test_a_call_page_joins_again_after_its_socket_drops_and_by_the_rejoin_button
     expect(supplier.locator("#call-view .tile.remote")).to_have_count(1)
     shot(buyer, "buyer-rejoined-after-socket-drop")
 
-    # A re-join the server refuses (this socket is still in the call): the error and Rejoin.
+    # A re-join the server refuses (this socket is still in the call): the refusal, worded by the
+    # page (never the server's English message), and Rejoin.
     buyer.evaluate(MARK_PC)
     buyer.evaluate(
         """() => { const call = tradetalk.call.active.call; tradetalk.call.onEvent(
@@ -416,7 +417,7 @@ def test_a_call_page_joins_again_after_its_socket_drops_and_by_the_rejoin_button
     )
     note = buyer.locator("#call-view .call-note")
     expect(note).to_have_text(
-        "Could not rejoin the call: this socket already joined the call", timeout=15000
+        "Could not rejoin the call: the server refused (invalid)", timeout=15000
     )
     rejoin = buyer.locator("#call-rejoin")
     expect(rejoin).to_be_visible()

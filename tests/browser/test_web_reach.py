@@ -254,6 +254,41 @@ def test_claims_decode_from_jwt_only(new_page, web_server) -> None:
     assert result["bad"] is None
 
 
+def test_a_short_subtitle_stays_on_one_line_over_the_video(new_page, web_server) -> None:
+    """A line that fits the video is one line (its 90 % limit is of the video's width, not of
+    the line's own: every tour line used to drop its last characters onto a line of their
+    own), and a long one wraps within the video."""
+    page = new_page()
+    page.goto(web_server + "/")
+    result = page.evaluate(
+        """async () => {
+          const { SubtitleBoard } = await import("/static/js/subtitles.js");
+          const board = new SubtitleBoard();
+          const stage = document.createElement("div");
+          stage.style.cssText = "position: relative; width: 850px; height: 480px;";
+          stage.append(board.node);
+          document.body.append(stage);
+          const speaker = { id: "s", name: "王芳" };
+          const lines = (text, final = true) => {
+            board.show({ speaker, lang: "zh", text, final, translations: {}, committed: {} },
+                       "zh", false);
+            const node = board.node.querySelector(final ? ".subtitle.final:last-child"
+                                                        : ".subtitle.partial");
+            const height = parseFloat(getComputedStyle(node).lineHeight);
+            return [Math.round(node.getBoundingClientRect().height / height),
+                    node.getBoundingClientRect().width];
+          };
+          return { short: lines("甚至出现交易几乎停滞的情况"),
+                   open: lines("甚至出现交易几", false),
+                   long: lines("甚至出现交易几乎停滞的情况".repeat(8)) };
+        }"""
+    )
+    (short_rows, _), (open_rows, _) = result["short"], result["open"]
+    long_rows, long_width = result["long"]
+    assert short_rows == 1 and open_rows == 1, result
+    assert long_rows >= 2 and long_width <= 0.9 * (850 - 16) + 1, result  # 0.5rem insets
+
+
 def test_words_selected_in_the_subtitle_history_stay_selected_as_lines_arrive(
     new_page, web_server
 ) -> None:

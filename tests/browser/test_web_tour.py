@@ -236,3 +236,23 @@ def test_invite_only_tour_is_listed_for_the_invited_only(new_page, web_server, m
     expect(ann.locator("#tour-list li")).to_have_count(0)
     for who, page in (("host", host), ("ann", ann), ("bob", bob)):
         assert not page.errors, (who, page.errors)
+
+
+def test_a_link_to_a_tour_that_is_over_says_so_in_the_readers_language(
+    new_page, web_server, shot
+) -> None:
+    """A Japanese buyer opening a share link whose tour is over reads why in Japanese (not the
+    server's English, not the raw tour id), and a reload shows the tour list instead of trying
+    that tour again."""
+    page = new_page()
+    sign_in(page, web_server, "山田太郎", "buyer", "ja")
+    page.goto(web_server + "/#tour=t_0123456789abcdef")
+    note = page.locator("#tour-note")
+    expect(note).to_have_text("ツアーを開けませんでした：もう存在しません")
+    expect(page.locator("#tour-stage-title")).not_to_contain_text("t_0123456789abcdef")
+    page.wait_for_function("location.hash === '#/tours'")
+    shot(page, "a-tour-link-that-is-over")
+    page.reload()
+    expect(page.locator("#my-id")).to_have_text(re.compile(r"\S+"))
+    expect(page.get_by_text("ツアーを開けませんでした")).to_have_count(0)
+    assert page.evaluate("location.hash") == "#/tours"

@@ -7,7 +7,7 @@ import { bdi, button, byId, el } from "./dom.js";
 import { downloadTranscript } from "./http_api.js";
 import { languageName, t } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { MediaView, localMedia, movedReason } from "./media_view.js";
+import { MediaView, failureReason, localMedia, movedReason } from "./media_view.js";
 import { forgetCall, saveCall, savedCall } from "./session.js";
 import { SubtitleBoard } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
@@ -296,7 +296,7 @@ export class CallView extends MediaView {
       this.renderSlot();
     } catch (error) {
       if (!active) stream?.getTracks().forEach((track) => track.stop());
-      if (!this.active || this.active === active) this.teardown(t("call.join_failed", { error: error.message }));
+      if (!this.active || this.active === active) this.teardown(t("call.join_failed", { error: failureReason(error) }));
     } finally {
       if (button) button.disabled = false;
       if (this.joining === cid) this.joining = null;
@@ -532,7 +532,7 @@ export class CallView extends MediaView {
     try {
       await downloadTranscript(this.app.token, cid, "srt");
     } catch (error) {
-      this.showNote(t("call.download_failed", { error: error.message }));
+      this.showNote(t("call.download_failed", { error: failureReason(error) }));
       this.view.hidden = false;
     }
   }

@@ -36,10 +36,22 @@ export async function downloadTranscript(token, conversationId, format = "srt") 
   await saveDownload(token, url, `transcript-${conversationId}.${format}`);
 }
 
-/** Fetch `url` with the token and save the body as `filename`; throws Error on refusal. */
+/** HTTP refusals as the Socket.IO codes of docs/protocol.md, so the reader's note words them. */
+const HTTP_CODES = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited", 503: "unavailable" };
+
+/** Fetch `url` with the token and save the body as `filename`; throws an Error with a `code`
+ * (`not_found`, `forbidden`, …, `disconnected` when the server could not be reached). */
 export async function saveDownload(token, url, filename) {
-  const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  let response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  } catch (error) {
+    throw Object.assign(new Error(String(error)), { code: "disconnected" });
+  }
+  if (!response.ok) {
+    const error = new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+    throw Object.assign(error, { code: HTTP_CODES[response.status] || `http_${response.status}` });
+  }
   const blob = await response.blob();
   const href = URL.createObjectURL(blob);
   const link = document.createElement("a");

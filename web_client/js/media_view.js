@@ -25,6 +25,17 @@ export function movedReason(reason) {
   return key ? t(key) : reason || t("moved.unknown");
 }
 
+/** Why a request failed, in the reader's words, never the server's English message: a call or
+ * tour that is gone, a refusal, no connection, else the refusal's code (docs/protocol.md) or the
+ * browser's error name. */
+export function failureReason(error) {
+  const code = typeof error?.code === "string" ? error.code : "";
+  if (code === "not_found") return t("reason.gone");
+  if (code === "forbidden") return t("reason.forbidden");
+  if (["timeout", "disconnected", "unavailable", "node_unavailable"].includes(code)) return t("reason.offline");
+  return t("reason.other", { code: code || error?.name || "?" });
+}
+
 /** `{stream, refused}`: the microphone and camera, or as much of them as the browser grants
  * (`stream` null: receive only); `refused`: the browser or the user blocked them (so there may
  * well be a camera: the note says how to allow it, not that there is none). */
@@ -81,7 +92,8 @@ export class MediaView {
   }
 
   failed(key, error) {
-    return this.say(key, { error: error.message, message: error.message });
+    const reason = failureReason(error);
+    return this.say(key, { error: reason, message: reason });
   }
 
   /** The "join again" button (hidden until a re-join failed). */

@@ -10,7 +10,7 @@ import { bdi, button, byId, el } from "./dom.js";
 import { saveDownload } from "./http_api.js";
 import { formatter, languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { MediaView, localMedia, movedReason } from "./media_view.js";
+import { MediaView, failureReason, localMedia, movedReason } from "./media_view.js";
 import { playMuted } from "./playback.js";
 import "./strings/tour.js";
 import { SubtitleBoard } from "./subtitles.js";
@@ -395,7 +395,7 @@ export class TourView extends MediaView {
       location.hash = "#/tours";
     } catch (error) {
       if (!active) stream?.getTracks().forEach((track) => track.stop());
-      if (!this.active || this.active === active) this.teardown(t("tour.failed", { message: error.message }), false);
+      if (!this.active || this.active === active) this.teardown(t("tour.failed", { message: failureReason(error) }), false);
       // A tour that started but could not publish must not stay listed for the viewers.
       if (started) this.app.connection.request("tour.end", { tour_id: started }).catch(() => {});
     } finally {
@@ -494,7 +494,7 @@ export class TourView extends MediaView {
     try {
       await this.app.connection.request("tour.end", { tour_id: active.tour.id });
     } catch (error) {
-      this.showNote(t("tour.error", { message: error.message }));
+      this.showNote(t("tour.error", { message: failureReason(error) }));
     }
     // tour.ended (to the host too) tears down; if it never comes, do it now.
     if (this.active === active) this.teardown(t("tour.ended"));
@@ -505,7 +505,7 @@ export class TourView extends MediaView {
   async join(id) {
     if (this.active) return;
     this.ended = null;
-    const title = this.tours.get(id)?.title || id;
+    const title = this.tours.get(id)?.title || t("tour.heading"); // not listed (yet): no raw id
     const active = { tour: { id, title }, host: false, pc: null, stream: null, iceServers: [] };
     this.active = active;
     this.subtitleLang = this.app.lang;
@@ -517,7 +517,10 @@ export class TourView extends MediaView {
       this.showTour();
       this.showNote("");
     } catch (error) {
-      if (this.active === active) this.teardown(t("tour.failed", { message: error.message }), false);
+      if (this.active === active) {
+        this.teardown(t("tour.failed", { message: failureReason(error) }), false);
+        this.forgetLink(id);
+      }
     }
   }
 
@@ -559,7 +562,7 @@ export class TourView extends MediaView {
   rejoinRefused(active, error) {
     if (!active.host || error.code !== "forbidden") return false;
     // Only the socket that started a tour may publish it: a new socket cannot take it over.
-    this.teardown(t("tour.rejoin_failed", { message: error.message }));
+    this.teardown(t("tour.rejoin_failed", { message: failureReason(error) }));
     return true;
   }
 
@@ -584,13 +587,23 @@ export class TourView extends MediaView {
       input.value = "";
       this.showNote(t("tour.asked"));
     } catch (error) {
-      this.showNote(t("tour.error", { message: error.message }));
+      this.showNote(t("tour.error", { message: failureReason(error) }));
     }
   }
 
   afterLeave() {
+    const left = this.ended?.id;
     this.ended = null;
     this.render();
+    if (left) this.forgetLink(left);
+  }
+
+  /** The page no longer points at tour `id` (`#tour=ID` becomes `#/tours` without a new history
+   * entry or a hashchange): a reload after leaving, or after a link that failed, shows the list
+   * instead of trying that tour again. */
+  forgetLink(id) {
+    if (location.hash === `#tour=${id}`) history.replaceState(null, "", "#/tours");
+    if (this.wanted === id) this.wanted = null;
   }
 
   // ----- shared ---------------------------------------------------------------------------------
@@ -626,7 +639,7 @@ export class TourView extends MediaView {
     try {
       await saveDownload(this.app.token, `/api/tours/${tour.id}/transcript?format=${format}`, `tour-${tour.id}.${format}`);
     } catch (error) {
-      this.showNote(t("tour.error", { message: error.message }));
+      this.showNote(t("tour.error", { message: failureReason(error) }));
     }
   }
 }
