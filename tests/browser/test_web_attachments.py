@@ -75,6 +75,16 @@ def thumbnails_loaded(page: Page, message) -> None:
         assert max(size) == 320, size
 
 
+def stays_at_the_end(page: Page) -> None:
+    """The message list is scrolled to its end (a thumbnail that loaded after its message was
+    shown did not leave the newest message cut off)."""
+    page.wait_for_function(
+        """() => { const list = document.getElementById("messages");
+                   return list.scrollHeight - list.scrollTop - list.clientHeight < 2; }""",
+        timeout=5000,
+    )
+
+
 def test_drop_a_drawing_and_photo_then_refusal_paste_and_button(new_page, web_server, shot) -> None:
     buyer, supplier = new_page(), new_page(PHONE)
     sign_in(buyer, web_server, "Anna Käuferin", "buyer", "de")
@@ -107,6 +117,7 @@ def test_drop_a_drawing_and_photo_then_refusal_paste_and_button(new_page, web_se
     expect(mine).to_have_count(1)
     expect(mine.locator("li.attachment")).to_have_count(2)
     thumbnails_loaded(buyer, mine)
+    stays_at_the_end(buyer)
     expect(mine.locator(".att-download").first).to_have_text("Herunterladen")
 
     # The supplier (Spanish, phone) sees both files with their thumbnails.
@@ -118,6 +129,7 @@ def test_drop_a_drawing_and_photo_then_refusal_paste_and_button(new_page, web_se
     )
     expect(theirs.locator("li.attachment.image")).to_have_count(1)
     thumbnails_loaded(supplier, theirs)
+    stays_at_the_end(supplier)
     expect(theirs.locator(".att-download").first).to_have_text("Descargar")
     shot(supplier, "supplier-sees-photo-and-drawing-es")
 

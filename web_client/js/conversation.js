@@ -49,7 +49,18 @@ export class ConversationView {
     this.input.addEventListener("input", () => this.typed());
     this.list.addEventListener("scroll", () => {
       if (this.list.scrollTop < 80) this.loadOlder();
+      this.atEnd = this.nearEnd();
     });
+    // A preview (an image, a PDF's first page) that loads after its message was shown makes the
+    // list taller: a reader who was at the end stays there, the newest message in full view.
+    this.atEnd = true;
+    this.list.addEventListener(
+      "load",
+      (event) => {
+        if (event.target instanceof HTMLImageElement && this.atEnd) this.scrollToEnd();
+      },
+      true,
+    );
     document.addEventListener("visibilitychange", () => this.markRead());
   }
 
@@ -426,7 +437,7 @@ export class ConversationView {
 
   onMessage(message) {
     if (message.conversation_id !== this.id) return;
-    const nearEnd = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 120;
+    const nearEnd = this.nearEnd();
     if (!this.addMessages([message])) return;
     this.setTyper(message.sender.id, false);
     if (nearEnd || message.sender.id === this.app.me.id) this.scrollToEnd();
@@ -519,8 +530,14 @@ export class ConversationView {
       });
   }
 
+  /** Whether the reader is at (or within a line of) the end of the list. */
+  nearEnd() {
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 120;
+  }
+
   scrollToEnd() {
     this.list.scrollTop = this.list.scrollHeight;
+    this.atEnd = true;
   }
 }
 
