@@ -113,13 +113,21 @@ class _Document(FPDF):
         self.set_text_color(0, 0, 0)
 
 
+def _holds_translation(view: dict[str, Any]) -> bool:
+    """Whether the reader's texts hold any translated text (a product, the terms, the notes)."""
+    return any(view.get("items") or []) or bool(view.get("payment_terms") or view.get("notes"))
+
+
 def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> bytes:
     """The quote's latest version as a PDF for a reader of `lang`. `view`: the reader's texts
     (`{"items": [product or None], "payment_terms"?, "notes"?}`), None when the reader reads
     the original's language."""
     latest = quote["versions"][-1]
     src = latest["lang"]
-    translated = view is not None and lang != src
+    # Translated only when some text was: a reader whose language has no engine from the
+    # author's gets the original, said so once, not a "machine translation" of nothing.
+    translated = view is not None and lang != src and _holds_translation(view)
+    untranslated = view is not None and lang != src and not translated
     iso = Isolate(lang)
     pdf = _Document(_texts(quote, view, lang), shaped=iso.on)
     pdf.add_page()
@@ -140,6 +148,9 @@ def render(quote: dict[str, Any], lang: str, view: dict[str, Any] | None) -> byt
         )
     if translated:
         pdf.text_line(label(lang, "machine", lang=src), size=8, grey=True)
+    elif untranslated:
+        note = f"{label(lang, 'original', lang=src)} — {label(lang, 'untranslated')}"
+        pdf.text_line(note, size=8, grey=True)
     pdf.ln(3)
     _items(pdf, latest, view if translated else None, lang)
     pdf.ln(2)

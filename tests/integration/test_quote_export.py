@@ -176,6 +176,15 @@ def test_chinese_pdf_embeds_a_cjk_font_and_reads_back() -> None:
     assert "报价单" in chinese and "单价" in chinese and "合计: 1175.00 CNY" in chinese
 
 
+def test_a_reader_with_no_translation_gets_the_original_said_so_once() -> None:
+    """No engine from Chinese to Japanese: the PDF prints the original once and says it is not
+    translated, never a "machine translation" line over identical texts."""
+    text = pdf_text(render(sample_quote("不锈钢螺栓 M8", "zh"), "ja", {"items": [None]}))
+    assert text.count("不锈钢螺栓 M8") == 1, text
+    assert LABELS["ja"]["machine"].format(lang="zh") not in text, text
+    assert LABELS["ja"]["untranslated"] in text, text
+
+
 @pytest.mark.parametrize("lang", sorted(LABELS))
 def test_every_interface_language_renders(lang) -> None:
     body = render(sample_quote("stainless steel bolts", "en"), lang, {"items": ["x"]})
