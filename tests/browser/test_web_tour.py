@@ -222,9 +222,7 @@ def test_invite_only_tour_is_listed_for_the_invited_only(new_page, web_server, m
     expect(bob.locator("#tour-list li")).to_have_count(0)
     # The share link does not let the uninvited in: they are told why.
     bob.goto(host.locator("#tour-share").input_value())
-    expect(bob.locator("#tour-note")).to_have_text(
-        "Could not open the tour: this tour is by invitation"
-    )
+    expect(bob.locator("#tour-note")).to_have_text("Could not open the tour: invite only")
     expect(bob.locator("#tour-download-txt")).to_be_hidden()  # nothing of it to download
     item.locator(".tour-watch").click()
     expect(host.locator("#tour-count")).to_have_text("1 人观看", timeout=20000)

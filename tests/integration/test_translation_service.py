@@ -134,7 +134,9 @@ async def test_background_translations_never_queue_ahead_of_a_final(service):
     await asyncio.sleep(0)  # the background ones are queued first
     final = await run("The price is final.", False)
     results = await asyncio.gather(*queued)
-    assert done.index("final") <= 2, done  # on the shared workers it would be 6th or 7th
+    # The final runs beside the background lane, which may finish a few more meanwhile on a busy
+    # machine (4th in one CI run); on the shared workers it would be 6th or 7th.
+    assert done.index("final") <= 3, done
     assert "precio" in final and all("mil" in r for r in results), (final, results)
     again = await service.translate(sentence.format("two"), "en", "es")
     assert again == results[0] and service.stats.cache_hits == 1

@@ -16,6 +16,11 @@ import "./strings/tour.js";
 import { SubtitleBoard } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";
 
+/** Why watching a tour failed, for the reader: one they may not watch is invite only. */
+function joinRefusal(error) {
+  return error?.code === "forbidden" ? t("tour.private") : failureReason(error);
+}
+
 const TOUR_HASH = /^#tour=(t_[0-9a-f]{16})$/;
 const QUESTION_FRESH_MS = 10000; // a new question stands out this long
 
@@ -518,7 +523,7 @@ export class TourView extends MediaView {
       this.showNote("");
     } catch (error) {
       if (this.active === active) {
-        this.teardown(t("tour.failed", { message: failureReason(error) }), false);
+        this.teardown(t("tour.failed", { message: joinRefusal(error) }), false);
         this.forgetLink(id);
       }
     }
