@@ -5,7 +5,9 @@ translation."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from playwright.sync_api import Page, Playwright, expect
 
@@ -254,21 +256,32 @@ def test_claims_decode_from_jwt_only(new_page, web_server) -> None:
     assert result["bad"] is None
 
 
+def on_a_subtitle_board(new_page, web_server: str, speaker: str, script: str) -> Any:
+    """Run `script` (the body of an async function) on an app page where `board` is a new
+    SubtitleBoard and `speaker` a speaker named `speaker`; what it returns."""
+    page = new_page()
+    page.goto(web_server + "/")
+    prelude = (
+        'const { SubtitleBoard } = await import("/static/js/subtitles.js");'
+        "const board = new SubtitleBoard();"
+        f"const speaker = {{ id: 's', name: {json.dumps(speaker)} }};"
+    )
+    return page.evaluate(f"async () => {{ {prelude} {script} }}")
+
+
 def test_a_short_subtitle_stays_on_one_line_over_the_video(new_page, web_server) -> None:
     """A line that fits the video is one line (its 90 % limit is of the video's width, not of
     the line's own: every tour line used to drop its last characters onto a line of their
     own), and a long one wraps within the video."""
-    page = new_page()
-    page.goto(web_server + "/")
-    result = page.evaluate(
-        """async () => {
-          const { SubtitleBoard } = await import("/static/js/subtitles.js");
-          const board = new SubtitleBoard();
+    result = on_a_subtitle_board(
+        new_page,
+        web_server,
+        "王芳",
+        """
           const stage = document.createElement("div");
           stage.style.cssText = "position: relative; width: 850px; height: 480px;";
           stage.append(board.node);
           document.body.append(stage);
-          const speaker = { id: "s", name: "王芳" };
           const lines = (text, final = true) => {
             board.show({ speaker, lang: "zh", text, final, translations: {}, committed: {} },
                        "zh", false);
@@ -281,7 +294,7 @@ def test_a_short_subtitle_stays_on_one_line_over_the_video(new_page, web_server)
           return { short: lines("甚至出现交易几乎停滞的情况"),
                    open: lines("甚至出现交易几", false),
                    long: lines("甚至出现交易几乎停滞的情况".repeat(8)) };
-        }"""
+        """,
     )
     (short_rows, _), (open_rows, _) = result["short"], result["open"]
     long_rows, long_width = result["long"]
@@ -295,14 +308,12 @@ def test_words_selected_in_the_subtitle_history_stay_selected_as_lines_arrive(
     """A buyer selecting a price in the earlier lines to copy it keeps the selection while the
     speaker goes on (new finals, open lines), also once the oldest line leaves the panel; a
     language switch re-renders every line in the new language."""
-    page = new_page()
-    page.goto(web_server + "/")
-    result = page.evaluate(
-        """async () => {
-          const { SubtitleBoard } = await import("/static/js/subtitles.js");
-          const board = new SubtitleBoard();
+    result = on_a_subtitle_board(
+        new_page,
+        web_server,
+        "Li",
+        """
           document.body.append(board.node, board.history);
-          const speaker = { id: "s", name: "Li" };
           const say = (n, lang = "en") => board.show({ speaker, lang: "zh", text: `第${n}句`,
             final: true, translations: { en: `unit price ${n}.50 USD`, ja: `単価 ${n}` } },
             lang, false);
@@ -323,7 +334,7 @@ def test_words_selected_in_the_subtitle_history_stay_selected_as_lines_arrive(
           const texts = [...board.historyList.querySelectorAll(".subtitle-text")]
             .map((n) => n.textContent);
           return { chosen, kept, afterShift, firstIsSelected: firstNow === second, texts };
-        }"""
+        """,
     )
     assert result["chosen"] == "unit price 2.50 USD"
     assert result["kept"] == result["chosen"] and result["afterShift"] == result["chosen"]
@@ -335,14 +346,12 @@ def test_subtitle_board_keeps_two_lines_per_speaker_over_the_video(new_page, web
     """At most two lines per speaker sit over the video, the one being said counting; older ones
     move to the scrollable panel, a language switch re-renders them, the open line shows its
     committed part steady and its tentative tail apart, and the final replaces it in place."""
-    page = new_page()
-    page.goto(web_server + "/")
-    result = page.evaluate(
-        """async () => {
-          const { SubtitleBoard } = await import("/static/js/subtitles.js");
-          const board = new SubtitleBoard();
+    result = on_a_subtitle_board(
+        new_page,
+        web_server,
+        "Li",
+        """
           document.body.append(board.node, board.history);
-          const speaker = { id: "s", name: "Li" };
           for (const n of [1, 2, 3, 4]) {
             board.show({ speaker, lang: "zh", text: `第${n}句`, final: true,
                          translations: { en: `line ${n}` } }, "en", false);
@@ -376,7 +385,7 @@ def test_subtitle_board_keeps_two_lines_per_speaker_over_the_video(new_page, web
                    panelShown: !board.history.hidden,
                    overflow: getComputedStyle(board.history).overflowY, afterSwitch, notes,
                    afterFinal: texts(board.finals), partialsAfter: board.partials.children.length };
-        }"""
+        """,
     )
     assert result["beforeOpen"] == ["line 3", "line 4"]
     assert result["untranslated"] == "Li: 正在"  # the speaker's words until a translation comes
