@@ -7,6 +7,7 @@ operator advice (an install command) appears anywhere on the page."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -45,12 +46,22 @@ def test_a_mandarin_suppliers_call_is_subtitled_for_an_english_buyer(
     supplier.locator("#call-start").click()
     wait_remote_video(buyer)
 
-    final = buyer.locator("#call-view .subtitle.final[data-original-lang='zh']").first
-    expect(final).to_be_visible(timeout=60000)
-    mandarin = final.get_attribute("data-original") or ""
-    assert re.search(r"[\u4e00-\u9fff]", mandarin), f"no Mandarin recognized: {mandarin!r}"
-    assert to_script(mandarin, "zh") == mandarin, f"not Simplified: {mandarin!r}"
-    assert character_error_rate(mandarin.rstrip("。"), REFERENCE) <= 0.25, mandarin
+    finals = buyer.locator("#call-view .subtitle.final[data-original-lang='zh']")
+    expect(finals.first).to_be_visible(timeout=60000)
+    # The fake microphone says the sentence every 7.2 s. The first time may start before the
+    # call's audio flows, and on a busy machine Chromium's capture can drop a moment of it (one
+    # CI run read "甚至出现交易机会"); one of the first three sayings must be read right.
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [(e.get_attribute("data-original") or "").rstrip("。") for e in finals.all()]
+        if any(character_error_rate(line, REFERENCE) <= 0.25 for line in lines):
+            break
+        time.sleep(0.5)
+    for mandarin in lines:
+        assert re.search(r"[\u4e00-\u9fff]", mandarin), f"no Mandarin recognized: {lines!r}"
+        assert to_script(mandarin, "zh") == mandarin, f"not Simplified: {lines!r}"
+    assert min(character_error_rate(line, REFERENCE) for line in lines) <= 0.25, lines
     # No zh->en engine on this server: the original, and one short note in the reader's language
     # under the video (none under each line).
     note = buyer.locator("#call-subtitle-note")

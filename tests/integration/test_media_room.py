@@ -56,6 +56,20 @@ class Call:
             await client.close()
 
 
+def tap_settled(call: Call, peer: str, quiet: float = 1.0):
+    """A predicate: the peer's tapped PCM has not grown for `quiet` seconds (its source ended)."""
+    seen = {"bytes": -1, "since": time.monotonic()}
+
+    def settled() -> bool:
+        size = sum(len(chunk) for chunk in call.pcm.get(peer, []))
+        now = time.monotonic()
+        if size != seen["bytes"]:
+            seen.update(bytes=size, since=now)
+        return size > 0 and now - seen["since"] >= quiet
+
+    return settled
+
+
 def wav_samples(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
@@ -127,8 +141,10 @@ async def test_call_forwards_media_taps_audio_and_keyframes_late_joiner() -> Non
         await receiver._send_rtcp_pli(out.transceiver.sender._ssrc)
         await wait_until(lambda: alice_video.keyframes > before, 1)
 
-        # the audio tap: ~3.9 s of 16 kHz mono PCM shaped like the WAV
+        # the audio tap: ~3.9 s of 16 kHz mono PCM shaped like the WAV, once the WAV has played
+        # (it starts when the connection is up, which a busy machine can delay by a second)
         await wait_until(lambda: time.monotonic() - started > 5.0, 6)
+        await wait_until(tap_settled(call, "alice"), 10, step=0.25)
         pcm = b"".join(call.pcm["alice"])
         tapped = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
         reference = wav_samples(KO_WAV)

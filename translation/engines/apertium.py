@@ -7,14 +7,15 @@ followed by ``\\0`` comes out, and the processes stay alive for the next text. G
 with ``-n`` (``apertium -u``): unknown words pass through unmarked, without ``*``.
 
 Each (src, dst) has a small pool of pipelines; a pipeline serves one text at a time (it is a
-byte stream), so a thread takes one from the pool, uses it, and puts it back.
+byte stream), so a thread takes one from the pool, uses it, and puts it back; threads are
+served in the order they asked (a final line's translation never loses the pipeline to a
+background worker that asks again right after returning it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
 import select
 import shutil
@@ -23,6 +24,8 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+
+from .handoff_pool import HandoffPool
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +196,7 @@ class ApertiumEngine:
                 pair = (to_iso1(match.group(1)), to_iso1(match.group(2)))
                 self._modes.setdefault(pair, mode_file.stem)
         self._lock = threading.Lock()
-        self._pools: dict[tuple[str, str], queue.LifoQueue[ApertiumPipeline]] = {}
+        self._pools: dict[tuple[str, str], HandoffPool[ApertiumPipeline]] = {}
         self._all: list[ApertiumPipeline] = []
 
     def pairs(self) -> set[tuple[str, str]]:
@@ -203,17 +206,15 @@ class ApertiumEngine:
         """The Apertium mode name serving ``src -> dst`` (KeyError if none)."""
         return self._modes[(src, dst)]
 
-    def _pool(self, src: str, dst: str) -> queue.LifoQueue[ApertiumPipeline]:
+    def _pool(self, src: str, dst: str) -> HandoffPool[ApertiumPipeline]:
         with self._lock:
             pool = self._pools.get((src, dst))
             if pool is None:
                 mode = self._modes[(src, dst)]
                 script = pipeline_script(self.datadir / "modes" / f"{mode}.mode")
-                pool = queue.LifoQueue()
-                for _ in range(self.pool_size):
-                    pipeline = ApertiumPipeline(mode, script)
-                    self._all.append(pipeline)
-                    pool.put(pipeline)
+                pipelines = [ApertiumPipeline(mode, script) for _ in range(self.pool_size)]
+                self._all.extend(pipelines)
+                pool = HandoffPool(pipelines)
                 self._pools[(src, dst)] = pool
             return pool
 
