@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .blas_threads import limit_blas_threads
 from .paths import models_dir
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ def load_whisper_model(path: Path | str) -> WhisperModel:
                 raise WhisperModelMissing(f"not a CTranslate2 Whisper folder: {key}")
             from faster_whisper import WhisperModel
 
+            limit_blas_threads()  # decodes run on several threads (see blas_threads)
             model = WhisperModel(
                 str(key),
                 device="cpu",
