@@ -197,3 +197,37 @@ def test_every_note_code_is_worded_in_the_readers_language(new_page, apertium_se
     ], notes
     assert notes["ar"][0] == "النص الأصلي — لا تتوفر على هذا الخادم ترجمة من الكورية إلى العربية"
     assert all("install" not in text for texts in notes.values() for text in texts), notes
+
+
+def test_a_refused_download_is_worded_in_the_readers_language(new_page, apertium_server) -> None:
+    """Every download (attachments, transcripts, quote PDFs) fetches through `fetchWithToken`,
+    whose refusals carry the protocol's codes, and its note words them with `failureReason`:
+    real refusals of this server, read by a Chinese supplier, never the server's English."""
+    page = new_page()
+    sign_in(page, apertium_server, "李伟", "supplier", "zh")
+    reasons = page.evaluate(
+        """async () => {
+          const { fetchWithToken } = await import("/static/js/http_api.js");
+          const { failureReason } = await import("/static/js/failures.js");
+          const token = localStorage.getItem("tradetalk.token");
+          const refusal = async (token, url) => {
+            try {
+              await fetchWithToken(token, url);
+              return "fetched";
+            } catch (error) {
+              return [error.code, failureReason(error)];
+            }
+          };
+          return [
+            await refusal(token, "/api/attachments/a_0123456789abcdef"),
+            await refusal("not-a-token", "/api/attachments/a_0123456789abcdef"),
+            await refusal(token, "http://127.0.0.1:9/unreachable"),
+          ];
+        }"""
+    )
+    assert reasons == [
+        ["not_found", "它已不存在"],
+        ["unauthorized", "服务器拒绝了请求（unauthorized）"],
+        ["disconnected", "与服务器的连接中断"],
+    ], reasons
+    assert not page.errors, page.errors

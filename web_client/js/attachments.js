@@ -4,7 +4,8 @@
 import { el, morph } from "./dom.js";
 import { formatter, t } from "./i18n.js";
 import "./strings/attachments.js";
-import { saveDownload } from "./http_api.js";
+import { failureReason } from "./failures.js";
+import { fetchWithToken, saveDownload } from "./http_api.js";
 
 const DEFAULT_MAX_BYTES = 25 * 1024 * 1024;
 const MAX_PER_MESSAGE = 10;
@@ -35,10 +36,7 @@ export function attachmentsPreview(message) {
 const objectUrls = new Map();
 async function objectUrl(token, path) {
   if (!objectUrls.has(path)) {
-    const loading = fetch(path, { headers: { Authorization: `Bearer ${token}` } }).then(async (response) => {
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      return URL.createObjectURL(await response.blob());
-    });
+    const loading = fetchWithToken(token, path).then(async (response) => URL.createObjectURL(await response.blob()));
     objectUrls.set(path, loading);
     loading.catch(() => objectUrls.delete(path));
   }
@@ -60,7 +58,7 @@ function attachmentItem(file, token) {
     try {
       await saveDownload(token, path, file.name);
     } catch (error) {
-      note.textContent = t("att.download_failed", { name: file.name, error: error.message });
+      note.textContent = t("att.download_failed", { name: file.name, error: failureReason(error) });
     }
   };
   const image = file.mime.startsWith("image/") && file.thumbnail;
@@ -116,7 +114,7 @@ async function openImage(token, path, note) {
     else window.open(url, "_blank");
   } catch (error) {
     tab?.close();
-    note.textContent = t("att.download_failed", { name: "", error: error.message });
+    note.textContent = t("att.download_failed", { name: "", error: failureReason(error) });
   }
 }
 

@@ -4,10 +4,11 @@
 // drop, the view re-joins by itself with a fresh offer and keeps its subtitle history
 // (`MediaView`, media_view.js, does what calls and tours do alike).
 import { bdi, button, byId, el } from "./dom.js";
+import { failureReason } from "./failures.js";
 import { downloadTranscript } from "./http_api.js";
 import { languageName, t } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { MediaView, failureReason, localMedia, movedReason } from "./media_view.js";
+import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { forgetCall, saveCall, savedCall } from "./session.js";
 import { SubtitleBoard } from "./subtitles.js";
 import { untranslatedText } from "./translation_notes.js";

@@ -4,6 +4,7 @@ import { bdi, byId, el } from "./dom.js";
 import { t } from "./i18n.js";
 import "./strings/conversation.js";
 import { readable, shortTime } from "./messages.js";
+import { failureReason } from "./failures.js";
 import { saveDownload } from "./http_api.js";
 import { untranslatedText } from "./translation_notes.js";
 import { AttachTray, attachmentsNode } from "./attachments.js";
@@ -286,7 +287,7 @@ export class ConversationView {
     try {
       await saveDownload(this.app.token, `${call.transcript}&format=txt`, `transcript-${call.id}.txt`);
     } catch (error) {
-      note.textContent = t("conv.call_download_failed", { error: error.message });
+      note.textContent = t("conv.call_download_failed", { error: failureReason(error) });
     }
   }
 

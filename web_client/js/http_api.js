@@ -39,9 +39,9 @@ export async function downloadTranscript(token, conversationId, format = "srt") 
 /** HTTP refusals as the Socket.IO codes of docs/protocol.md, so the reader's note words them. */
 const HTTP_CODES = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited", 503: "unavailable" };
 
-/** Fetch `url` with the token and save the body as `filename`; throws an Error with a `code`
- * (`not_found`, `forbidden`, …, `disconnected` when the server could not be reached). */
-export async function saveDownload(token, url, filename) {
+/** Fetch `url` with the token: the response, or an Error with a `code` (`not_found`,
+ * `forbidden`, …, `disconnected` when the server could not be reached). */
+export async function fetchWithToken(token, url) {
   let response;
   try {
     response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
@@ -52,7 +52,12 @@ export async function saveDownload(token, url, filename) {
     const error = new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
     throw Object.assign(error, { code: HTTP_CODES[response.status] || `http_${response.status}` });
   }
-  const blob = await response.blob();
+  return response;
+}
+
+/** Fetch `url` with the token and save the body as `filename`; throws `fetchWithToken`'s errors. */
+export async function saveDownload(token, url, filename) {
+  const blob = await (await fetchWithToken(token, url)).blob();
   const href = URL.createObjectURL(blob);
   const link = document.createElement("a");
   link.href = href;

@@ -6,6 +6,7 @@
 // move or a dropped socket, answering re-offers in order, the subtitle language, leaving, and
 // the note under the video.
 import { button, el } from "./dom.js";
+import { failureReason } from "./failures.js";
 import { languageName, t } from "./i18n.js";
 import { answerInTurn, freshConnection, offerAndJoin } from "./media_join.js";
 import { SoundGate } from "./playback.js";
@@ -23,17 +24,6 @@ export function movedReason(reason) {
     "server shutting down": "ended.shutting_down",
   }[reason];
   return key ? t(key) : reason || t("moved.unknown");
-}
-
-/** Why a request failed, in the reader's words, never the server's English message: a call or
- * tour that is gone, a refusal, no connection, else the refusal's code (docs/protocol.md) or the
- * browser's error name. */
-export function failureReason(error) {
-  const code = typeof error?.code === "string" ? error.code : "";
-  if (code === "not_found") return t("reason.gone");
-  if (code === "forbidden") return t("reason.forbidden");
-  if (["timeout", "disconnected", "unavailable", "node_unavailable"].includes(code)) return t("reason.offline");
-  return t("reason.other", { code: code || error?.name || "?" });
 }
 
 /** `{stream, refused}`: the microphone and camera, or as much of them as the browser grants

@@ -7,6 +7,7 @@ import { bdi, byId, el } from "./dom.js";
 import { formatter, t } from "./i18n.js";
 import "./strings/quotes.js";
 import { shortTime } from "./messages.js";
+import { failureReason } from "./failures.js";
 import { saveDownload } from "./http_api.js";
 import { untranslatedText } from "./translation_notes.js";
 
@@ -271,7 +272,7 @@ export class QuoteDesk {
     try {
       await saveDownload(this.app.token, url, `quote-${quoteId}-v${version}-${this.app.lang}.pdf`);
     } catch (error) {
-      note.textContent = t("quote.download_failed", { error: error.message });
+      note.textContent = t("quote.download_failed", { error: failureReason(error) });
     }
   }
 

@@ -7,10 +7,11 @@
 // themselves, with a fresh offer (`MediaView`, media_view.js, does what calls and tours do
 // alike).
 import { bdi, button, byId, el } from "./dom.js";
+import { failureReason } from "./failures.js";
 import { saveDownload } from "./http_api.js";
 import { formatter, languageName, setUiLanguage, t, translatePage } from "./i18n.js";
 import { fillLanguageSelect } from "./languages.js";
-import { MediaView, failureReason, localMedia, movedReason } from "./media_view.js";
+import { MediaView, localMedia, movedReason } from "./media_view.js";
 import { playMuted } from "./playback.js";
 import "./strings/tour.js";
 import { SubtitleBoard } from "./subtitles.js";
